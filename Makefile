@@ -1,0 +1,40 @@
+# Everything a fresh Debian machine needs is installed by these targets.
+PYTHON ?= python3
+VENV ?= .venv
+WORKSPACE ?= /tmp/mtv-gitops-demo
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint bench system-deps install clean
+
+system-deps:
+	@if ! command -v qemu-img >/dev/null 2>&1 || ! command -v qemu-nbd >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "make: installing Debian package qemu-utils (qemu-img, qemu-nbd)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-utils >/dev/null; \
+	  else \
+	    echo "make: qemu-img/qemu-nbd missing; run as root or: sudo apt-get install qemu-utils" >&2; exit 1; \
+	  fi; \
+	fi
+	@command -v git >/dev/null 2>&1 || { echo "make: installing git"; apt-get install -y -qq git >/dev/null; }
+
+$(BIN)/mtv-gitops: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "make: Python >= 3.11 required" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $@
+
+install: system-deps $(BIN)/mtv-gitops
+
+demo: install
+	$(BIN)/mtv-gitops demo --workspace $(WORKSPACE)
+
+test: install
+	$(BIN)/ruff check reconciler plugins tests bench
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/bench_transfer.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

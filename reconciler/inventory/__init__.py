@@ -1,0 +1,1 @@
+"""Observed state of source providers: what VMs, networks and storage exist."""
