@@ -64,6 +64,8 @@ class Inventory:
     vms: list[VM] = field(default_factory=list)
     networks: list[Network] = field(default_factory=list)
     storages: list[Storage] = field(default_factory=list)
+    # a storage that stands for every disk not mapped through its own (OVA's "Default")
+    default_storage: str = ""
 
     def find_vm(self, id: str | None = None, name: str | None = None) -> VM | None:
         """A VM by id, else by name, as Forklift resolves a Plan's ``vms[]`` entry."""
@@ -76,7 +78,11 @@ class Inventory:
         return None
 
     def find_network(self, id: str | None = None, name: str | None = None) -> Network | None:
-        return next((n for n in self.networks if (id and n.id == id) or (not id and n.name == name)), None)
+        return next(
+            (n for n in self.networks if (id and n.id == id) or (not id and n.name == name)), None
+        )
 
     def find_storage(self, id: str | None = None, name: str | None = None) -> Storage | None:
-        return next((s for s in self.storages if (id and s.id == id) or (not id and s.name == name)), None)
+        return next(
+            (s for s in self.storages if (id and s.id == id) or (not id and s.name == name)), None
+        )

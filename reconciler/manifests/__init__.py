@@ -1,0 +1,1 @@
+"""Desired state: Forklift-compatible manifests read from the GitOps repo."""

@@ -1,0 +1,1 @@
+"""The migration pipeline: each VM walks an itinerary of Forklift's phases."""

@@ -134,8 +134,16 @@ class ProgressStore:
                 "INSERT OR REPLACE INTO vms (plan, vm_id, vm_name, migration, target_name, phase,"
                 " result, started, completed, steps, error) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    vm.plan, vm.vm_id, vm.vm_name, vm.migration, vm.target_name, vm.phase,
-                    vm.result, vm.started, vm.completed, json.dumps(vm.steps),
+                    vm.plan,
+                    vm.vm_id,
+                    vm.vm_name,
+                    vm.migration,
+                    vm.target_name,
+                    vm.phase,
+                    vm.result,
+                    vm.started,
+                    vm.completed,
+                    json.dumps(vm.steps),
                     json.dumps(vm.error) if vm.error else "",
                 ),
             )
@@ -241,7 +249,15 @@ class ProgressStore:
 
 def _vm(row: tuple) -> VmProgress:
     return VmProgress(
-        plan=row[0], vm_id=row[1], vm_name=row[2], migration=row[3], target_name=row[4],
-        phase=row[5], result=row[6], started=row[7], completed=row[8],
-        steps=json.loads(row[9] or "[]"), error=json.loads(row[10]) if row[10] else None,
+        plan=row[0],
+        vm_id=row[1],
+        vm_name=row[2],
+        migration=row[3],
+        target_name=row[4],
+        phase=row[5],
+        result=row[6],
+        started=row[7],
+        completed=row[8],
+        steps=json.loads(row[9] or "[]"),
+        error=json.loads(row[10]) if row[10] else None,
     )

@@ -1,0 +1,1 @@
+"""Credentials for providers, from outside the repo."""

@@ -1,0 +1,496 @@
+"""The OVA source: a folder of ``.ova`` files served as a provider (the embedded default).
+
+Identity follows Forklift's OVA provider server (``cmd/ova-provider-server``) where it can:
+
+* VM id: the VirtualSystem ``ovf:id`` when it is a valid UUID (as Forklift does); otherwise,
+  and for a UUID already used by another OVA, ``uuid5("ova:<path relative to folder>#<ovf:id>")``
+  so the id survives rescans and restarts (Forklift hashes its in-memory record instead).
+* Network: one per distinct OVF network name, id ``uuid5("ova-network:<name>")`` (Forklift
+  also derives it from the name alone, so equal names across OVAs are one network).
+* Disk: id ``uuid5("ova-disk:<relative path>/<file href>")`` (Forklift keys it on OVA path
+  and file name too); ``Disk.key`` is the OVF ``diskId`` (``vmdisk1``).
+* Storage: as Forklift, one ``Default`` storage (id ``default``) plus one storage per disk
+  whose id is the disk id; ``Disk.storage`` is that per-disk id, so a StorageMap entry can
+  name a single disk.
+
+Disks are read in place (see :mod:`plugins.ova.reader`); an OVA is never extracted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tarfile
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from plugins.ova.ovf import OvfDisk, OvfEnvelope, OvfVirtualSystem, parse_ovf
+from plugins.ova.reader import VmdkReader
+from reconciler.hookspecs import hookimpl
+from reconciler.inventory.model import VM, Disk, Inventory, Network, Nic, Storage
+from reconciler.sources import SourceError
+from reconciler.transfer.extents import Extent
+
+log = logging.getLogger(__name__)
+
+PROVIDER_TYPE = "ova"
+DEFAULT_STORAGE_ID = "default"
+DEFAULT_STORAGE_NAME = "Default"
+MAX_OVF_SIZE = 16 * 1024 * 1024
+_NS = uuid.UUID("5c0b2d3e-6f8a-4c1e-9d6b-0a7e4f3b2c19")  # mtv-gitops OVA id namespace
+
+
+def network_id(name: str) -> str:
+    """Stable id of an OVF network, from its name alone."""
+    return str(uuid.uuid5(_NS, f"ova-network:{name}"))
+
+
+def disk_id(rel_path: str, href: str) -> str:
+    """Stable id of a disk, from the OVA's path relative to the folder and the file name."""
+    return str(uuid.uuid5(_NS, f"ova-disk:{rel_path}/{href}"))
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return len(value) == 36
+
+
+def _concern(label: str, assessment: str, category: str = "Critical") -> dict[str, str]:
+    return {"category": category, "label": label, "assessment": assessment}
+
+
+@dataclass(frozen=True)
+class _Member:
+    name: str
+    offset: int
+    size: int
+
+
+@dataclass
+class _DiskEntry:
+    ovf: OvfDisk
+    id: str
+    member: _Member | None
+    problem: str = ""  # why the disk cannot be read, for open_disk
+
+
+@dataclass
+class _VmEntry:
+    vm: VM
+    ova: Path
+    rel: str
+    source: str = "Unknown"
+    system: OvfVirtualSystem | None = None
+    disks: dict[str, _DiskEntry] = field(default_factory=dict)
+
+
+@dataclass
+class _OvaScan:
+    key: tuple[int, int]
+    vms: list[_VmEntry]
+    networks: dict[str, str]  # id -> name
+    problem: str = ""
+
+
+class _ZeroReader:
+    """The content of an OVF disk that has no file: a blank disk of ``capacity`` bytes."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def extents(self) -> Iterator[Extent]:
+        return iter([Extent(0, self.size, True)] if self.size else [])
+
+    def read(self, offset: int, length: int) -> bytes:
+        return bytes(max(0, min(length, self.size - offset)))
+
+    def close(self) -> None:
+        pass
+
+
+class OvaConnection:
+    """A folder of OVA files as a :class:`reconciler.sources.SourceConnection`.
+
+    Inventory is rescanned on every call, but each OVA is parsed again only when its size or
+    modification time changed.
+    """
+
+    def __init__(self, folder: str | Path, *, streams: int = 4) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise SourceError(f"OVA folder {self.folder} does not exist or is not a folder")
+        self.streams = streams
+        self._lock = threading.Lock()
+        self._cache: dict[Path, _OvaScan] = {}
+        self._vms: dict[str, _VmEntry] = {}
+        self._networks: dict[str, str] = {}
+        self._readers: list[VmdkReader] = []
+
+    # -- scanning --------------------------------------------------------------------
+
+    def _ova_files(self) -> list[Path]:
+        found = [
+            p
+            for p in self.folder.rglob("*")
+            if p.suffix.lower() == ".ova" and p.is_file() and not p.name.startswith(".")
+        ]
+        return sorted(found, key=lambda p: p.relative_to(self.folder).as_posix())
+
+    def _scan_one(self, path: Path) -> _OvaScan:
+        st = path.stat()
+        key = (st.st_size, st.st_mtime_ns)
+        cached = self._cache.get(path)
+        if cached is not None and cached.key == key:
+            return cached
+        rel = path.relative_to(self.folder).as_posix()
+        try:
+            scan = self._read_ova(path, rel, key, st.st_size)
+        except SourceError as e:
+            log.warning("%s", e)
+            scan = self._broken(path, rel, key, str(e))
+        self._cache[path] = scan
+        return scan
+
+    def _broken(self, path: Path, rel: str, key: tuple[int, int], problem: str) -> _OvaScan:
+        """An OVA that cannot be read still shows up, as a VM that validation will block."""
+        vm = VM(
+            id=str(uuid.uuid5(_NS, f"ova:{rel}#")),
+            name=path.stem,
+            power_state="Off",
+            concerns=(_concern("Invalid OVA", problem),),
+        )
+        return _OvaScan(key, [_VmEntry(vm=vm, ova=path, rel=rel)], {}, problem)
+
+    def _read_ova(self, path: Path, rel: str, key: tuple[int, int], file_size: int) -> _OvaScan:
+        try:
+            with tarfile.open(path, "r:") as tar:
+                members = tar.getmembers()
+                ovf_member = next(
+                    (m for m in members if m.isfile() and m.name.lower().endswith(".ovf")), None
+                )
+                if ovf_member is None:
+                    raise SourceError(f"{path}: no .ovf descriptor in the archive")
+                if ovf_member.size > MAX_OVF_SIZE:
+                    raise SourceError(f"{path}: {ovf_member.name} is implausibly large")
+                fobj = tar.extractfile(ovf_member)
+                data = fobj.read() if fobj is not None else b""
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise SourceError(f"{path}: not a readable OVA (tar) archive: {e}") from e
+        if len(data) != ovf_member.size:
+            raise SourceError(f"{path}: {ovf_member.name} is truncated")
+        envelope = parse_ovf(data, f"{path}:{ovf_member.name}")
+        by_name: dict[str, _Member] = {}
+        for m in members:
+            if m.isfile():
+                by_name.setdefault(m.name, _Member(m.name, m.offset_data, m.size))
+                by_name.setdefault(os.path.basename(m.name), _Member(m.name, m.offset_data, m.size))
+        networks = {network_id(n.name): n.name for n in envelope.networks}
+        vms = [
+            self._vm_entry(path, rel, envelope, system, index, by_name, file_size, networks)
+            for index, system in enumerate(envelope.systems)
+        ]
+        return _OvaScan(key, vms, networks)
+
+    def _vm_entry(
+        self,
+        path: Path,
+        rel: str,
+        envelope: OvfEnvelope,
+        system: OvfVirtualSystem,
+        index: int,
+        members: dict[str, _Member],
+        file_size: int,
+        networks: dict[str, str],
+    ) -> _VmEntry:
+        concerns: list[dict[str, str]] = []
+        disks: list[Disk] = []
+        entries: dict[str, _DiskEntry] = {}
+        for d in system.disks:
+            href = d.file.href if d.file else ""
+            did = disk_id(rel, href or f"#{d.disk_id}")
+            member = members.get(href) if href else None
+            problem = ""
+            if href and member is None:
+                problem = f"{path}: disk file {href} is missing from the archive"
+                concerns.append(
+                    _concern(
+                        "Disk file missing",
+                        f"The OVF of {rel} references {href} for disk {d.disk_id}, "
+                        "but the archive does not contain it.",
+                    )
+                )
+            elif member is not None:
+                expected = d.file.size if d.file else None
+                if member.offset + member.size > file_size or (
+                    expected is not None and member.size < expected
+                ):
+                    have = min(member.size, max(0, file_size - member.offset))
+                    want = expected if expected is not None else member.size
+                    problem = f"{path}: disk file {href} is truncated ({have} of {want} bytes)"
+                    concerns.append(
+                        _concern(
+                            "Disk file truncated",
+                            f"{href} in {rel} holds {have} bytes, but {want} were expected; "
+                            "the OVA is incomplete or damaged.",
+                        )
+                    )
+            entries[d.disk_id] = _DiskEntry(d, did, member, problem)
+            disks.append(
+                Disk(
+                    key=d.disk_id,
+                    capacity=d.capacity,
+                    storage=did,
+                    file=href,
+                    format="vmdk" if href else "raw",
+                    bus=d.bus or "scsi",
+                )
+            )
+        nics = []
+        for n in system.nics:
+            if n.network and network_id(n.network) not in networks:
+                networks[network_id(n.network)] = n.network  # used but not declared
+            nics.append(
+                Nic(
+                    name=n.name,
+                    network=network_id(n.network) if n.network else "",
+                    mac=n.mac,
+                    model=n.model.lower() or "e1000",
+                )
+            )
+        vs_key = system.id or f"#{index}"
+        vm_id = system.id if _is_uuid(system.id) else str(uuid.uuid5(_NS, f"ova:{rel}#{vs_key}"))
+        vm = VM(
+            id=vm_id,
+            name=system.name,
+            cpus=system.cpus,
+            cores_per_socket=system.cores_per_socket,
+            memory_mb=system.memory_mb,
+            firmware=system.firmware,
+            guest_os=system.os_type or system.os_description or system.os_id,
+            power_state="Off",
+            disks=tuple(disks),
+            nics=tuple(nics),
+            concerns=tuple(concerns),
+        )
+        return _VmEntry(vm, path, rel, envelope.source, system, entries)
+
+    def _rescan(self) -> tuple[list[_VmEntry], dict[str, str]]:
+        paths = self._ova_files()
+        for gone in set(self._cache) - set(paths):
+            del self._cache[gone]
+        entries: list[_VmEntry] = []
+        networks: dict[str, str] = {}
+        for path in paths:
+            try:
+                scan = self._scan_one(path)
+            except FileNotFoundError:
+                continue  # removed while scanning
+            entries.extend(scan.vms)
+            networks.update(scan.networks)
+        seen: set[str] = set()
+        vms: dict[str, _VmEntry] = {}
+        for entry in entries:
+            if entry.vm.id in seen:  # same UUID in two OVAs: fall back to the path-based id
+                vs_key = (entry.system.id if entry.system else "") or "#dup"
+                new_id = str(uuid.uuid5(_NS, f"ova:{entry.rel}#{vs_key}"))
+                entry = _VmEntry(
+                    VM(**{**entry.vm.__dict__, "id": new_id}),
+                    entry.ova,
+                    entry.rel,
+                    entry.source,
+                    entry.system,
+                    entry.disks,
+                )
+            seen.add(entry.vm.id)
+            vms[entry.vm.id] = entry
+        self._vms = vms
+        self._networks = networks
+        return list(vms.values()), networks
+
+    def _entry(self, vm_id: str) -> _VmEntry:
+        with self._lock:
+            entry = self._vms.get(vm_id)
+            if entry is None:
+                self._rescan()
+                entry = self._vms.get(vm_id)
+        if entry is None:
+            raise SourceError(f"no VM with id {vm_id} in the OVA folder {self.folder}")
+        return entry
+
+    # -- SourceConnection ------------------------------------------------------------
+
+    def inventory(self) -> Inventory:
+        """Every VirtualSystem of every ``*.ova`` below the folder (recursive, sorted by path)."""
+        with self._lock:
+            entries, networks = self._rescan()
+        storages = [Storage(DEFAULT_STORAGE_ID, DEFAULT_STORAGE_NAME)]
+        for entry in entries:
+            for d in entry.disks.values():
+                storages.append(Storage(d.id, d.ovf.file.href if d.ovf.file else d.ovf.disk_id))
+        return Inventory(
+            vms=[e.vm for e in entries],
+            networks=[Network(i, n) for i, n in sorted(networks.items(), key=lambda x: x[1])],
+            storages=storages,
+            default_storage=DEFAULT_STORAGE_ID,
+        )
+
+    def validation_input(self, vm_id: str) -> dict[str, Any]:
+        """The VM in the shape Forklift's OVA inventory serves (what its ova rules read)."""
+        entry = self._entry(vm_id)
+        vm, system = entry.vm, entry.system
+        config = system.config if system else {}
+
+        def flag(key: str) -> bool:
+            return config.get(key, "").lower() == "true"
+
+        disks = []
+        for d in vm.disks:
+            de = entry.disks.get(d.key)
+            ovf = de.ovf if de else None
+            disks.append(
+                {
+                    "id": de.id if de else d.storage,
+                    "name": d.file,
+                    "file": d.file,
+                    "filePath": str(entry.ova),
+                    "capacity": d.capacity,
+                    "capacityAllocationUnits": ovf.capacity_units if ovf else "byte",
+                    "diskId": d.key,
+                    "fileRef": ovf.file_ref if ovf else "",
+                    "format": ovf.format if ovf else "",
+                    "populatedSize": (ovf.populated_size or 0) if ovf else 0,
+                    "bus": d.bus,
+                }
+            )
+        nics = [
+            {
+                "name": n.name,
+                "mac": n.mac,
+                "model": n.model,
+                "network": {"kind": "Network", "id": n.network},
+                "config": [],
+            }
+            for n in vm.nics
+        ]
+        net_ids = list(dict.fromkeys(n.network for n in vm.nics if n.network))
+        for nic in nics:
+            nic["network"]["name"] = self._networks.get(nic["network"]["id"], "")
+        storage_used = sum(de.member.size for de in entry.disks.values() if de.member)
+        return {
+            "id": vm.id,
+            "name": vm.name,
+            "uuid": vm.id,
+            "path": entry.rel,
+            "ovaPath": str(entry.ova),
+            "ovaSource": entry.source,
+            "osType": system.os_type if system else "",
+            "guestId": system.os_type if system else "",
+            "guestName": system.os_description if system else "",
+            "firmware": vm.firmware,
+            "powerState": vm.power_state,
+            "cpuCount": vm.cpus,
+            "coresPerSocket": vm.cores_per_socket,
+            "cpuUnits": "hertz * 10^6",
+            "memoryMB": vm.memory_mb,
+            "memoryUnits": "byte * 2^20",
+            "cpuAffinity": [],
+            "cpuHotAddEnabled": flag("cpuHotAddEnabled"),
+            "cpuHotRemoveEnabled": flag("cpuHotRemoveEnabled"),
+            "memoryHotAddEnabled": flag("memoryHotAddEnabled"),
+            "faultToleranceEnabled": False,
+            "balloonedMemory": 0,
+            "ipAddress": "",
+            "numaNodeAffinity": [],
+            "storageUsed": storage_used,
+            "changeTrackingEnabled": False,
+            "devices": [{"kind": k} for k in (system.devices if system else ())],
+            "disks": disks,
+            "nics": nics,
+            "networks": [
+                {"kind": "Network", "id": i, "name": self._networks.get(i, "")} for i in net_ids
+            ],
+            "concerns": [],
+        }
+
+    def power_state(self, vm_id: str) -> str:
+        """Always ``Off``: an OVA is an export on disk, nothing is running."""
+        self._entry(vm_id)
+        return "Off"
+
+    def power_off(self, vm_id: str, timeout: float) -> None:
+        """Nothing to do: an exported VM cannot be running, so it is already off."""
+        self._entry(vm_id)
+
+    def power_on(self, vm_id: str) -> None:
+        """Nothing to do: there is no source hypervisor to start the VM on again."""
+        self._entry(vm_id)
+
+    def open_disk(self, vm_id: str, disk_key: str) -> VmdkReader | _ZeroReader:
+        """A reader over the disk inside the OVA (no extraction); the caller closes it."""
+        entry = self._entry(vm_id)
+        de = entry.disks.get(disk_key)
+        if de is None:
+            raise SourceError(f"{entry.ova}: VM {entry.vm.name} has no disk {disk_key!r}")
+        if de.problem:
+            raise SourceError(de.problem)
+        if de.member is None:
+            return _ZeroReader(de.ovf.capacity)
+        reader = VmdkReader(
+            entry.ova,
+            de.member.offset,
+            de.member.size,
+            self.streams,
+            member_name=de.member.name,
+        )
+        with self._lock:
+            self._readers = [r for r in self._readers if not r.closed]
+            self._readers.append(reader)
+        return reader
+
+    def close(self) -> None:
+        """Close every reader this connection opened that is still open."""
+        with self._lock:
+            readers, self._readers = self._readers, []
+        for reader in readers:
+            reader.close()
+
+
+def _folder_of(url: str) -> Path:
+    if "://" in url:
+        parsed = urlparse(url)
+        if parsed.scheme != "file":
+            raise SourceError(
+                f"OVA provider url {url!r}: only a local folder or a file:// URL is supported"
+            )
+        return Path(unquote(parsed.path))
+    return Path(url).expanduser()
+
+
+@hookimpl
+def mtv_gitops_source_types() -> list[str]:
+    """The OVA plugin answers for Provider ``spec.type: ova``."""
+    return [PROVIDER_TYPE]
+
+
+@hookimpl
+def mtv_gitops_connect(
+    provider_type: str, url: str, secret: dict[str, str], settings: dict[str, Any]
+) -> OvaConnection | None:
+    """Open the folder named by ``url`` (a path or ``file://`` URL); ``secret`` is unused."""
+    if provider_type != PROVIDER_TYPE:
+        return None
+    if not url:
+        raise SourceError("OVA provider has no url: set spec.url to the folder of OVA files")
+    folder = _folder_of(url)
+    if not folder.is_dir():
+        raise SourceError(f"OVA folder {folder} (from url {url!r}) does not exist")
+    streams = int((settings or {}).get("streams", 4))
+    return OvaConnection(folder, streams=streams)

@@ -1,0 +1,36 @@
+"""Where a command finds its state: the state dir, the local cluster, the secrets."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+STATE_ENV = "MTV_GITOPS_STATE"
+CLUSTER_ENV = "MTV_GITOPS_CLUSTER"
+
+
+def is_local_repo(repo: str) -> bool:
+    return Path(repo).is_dir()
+
+
+def state_dir_for(repo: str, explicit: Path | None = None) -> Path:
+    """The reconciler's private state for this repo; never inside the working tree."""
+    if explicit:
+        return explicit
+    if os.environ.get(STATE_ENV):
+        return Path(os.environ[STATE_ENV])
+    path = Path(repo)
+    if (path / ".git").is_dir():
+        return (path / ".git" / "mtv-gitops").resolve()
+    digest = hashlib.sha256(repo.encode()).hexdigest()[:12]
+    base = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
+    return base / "mtv-gitops" / digest
+
+
+def cluster_dir_for(state: Path, explicit: Path | None = None) -> Path:
+    if explicit:
+        return explicit
+    if os.environ.get(CLUSTER_ENV):
+        return Path(os.environ[CLUSTER_ENV])
+    return state / "cluster"

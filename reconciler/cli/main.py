@@ -1,0 +1,230 @@
+"""``mtv-gitops``: lint, plan, reconcile and watch a GitOps repo of Forklift manifests.
+
+Exit codes: 0 all good; 1 the repo has errors or a VM failed; 2 bad usage; 3 git or a provider
+could not be reached.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from reconciler import __version__
+from reconciler.cli.context import cluster_dir_for, state_dir_for
+from reconciler.cli.render import console, err_console
+
+EXIT_PROBLEMS, EXIT_UNREACHABLE = 1, 3
+
+repo_arg = click.argument("repo", metavar="REPO")
+state_opt = click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Private state (progress store, git checkout). Default: REPO/.git/mtv-gitops, "
+    "or $MTV_GITOPS_STATE.",
+)
+cluster_opt = click.option(
+    "--cluster",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Root folder of the embedded local target. Default: STATE_DIR/cluster, "
+    "or $MTV_GITOPS_CLUSTER.",
+)
+secrets_opt = click.option(
+    "--secrets",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="YAML file of provider credentials ('<ns>/<name>:' -> stringData keys). "
+    "Default: $MTV_GITOPS_SECRETS.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mtv-gitops")
+def cli() -> None:
+    """Migrate VMs to KubeVirt from Forklift-compatible manifests kept in git.
+
+    Push Provider, NetworkMap, StorageMap, Plan and Migration manifests (as in the MTV 2.4
+    docs) to a repo; the reconciler validates them, copies the disks and commits status back
+    under status/.  Start with `mtv-gitops demo`.
+    """
+
+
+@cli.command()
+@repo_arg
+@secrets_opt
+def lint(repo: str, secrets: Path | None) -> None:
+    """Check the manifests in the working tree REPO, offline.
+
+    Every problem is printed as file:line:column with what was expected.  Exits 1 when there
+    are errors.
+    """
+    from reconciler.manifests.lint import lint_repo
+    from reconciler.secrets.resolver import SecretResolver
+
+    root = _local_tree(repo)
+    report = lint_repo(root, SecretResolver(secrets))
+    for e in report.errors:
+        console.print(f"[red]error[/] {e}")
+    for w in report.warnings:
+        console.print(f"[yellow]warning[/] {w}")
+    counts = {k: len(v) for k, v in sorted(report.desired.objects.items()) if v}
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items()) or "no objects"
+    console.print(f"{summary}; {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
+    sys.exit(EXIT_PROBLEMS if report.errors else 0)
+
+
+@cli.command()
+@repo_arg
+@state_opt
+@cluster_opt
+@secrets_opt
+def plan(repo: str, state_dir: Path | None, cluster: Path | None, secrets: Path | None) -> None:
+    """Dry run: what reconciling the working tree REPO would create, copy and power off.
+
+    Reads the providers' inventory; changes nothing anywhere.
+    """
+    from reconciler.planner.dry_run import dry_run
+    from reconciler.secrets.resolver import SecretResolver
+
+    root = _local_tree(repo)
+    state = state_dir_for(repo, state_dir)
+    report = dry_run(root, state, cluster_dir_for(state, cluster), SecretResolver(secrets))
+    for line in report.lines:
+        console.print(line)
+    sys.exit(EXIT_PROBLEMS if report.problems else 0)
+
+
+@cli.command()
+@repo_arg
+@click.option("--once", is_flag=True, help="Run exactly one pass, then exit.")
+@click.option("--branch", default=None, help="Branch to follow. Default: the remote's HEAD.")
+@click.option("--no-verify", is_flag=True, help="Skip the digest check after each disk copy.")
+@state_opt
+@cluster_opt
+@secrets_opt
+def reconcile(
+    repo: str,
+    once: bool,
+    branch: str | None,
+    no_verify: bool,
+    state_dir: Path | None,
+    cluster: Path | None,
+    secrets: Path | None,
+) -> None:
+    """Make the world match REPO's remote branch, then commit status back.
+
+    REPO is your clone (its origin remote is used), a bare repo or a remote URL.  Without
+    --once, passes repeat until no migration has work left.
+    """
+    from reconciler.daemon.loop import run_until_idle
+
+    code = run_until_idle(
+        _settings(repo, branch, state_dir, cluster, secrets, no_verify), once=once
+    )
+    sys.exit(code)
+
+
+@cli.command()
+@repo_arg
+@click.option("--interval", default=30.0, show_default=True, help="Seconds between polls.")
+@click.option("--branch", default=None, help="Branch to follow. Default: the remote's HEAD.")
+@state_opt
+@cluster_opt
+@secrets_opt
+def daemon(
+    repo: str,
+    interval: float,
+    branch: str | None,
+    state_dir: Path | None,
+    cluster: Path | None,
+    secrets: Path | None,
+) -> None:
+    """Reconcile REPO continuously.
+
+    Polls the remote branch every --interval seconds and, when REPO is a local clone, watches
+    it so a push from it is picked up at once.  Commits that only touch status/ never start a
+    pass.  Stop with Ctrl-C or SIGTERM; a pass stopped mid-copy resumes on the next start.
+    """
+    from reconciler.daemon.loop import run_daemon
+
+    sys.exit(run_daemon(_settings(repo, branch, state_dir, cluster, secrets, False), interval))
+
+
+@cli.command()
+@repo_arg
+@state_opt
+@click.option("--json", "as_json", is_flag=True, help="Print the status documents as JSON.")
+def status(repo: str, state_dir: Path | None, as_json: bool) -> None:
+    """Show plans and VMs with phase and progress, from the status the reconciler committed."""
+    import json
+
+    from reconciler.status.reader import read_status
+
+    docs, where = read_status(repo, state_dir_for(repo, state_dir))
+    if as_json:
+        click.echo(json.dumps(docs, indent=2, default=str))
+        return
+    if not docs:
+        console.print(f"No status yet in {where}: run `mtv-gitops reconcile {repo}` first.")
+        return
+    from reconciler.cli.render import status_tables
+
+    console.print(f"[dim]status from {where}[/]")
+    for table in status_tables(docs):
+        console.print(table)
+    errors = [e for d in docs if d.get("kind") == "Repo" for e in d.get("errors", [])]
+    for e in errors:
+        console.print(f"[red]error[/] {e}")
+
+
+@cli.command()
+@click.option(
+    "--workspace",
+    type=click.Path(path_type=Path),
+    default=Path("/tmp/mtv-gitops-demo"),
+    show_default=True,
+    help="Folder for the demo's remote, clone, OVA files and cluster.",
+)
+@click.option("--no-verify", is_flag=True, help="Skip the digest check (on by default).")
+def demo(workspace: Path, no_verify: bool) -> None:
+    """Build OVA files, a git remote and a clone, then migrate three VMs to the local target."""
+    from reconciler.demo.run import run_demo
+
+    sys.exit(run_demo(workspace, verify=not no_verify))
+
+
+def _local_tree(repo: str) -> Path:
+    root = Path(repo)
+    if not root.is_dir():
+        raise click.BadParameter(
+            f"{repo} is not a folder (a working tree is needed)", param_hint="REPO"
+        )
+    return root
+
+
+def _settings(repo, branch, state_dir, cluster, secrets, no_verify):
+    from reconciler.cli.render import RichReporter
+    from reconciler.daemon.reconcile import Settings
+    from reconciler.secrets.resolver import SecretResolver
+
+    state = state_dir_for(repo, state_dir)
+    return Settings(
+        source=repo,
+        state_dir=state,
+        cluster=cluster_dir_for(state, cluster),
+        branch=branch,
+        secrets=SecretResolver(secrets),
+        reporter=RichReporter(),
+        verify=False if no_verify else None,
+    )
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; progress is saved and the next run resumes")
+        sys.exit(130)

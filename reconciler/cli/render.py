@@ -1,0 +1,130 @@
+"""Rich rendering for the CLI: progress bars while copying, tables for status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from reconciler.planner.model import VmPlan
+from reconciler.transfer.engine import CopyProgress
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+class RichReporter:
+    """Progress bars per disk and one line per step transition."""
+
+    def __init__(self, con: Console | None = None) -> None:
+        self.console = con or console
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            DownloadColumn(binary_units=True),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def step(self, vm: VmPlan, step: str, phase: str, message: str = "") -> None:
+        if phase == "Running":
+            return
+        colour = {"Completed": "green", "Skipped": "yellow", "Failed": "red"}.get(phase, "white")
+        text = f"  {vm.target_name}: {step} [{colour}]{phase}[/]"
+        if message:
+            text += f" — {message}"
+        self.progress.console.print(text)
+
+    def disk_progress(self, vm: VmPlan, disk: str, p: CopyProgress) -> None:
+        tid = self.tasks.get(disk)
+        if tid is None:
+            tid = self.tasks[disk] = self.progress.add_task(disk, total=p.total)
+        self.progress.update(tid, completed=p.bytes_done)
+
+
+def status_tables(docs: list[dict[str, Any]]) -> list[Table]:
+    """Plans, then VMs, from status documents in Forklift's shape."""
+    plans = Table(title="Plans", title_justify="left")
+    for col in ("Plan", "Ready", "State", "VMs done", "Conditions"):
+        plans.add_column(col)
+    vms = Table(title="VMs", title_justify="left")
+    for col in ("Plan", "VM", "Target name", "Phase", "Progress", "Result / error"):
+        vms.add_column(col)
+    for doc in docs:
+        if doc.get("kind") != "Plan":
+            continue
+        meta, status = doc["metadata"], doc.get("status", {})
+        conds = status.get("conditions", [])
+        ready = any(c["type"] == "Ready" for c in conds)
+        state = next(
+            (
+                c["type"]
+                for c in conds
+                if c["type"] in ("Executing", "Succeeded", "Failed", "Canceled")
+            ),
+            "Idle",
+        )
+        entries = status.get("migration", {}).get("vms", [])
+        done = sum(1 for v in entries if v.get("phase") == "Completed")
+        problems = "; ".join(
+            f"{c['type']}: {c['message']}"
+            for c in conds
+            if c["category"] in ("Critical", "Warning")
+        )
+        name = f"{meta['namespace']}/{meta['name']}"
+        plans.add_row(
+            name,
+            "[green]yes[/]" if ready else "[red]no[/]",
+            state,
+            f"{done}/{len(entries)}" if entries else "-",
+            problems or "",
+        )
+        for v in entries:
+            vms.add_row(
+                name,
+                v.get("name", ""),
+                v.get("newName", v.get("name", "")),
+                v.get("phase", ""),
+                _progress(v),
+                _result(v),
+            )
+    return [plans, vms]
+
+
+def _progress(vm: dict[str, Any]) -> str:
+    for step in vm.get("pipeline", []):
+        if step.get("name") == "CopyDisks" and "progress" in step:
+            p = step["progress"]
+            pct = 100 * p["completed"] / p["total"] if p.get("total") else 100
+            extra = step.get("annotations", {})
+            rate = f" {extra['rate']} eta {extra['eta']}" if "rate" in extra else ""
+            return f"{pct:.0f}% of {p['total']} MB{rate}"
+    return "-"
+
+
+def _result(vm: dict[str, Any]) -> str:
+    if vm.get("error"):
+        err = vm["error"]
+        return f"[red]{err.get('phase')}: {'; '.join(err.get('reasons', []))}[/]"
+    conds = vm.get("conditions", [])
+    return conds[0]["type"] if conds else ""

@@ -1,0 +1,241 @@
+"""One reconcile pass: sync git, read desired state, observe, decide, act, write status once.
+
+Status is committed on transitions at a throttled pace while work runs and always once more at
+the end of the pass (in a ``finally``), so a failure in the middle still leaves a true record.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.gitops.checkout import GitCheckout
+from reconciler.inventory.observe import close_all, observe
+from reconciler.manifests.config import RepoConfig, load_config
+from reconciler.manifests.loader import Desired, load_repo
+from reconciler.manifests.references import check_references
+from reconciler.pipeline.cold import NullReporter, Reporter, RunContext, run_vm, start_record
+from reconciler.pipeline.phases import now
+from reconciler.planner.model import PlanDecision
+from reconciler.planner.planner import Observed, PlanProgress, decide
+from reconciler.progress.store import MigrationRecord, ProgressStore, VmProgress
+from reconciler.secrets.resolver import SecretResolver
+from reconciler.status.projection import Snapshot, commit_message, render
+from reconciler.targets.base import Target
+from reconciler.targets.local import LocalTarget
+
+LAST_READ_KEY = "git.last_read"
+LAST_PUSHED_KEY = "git.last_pushed"
+
+
+@dataclass
+class PassResult:
+    revision: str
+    decisions: list[PlanDecision]
+    errors: int
+    work_left: bool
+    failed_vms: int = 0
+    status_commits: int = 0
+
+
+@dataclass
+class Settings:
+    """Where things are for one reconciler instance."""
+
+    source: str  # the user's clone, bare repo or remote URL
+    state_dir: Path
+    cluster: Path | None = None
+    branch: str | None = None
+    secrets: SecretResolver = field(default_factory=SecretResolver)
+    reporter: Reporter = field(default_factory=NullReporter)
+    verify: bool | None = None  # None: the repo config decides
+
+
+class Reconciler:
+    """Holds the long-lived parts (checkout, store, target) across passes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = ProgressStore(settings.state_dir / "progress.db")
+        self.checkout = GitCheckout(
+            settings.source,
+            settings.state_dir / "checkout",
+            settings.branch,
+            last_pushed=self.store.get(LAST_PUSHED_KEY) or None,
+            on_pushed=lambda sha: self.store.set(LAST_PUSHED_KEY, sha),
+        )
+        self.target: Target = LocalTarget(settings.cluster or settings.state_dir / "cluster")
+        self.cancel = threading.Event()
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- the pass ---------------------------------------------------------------------------
+
+    def run_pass(self) -> PassResult:
+        revision = self.checkout.sync()
+        self.store.set(LAST_READ_KEY, revision)
+        root = self.checkout.path
+        config, config_errors = load_config(root)
+        self.checkout.author_name, self.checkout.author_email = (
+            config.authorName,
+            config.authorEmail,
+        )
+        desired = load_repo(root, config)
+        desired.errors[:0] = config_errors
+        ref_errors = check_references(desired)
+        connections, states, observed = observe(desired, self.settings.secrets, self.target)
+        progress = self._progress(desired)
+        decisions = decide(desired, ref_errors, observed, progress)
+        writer = _StatusWriter(self, revision, desired, ref_errors, decisions, states, config)
+        failed = 0
+        try:
+            writer.commit(force=True)
+            for d in decisions:
+                failed += self._execute(d, connections, config, writer)
+        finally:
+            writer.commit(force=True)
+            close_all(connections)
+        work_left = any(
+            d.migration and d.run_vms for d in self._redecide(desired, ref_errors, observed)
+        )
+        return PassResult(
+            revision,
+            decisions,
+            len(desired.errors) + len(ref_errors),
+            work_left,
+            failed,
+            writer.commits,
+        )
+
+    def _redecide(self, desired: Desired, ref_errors, observed: Observed) -> list[PlanDecision]:
+        return decide(desired, ref_errors, observed, self._progress(desired))
+
+    def _progress(self, desired: Desired) -> dict[str, PlanProgress]:
+        return {
+            f"{ns}/{name}": PlanProgress(
+                self.store.vms(f"{ns}/{name}"), self.store.migrations(f"{ns}/{name}")
+            )
+            for ns, name in desired.of("Plan")
+        }
+
+    def _execute(self, d: PlanDecision, connections, config: RepoConfig, writer) -> int:
+        """Run the decided Migration of one plan; returns how many VMs failed."""
+        if not d.migration:
+            return 0
+        rec = self.store.get_migration(d.key, d.migration) or MigrationRecord(
+            d.key, d.migration, started=now()
+        )
+        if not rec.started:
+            rec.started = now()
+        self.store.put_migration(rec)
+        for vm_id in d.canceled_vms:
+            prior = self.store.get_vm(d.key, vm_id)
+            if prior is None or not prior.finished:
+                vm = next((v for v in d.vms if v.vm_id == vm_id), None)
+                if prior is None and vm is not None:
+                    prior = VmProgress(d.key, vm_id, vm.source_name, d.migration, vm.target_name)
+                if prior is not None:
+                    prior.result, prior.phase, prior.completed = "Canceled", "Canceled", now()
+                    prior.migration = d.migration
+                    self.store.put_vm(prior)
+        writer.commit()
+        failed = 0
+        if d.run_vms:
+            conn = connections[d.source]
+            ctx = RunContext(
+                store=self.store,
+                source=conn,
+                target=self.target,
+                plan_key=d.key,
+                migration=d.migration,
+                streams=config.transfer.streams,
+                chunk_size=config.transfer.chunkMiB * 1024 * 1024,
+                verify=config.transfer.verify
+                if self.settings.verify is None
+                else self.settings.verify,
+                reporter=self.settings.reporter,
+                on_change=writer.commit,
+                cancel=self.cancel,
+            )
+            for vm in d.vms:
+                if vm.vm_id not in d.run_vms:
+                    continue
+                if self.cancel.is_set():
+                    break
+                out = run_vm(ctx, vm, start_record(ctx, vm, self.store.get_vm(d.key, vm.vm_id)))
+                failed += out.result == "Failed"
+        if self.cancel.is_set():
+            return failed
+        results = [self.store.get_vm(d.key, v) for v in d.run_vms + d.canceled_vms]
+        outcomes = [r.result for r in results if r is not None]
+        if "Failed" in outcomes:
+            rec.result, rec.message = "Failed", f"{outcomes.count('Failed')} VM(s) failed."
+        elif "Canceled" in outcomes:
+            rec.result, rec.message = "Canceled", f"{outcomes.count('Canceled')} VM(s) canceled."
+        else:
+            n = outcomes.count("Succeeded")
+            rec.result = "Succeeded"
+            rec.message = (
+                f"{n} VM(s) migrated." if n else "Nothing to migrate: every VM had succeeded."
+            )
+        rec.completed = now()
+        self.store.put_migration(rec)
+        writer.commit(force=True)
+        return failed
+
+
+class _StatusWriter:
+    """Commits status during a pass at most every ``statusCommitSeconds``, always when forced."""
+
+    def __init__(self, rec: Reconciler, revision, desired, ref_errors, decisions, states, config):
+        self.rec = rec
+        self.revision = revision
+        self.desired = desired
+        self.ref_errors = ref_errors
+        self.decisions = decisions
+        self.states = states
+        self.interval = config.statusCommitSeconds
+        self.last = 0.0
+        self.written: dict[str, str] = {}
+        self.commits = 0
+
+    def _snapshot(self) -> Snapshot:
+        keys = [d.key for d in self.decisions]
+        store = self.rec.store
+        return Snapshot(
+            self.revision,
+            self.desired,
+            self.ref_errors,
+            self.decisions,
+            self.states,
+            {k: store.vms(k) for k in keys},
+            {k: store.migrations(k) for k in keys},
+        )
+
+    def commit(self, force: bool = False) -> None:
+        if not force and time.monotonic() - self.last < self.interval:
+            return
+        self.last = time.monotonic()
+        files = render(self._snapshot())
+        old = _read_status(self.rec.checkout.path)
+        changes: dict[str, str | None] = {p: c for p, c in files.items() if old.get(p) != c}
+        changes.update({p: None for p in old if p not in files})
+        if not changes:
+            return
+        sha = self.rec.checkout.write_status(changes, commit_message(old, files))
+        if sha:
+            self.commits += 1
+
+
+def _read_status(root: Path) -> dict[str, str]:
+    status = root / "status"
+    if not status.exists():
+        return {}
+    return {
+        str(p.relative_to(root)): p.read_text()
+        for p in sorted(status.rglob("*.yaml"))
+        if p.is_file()
+    }

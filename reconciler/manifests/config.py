@@ -1,0 +1,45 @@
+"""The repo's own settings file, ``.mtv-gitops.yaml`` at the repo root (optional)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from reconciler.manifests.errors import Location, ManifestError
+
+CONFIG_FILE = ".mtv-gitops.yaml"
+
+
+class TransferSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    streams: int = Field(default=4, ge=1, le=64)
+    chunkMiB: int = Field(default=4, ge=1, le=64)
+    verify: bool = True
+
+
+class RepoConfig(BaseModel):
+    """Settings that belong to the repo rather than to one migration."""
+
+    model_config = ConfigDict(extra="forbid")
+    defaultNamespace: str = "openshift-mtv"
+    allowPlaintextSecrets: bool = False
+    authorName: str = "mtv-gitops"
+    authorEmail: str = "mtv-gitops@localhost"
+    statusCommitSeconds: float = Field(default=10.0, ge=0)
+    transfer: TransferSettings = Field(default_factory=TransferSettings)
+
+
+def load_config(root: Path) -> tuple[RepoConfig, list[ManifestError]]:
+    """Read the config; a broken config is reported and the defaults are used."""
+    path = root / CONFIG_FILE
+    if not path.exists():
+        return RepoConfig(), []
+    try:
+        data = YAML(typ="safe").load(path.read_text()) or {}
+        return RepoConfig.model_validate(data), []
+    except (YAMLError, ValidationError, TypeError) as exc:
+        msg = str(exc).replace("\n", " ")
+        return RepoConfig(), [ManifestError(Location(CONFIG_FILE), f"invalid repo config: {msg}")]

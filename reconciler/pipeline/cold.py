@@ -1,0 +1,297 @@
+"""Run one VM through the cold itinerary. Every step is an ``ensure_*`` that may run twice.
+
+The VM's record in the progress store is updated after each step, so a killed reconciler
+resumes at the step it was in, and a resumed copy continues from its recorded chunks.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from reconciler.pipeline.phases import (
+    COMPLETED,
+    FAILED,
+    NOT_BUILT,
+    PENDING,
+    RUNNING,
+    SKIPPED,
+    itinerary,
+    now,
+)
+from reconciler.planner.model import VmPlan
+from reconciler.progress.store import ProgressStore, VmProgress
+from reconciler.sources import SourceConnection
+from reconciler.targets.base import DiskClaim, Target, TargetError
+from reconciler.targets.kubevirt_manifests import disk_claims, vm_manifest
+from reconciler.transfer.engine import CopyProgress, copy_disk
+
+MB = 1000 * 1000
+POWER_OFF_TIMEOUT = 600.0
+
+
+class Reporter(Protocol):
+    """Where long work shows itself (the CLI draws progress bars from it)."""
+
+    def step(self, vm: VmPlan, step: str, phase: str, message: str = "") -> None: ...
+
+    def disk_progress(self, vm: VmPlan, disk: str, progress: CopyProgress) -> None: ...
+
+
+class NullReporter:
+    def step(self, vm: VmPlan, step: str, phase: str, message: str = "") -> None:
+        pass
+
+    def disk_progress(self, vm: VmPlan, disk: str, progress: CopyProgress) -> None:
+        pass
+
+
+@dataclass
+class RunContext:
+    """What a VM's pipeline needs from the pass that runs it."""
+
+    store: ProgressStore
+    source: SourceConnection
+    target: Target
+    plan_key: str
+    migration: str
+    streams: int = 4
+    chunk_size: int = 4 * 1024 * 1024
+    verify: bool = True
+    reporter: Reporter = field(default_factory=NullReporter)
+    on_change: Callable[[], None] = lambda: None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+def start_record(ctx: RunContext, vm: VmPlan, prior: VmProgress | None) -> VmProgress:
+    """The record this run continues: the unfinished one, or a fresh pipeline."""
+    if prior and not prior.finished and prior.migration == ctx.migration and prior.steps:
+        return prior
+    hooks = {step for step, _ in vm.hooks}
+    rec = VmProgress(
+        plan=ctx.plan_key,
+        vm_id=vm.vm_id,
+        vm_name=vm.source_name,
+        migration=ctx.migration,
+        target_name=vm.target_name,
+        phase=PENDING,
+        steps=itinerary(hooks),
+    )
+    ctx.store.put_vm(rec)
+    return rec
+
+
+def disk_id(ctx: RunContext, vm: VmPlan, claim: DiskClaim) -> str:
+    return f"{ctx.plan_key}/{vm.vm_id}/{claim.namespace}/{claim.name}"
+
+
+def run_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
+    """Walk the remaining steps; a failure ends the VM with the step's error, never a crash."""
+    if not rec.started:
+        rec.started = now()
+    rec.phase = RUNNING if rec.phase == PENDING else rec.phase
+    handlers = {
+        "PreHook": _not_built,
+        "PostHook": _not_built,
+        "ConvertGuest": _not_built,
+        "StorePowerState": ensure_power_state_stored,
+        "PowerOffSource": ensure_source_off,
+        "WaitForPowerOff": ensure_source_stopped,
+        "AllocateDisks": ensure_disks_allocated,
+        "CopyDisks": ensure_disks_copied,
+        "CreateVM": ensure_vm_created,
+    }
+    for step in rec.steps:
+        if step["phase"] in (COMPLETED, SKIPPED):
+            continue
+        if ctx.cancel.is_set():
+            return _finish(ctx, rec, "Canceled", None)
+        rec.phase = step["name"]
+        step["phase"] = RUNNING
+        step.setdefault("started", now())
+        ctx.store.put_vm(rec)
+        ctx.reporter.step(vm, step["name"], RUNNING)
+        ctx.on_change()
+        try:
+            message = handlers[step["name"]](ctx, vm, rec, step)
+        except Exception as exc:  # noqa: BLE001 - any failure ends this VM, not the pass
+            reason = f"{type(exc).__name__}: {exc}" if not _is_user_facing(exc) else str(exc)
+            step["phase"] = FAILED
+            step["error"] = {"phase": step["name"], "reasons": [reason]}
+            step["completed"] = now()
+            ctx.reporter.step(vm, step["name"], FAILED, reason)
+            return _finish(ctx, rec, "Failed", {"phase": step["name"], "reasons": [reason]})
+        if message and message.startswith("skipped:"):
+            step["phase"] = SKIPPED
+        else:
+            step["phase"] = COMPLETED
+        if message:
+            step["message"] = message
+        step["completed"] = now()
+        ctx.store.put_vm(rec)
+        ctx.reporter.step(vm, step["name"], step["phase"], message or "")
+        ctx.on_change()
+    return _finish(ctx, rec, "Succeeded", None)
+
+
+def _is_user_facing(exc: Exception) -> bool:
+    from reconciler.sources import SourceError
+    from reconciler.transfer.engine import TransferError
+
+    return isinstance(exc, SourceError | TargetError | TransferError)
+
+
+def _finish(ctx: RunContext, rec: VmProgress, result: str, error: dict | None) -> VmProgress:
+    rec.result = result
+    rec.phase = "Completed" if result == "Succeeded" else result
+    rec.error = error
+    rec.completed = now()
+    ctx.store.put_vm(rec)
+    ctx.on_change()
+    return rec
+
+
+# -- steps ----------------------------------------------------------------------------------
+
+
+def _not_built(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
+    return NOT_BUILT[step["name"]]
+
+
+def ensure_power_state_stored(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
+    if "powerState" not in step:
+        step["powerState"] = ctx.source.power_state(vm.vm_id)
+    return f"source VM was {step['powerState']}"
+
+
+def _stored_power(rec: VmProgress) -> str:
+    return next((s.get("powerState", "") for s in rec.steps if s["name"] == "StorePowerState"), "")
+
+
+def ensure_source_off(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
+    if ctx.source.power_state(vm.vm_id) == "Off":
+        return "source VM is off"
+    ctx.source.power_off(vm.vm_id, POWER_OFF_TIMEOUT)
+    return "source VM powered off"
+
+
+def ensure_source_stopped(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
+    deadline = time.monotonic() + POWER_OFF_TIMEOUT
+    while ctx.source.power_state(vm.vm_id) != "Off":
+        if time.monotonic() > deadline:
+            raise TargetError(f"source VM {vm.source_name} still on after {POWER_OFF_TIMEOUT:.0f}s")
+        time.sleep(2)
+    return "source VM is off"
+
+
+def ensure_disks_allocated(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
+    """Namespace, PVC manifests and sparse images; refuse early when space is short."""
+    claims = disk_claims(vm)
+    needed = 0
+    for disk, claim in zip(vm.disks, claims, strict=True):
+        if ctx.target.disk_exists(claim):
+            continue
+        reader = ctx.source.open_disk(vm.vm_id, disk.key)
+        try:
+            needed += sum(e.length for e in reader.extents() if not e.zero)
+        finally:
+            reader.close()
+    free = ctx.target.free_bytes(vm.namespace)
+    if free is not None and needed > free:
+        raise TargetError(
+            f"not enough free space on {ctx.target.describe()}: the disks of {vm.source_name} "
+            f"need {needed / MB:.0f} MB of data, {free / MB:.0f} MB free; free space or point "
+            "the target elsewhere, then push a new Migration"
+        )
+    ctx.target.ensure_namespace(vm.namespace, {"app.kubernetes.io/managed-by": "mtv-gitops"})
+    for claim in claims:
+        ctx.target.ensure_disk(claim)
+    return f"{len(claims)} PVC(s) in namespace {vm.namespace}"
+
+
+def ensure_disks_copied(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
+    claims = disk_claims(vm)
+    total = sum(c.size for c in claims)
+    tasks = step.setdefault("tasks", [])
+    by_name = {t["name"]: t for t in tasks}
+    for claim in claims:
+        if claim.name not in by_name:
+            t = {
+                "name": claim.name,
+                "phase": PENDING,
+                "progress": {"total": claim.size // MB, "completed": 0},
+                "annotations": {"unit": "MB"},
+            }
+            tasks.append(t)
+            by_name[claim.name] = t
+    step["progress"] = {"total": total // MB, "completed": 0}
+    step["annotations"] = {"unit": "MB"}
+    done_before = 0
+    digests = []
+    for disk, claim in zip(vm.disks, claims, strict=True):
+        task = by_name[claim.name]
+        if task["phase"] == COMPLETED:
+            done_before += claim.size
+            digests.append(task.get("digest", ""))
+            continue
+        task["phase"] = RUNNING
+        task.setdefault("started", now())
+        last_save = 0.0
+
+        def progress(p: CopyProgress, task=task, base=done_before, name=claim.name) -> None:
+            nonlocal last_save
+            task["progress"]["completed"] = p.bytes_done // MB
+            step["progress"]["completed"] = (base + p.bytes_done) // MB
+            step["annotations"] = {
+                "unit": "MB",
+                "rate": f"{p.rate / MB:.1f} MB/s",
+                "eta": f"{p.eta:.0f}s" if p.eta is not None else "unknown",
+            }
+            ctx.reporter.disk_progress(vm, name, p)
+            if time.monotonic() - last_save > 1.0:
+                last_save = time.monotonic()
+                ctx.store.put_vm(rec)
+                ctx.on_change()
+
+        reader = ctx.source.open_disk(vm.vm_id, disk.key)
+        writer = ctx.target.open_writer(claim)
+        verify = ctx.target.open_reader(claim) if ctx.verify else None
+        try:
+            result = copy_disk(
+                reader,
+                writer,
+                ctx.store,
+                disk_id(ctx, vm, claim),
+                chunk_size=ctx.chunk_size,
+                streams=ctx.streams,
+                on_progress=progress,
+                cancel=ctx.cancel,
+                verify_reader=verify,
+            )
+        finally:
+            for closable in (reader, writer, verify):
+                if closable is not None:
+                    closable.close()
+        task["phase"] = COMPLETED
+        task["completed"] = now()
+        task["progress"]["completed"] = claim.size // MB
+        task["digest"] = result.source_digest
+        if ctx.verify:
+            task["verified"] = result.target_digest == result.source_digest
+        digests.append(result.source_digest)
+        done_before += claim.size
+        step["progress"]["completed"] = done_before // MB
+        ctx.store.put_vm(rec)
+    step["annotations"] = {"unit": "MB"}
+    how = "verified" if ctx.verify else "not verified (verify off)"
+    return f"{len(claims)} disk(s) copied, digests {how}"
+
+
+def ensure_vm_created(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
+    running = _stored_power(rec) == "On"
+    ctx.target.ensure_vm(vm_manifest(vm, running=running))
+    state = "Always (source was on)" if running else "Halted (source was off)"
+    return f"VirtualMachine {vm.namespace}/{vm.target_name} with runStrategy {state}"

@@ -1,0 +1,45 @@
+"""Phase names and descriptions of the cold itinerary, as Forklift names them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+PENDING, RUNNING, COMPLETED, SKIPPED, FAILED = (
+    "Pending",
+    "Running",
+    "Completed",
+    "Skipped",
+    "Failed",
+)
+
+COLD = (
+    ("PreHook", "Run the PreHook"),
+    ("StorePowerState", "Store the source VM power state"),
+    ("PowerOffSource", "Power off the source VM"),
+    ("WaitForPowerOff", "Wait for the source VM to be off"),
+    ("AllocateDisks", "Create the target namespace, PVCs and disks"),
+    ("CopyDisks", "Copy the disks"),
+    ("ConvertGuest", "Convert the guest (virt-v2v)"),
+    ("CreateVM", "Create the VirtualMachine"),
+    ("PostHook", "Run the PostHook"),
+)
+
+NOT_BUILT = {
+    "PreHook": "skipped: hooks are not run by mtv-gitops yet",
+    "PostHook": "skipped: hooks are not run by mtv-gitops yet",
+    "ConvertGuest": "skipped: guest conversion (virt-v2v) is not built yet; disks are copied as-is",
+}
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def itinerary(hook_steps: set[str]) -> list[dict]:
+    """Fresh pipeline steps; hook steps appear only when the plan defines the hook, as in MTV."""
+    steps = []
+    for name, desc in COLD:
+        if name in ("PreHook", "PostHook") and name not in hook_steps:
+            continue
+        steps.append({"name": name, "description": desc, "phase": PENDING})
+    return steps

@@ -1,0 +1,85 @@
+"""``mtv-gitops plan``: what a pass would do, described without doing any of it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.inventory.observe import close_all, observe
+from reconciler.manifests.config import load_config
+from reconciler.manifests.loader import load_repo
+from reconciler.manifests.references import check_references
+from reconciler.planner.planner import PlanProgress, decide
+from reconciler.progress.store import ProgressStore
+from reconciler.secrets.resolver import SecretResolver
+from reconciler.targets.local import LocalTarget
+
+GIB = 1024**3
+
+
+@dataclass
+class DryRun:
+    lines: list[str] = field(default_factory=list)
+    problems: int = 0
+
+
+def dry_run(root: Path, state_dir: Path, cluster: Path, secrets: SecretResolver) -> DryRun:
+    out = DryRun()
+    config, cerrs = load_config(root)
+    desired = load_repo(root, config)
+    ref_errors = check_references(desired)
+    for e in cerrs + desired.errors:
+        out.lines.append(f"[red]error[/] {e}")
+    out.problems += len(cerrs) + len(desired.errors)
+    target = LocalTarget(cluster)
+    progress: dict[str, PlanProgress] = {}
+    db = state_dir / "progress.db"
+    if db.exists():
+        store = ProgressStore(db)
+        for ns, name in desired.of("Plan"):
+            key = f"{ns}/{name}"
+            progress[key] = PlanProgress(store.vms(key), store.migrations(key))
+        store.close()
+    connections, states, observed = observe(desired, secrets, target)
+    try:
+        decisions = decide(desired, ref_errors, observed, progress)
+    finally:
+        close_all(connections)
+    for (ns, name), st in sorted(states.items()):
+        mark = "[green]ready[/]" if st.ready else "[red]not ready[/]"
+        out.lines.append(f"Provider {ns}/{name}: {mark} — {st.message}")
+    for d in decisions:
+        out.lines.append("")
+        out.lines.append(f"[bold]Plan {d.key}[/]: {'ready' if d.ready else '[red]not ready[/]'}")
+        for c in d.conditions:
+            if c.type != "Ready":
+                colour = "red" if c.category == "Critical" else "yellow"
+                out.lines.append(f"  [{colour}]{c.category}[/] {c.type}: {c.message}")
+        out.problems += not d.ready
+        if not d.migration:
+            waiting = "; ".join(f"{m}: {w}" for m, w in d.skipped_migrations.items())
+            out.lines.append(f"  no Migration to run{' (' + waiting + ')' if waiting else ''}")
+        else:
+            out.lines.append(f"  Migration {d.migration} would run {len(d.run_vms)} VM(s)")
+        for vm in d.vms:
+            if d.migration and vm.vm_id not in d.run_vms:
+                state = "canceled" if vm.vm_id in d.canceled_vms else "already done"
+                out.lines.append(f"  - {vm.source_name}: {state}, nothing to do")
+                continue
+            power = "power off" if vm.power_state == "On" else "leave off (already off)"
+            out.lines.append(
+                f"  - {vm.source_name} -> VirtualMachine {vm.namespace}/{vm.target_name}: "
+                f"{power}; {vm.cpus} vCPU, {vm.memory_mb} MiB, {vm.firmware}"
+            )
+            for disk in vm.disks:
+                out.lines.append(
+                    f"      copy {disk.key} ({disk.capacity / GIB:.2f} GiB) -> PVC {disk.pvc_name} "
+                    f"[{disk.storage_class or 'default class'}, {disk.access_mode}, "
+                    f"{disk.volume_mode}]"
+                )
+            for nic in vm.nics:
+                dest = "pod network" if nic.dest_type == "pod" else nic.nad or nic.dest_type
+                out.lines.append(f"      NIC {nic.mac or '(no MAC)'} -> {dest}")
+    if not decisions:
+        out.lines.append("No plans.")
+    return out

@@ -1,0 +1,91 @@
+"""What the planner decides: per VM, the target shape; per plan, readiness and work."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class NicPlan:
+    name: str
+    mac: str
+    model: str
+    network: str  # source network id
+    dest_type: str  # pod | multus | ignored
+    nad: str = ""  # namespace/name of the NetworkAttachmentDefinition for multus
+
+
+@dataclass(frozen=True)
+class DiskPlan:
+    key: str
+    capacity: int
+    pvc_name: str
+    storage_class: str
+    access_mode: str
+    volume_mode: str
+    bus: str = "virtio"
+
+
+@dataclass(frozen=True)
+class VmPlan:
+    """A source VM resolved against the maps: everything needed to create it on the target."""
+
+    vm_id: str
+    source_name: str
+    target_name: str
+    namespace: str
+    cpus: int
+    cores_per_socket: int
+    memory_mb: int
+    firmware: str
+    power_state: str
+    guest_os: str
+    disks: tuple[DiskPlan, ...]
+    nics: tuple[NicPlan, ...]
+    labels: dict[str, str] = field(default_factory=dict)
+    hooks: tuple[tuple[str, str], ...] = ()  # (step, "ns/name")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A Forklift-shaped condition."""
+
+    type: str
+    status: str  # "True" | "False"
+    category: str  # Critical, Error, Warning, Advisory, Required
+    message: str
+    reason: str = ""
+    items: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict:
+        d = {"type": self.type, "status": self.status, "category": self.category}
+        if self.reason:
+            d["reason"] = self.reason
+        d["message"] = self.message
+        if self.items:
+            d["items"] = list(self.items)
+        return d
+
+
+@dataclass
+class PlanDecision:
+    """The planner's verdict on one Plan for this pass."""
+
+    namespace: str
+    name: str
+    source: tuple[str, str] = ("", "")  # (namespace, name) of the source Provider
+    conditions: list[Condition] = field(default_factory=list)
+    vms: list[VmPlan] = field(default_factory=list)
+    vm_errors: dict[str, str] = field(default_factory=dict)  # plan vm label -> why unresolved
+    migration: str = ""  # name of the Migration to run now, "" if none
+    run_vms: list[str] = field(default_factory=list)  # vm ids to (re)run under that migration
+    canceled_vms: list[str] = field(default_factory=list)
+    skipped_migrations: dict[str, str] = field(default_factory=dict)  # migration -> why waiting
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def ready(self) -> bool:
+        return not any(c.category == "Critical" for c in self.conditions)

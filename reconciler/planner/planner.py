@@ -1,0 +1,325 @@
+"""Turn desired state, observed inventory and recorded progress into per-plan decisions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from reconciler.inventory.model import VM, Inventory
+from reconciler.manifests.errors import ManifestError
+from reconciler.manifests.loader import Desired, Manifest
+from reconciler.manifests.references import resolve
+from reconciler.planner.model import Condition, DiskPlan, NicPlan, PlanDecision, VmPlan
+from reconciler.progress.store import MigrationRecord, VmProgress
+from reconciler.targets.naming import dns1123_name, unique_name
+
+DEFAULT_ACCESS_MODE = "ReadWriteOnce"
+DEFAULT_VOLUME_MODE = "Filesystem"
+
+
+@dataclass
+class Observed:
+    """What the pass saw outside git: inventories (or why not) and names taken on the target."""
+
+    inventories: Mapping[tuple[str, str], Inventory | str] = field(default_factory=dict)
+    target_vm_names: Mapping[str, set[str]] = field(default_factory=dict)
+
+
+@dataclass
+class PlanProgress:
+    vms: list[VmProgress] = field(default_factory=list)
+    migrations: list[MigrationRecord] = field(default_factory=list)
+
+
+def decide(
+    desired: Desired,
+    ref_errors: list[ManifestError],
+    observed: Observed,
+    progress: Mapping[str, PlanProgress],
+) -> list[PlanDecision]:
+    """One decision per valid Plan, in a stable order."""
+    return [
+        _decide_plan(plan, desired, ref_errors, observed, progress.get(_k(plan), PlanProgress()))
+        for _, plan in sorted(desired.of("Plan").items())
+    ]
+
+
+def _k(m: Manifest) -> str:
+    return f"{m.namespace}/{m.name}"
+
+
+def _decide_plan(
+    plan: Manifest,
+    desired: Desired,
+    ref_errors: list[ManifestError],
+    observed: Observed,
+    pp: PlanProgress,
+) -> PlanDecision:
+    spec = plan.spec
+    d = PlanDecision(plan.namespace, plan.name)
+    own = [e for e in ref_errors if e.obj == plan.ref]
+    if own:
+        d.conditions.append(
+            Condition("RefNotValid", "True", "Critical", "; ".join(str(e) for e in own))
+        )
+        return _with_ready(d)
+    if spec.warm:
+        d.conditions.append(
+            Condition(
+                "WarmNotSupported",
+                "True",
+                "Critical",
+                "warm migration is not built yet in mtv-gitops; set spec.warm: false to run "
+                "this plan cold",
+            )
+        )
+    src_key = resolve(spec.provider.source, plan)
+    d.source = src_key
+    inv = observed.inventories.get(src_key)
+    if not isinstance(inv, Inventory):
+        why = inv if isinstance(inv, str) else "inventory not read yet"
+        d.conditions.append(
+            Condition(
+                "SourceProviderNotReady",
+                "True",
+                "Critical",
+                f"source provider {src_key[0]}/{src_key[1]}: {why}",
+            )
+        )
+        return _with_ready(d)
+    nmap = desired.get("NetworkMap", *resolve(spec.map.network, plan))
+    smap = desired.get("StorageMap", *resolve(spec.map.storage, plan))
+    assert nmap is not None and smap is not None  # guaranteed by the reference check
+    recorded = {v.vm_id: v for v in pp.vms}
+    taken = set(observed.target_vm_names.get(spec.targetNamespace, set()))
+    ours = {v.target_name for v in pp.vms if v.target_name}
+    taken -= ours
+    not_found, dup, unmapped_net, unmapped_sto, renamed, hooks = [], [], [], [], [], []
+    seen: set[str] = set()
+    for entry in spec.vms:
+        vm = inv.find_vm(entry.id, entry.name)
+        if vm is None:
+            not_found.append(entry.label())
+            continue
+        if vm.id in seen:
+            dup.append(vm.name)
+            continue
+        seen.add(vm.id)
+        for c in vm.concerns:
+            if c.get("category") == "Critical":
+                d.vm_errors[vm.id] = f"{c.get('label')}: {c.get('assessment')}"
+        nics, missing_net = _nics(vm, nmap, inv)
+        disks_, missing_sto = _disks(vm, smap, inv)
+        unmapped_net += [f"{vm.name}: {n}" for n in missing_net]
+        unmapped_sto += [f"{vm.name}: {s}" for s in missing_sto]
+        prior = recorded.get(vm.id)
+        if prior and prior.target_name:
+            target = prior.target_name
+        else:
+            target = unique_name(dns1123_name(vm.name), taken | ours, vm.id)
+            ours.add(target)
+        if target != vm.name:
+            renamed.append(f"{vm.name} -> {target}")
+        if entry.hooks:
+            hooks.append(vm.name)
+        d.vms.append(_vm_plan(plan, vm, target, nics, disks_, entry))
+    for ctype, items, msg in (
+        ("VMNotFound", not_found, "VMs not found in the source inventory"),
+        ("DuplicateVM", dup, "VMs listed more than once"),
+        ("VMNetworksNotMapped", unmapped_net, "VM networks not mapped by the NetworkMap"),
+        ("VMStorageNotMapped", unmapped_sto, "VM storage not mapped by the StorageMap"),
+    ):
+        if items:
+            text = f"{msg}: {', '.join(items)}"
+            d.conditions.append(Condition(ctype, "True", "Critical", text, items=tuple(items)))
+    if d.vm_errors:
+        names = sorted(v.source_name for v in d.vms if v.vm_id in d.vm_errors)
+        d.conditions.append(
+            Condition(
+                "VMSourceNotValid",
+                "True",
+                "Critical",
+                "VMs whose source cannot be read: "
+                + "; ".join(
+                    f"{v.source_name}: {d.vm_errors[v.vm_id]}"
+                    for v in d.vms
+                    if v.vm_id in d.vm_errors
+                ),
+                items=tuple(names),
+            )
+        )
+    if renamed:
+        d.conditions.append(
+            Condition(
+                "VMNamesChanged",
+                "True",
+                "Warning",
+                "VM names are not DNS-1123 compliant and will be renamed on the target: "
+                + ", ".join(renamed),
+                items=tuple(renamed),
+            )
+        )
+    if hooks:
+        d.conditions.append(
+            Condition(
+                "HooksNotRun",
+                "True",
+                "Warning",
+                "hooks are not run by mtv-gitops yet: the PreHook and PostHook steps of "
+                + ", ".join(hooks)
+                + " will be shown as skipped",
+            )
+        )
+    _with_ready(d)
+    _choose_migration(d, plan, desired, pp)
+    return d
+
+
+def _with_ready(d: PlanDecision) -> PlanDecision:
+    if d.ready:
+        d.conditions.insert(
+            0, Condition("Ready", "True", "Required", "The migration plan is ready.")
+        )
+    return d
+
+
+def _nics(vm: VM, nmap: Manifest, inv: Inventory) -> tuple[list[NicPlan], list[str]]:
+    out, missing = [], []
+    for nic in vm.nics:
+        net = inv.find_network(id=nic.network) or inv.find_network(name=nic.network)
+        pair = None
+        for p in nmap.spec.map:
+            src = p.source
+            if (src.id and net and src.id == net.id) or (src.id and src.id == nic.network):
+                pair = p
+            elif not src.id and src.name and net and src.name == net.name:
+                pair = p
+            if pair:
+                break
+        if pair is None:
+            missing.append(net.name if net else nic.network)
+            continue
+        dest = pair.destination
+        nad = ""
+        if dest.type == "multus":
+            nad = f"{dest.namespace or nmap.namespace}/{dest.name}"
+        out.append(
+            NicPlan(nic.name, nic.mac, kubevirt_nic_model(nic.model), nic.network, dest.type, nad)
+        )
+    return out, missing
+
+
+KUBEVIRT_NIC_MODELS = {"e1000": "e1000", "e1000e": "e1000e", "rtl8139": "rtl8139", "pcnet": "pcnet"}
+
+
+def kubevirt_nic_model(source_model: str) -> str:
+    """Emulated models KubeVirt has keep their name; everything else (vmxnet3...) -> virtio."""
+    return KUBEVIRT_NIC_MODELS.get(source_model.lower().replace("virtual", ""), "virtio")
+
+
+def _disks(vm: VM, smap: Manifest, inv: Inventory) -> tuple[list[tuple], list[str]]:
+    out, missing = [], []
+    fallback = inv.find_storage(id=inv.default_storage) if inv.default_storage else None
+    for disk in vm.disks:
+        sto = inv.find_storage(id=disk.storage) or inv.find_storage(name=disk.storage)
+        pair = _storage_pair(smap, disk.storage, sto)
+        if pair is None and fallback is not None:
+            pair = _storage_pair(smap, fallback.id, fallback)
+        if pair is None:
+            missing.append(sto.name if sto else disk.storage)
+            continue
+        out.append((disk, pair.destination))
+    return out, missing
+
+
+def _storage_pair(smap: Manifest, storage_id: str, sto):
+    for p in smap.spec.map:
+        if p.source.id and p.source.id in (storage_id, sto.id if sto else None):
+            return p
+        if not p.source.id and sto is not None and p.source.name == sto.name:
+            return p
+    return None
+
+
+def _vm_plan(plan: Manifest, vm: VM, target: str, nics, disks_, entry) -> VmPlan:
+    labels = {
+        "plan": plan.name,
+        "vmID": _label_value(vm.id),
+        "app.kubernetes.io/managed-by": "mtv-gitops",
+    }
+    dplans = tuple(
+        DiskPlan(
+            key=disk.key,
+            capacity=disk.capacity,
+            pvc_name=f"{target[:55]}-disk-{i}",
+            storage_class=dest.storageClass,
+            access_mode=dest.accessMode or DEFAULT_ACCESS_MODE,
+            volume_mode=dest.volumeMode or DEFAULT_VOLUME_MODE,
+            bus=disk.bus if disk.bus in ("virtio", "sata", "scsi") else "virtio",
+        )
+        for i, (disk, dest) in enumerate(disks_)
+    )
+    hooks = tuple(
+        (h.step, f"{h.hook.namespace or plan.namespace}/{h.hook.name}") for h in entry.hooks
+    )
+    return VmPlan(
+        vm_id=vm.id,
+        source_name=vm.name,
+        target_name=target,
+        namespace=plan.spec.targetNamespace,
+        cpus=vm.cpus,
+        cores_per_socket=vm.cores_per_socket,
+        memory_mb=vm.memory_mb,
+        firmware=vm.firmware,
+        power_state=vm.power_state,
+        guest_os=vm.guest_os,
+        disks=dplans,
+        nics=tuple(nics),
+        labels=labels,
+        hooks=hooks,
+    )
+
+
+def _label_value(value: str) -> str:
+    clean = "".join(c if c.isalnum() or c in "-_." else "-" for c in value)[:63]
+    return clean.strip("-_.") or "vm"
+
+
+def _choose_migration(d: PlanDecision, plan: Manifest, desired: Desired, pp: PlanProgress) -> None:
+    """One Migration per Plan at a time; a new one re-runs only what has not succeeded."""
+    migs = {
+        m.name: m
+        for m in desired.of("Migration").values()
+        if resolve(m.spec.plan, m) == (plan.namespace, plan.name)
+    }
+    records = {r.migration: r for r in pp.migrations}
+    running = [r for r in pp.migrations if r.started and not r.completed]
+    candidates = [r.migration for r in running] + sorted(n for n in migs if n not in records)
+    if plan.spec.archived:
+        for n in candidates:
+            d.skipped_migrations[n] = "the plan is archived"
+        return
+    for name in candidates:
+        if name not in migs:
+            # the Migration was deleted while running: cancel what it still had
+            d.migration = name
+            d.canceled_vms = [v.vm_id for v in pp.vms if v.migration == name and not v.finished]
+            return
+        if not d.ready:
+            d.skipped_migrations[name] = "the plan is not ready"
+            continue
+        mig = migs[name]
+        done = {v.vm_id for v in pp.vms if v.result == "Succeeded"}
+        cancel = {c.id or "" for c in mig.spec.cancel} | {c.name or "" for c in mig.spec.cancel}
+        d.migration = name
+        for vm in d.vms:
+            if vm.vm_id in done:
+                continue
+            if vm.vm_id in cancel or vm.source_name in cancel:
+                d.canceled_vms.append(vm.vm_id)
+            else:
+                d.run_vms.append(vm.vm_id)
+        for other in candidates:
+            if other != name and other not in d.skipped_migrations:
+                d.skipped_migrations[other] = f"waiting for Migration {name} of the same plan"
+        return

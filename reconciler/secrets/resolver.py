@@ -1,0 +1,88 @@
+"""Resolve a Provider's ``spec.secret`` without ever keeping credentials in git.
+
+Outside a cluster: the YAML file named by ``MTV_GITOPS_SECRETS`` maps ``<namespace>/<name>`` to
+the Secret's ``stringData`` keys, and each key can be overridden by an environment variable
+``MTV_GITOPS_SECRET_<NAMESPACE>_<NAME>_<KEY>`` (upper case, ``-`` and ``/`` become ``_``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+SECRETS_ENV = "MTV_GITOPS_SECRETS"
+KEYS = (
+    "user",
+    "password",
+    "url",
+    "thumbprint",
+    "insecureSkipVerify",
+    "cacert",
+    "domainName",
+    "projectName",
+    "regionName",
+    "token",
+)
+
+
+class SecretError(Exception):
+    """A secret could not be found or read; the message never contains a secret value."""
+
+
+def env_name(namespace: str, name: str, key: str) -> str:
+    raw = f"MTV_GITOPS_SECRET_{namespace}_{name}_{key}"
+    return re.sub(r"[^A-Za-z0-9]", "_", raw).upper()
+
+
+class SecretResolver:
+    """Looks secrets up in the secrets file, then lets the environment override keys."""
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        environ: dict[str, str] | None = None,
+        plaintext: dict[tuple[str, str], dict[str, str]] | None = None,
+    ) -> None:
+        self.environ = dict(os.environ if environ is None else environ)
+        env_path = self.environ.get(SECRETS_ENV)
+        self.path = path or (Path(env_path) if env_path else None)
+        self.plaintext = plaintext or {}
+        self._file: dict[str, dict[str, str]] | None = None
+
+    def _load(self) -> dict[str, dict[str, str]]:
+        if self._file is None:
+            self._file = {}
+            if self.path is not None:
+                try:
+                    data = YAML(typ="safe").load(self.path.read_text()) or {}
+                except (OSError, YAMLError) as exc:
+                    raise SecretError(
+                        f"cannot read secrets file {self.path}: {type(exc).__name__}"
+                    ) from None
+                if not isinstance(data, dict):
+                    raise SecretError(f"secrets file {self.path}: expected a mapping of ns/name")
+                for k, v in data.items():
+                    if not isinstance(v, dict):
+                        raise SecretError(f"secrets file {self.path}: {k} must be a mapping")
+                    self._file[str(k)] = {str(a): str(b) for a, b in v.items()}
+        return self._file
+
+    def resolve(self, namespace: str, name: str) -> dict[str, str]:
+        """The Secret's keys; raises SecretError naming where it looked when not found."""
+        found = dict(self.plaintext.get((namespace, name), {}))
+        found.update(self._load().get(f"{namespace}/{name}", {}))
+        for key in KEYS:
+            value = self.environ.get(env_name(namespace, name, key))
+            if value is not None:
+                found[key] = value
+        if not found:
+            where = f"the secrets file {self.path}" if self.path else f"${SECRETS_ENV} (unset)"
+            raise SecretError(
+                f"secret {namespace}/{name} not found: add '{namespace}/{name}:' to {where} "
+                f"or set {env_name(namespace, name, 'password')} and friends"
+            )
+        return found

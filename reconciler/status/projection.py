@@ -1,0 +1,282 @@
+"""Render the status files under ``status/`` from desired state, decisions and progress.
+
+Deterministic on purpose: the same facts give the same bytes, so a pass that changed nothing
+commits nothing.  Conditions carry no timestamps; VM steps carry their own start/end times.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from reconciler.manifests.errors import ManifestError
+from reconciler.manifests.loader import Desired
+from reconciler.manifests.models import API_VERSION
+from reconciler.planner.model import PlanDecision
+from reconciler.progress.store import MigrationRecord, VmProgress
+
+STATUS_DIR = "status"
+REPO_STATUS = f"{STATUS_DIR}/repo.yaml"
+
+
+@dataclass
+class ProviderState:
+    """What the pass saw of one provider."""
+
+    ready: bool
+    message: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Snapshot:
+    """Everything the status files are made from, gathered by the pass."""
+
+    revision: str
+    desired: Desired
+    ref_errors: list[ManifestError]
+    decisions: list[PlanDecision]
+    providers: dict[tuple[str, str], ProviderState]
+    vms: dict[str, list[VmProgress]]  # plan key -> records
+    migrations: dict[str, list[MigrationRecord]]  # plan key -> records
+
+
+def status_path(kind: str, namespace: str, name: str) -> str:
+    return f"{STATUS_DIR}/{kind.lower()}/{namespace}/{name}.yaml"
+
+
+def dump(doc: dict[str, Any]) -> str:
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.width = 4096
+    buf = io.StringIO()
+    yaml.dump(doc, buf)
+    return buf.getvalue()
+
+
+def _obj(kind: str, namespace: str, name: str, status: dict[str, Any]) -> str:
+    meta = {"name": name, "namespace": namespace}
+    return dump({"apiVersion": API_VERSION, "kind": kind, "metadata": meta, "status": status})
+
+
+def _errors_by_obj(errors: list[ManifestError]) -> dict[str, list[ManifestError]]:
+    out: dict[str, list[ManifestError]] = {}
+    for e in errors:
+        out.setdefault(e.obj, []).append(e)
+    return out
+
+
+def render(snap: Snapshot) -> dict[str, str]:
+    """Path -> content for every status file that should exist now."""
+    files: dict[str, str] = {}
+    errs = _errors_by_obj(snap.desired.errors + snap.ref_errors)
+    decided = {d.key: d for d in snap.decisions}
+    for kind, objs in sorted(snap.desired.objects.items()):
+        for (ns, name), m in sorted(objs.items()):
+            if kind == "Plan":
+                status = _plan_status(snap, decided[f"{ns}/{name}"], errs.get(m.ref, []))
+            elif kind == "Migration":
+                status = _migration_status(snap, m, errs.get(m.ref, []))
+            elif kind == "Provider":
+                status = _provider_status(snap.providers.get((ns, name)), errs.get(m.ref, []))
+            else:
+                status = {"conditions": _error_conditions(errs.get(m.ref, []))}
+            status["observedRevision"] = snap.revision
+            files[status_path(kind, ns, name)] = _obj(kind, ns, name, status)
+    for kind, ns, name in sorted(snap.desired.broken):
+        ref = f"{kind} {ns}/{name}"
+        status = {
+            "conditions": _error_conditions(errs.get(ref, [])),
+            "observedRevision": snap.revision,
+        }
+        files[status_path(kind, ns, name)] = _obj(kind, ns, name, status)
+    loose = [str(e) for e in snap.desired.errors if not e.obj]
+    files[REPO_STATUS] = dump(
+        {"observedRevision": snap.revision, "errors": loose, "valid": not loose}
+    )
+    return files
+
+
+def _error_conditions(errors: list[ManifestError]) -> list[dict[str, Any]]:
+    if not errors:
+        return [{"type": "Ready", "status": "True", "category": "Required", "message": "Valid."}]
+    return [
+        {
+            "type": "NotValid",
+            "status": "True",
+            "category": "Critical",
+            "message": "; ".join(str(e) for e in errors),
+        }
+    ]
+
+
+def _provider_status(state: ProviderState | None, errors: list[ManifestError]) -> dict[str, Any]:
+    conds = _error_conditions(errors) if errors else []
+    if state is None:
+        if not errors:
+            conds.append(
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "category": "Required",
+                    "message": "Not used by any plan; not connected.",
+                }
+            )
+        return {"conditions": conds}
+    if state.ready:
+        conds.append(
+            {"type": "Ready", "status": "True", "category": "Required", "message": state.message}
+        )
+    else:
+        conds.append(
+            {
+                "type": "ConnectionFailed",
+                "status": "True",
+                "category": "Critical",
+                "message": state.message,
+            }
+        )
+    out: dict[str, Any] = {"conditions": conds}
+    if state.counts:
+        out["inventory"] = dict(state.counts)
+    return out
+
+
+def vm_status(rec: VmProgress) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": rec.vm_id, "name": rec.vm_name}
+    if rec.target_name and rec.target_name != rec.vm_name:
+        out["newName"] = rec.target_name
+    out["phase"] = rec.phase
+    if rec.migration:
+        out["migration"] = rec.migration
+    if rec.started:
+        out["started"] = rec.started
+    if rec.completed:
+        out["completed"] = rec.completed
+    out["pipeline"] = rec.steps
+    if rec.error:
+        out["error"] = rec.error
+    if rec.result:
+        out["conditions"] = [
+            {
+                "type": rec.result,
+                "status": "True",
+                "category": "Advisory",
+                "message": f"The VM migration has {rec.result.lower()}.",
+            }
+        ]
+    return out
+
+
+def _history(rec: MigrationRecord, plan_ns: str, plan_name: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "migration": {"name": rec.migration, "namespace": plan_ns},
+        "plan": {"name": plan_name, "namespace": plan_ns},
+    }
+    if rec.started:
+        entry["started"] = rec.started
+    if rec.completed:
+        entry["completed"] = rec.completed
+    if rec.result:
+        entry["conditions"] = [
+            {"type": rec.result, "status": "True", "category": "Advisory", "message": rec.message}
+        ]
+    return entry
+
+
+def _plan_status(snap: Snapshot, d: PlanDecision, errors: list[ManifestError]) -> dict[str, Any]:
+    conds = [c.as_dict() for c in d.conditions]
+    recs = snap.migrations.get(d.key, [])
+    running = [r for r in recs if r.started and not r.completed]
+    if running:
+        conds.append(
+            {
+                "type": "Executing",
+                "status": "True",
+                "category": "Advisory",
+                "message": f"Migration {running[0].migration} is running.",
+            }
+        )
+    elif recs and recs[-1].result:
+        last = recs[-1]
+        conds.append(
+            {"type": last.result, "status": "True", "category": "Advisory", "message": last.message}
+        )
+    for mig, why in sorted(d.skipped_migrations.items()):
+        conds.append(
+            {
+                "type": "MigrationWaiting",
+                "status": "True",
+                "category": "Warning",
+                "message": f"Migration {mig} waits: {why}.",
+            }
+        )
+    vms = snap.vms.get(d.key, [])
+    listed = {v.vm_id for v in d.vms}
+    order = {v.vm_id: i for i, v in enumerate(d.vms)}
+    shown = sorted((v for v in vms if v.vm_id in listed), key=lambda v: order[v.vm_id])
+    migration: dict[str, Any] = {}
+    if recs:
+        if recs[0].started:
+            migration["started"] = recs[0].started
+        if not running and recs[-1].completed:
+            migration["completed"] = recs[-1].completed
+        migration["history"] = [_history(r, d.namespace, d.name) for r in recs]
+    migration["vms"] = [vm_status(v) for v in shown]
+    return {"conditions": conds, "migration": migration}
+
+
+def _migration_status(snap: Snapshot, m, errors: list[ManifestError]) -> dict[str, Any]:
+    conds = _error_conditions(errors) if errors else []
+    plan_key = f"{m.spec.plan.namespace or m.namespace}/{m.spec.plan.name}"
+    rec = next((r for r in snap.migrations.get(plan_key, []) if r.migration == m.name), None)
+    decision = next((d for d in snap.decisions if d.key == plan_key), None)
+    out: dict[str, Any] = {}
+    if rec is None:
+        why = decision.skipped_migrations.get(m.name) if decision else None
+        if not errors:
+            conds.append(
+                {
+                    "type": "Pending",
+                    "status": "True",
+                    "category": "Advisory",
+                    "message": f"Not started: {why or 'waiting for the next pass'}.",
+                }
+            )
+    else:
+        if rec.started:
+            out["started"] = rec.started
+        if rec.completed:
+            out["completed"] = rec.completed
+            conds.append(
+                {
+                    "type": rec.result,
+                    "status": "True",
+                    "category": "Advisory",
+                    "message": rec.message,
+                }
+            )
+        else:
+            conds.append(
+                {
+                    "type": "Running",
+                    "status": "True",
+                    "category": "Advisory",
+                    "message": "The migration is running.",
+                }
+            )
+        vms = [v for v in snap.vms.get(plan_key, []) if v.migration == m.name]
+        out["vms"] = [vm_status(v) for v in vms]
+    out["conditions"] = conds
+    return out
+
+
+def commit_message(old: dict[str, str], new: dict[str, str]) -> str:
+    """A deterministic message that says which objects' status changed."""
+    changed = sorted(p for p in set(old) | set(new) if old.get(p) != new.get(p))
+    names = [p.removeprefix(f"{STATUS_DIR}/").removesuffix(".yaml") for p in changed]
+    head = f"status: {len(names)} object(s) updated"
+    return head + "\n\n" + "\n".join(f"- {n}" for n in names)

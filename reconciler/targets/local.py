@@ -1,0 +1,103 @@
+"""The embedded default target: a folder that plays the cluster.
+
+Layout: ``<root>/<namespace>/namespace.yaml``, ``pvcs/<name>.yaml``, ``disks/<name>.img``
+(sparse raw images), ``virtualmachines/<name>.yaml``; every manifest is ready for
+``kubectl apply`` and each image for ``virtctl image-upload``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from reconciler.targets.base import DiskClaim, TargetError
+from reconciler.targets.rawdisk import RawDiskReader, RawDiskWriter
+from reconciler.targets.schema import check_manifest
+from reconciler.transfer.extents import DiskReader, DiskWriter
+
+
+def _dump(path: Path, manifest: dict[str, Any]) -> None:
+    """Write atomically: a crash never leaves half a manifest behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    with tmp.open("w") as f:
+        yaml.dump(manifest, f)
+    os.replace(tmp, path)
+
+
+class LocalTarget:
+    """A cluster on disk; see the module docstring for the layout."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def describe(self) -> str:
+        return f"local folder {self.root}"
+
+    def _ns(self, namespace: str) -> Path:
+        return self.root / namespace
+
+    def _disk(self, claim: DiskClaim) -> Path:
+        return self._ns(claim.namespace) / "disks" / f"{claim.name}.img"
+
+    def vm_names(self, namespace: str) -> set[str]:
+        folder = self._ns(namespace) / "virtualmachines"
+        return {p.stem for p in folder.glob("*.yaml")} if folder.exists() else set()
+
+    def free_bytes(self, namespace: str) -> int | None:
+        path = self.root
+        while not path.exists():
+            path = path.parent
+        return shutil.disk_usage(path).free
+
+    def ensure_namespace(self, namespace: str, labels: dict[str, str]) -> None:
+        path = self._ns(namespace) / "namespace.yaml"
+        if not path.exists():
+            meta = {"name": namespace, "labels": labels}
+            _dump(path, {"apiVersion": "v1", "kind": "Namespace", "metadata": meta})
+
+    def ensure_disk(self, claim: DiskClaim) -> None:
+        check_manifest(claim.manifest)
+        _dump(self._ns(claim.namespace) / "pvcs" / f"{claim.name}.yaml", claim.manifest)
+        disk = self._disk(claim)
+        disk.parent.mkdir(parents=True, exist_ok=True)
+        if disk.exists() and disk.stat().st_size > claim.size:
+            raise TargetError(f"disk image {disk} is larger than the source disk; remove it")
+        if not disk.exists():
+            with disk.open("wb") as f:
+                f.truncate(claim.size)
+
+    def disk_exists(self, claim: DiskClaim) -> bool:
+        pvc = self._ns(claim.namespace) / "pvcs" / f"{claim.name}.yaml"
+        return pvc.exists() and self._disk(claim).exists()
+
+    def open_writer(self, claim: DiskClaim) -> DiskWriter:
+        return RawDiskWriter(self._disk(claim), claim.size)
+
+    def open_reader(self, claim: DiskClaim) -> DiskReader:
+        return RawDiskReader(self._disk(claim))
+
+    def ensure_vm(self, manifest: dict[str, Any]) -> None:
+        check_manifest(manifest)
+        meta = manifest["metadata"]
+        _dump(self._ns(meta["namespace"]) / "virtualmachines" / f"{meta['name']}.yaml", manifest)
+
+    def get_vm(self, namespace: str, name: str) -> dict[str, Any] | None:
+        path = self._ns(namespace) / "virtualmachines" / f"{name}.yaml"
+        if not path.exists():
+            return None
+        return YAML(typ="safe").load(path.read_text())
+
+    def locate(self, namespace: str, name: str) -> dict[str, str]:
+        ns = self._ns(namespace)
+        return {
+            "manifest": str(ns / "virtualmachines" / f"{name}.yaml"),
+            "pvcs": str(ns / "pvcs"),
+            "disks": str(ns / "disks"),
+        }

@@ -1,0 +1,427 @@
+"""Copy one disk from any DiskReader to any DiskWriter: parallel, sparse, resumable, verified.
+
+The disk is cut into fixed chunks (those of reconciler.transfer.digest, so the hashes computed
+while copying are the source digest).  Chunks lying inside zero extents are neither read nor
+written; chunks touching data are read whole and hashed, and their non-zero 64 KiB pieces are
+written (the target is a sparse image or a disk that already reads as zeros).
+A chunk is recorded in the progress store only after the writer has made it durable, so a copy
+killed at any point (kill -9 included) resumes without losing or duplicating a byte range.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from threading import Event
+
+from reconciler.progress.store import ProgressStore
+from reconciler.transfer.digest import (
+    CHUNK_SIZE,
+    MiB,
+    chunk_count,
+    chunk_hash,
+    chunk_length,
+    combine,
+    data_chunk_flags,
+    disk_digest_of_reader,
+    is_zero,
+    zero_chunk_hash,
+    zeros,
+)
+from reconciler.transfer.extents import DiskReader, DiskWriter
+
+CHECKPOINT_BYTES = 64 * MiB  # flush + record after this much new data ...
+CHECKPOINT_SECONDS = 1.0  # ... or this much time, whichever comes first
+PROGRESS_INTERVAL = 0.2  # at most ~5 progress callbacks a second
+SPARSE_BLOCK = 64 * 1024  # zero pieces this big inside a data chunk are not written
+
+
+class TransferError(Exception):
+    """A disk copy failed; what was durable is recorded, the disk is not marked done."""
+
+    def __init__(self, message: str, disk_id: str = "", offset: int | None = None) -> None:
+        super().__init__(message)
+        self.disk_id = disk_id
+        self.offset = offset
+
+
+class TransferCanceled(Exception):
+    """The copy was stopped through its cancel event; resuming continues where it stopped."""
+
+    def __init__(self, disk_id: str, bytes_done: int) -> None:
+        super().__init__(f"disk {disk_id}: copy canceled at {bytes_done} bytes")
+        self.disk_id = disk_id
+        self.bytes_done = bytes_done
+
+
+@dataclass(frozen=True)
+class CopyProgress:
+    """A snapshot for status and logs; ``bytes_done`` counts logical bytes, holes included."""
+
+    disk_id: str
+    total: int
+    bytes_done: int
+    data_bytes_written: int
+    rate: float
+    eta: float | None
+    resumed_bytes: int
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    source_digest: str
+    target_digest: str
+    bytes_written: int
+    resumed_chunks: int
+    chunks_total: int
+    seconds: float
+
+
+class _Skipped(Exception):
+    """A queued chunk that was not started because the copy is stopping."""
+
+
+class _ChunkError(Exception):
+    def __init__(self, offset: int, length: int, op: str, cause: BaseException) -> None:
+        super().__init__(f"{op} of {length} bytes at offset {offset} failed: {_describe(cause)}")
+        self.offset = offset
+        self.op = op
+        self.cause = cause
+
+
+def _describe(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def copy_disk(
+    reader: DiskReader,
+    writer: DiskWriter,
+    store: ProgressStore,
+    disk_id: str,
+    *,
+    chunk_size: int = CHUNK_SIZE,
+    streams: int = 4,
+    on_progress: Callable[[CopyProgress], None] | None = None,
+    cancel: Event | None = None,
+    verify_reader: DiskReader | None = None,
+) -> CopyResult:
+    """Copy ``reader`` into ``writer``, resuming whatever ``store`` says is already durable.
+
+    Raises TransferCanceled when ``cancel`` is set, TransferError on a read/write/flush error or
+    when ``verify_reader``'s digest differs from the source's (the store is then left as is so
+    the caller decides whether to reset).  A disk the store marks completed returns at once.
+    """
+    rec = store.get_disk(disk_id)
+    if rec is not None and rec.completed and rec.size == reader.size:
+        n = chunk_count(rec.size, rec.chunk_size)
+        return CopyResult(rec.source_digest, rec.target_digest, 0, n, n, 0.0)
+    if writer.size < reader.size:
+        raise TransferError(
+            f"disk {disk_id}: target holds {writer.size} bytes, source needs {reader.size}",
+            disk_id,
+        )
+    return _DiskCopy(
+        reader, writer, store, disk_id, chunk_size, max(1, streams), on_progress, cancel
+    ).run(verify_reader)
+
+
+class _DiskCopy:
+    """The state of one copy_disk call; only the calling thread touches it, workers don't."""
+
+    def __init__(
+        self,
+        reader: DiskReader,
+        writer: DiskWriter,
+        store: ProgressStore,
+        disk_id: str,
+        chunk_size: int,
+        streams: int,
+        on_progress: Callable[[CopyProgress], None] | None,
+        cancel: Event | None,
+    ) -> None:
+        self.reader, self.writer, self.store = reader, writer, store
+        self.disk_id = disk_id
+        self.chunk_size = chunk_size
+        self.streams = streams
+        self.on_progress = on_progress
+        self.cancel = cancel
+        self.size = reader.size
+        self.n = chunk_count(self.size, chunk_size)
+        self.stop = Event()  # tells workers not to start queued chunks
+        self.failure: _ChunkError | None = None
+        self.hashes: list[bytes | None] = [None] * self.n
+        self.unrecorded: list[tuple[int, bytes, int]] = []
+        self.unflushed_bytes = 0
+        self.bytes_done = 0
+        self.bytes_written = 0
+        self.resumed_bytes = 0
+        self.resumed_chunks = 0
+        self.t0 = time.monotonic()
+        self.last_flush = self.t0
+        self.last_report = 0.0
+
+    # -- the calling thread --------------------------------------------------------------
+
+    def run(self, verify_reader: DiskReader | None) -> CopyResult:
+        self.store.start_disk(self.disk_id, self.size, self.chunk_size)
+        for idx, (h, _nbytes) in self.store.done_chunks(self.disk_id).items():
+            if 0 <= idx < self.n:
+                self.hashes[idx] = h
+                self.resumed_chunks += 1
+                self.resumed_bytes += chunk_length(idx, self.size, self.chunk_size)
+        self.bytes_done = self.resumed_bytes
+        try:
+            flags = data_chunk_flags(self.reader.extents(), self.size, self.chunk_size)
+        except Exception as e:
+            raise TransferError(
+                f"disk {self.disk_id}: reading extents failed: {_describe(e)}", self.disk_id
+            ) from e
+
+        pending: set[Future[tuple[int, bytes, int]]] = set()
+        with ThreadPoolExecutor(self.streams, thread_name_prefix=f"copy-{self.disk_id}") as pool:
+            try:
+                self._dispatch(pool, flags, pending)
+                while pending:
+                    pending = self._collect(pending, PROGRESS_INTERVAL)
+            except BaseException:
+                self._stop_and_drain(pending)
+                try:
+                    self._checkpoint(force=True)
+                except Exception:
+                    pass  # the original error matters more; unrecorded chunks are recopied
+                raise
+        self._finish_run()
+
+        hashes = [h for h in self.hashes if h is not None]
+        assert len(hashes) == self.n, "every chunk is hashed before a digest is made"
+        source_digest = combine(hashes, self.chunk_size)
+        target_digest = ""
+        if verify_reader is not None:
+            try:
+                target_digest = disk_digest_of_reader(
+                    verify_reader, self.chunk_size, self.streams, size=self.size
+                )
+            except Exception as e:
+                raise TransferError(
+                    f"disk {self.disk_id}: reading the target to verify failed: {_describe(e)}",
+                    self.disk_id,
+                ) from e
+            if target_digest != source_digest:
+                raise TransferError(
+                    f"disk {self.disk_id}: digest mismatch: source {source_digest},"
+                    f" target {target_digest}",
+                    self.disk_id,
+                )
+        self.store.finish_disk(self.disk_id, source_digest, target_digest, _now_iso())
+        self._report(force=True)
+        return CopyResult(
+            source_digest,
+            target_digest,
+            self.bytes_written,
+            self.resumed_chunks,
+            self.n,
+            time.monotonic() - self.t0,
+        )
+
+    def _canceled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
+
+    def _dispatch(
+        self,
+        pool: ThreadPoolExecutor,
+        flags: bytearray,
+        pending: set[Future[tuple[int, bytes, int]]],
+    ) -> None:
+        """Walk the chunks in order: zero ones finish here, data ones go to the workers."""
+        max_inflight = self.streams * 2  # bounded: never a queue of buffers waiting to be written
+        for idx in range(self.n):
+            if self.hashes[idx] is not None:
+                continue
+            if self._canceled():
+                self.stop.set()
+            if self.stop.is_set():
+                break
+            if not flags[idx]:
+                length = chunk_length(idx, self.size, self.chunk_size)
+                self.hashes[idx] = zero_chunk_hash(length)
+                self.bytes_done += length
+                self._report()
+                continue
+            while len(pending) >= max_inflight and not self.stop.is_set():
+                pending -= set(self._drain_done(pending, PROGRESS_INTERVAL))
+            if self.stop.is_set():
+                break
+            pending.add(pool.submit(self._copy_chunk, idx))
+
+    def _drain_done(
+        self, pending: set[Future[tuple[int, bytes, int]]], timeout: float
+    ) -> set[Future[tuple[int, bytes, int]]]:
+        """Process what finished within ``timeout``; returns the futures that were handled."""
+        done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+        for fut in done:
+            self._take(fut)
+        if self._canceled():
+            self.stop.set()
+        if not self.stop.is_set():
+            self._checkpoint()
+        self._report()
+        return done
+
+    def _collect(
+        self, pending: set[Future[tuple[int, bytes, int]]], timeout: float
+    ) -> set[Future[tuple[int, bytes, int]]]:
+        if self.stop.is_set():
+            for fut in pending:
+                fut.cancel()
+        return pending - self._drain_done(pending, timeout)
+
+    def _take(self, fut: Future[tuple[int, bytes, int]]) -> None:
+        try:
+            idx, h, nbytes = fut.result()
+        except (_Skipped, CancelledError):
+            return
+        except _ChunkError as e:
+            if self.failure is None or e.offset < self.failure.offset:
+                self.failure = e
+            self.stop.set()
+            return
+        if self.hashes[idx] is not None:  # taken already (an error interrupted a drain)
+            return
+        self.hashes[idx] = h
+        self.unrecorded.append((idx, h, nbytes))
+        self.unflushed_bytes += nbytes
+        self.bytes_written += nbytes
+        self.bytes_done += chunk_length(idx, self.size, self.chunk_size)
+
+    def _stop_and_drain(self, pending: set[Future[tuple[int, bytes, int]]]) -> None:
+        """Stop starting chunks and wait for the running ones, keeping what they finished."""
+        self.stop.set()
+        for fut in pending:
+            fut.cancel()
+        for fut in pending:
+            try:
+                fut.exception()  # waits
+            except CancelledError:
+                continue
+            self._take(fut)
+        pending.clear()
+
+    def _checkpoint(self, force: bool = False) -> None:
+        """Flush the writer, then record the chunks it made durable (never the other order)."""
+        if not self.unrecorded:
+            return
+        now = time.monotonic()
+        if not (
+            force
+            or self.unflushed_bytes >= CHECKPOINT_BYTES
+            or now - self.last_flush >= CHECKPOINT_SECONDS
+        ):
+            return
+        if self.unflushed_bytes:
+            try:
+                self.writer.flush()
+            except Exception as e:
+                raise TransferError(
+                    f"disk {self.disk_id}: flushing the target failed: {_describe(e)}",
+                    self.disk_id,
+                ) from e
+        self.store.record_chunks(self.disk_id, self.unrecorded)
+        self.unrecorded = []
+        self.unflushed_bytes = 0
+        self.last_flush = time.monotonic()
+
+    def _finish_run(self) -> None:
+        """After the workers are gone: make the rest durable, then report how the run ended."""
+        try:
+            self._checkpoint(force=True)
+        except TransferError:
+            if self.failure is None:
+                raise
+        if self.failure is not None:
+            f = self.failure
+            raise TransferError(f"disk {self.disk_id}: {f}", self.disk_id, f.offset) from f.cause
+        if any(h is None for h in self.hashes):  # stopped early without an error: canceled
+            self._report(force=True)
+            raise TransferCanceled(self.disk_id, self.bytes_done)
+
+    def _report(self, force: bool = False) -> None:
+        if self.on_progress is None:
+            return
+        now = time.monotonic()
+        if not force and now - self.last_report < PROGRESS_INTERVAL:
+            return
+        self.last_report = now
+        elapsed = now - self.t0
+        rate = (self.bytes_done - self.resumed_bytes) / elapsed if elapsed > 0 else 0.0
+        eta = (self.size - self.bytes_done) / rate if rate > 0 else None
+        self.on_progress(
+            CopyProgress(
+                self.disk_id,
+                self.size,
+                self.bytes_done,
+                self.bytes_written,
+                rate,
+                eta,
+                self.resumed_bytes,
+            )
+        )
+
+    # -- worker threads ------------------------------------------------------------------
+
+    def _copy_chunk(self, idx: int) -> tuple[int, bytes, int]:
+        """Read, hash and write one chunk; returns (index, hash, data bytes written)."""
+        if self.stop.is_set() or self._canceled():
+            raise _Skipped
+        offset = idx * self.chunk_size
+        length = chunk_length(idx, self.size, self.chunk_size)
+        try:
+            data = self.reader.read(offset, length)
+        except Exception as e:
+            raise _ChunkError(offset, length, "read", e) from e
+        if len(data) != length:
+            raise _ChunkError(
+                offset, length, "read", OSError(f"short read: {len(data)} of {length} bytes")
+            )
+        if is_zero(data):
+            return idx, zero_chunk_hash(length), 0  # the target already reads as zeros
+        h = chunk_hash(data)
+        written = 0
+        for start, end in nonzero_runs(data):
+            piece = data if end - start == length else data[start:end]  # copies edges only
+            try:
+                self.writer.write(offset + start, piece)
+            except Exception as e:
+                raise _ChunkError(offset + start, end - start, "write", e) from e
+            written += end - start
+        return idx, h, written
+
+
+def nonzero_runs(data: bytes, block: int = SPARSE_BLOCK) -> list[tuple[int, int]]:
+    """``(start, end)`` ranges of ``data`` to write, leaving out all-zero ``block``-sized pieces.
+
+    This keeps the target sparse where a data chunk only partly holds data (region edges,
+    zeroed files).  ``startswith`` at an offset is a memcmp without copying a slice, and stops
+    at the first non-zero byte, so real data costs a few comparisons per chunk.
+    """
+    runs: list[tuple[int, int]] = []
+    zero_block = zeros(block)
+    n = len(data)
+    run_start = -1
+    for pos in range(0, n, block):
+        end = min(pos + block, n)
+        if data.startswith(zero_block if end - pos == block else zeros(end - pos), pos):
+            if run_start >= 0:
+                runs.append((run_start, pos))
+                run_start = -1
+        elif run_start < 0:
+            run_start = pos
+    if run_start >= 0:
+        runs.append((run_start, n))
+    return runs
