@@ -60,6 +60,8 @@ class OvfFile:
     id: str
     href: str
     size: int | None  # ovf:size in bytes, when the OVF says
+    compression: str = ""  # ovf:compression, e.g. gzip (not readable in place)
+    chunk_size: int | None = None  # ovf:chunkSize: the file is split into href.000000...
 
 
 @dataclass(frozen=True)
@@ -198,8 +200,13 @@ class _Parser:
             if not fid or not href:
                 raise self.fail("a References/File lacks ovf:id or ovf:href")
             size = _attr(f, "size")
+            chunk = _attr(f, "chunkSize")
             files[fid] = OvfFile(
-                fid, href, self.int_of(size, f"size of file {href}") if size else None
+                fid,
+                href,
+                self.int_of(size, f"size of file {href}") if size else None,
+                _attr(f, "compression"),
+                self.int_of(chunk, f"chunkSize of file {href}") if chunk else None,
             )
 
         disks: dict[str, OvfDisk] = {}

@@ -218,7 +218,21 @@ class OvaConnection:
             did = disk_id(rel, href or f"#{d.disk_id}")
             member = members.get(href) if href else None
             problem = ""
-            if href and member is None:
+            unsupported = ""
+            if d.file and d.file.compression and d.file.compression != "identity":
+                unsupported = f"is {d.file.compression}-compressed"
+            elif d.file and d.file.chunk_size:
+                unsupported = "is split into chunks"
+            if unsupported:
+                problem = f"{path}: disk file {href} {unsupported}, which cannot be read in place"
+                concerns.append(
+                    _concern(
+                        "Unsupported disk file",
+                        f"{href} in {rel} {unsupported}; re-export the VM without "
+                        "compression or chunking.",
+                    )
+                )
+            elif href and member is None:
                 problem = f"{path}: disk file {href} is missing from the archive"
                 concerns.append(
                     _concern(

@@ -28,9 +28,22 @@ def state_dir_for(repo: str, explicit: Path | None = None) -> Path:
     return base / "mtv-gitops" / digest
 
 
+TARGET_FILE = "local-target"
+
+
 def cluster_dir_for(state: Path, explicit: Path | None = None) -> Path:
+    """--cluster, else $MTV_GITOPS_CLUSTER, else what this state dir last used, else inside it."""
     if explicit:
         return explicit
     if os.environ.get(CLUSTER_ENV):
         return Path(os.environ[CLUSTER_ENV])
+    remembered = state / TARGET_FILE
+    if remembered.is_file():
+        return Path(remembered.read_text().strip())
     return state / "cluster"
+
+
+def remember_cluster(state: Path, cluster: Path) -> None:
+    """Later commands on the same state dir find the same local target without --cluster."""
+    state.mkdir(parents=True, exist_ok=True)
+    (state / TARGET_FILE).write_text(f"{cluster.resolve()}\n")

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.cli.context import remember_cluster
 from reconciler.gitops.checkout import GitCheckout
 from reconciler.inventory.observe import close_all, observe
 from reconciler.manifests.config import RepoConfig, load_config
@@ -66,7 +67,9 @@ class Reconciler:
             last_pushed=self.store.get(LAST_PUSHED_KEY) or None,
             on_pushed=lambda sha: self.store.set(LAST_PUSHED_KEY, sha),
         )
-        self.target: Target = LocalTarget(settings.cluster or settings.state_dir / "cluster")
+        cluster = settings.cluster or settings.state_dir / "cluster"
+        remember_cluster(settings.state_dir, cluster)
+        self.target: Target = LocalTarget(cluster)
         self.cancel = threading.Event()
 
     def close(self) -> None:
@@ -219,13 +222,14 @@ class _StatusWriter:
         if not force and time.monotonic() - self.last < self.interval:
             return
         self.last = time.monotonic()
-        files = render(self._snapshot())
+        snap = self._snapshot()
+        files = render(snap)
         old = _read_status(self.rec.checkout.path)
         changes: dict[str, str | None] = {p: c for p, c in files.items() if old.get(p) != c}
         changes.update({p: None for p in old if p not in files})
         if not changes:
             return
-        sha = self.rec.checkout.write_status(changes, commit_message(old, files))
+        sha = self.rec.checkout.write_status(changes, commit_message(old, files, snap))
         if sha:
             self.commits += 1
 

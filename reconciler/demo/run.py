@@ -2,7 +2,8 @@
 
 ``DIR/ova`` generated .ova files (real streamOptimized VMDKs of known content),
 ``DIR/remote.git`` a bare remote seeded from examples/repo, ``DIR/repo`` a user's clone,
-``DIR/cluster`` the local target, ``DIR/state`` the reconciler's private state.
+``DIR/cluster`` the local target; the reconciler's private state is in
+``DIR/repo/.git/mtv-gitops``, where later commands on ``DIR/repo`` find it.
 """
 
 from __future__ import annotations
@@ -169,6 +170,10 @@ def run_demo(workspace: Path, verify: bool = True) -> int:
         ok = _report(workspace, ovas, rec, result, verify)
     finally:
         rec.close()
+    console.print(
+        f"\nlook around: mtv-gitops status {workspace / 'repo'} | "
+        f"mtv-gitops plan {workspace / 'repo'} | mtv-gitops lint {workspace / 'repo'}"
+    )
     console.print(f"reconcile took {seconds:.1f}s; whole demo {time.monotonic() - started:.1f}s")
     return 0 if ok else 1
 

@@ -29,7 +29,7 @@ from reconciler.targets.base import DiskClaim, Target, TargetError
 from reconciler.targets.kubevirt_manifests import disk_claims, vm_manifest
 from reconciler.transfer.engine import CopyProgress, copy_disk
 
-MB = 1000 * 1000
+MB = 1024 * 1024  # Forklift reports disk progress in "MB" of 2**20 bytes
 POWER_OFF_TIMEOUT = 600.0
 
 
@@ -62,7 +62,7 @@ class RunContext:
     chunk_size: int = 4 * 1024 * 1024
     verify: bool = True
     reporter: Reporter = field(default_factory=NullReporter)
-    on_change: Callable[[], None] = lambda: None
+    on_change: Callable[..., None] = lambda force=False: None
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
@@ -150,7 +150,7 @@ def _finish(ctx: RunContext, rec: VmProgress, result: str, error: dict | None) -
     rec.error = error
     rec.completed = now()
     ctx.store.put_vm(rec)
-    ctx.on_change()
+    ctx.on_change(force=True)
     return rec
 
 

@@ -6,12 +6,10 @@ commits nothing.  Conditions carry no timestamps; VM steps carry their own start
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from typing import Any
 
-from ruamel.yaml import YAML
-
+from reconciler.manifests.emit import dump_yaml
 from reconciler.manifests.errors import ManifestError
 from reconciler.manifests.loader import Desired
 from reconciler.manifests.models import API_VERSION
@@ -49,12 +47,7 @@ def status_path(kind: str, namespace: str, name: str) -> str:
 
 
 def dump(doc: dict[str, Any]) -> str:
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = False
-    yaml.width = 4096
-    buf = io.StringIO()
-    yaml.dump(doc, buf)
-    return buf.getvalue()
+    return dump_yaml(doc)
 
 
 def _obj(kind: str, namespace: str, name: str, status: dict[str, Any]) -> str:
@@ -274,9 +267,29 @@ def _migration_status(snap: Snapshot, m, errors: list[ManifestError]) -> dict[st
     return out
 
 
-def commit_message(old: dict[str, str], new: dict[str, str]) -> str:
-    """A deterministic message that says which objects' status changed."""
+def plan_summary(snap: Snapshot, key: str) -> str:
+    """``3/3 VMs Completed`` or ``1/3 VMs Completed, 1 CopyDisks, 1 Pending``."""
+    vms = snap.vms.get(key, [])
+    listed = {v.vm_id for d in snap.decisions if d.key == key for v in d.vms}
+    phases: dict[str, int] = {}
+    for v in vms:
+        if v.vm_id in listed:
+            phases[v.phase] = phases.get(v.phase, 0) + 1
+    done = phases.pop("Completed", 0)
+    rest = [f"{n} {p}" for p, n in sorted(phases.items())]
+    pending = len(listed) - done - sum(phases.values())
+    if pending:
+        rest.append(f"{pending} not started")
+    return ", ".join([f"{done}/{len(listed)} VMs Completed", *rest])
+
+
+def commit_message(old: dict[str, str], new: dict[str, str], snap: Snapshot) -> str:
+    """A deterministic message that says which objects' status changed and where plans are."""
     changed = sorted(p for p in set(old) | set(new) if old.get(p) != new.get(p))
     names = [p.removeprefix(f"{STATUS_DIR}/").removesuffix(".yaml") for p in changed]
-    head = f"status: {len(names)} object(s) updated"
+    plans = [n.removeprefix("plan/") for n in names if n.startswith("plan/")]
+    if plans:
+        head = "status: " + "; ".join(f"plan {k}: {plan_summary(snap, k)}" for k in plans)
+    else:
+        head = f"status: {len(names)} object(s) updated"
     return head + "\n\n" + "\n".join(f"- {n}" for n in names)

@@ -85,7 +85,7 @@ def vm_manifest(vm: VmPlan, running: bool | None = None) -> dict[str, Any]:
         "spec": {
             "runStrategy": "Always" if on else "Halted",
             "template": {
-                "metadata": {"labels": labels},
+                "metadata": {"labels": dict(labels)},
                 "spec": {
                     "domain": {
                         "cpu": {"sockets": sockets, "cores": vm.cores_per_socket, "threads": 1},

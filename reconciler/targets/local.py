@@ -14,6 +14,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from reconciler.manifests.emit import dump_yaml
 from reconciler.targets.base import DiskClaim, TargetError
 from reconciler.targets.rawdisk import RawDiskReader, RawDiskWriter
 from reconciler.targets.schema import check_manifest
@@ -24,10 +25,7 @@ def _dump(path: Path, manifest: dict[str, Any]) -> None:
     """Write atomically: a crash never leaves half a manifest behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = False
-    with tmp.open("w") as f:
-        yaml.dump(manifest, f)
+    tmp.write_text(dump_yaml(manifest))
     os.replace(tmp, path)
 
 

@@ -150,3 +150,12 @@ def test_bad_ovf_names_file_and_problem(data: bytes, message: str) -> None:
         parse_ovf(data, "/ovas/bad.ova:bad.ovf")
     assert "/ovas/bad.ova:bad.ovf" in str(err.value)
     assert message in str(err.value)
+
+
+def test_compression_and_chunking_are_recorded() -> None:
+    data = VBOX_OVF.replace(
+        b'ovf:href="box-disk001.vmdk"',
+        b'ovf:href="box-disk001.vmdk" ovf:compression="gzip" ovf:chunkSize="1048576"',
+    )
+    (f,) = parse_ovf(data, "x").files
+    assert (f.compression, f.chunk_size) == ("gzip", 1048576)
