@@ -20,6 +20,7 @@ from rich.table import Table
 from ruamel.yaml import YAML
 
 from plugins.ova.factory import DiskSpec, NicSpec, OvaInfo, build_ova, semi_random
+from reconciler.cli.context import state_dir_for
 from reconciler.cli.render import RichReporter, console, err_console
 from reconciler.daemon.reconcile import Reconciler, Settings
 from reconciler.gitops._git import identity_env
@@ -152,7 +153,7 @@ def run_demo(workspace: Path, verify: bool = True) -> int:
     os.environ.pop("MTV_GITOPS_SECRETS", None)
     settings = Settings(
         source=str(workspace / "repo"),
-        state_dir=workspace / "state",
+        state_dir=state_dir_for(str(workspace / "repo")),
         cluster=workspace / "cluster",
         secrets=SecretResolver(environ={}),
         reporter=RichReporter(),

@@ -61,10 +61,17 @@ def dry_run(root: Path, state_dir: Path, cluster: Path, secrets: SecretResolver)
             out.lines.append(f"  no Migration to run{' (' + waiting + ')' if waiting else ''}")
         else:
             out.lines.append(f"  Migration {d.migration} would run {len(d.run_vms)} VM(s)")
+        records = {v.vm_id: v for v in progress.get(d.key, PlanProgress()).vms}
         for vm in d.vms:
-            if d.migration and vm.vm_id not in d.run_vms:
-                state = "canceled" if vm.vm_id in d.canceled_vms else "already done"
-                out.lines.append(f"  - {vm.source_name}: {state}, nothing to do")
+            if vm.vm_id not in d.run_vms:
+                rec = records.get(vm.vm_id)
+                if vm.vm_id in d.canceled_vms:
+                    state = "would be canceled"
+                elif rec is not None and rec.result:
+                    state = f"{rec.result} in Migration {rec.migration}"
+                else:
+                    state = "waits for a Migration"
+                out.lines.append(f"  - {vm.source_name} ({vm.target_name}): {state}; nothing to do")
                 continue
             power = "power off" if vm.power_state == "On" else "leave off (already off)"
             out.lines.append(

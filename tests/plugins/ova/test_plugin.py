@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
 import uuid
 from pathlib import Path
 
@@ -179,3 +181,24 @@ def test_rescan_sees_new_and_removed_files(tmp_path: Path) -> None:
     assert vm.name == "late"
     (tmp_path / "ovas" / "late.ova").unlink()
     assert conn.inventory().vms == []
+
+
+def test_compressed_disk_file_is_a_concern(tmp_path: Path) -> None:
+    """gzip-compressed members cannot be read in place: the VM says so, open_disk refuses."""
+    info = build_sample(tmp_path, "gz", keep_raw_dir=None)
+    with tarfile.open(info.path) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    href = info.disks[0].file.encode()
+    with tarfile.open(info.path, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for m, data in members:
+            if m.name.endswith(".ovf"):
+                data = data.replace(
+                    b'href="' + href + b'"', b'href="' + href + b'" ovf:compression="gzip"'
+                )
+                m.size = len(data)
+            tar.addfile(m, io.BytesIO(data))
+    conn = OvaConnection(tmp_path / "ovas")
+    (vm,) = conn.inventory().vms
+    assert [c["label"] for c in vm.concerns] == ["Unsupported disk file"]
+    with pytest.raises(SourceError, match="gzip-compressed"):
+        conn.open_disk(vm.id, "vmdisk1")
