@@ -119,6 +119,8 @@ class VmdkReader:
     connection per thread so that more reader threads than streams wait instead of hanging in
     a handshake the server will not accept, and connections do not leak with dead threads.
     qemu-nbd starts on the first read, so asking only for ``size`` or ``extents`` is cheap.
+    Measured on 2 cores: one stream reads a streamOptimized disk at 450-560 MiB/s, and more
+    streams do not help (qemu inflates grains in its one main-loop thread).
     """
 
     def __init__(

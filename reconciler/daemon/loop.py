@@ -22,7 +22,8 @@ def _summary(result: PassResult) -> str:
     return (
         f"pass at {result.revision[:8]}: {len(result.decisions)} plan(s), "
         f"{len(ran)} migration(s) run, {result.failed_vms} VM(s) failed, "
-        f"{result.errors} manifest error(s), {result.status_commits} status commit(s)"
+        f"{result.errors} manifest error(s), {len(result.not_ready)} plan(s) not ready, "
+        f"{result.status_commits} status commit(s)"
     )
 
 
@@ -41,7 +42,7 @@ def run_until_idle(settings: Settings, once: bool = False) -> int:
         return EXIT_UNREACHABLE
     finally:
         rec.close()
-    return EXIT_PROBLEMS if result.errors or result.failed_vms else EXIT_OK
+    return EXIT_PROBLEMS if result.errors or result.failed_vms or result.not_ready else EXIT_OK
 
 
 class _reporting:

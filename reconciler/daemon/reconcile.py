@@ -40,6 +40,10 @@ class PassResult:
     failed_vms: int = 0
     status_commits: int = 0
 
+    @property
+    def not_ready(self) -> list[str]:
+        return [d.key for d in self.decisions if not d.ready]
+
 
 @dataclass
 class Settings:
@@ -92,7 +96,9 @@ class Reconciler:
         connections, states, observed = observe(desired, self.settings.secrets, self.target)
         progress = self._progress(desired)
         decisions = decide(desired, ref_errors, observed, progress)
-        writer = _StatusWriter(self, revision, desired, ref_errors, decisions, states, config)
+        writer = _StatusWriter(
+            self, self.checkout.desired_revision(), desired, ref_errors, decisions, states, config
+        )
         failed = 0
         try:
             writer.commit(force=True)
@@ -159,6 +165,7 @@ class Reconciler:
                 verify=config.transfer.verify
                 if self.settings.verify is None
                 else self.settings.verify,
+                max_bytes_per_second=(config.transfer.maxMiBps or 0) * 1024 * 1024 or None,
                 reporter=self.settings.reporter,
                 on_change=writer.commit,
                 cancel=self.cancel,

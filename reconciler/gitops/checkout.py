@@ -208,6 +208,23 @@ class GitCheckout:
         if (gitdir / "rebase-merge").exists() or (gitdir / "rebase-apply").exists():
             self._git("rebase", "--abort")
 
+    def desired_revision(self) -> str:
+        """The newest commit that touched anything outside ``status/``: what desired state
+        the checkout holds.  Status commits (ours or anyone's) do not move it."""
+        with self._lock:
+            self._ensure()
+            out = self._must(
+                "cannot find the desired revision",
+                "log",
+                "-1",
+                "--format=%H",
+                "HEAD",
+                "--",
+                ".",
+                f":(exclude){STATUS_DIR}",
+            )
+            return out.strip() or self._head()
+
     def changed_paths(self, old: str | None, new: str) -> list[str]:
         """Every path touched by a commit in ``old..new`` (all of ``new``'s history if ``old``
         is None or unknown here), merges compared with each parent so nothing hides in one."""

@@ -18,6 +18,7 @@ class TransferSettings(BaseModel):
     streams: int = Field(default=4, ge=1, le=64)
     chunkMiB: int = Field(default=4, ge=1, le=64)
     verify: bool = True
+    maxMiBps: float | None = Field(default=None, gt=0)  # bandwidth cap per disk copy
 
 
 class RepoConfig(BaseModel):

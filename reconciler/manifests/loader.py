@@ -23,6 +23,9 @@ from reconciler.manifests.models import API_VERSION, SPECS, ObjectMeta, SecretMa
 SKIP_DIRS = {"status", ".git"}
 YAML_SUFFIXES = {".yaml", ".yml"}
 Key = tuple[str, str]  # (namespace, name)
+TOP_LEVEL = {"apiVersion", "kind", "metadata", "spec", "status"}
+SECRET_TOP_LEVEL = {"apiVersion", "kind", "metadata", "type", "data", "stringData", "immutable"}
+EMPTY_MAPPING_TYPES = {"model_type", "dict_type", "model_attributes_type"}
 
 
 @dataclass
@@ -137,7 +140,8 @@ def _load_object(doc: Any, loc: Location, config: RepoConfig, desired: Desired) 
     elif api != API_VERSION:
         err(f"apiVersion {api!r} for {kind}: expected {API_VERSION}", ("apiVersion",))
         return
-    extra = set(doc) - {"apiVersion", "kind", "metadata", "spec", "status"}
+    top = SECRET_TOP_LEVEL if kind == "Secret" else TOP_LEVEL
+    extra = set(doc) - top
     if extra:
         key = sorted(extra)[0]
         err(f"unknown top-level field {key!r} in {kind}", (key,))
@@ -179,18 +183,52 @@ def _report(
     obj: str,
     desired: Desired,
 ) -> None:
-    for e in exc.errors():
-        path = prefix + tuple(e["loc"])
-        dotted = ".".join(str(p) for p in path)
+    errors = exc.errors()
+    # A key left empty with its own keys beside it instead of under it (the MTV docs print the
+    # NetworkMap that way): say so once, instead of "not a dictionary" plus one error per key.
+    misplaced: dict[tuple, list[str]] = {}
+    for e in errors:
+        path = tuple(e["loc"])
+        if e["type"] in EMPTY_MAPPING_TYPES and e.get("input") is None:
+            misplaced[path] = []
+    for e in errors:
+        path = tuple(e["loc"])
         if e["type"] == "extra_forbidden":
+            for empty in misplaced:
+                if path[:-1] == empty[:-1]:
+                    misplaced[empty].append(str(path[-1]))
+                    break
+    folded = {empty[:-1] + (k,) for empty, keys in misplaced.items() for k in keys}
+    hide_input = obj.split(" ")[0] == "Secret"  # never echo what a Secret holds
+    for e in errors:
+        path = tuple(e["loc"])
+        if path in folded:
+            continue
+        full = prefix + path
+        dotted = dotted_path(full)
+        if misplaced.get(path):
+            keys = ", ".join(misplaced[path])
+            msg = (
+                f"{dotted} is empty, and {keys} beside it are not fields of "
+                f"{dotted_path(full[:-1])}: indent them under {str(path[-1])!r}"
+            )
+        elif e["type"] == "extra_forbidden":
             msg = f"unknown field {dotted!r}"
         elif e["type"] == "missing":
             msg = f"missing required field {dotted!r}"
         else:
             msg = f"{dotted}: {e['msg']}"
-            if "input" in e and not isinstance(e["input"], dict | list):
+            if "input" in e and not isinstance(e["input"], dict | list) and not hide_input:
                 msg += f" (got {e['input']!r})"
-        desired.errors.append(ManifestError(_locate(doc, path, loc), msg, obj))
+        desired.errors.append(ManifestError(_locate(doc, full, loc), msg, obj))
+
+
+def dotted_path(path: tuple) -> str:
+    """``("spec", "vms", 0, "hooks")`` -> ``spec.vms[0].hooks``, as people write field paths."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
 
 
 def _plain(node: Any) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reconciler.manifests.errors import ManifestError
-from reconciler.manifests.loader import Desired, Manifest, locate
+from reconciler.manifests.loader import Desired, Manifest, dotted_path, locate
 from reconciler.manifests.models import ObjectRef
 
 
@@ -52,7 +52,7 @@ def _need(
         errors.append(
             ManifestError(
                 locate(referrer, *path),
-                f"{'.'.join(map(str, path))} refers to {kind} {ns}/{name}, which {why}",
+                f"{dotted_path(path)} refers to {kind} {ns}/{name}, which {why}",
                 referrer.ref,
             )
         )

@@ -28,6 +28,7 @@ from reconciler.sources import SourceConnection
 from reconciler.targets.base import DiskClaim, Target, TargetError
 from reconciler.targets.kubevirt_manifests import disk_claims, vm_manifest
 from reconciler.transfer.engine import CopyProgress, copy_disk
+from reconciler.transfer.throttle import ThrottledReader
 
 MB = 1024 * 1024  # Forklift reports disk progress in "MB" of 2**20 bytes
 POWER_OFF_TIMEOUT = 600.0
@@ -61,6 +62,7 @@ class RunContext:
     streams: int = 4
     chunk_size: int = 4 * 1024 * 1024
     verify: bool = True
+    max_bytes_per_second: float | None = None
     reporter: Reporter = field(default_factory=NullReporter)
     on_change: Callable[..., None] = lambda force=False: None
     cancel: threading.Event = field(default_factory=threading.Event)
@@ -257,6 +259,8 @@ def ensure_disks_copied(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict
                 ctx.on_change()
 
         reader = ctx.source.open_disk(vm.vm_id, disk.key)
+        if ctx.max_bytes_per_second:
+            reader = ThrottledReader(reader, ctx.max_bytes_per_second)
         writer = ctx.target.open_writer(claim)
         verify = ctx.target.open_reader(claim) if ctx.verify else None
         try:

@@ -65,6 +65,8 @@ class LocalTarget:
         _dump(self._ns(claim.namespace) / "pvcs" / f"{claim.name}.yaml", claim.manifest)
         disk = self._disk(claim)
         disk.parent.mkdir(parents=True, exist_ok=True)
+        if disk.exists() and not disk.is_file():
+            raise TargetError(f"disk image {disk} exists but is not a regular file; remove it")
         if disk.exists() and disk.stat().st_size > claim.size:
             raise TargetError(f"disk image {disk} is larger than the source disk; remove it")
         if not disk.exists():
@@ -73,7 +75,7 @@ class LocalTarget:
 
     def disk_exists(self, claim: DiskClaim) -> bool:
         pvc = self._ns(claim.namespace) / "pvcs" / f"{claim.name}.yaml"
-        return pvc.exists() and self._disk(claim).exists()
+        return pvc.exists() and self._disk(claim).is_file()
 
     def open_writer(self, claim: DiskClaim) -> DiskWriter:
         return RawDiskWriter(self._disk(claim), claim.size)

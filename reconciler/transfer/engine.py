@@ -10,6 +10,8 @@ killed at any point (kill -9 included) resumes without losing or duplicating a b
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
@@ -166,6 +168,12 @@ class _DiskCopy:
         self.t0 = time.monotonic()
         self.last_flush = self.t0
         self.last_report = 0.0
+        self.ckpt_queue: queue.Queue[tuple[list[tuple[int, bytes, int]], bool] | None]
+        self.ckpt_queue = queue.Queue(maxsize=2)
+        self.ckpt_error: BaseException | None = None
+        self.ckpt_thread = threading.Thread(
+            target=self._checkpointer, name=f"checkpoint-{disk_id}", daemon=True
+        )
 
     # -- the calling thread --------------------------------------------------------------
 
@@ -185,19 +193,23 @@ class _DiskCopy:
             ) from e
 
         pending: set[Future[tuple[int, bytes, int]]] = set()
-        with ThreadPoolExecutor(self.streams, thread_name_prefix=f"copy-{self.disk_id}") as pool:
-            try:
-                self._dispatch(pool, flags, pending)
-                while pending:
-                    pending = self._collect(pending, PROGRESS_INTERVAL)
-            except BaseException:
-                self._stop_and_drain(pending)
+        self.ckpt_thread.start()
+        try:
+            with ThreadPoolExecutor(self.streams, thread_name_prefix="copy") as pool:
                 try:
-                    self._checkpoint(force=True)
-                except Exception:
-                    pass  # the original error matters more; unrecorded chunks are recopied
-                raise
-        self._finish_run()
+                    self._dispatch(pool, flags, pending)
+                    while pending:
+                        pending = self._collect(pending, PROGRESS_INTERVAL)
+                except BaseException:
+                    self._stop_and_drain(pending)
+                    try:
+                        self._checkpoint(force=True)
+                    except Exception:
+                        pass  # the original error matters more; unrecorded chunks are recopied
+                    raise
+            self._finish_run()
+        finally:
+            self._close_checkpointer()
 
         hashes = [h for h in self.hashes if h is not None]
         assert len(hashes) == self.n, "every chunk is hashed before a digest is made"
@@ -314,7 +326,17 @@ class _DiskCopy:
         pending.clear()
 
     def _checkpoint(self, force: bool = False) -> None:
-        """Flush the writer, then record the chunks it made durable (never the other order)."""
+        """Hand finished chunks to the checkpointer once ~64 MiB or ~1 s have gathered.
+
+        The batch holds only chunks whose writes have returned; the checkpointer flushes the
+        writer and only then records them, so the store never claims what is not durable.
+        """
+        if self.ckpt_error is not None:
+            raise TransferError(
+                f"disk {self.disk_id}: making the target durable failed:"
+                f" {_describe(self.ckpt_error)}",
+                self.disk_id,
+            ) from self.ckpt_error
         if not self.unrecorded:
             return
         now = time.monotonic()
@@ -324,23 +346,41 @@ class _DiskCopy:
             or now - self.last_flush >= CHECKPOINT_SECONDS
         ):
             return
-        if self.unflushed_bytes:
-            try:
-                self.writer.flush()
-            except Exception as e:
-                raise TransferError(
-                    f"disk {self.disk_id}: flushing the target failed: {_describe(e)}",
-                    self.disk_id,
-                ) from e
-        self.store.record_chunks(self.disk_id, self.unrecorded)
+        # blocks while two batches wait: backpressure when the target syncs slower than we copy
+        self.ckpt_queue.put((self.unrecorded, self.unflushed_bytes > 0))
         self.unrecorded = []
         self.unflushed_bytes = 0
-        self.last_flush = time.monotonic()
+        self.last_flush = now
+
+    def _checkpointer(self) -> None:
+        """Thread: flush, then record, batch after batch, so fdatasync never stalls the copy."""
+        while True:
+            item = self.ckpt_queue.get()
+            if item is None:
+                return
+            if self.ckpt_error is not None:
+                continue  # keep draining so the copying thread never blocks on a full queue
+            batch, needs_flush = item
+            try:
+                if needs_flush:
+                    self.writer.flush()
+                self.store.record_chunks(self.disk_id, batch)
+            except BaseException as e:
+                self.ckpt_error = e
+                self.stop.set()
+
+    def _close_checkpointer(self) -> None:
+        """Wait until every handed-over batch is flushed and recorded (idempotent)."""
+        if self.ckpt_thread.is_alive():
+            self.ckpt_queue.put(None)
+            self.ckpt_thread.join()
 
     def _finish_run(self) -> None:
         """After the workers are gone: make the rest durable, then report how the run ended."""
         try:
             self._checkpoint(force=True)
+            self._close_checkpointer()
+            self._checkpoint()  # raises if the last flush failed
         except TransferError:
             if self.failure is None:
                 raise

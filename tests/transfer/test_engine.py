@@ -10,7 +10,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -269,6 +269,50 @@ def test_target_smaller_than_source_is_refused(
     r = RawDiskReader(source)
     with pytest.raises(TransferError, match="target holds"):
         copy_disk(r, RawDiskWriter(tmp_path / "d.img", MiB), store, "s", chunk_size=CS)
+
+
+class DurableWriter(RawDiskWriter):
+    """Knows which writes a flush has covered."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        super().__init__(path, size)
+        self.written: set[int] = set()
+        self.durable: set[int] = set()
+        self._lock = threading.Lock()
+
+    def write(self, offset: int, data: bytes) -> None:
+        time.sleep(0.002)
+        super().write(offset, data)
+        with self._lock:
+            self.written.add(offset // CS)
+
+    def flush(self) -> None:
+        with self._lock:
+            covered = set(self.written)
+        super().flush()
+        self.durable |= covered
+
+
+class CheckingStore(ProgressStore):
+    writer: DurableWriter
+
+    def record_chunks(self, disk: str, chunks: Iterable[tuple[int, bytes, int]]) -> None:
+        chunks = list(chunks)
+        for idx, _h, nbytes in chunks:
+            assert nbytes == 0 or idx in self.writer.durable, f"chunk {idx} recorded before flush"
+        super().record_chunks(disk, chunks)
+
+
+def test_chunks_are_recorded_only_after_a_flush(
+    tmp_path: Path, source: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("reconciler.transfer.engine.CHECKPOINT_BYTES", 2 * CS)  # many batches
+    store = CheckingStore(tmp_path / "p.db")
+    r = RawDiskReader(source)
+    store.writer = DurableWriter(tmp_path / "dst.img", r.size)
+    copy_disk(r, store.writer, store, "dur", chunk_size=CS, streams=4)
+    assert len(store.done_chunks("dur")) == len(data_chunks(source))
+    store.close()
 
 
 # -- kill -9 in the middle of a copy -----------------------------------------------------
