@@ -18,11 +18,13 @@ import argparse
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,11 +44,15 @@ REGIONS = 7
 @dataclass
 class Row:
     case: str
-    seconds: float
+    times: list[float]
     data_bytes: int
-    baseline: float | None = None  # seconds of the case this one is compared with
+    baseline: Row | None = None  # the qemu-img case this one is compared with
     digest_ok: bool | None = None
     allocated: int = 0
+
+    @property
+    def seconds(self) -> float:
+        return statistics.median(self.times)
 
 
 def make_pool(seed: int = 7) -> bytes:
@@ -89,9 +95,11 @@ def run(cmd: list[str], output: Path) -> float:
 
 
 def engine(reader: DiskReader, dst: Path, work: Path, streams: int) -> tuple[float, str]:
+    """One fresh copy (new target, new progress store), timed from start to durable."""
     if dst.exists():
         dst.unlink()
-    store = ProgressStore(work / f"progress-{dst.stem}.db")
+    db = Path(tempfile.mkstemp(prefix="progress-", suffix=".db", dir=work)[1])
+    store = ProgressStore(db)
     writer = RawDiskWriter(dst, reader.size)
     os.sync()
     t0 = time.monotonic()
@@ -99,7 +107,33 @@ def engine(reader: DiskReader, dst: Path, work: Path, streams: int) -> tuple[flo
     seconds = time.monotonic() - t0
     writer.close()
     store.close()
+    for f in work.glob(db.name + "*"):
+        f.unlink()
     return seconds, res.source_digest
+
+
+def measure(
+    case: str,
+    once: Callable[[Path], tuple[float, str | None]],
+    out: Path,
+    want: str,
+    data: int,
+    repeat: int,
+    baseline: Row | None = None,
+) -> Row:
+    """Run ``once`` ``repeat`` times into ``out``; check the last output's digest."""
+    times: list[float] = []
+    ok = True
+    for _ in range(repeat):
+        if out.exists():
+            out.unlink()
+        seconds, digest = once(out)
+        times.append(seconds)
+        ok = ok and digest in (None, want)
+    row = Row(case, times, data, baseline, ok and disk_digest_of_file(out) == want)
+    row.allocated = allocated_bytes(out)
+    out.unlink()
+    return row
 
 
 def build_ova(work: Path, raw: Path) -> tuple[Path, Path, int, int]:
@@ -127,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-mib", type=int, default=400)
     ap.add_argument("--streams", type=int, default=4)
     ap.add_argument("--dir", default=None, help="where to put the images (default: a temp dir)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per case; the median is shown")
     ap.add_argument("--skip-ova", action="store_true")
     args = ap.parse_args(argv)
     if shutil.which("qemu-img") is None:
@@ -147,71 +182,70 @@ def main(argv: list[str] | None = None) -> int:
         )
         want = disk_digest_of_file(src)
 
-        qdst = work / "qemu.raw"
-        qsec = run(["qemu-img", "convert", "-f", "raw", "-O", "raw", str(src), str(qdst)], qdst)
-        rows.append(
-            Row(
-                "a  qemu-img raw->raw",
-                qsec,
-                data,
-                None,
-                disk_digest_of_file(qdst) == want,
-                allocated_bytes(qdst),
-            )
-        )
-        qdst.unlink()
+        def qemu_raw(out: Path) -> tuple[float, str | None]:
+            return run(
+                ["qemu-img", "convert", "-f", "raw", "-O", "raw", str(src), str(out)], out
+            ), None
 
-        edst = work / "engine.raw"
-        with RawDiskReader(src) as reader:
-            esec, digest = engine(reader, edst, work, args.streams)
-        ok = digest == want and disk_digest_of_file(edst) == want
-        rows.append(Row("b  engine raw->raw", esec, data, qsec, ok, allocated_bytes(edst)))
-        edst.unlink()
+        def engine_raw(out: Path) -> tuple[float, str | None]:
+            with RawDiskReader(src) as reader:
+                return engine(reader, out, work, args.streams)
+
+        q = measure("a  qemu-img raw->raw", qemu_raw, work / "q.raw", want, data, args.repeat)
+        e = measure("b  engine raw->raw", engine_raw, work / "e.raw", want, data, args.repeat, q)
+        rows += [q, e]
 
         if not args.skip_ova:
             try:
                 from plugins.ova.reader import VmdkReader
-            except ImportError as e:
-                print(f"(c) skipped: plugins.ova.reader is not importable ({e})")
+            except ImportError as err:
+                print(f"(c) skipped: plugins.ova.reader is not importable ({err})")
             else:
                 ova, vmdk, offset, length = build_ova(work, src)
                 print(f"ova: streamOptimized VMDK of {vmdk.stat().st_size / MiB:.0f} MiB")
-                qdst = work / "qemu-vmdk.raw"
-                vsec = run(
-                    ["qemu-img", "convert", "-f", "vmdk", "-O", "raw", str(vmdk), str(qdst)], qdst
+
+                def qemu_vmdk(out: Path) -> tuple[float, str | None]:
+                    cmd = ["qemu-img", "convert", "-f", "vmdk", "-O", "raw", str(vmdk), str(out)]
+                    return run(cmd, out), None
+
+                def engine_ova(out: Path) -> tuple[float, str | None]:
+                    with VmdkReader(ova, offset, length, streams=args.streams) as reader:
+                        return engine(reader, out, work, args.streams)
+
+                q = measure(
+                    "c  qemu-img vmdk->raw", qemu_vmdk, work / "q.raw", want, data, args.repeat
                 )
-                rows.append(
-                    Row(
-                        "c  qemu-img vmdk->raw",
-                        vsec,
-                        data,
-                        None,
-                        disk_digest_of_file(qdst) == want,
-                        allocated_bytes(qdst),
-                    )
+                e = measure(
+                    "c  engine ova(vmdk)->raw",
+                    engine_ova,
+                    work / "e.raw",
+                    want,
+                    data,
+                    args.repeat,
+                    q,
                 )
-                qdst.unlink()
-                edst = work / "engine-ova.raw"
-                with VmdkReader(ova, offset, length, streams=args.streams) as reader:
-                    esec, digest = engine(reader, edst, work, args.streams)
-                ok = digest == want and disk_digest_of_file(edst) == want
-                rows.append(
-                    Row("c  engine ova(vmdk)->raw", esec, data, vsec, ok, allocated_bytes(edst))
-                )
+                rows += [q, e]
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     print()
-    print(f"{'case':<26} {'seconds':>8} {'MiB/s':>8} {'ratio':>7} {'alloc MiB':>10}  digest")
+    print(
+        f"{'case':<26} {'seconds':>8} {'best':>6} {'MiB/s':>7} {'ratio':>6} {'alloc MiB':>10}"
+        "  digest"
+    )
     for r in rows:
-        ratio = f"{r.baseline / r.seconds:.2f}" if r.baseline else "-"
+        ratio = f"{r.baseline.seconds / r.seconds:.2f}" if r.baseline else "-"
         mibs = r.data_bytes / MiB / r.seconds
         dig = {True: "match", False: "MISMATCH", None: "-"}[r.digest_ok]
         print(
-            f"{r.case:<26} {r.seconds:>8.2f} {mibs:>8.0f} {ratio:>7}"
+            f"{r.case:<26} {r.seconds:>8.2f} {min(r.times):>6.2f} {mibs:>7.0f} {ratio:>6}"
             f" {r.allocated / MiB:>10.0f}  {dig}"
         )
-    print("ratio = baseline seconds / engine seconds (>1: the engine is faster than qemu-img)")
+    print(
+        f"seconds: median of {args.repeat} runs, each from a synced start to a durable target;"
+        " MiB/s of data at the median\n"
+        "ratio = qemu-img seconds / engine seconds (>1: the engine is faster than qemu-img)"
+    )
     return 0 if all(r.digest_ok is not False for r in rows) else 1
 
 

@@ -283,6 +283,8 @@ def ensure_disks_copied(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict
         task["completed"] = now()
         task["progress"]["completed"] = claim.size // MB
         task["digest"] = result.source_digest
+        if result.resumed_chunks:
+            task["annotations"]["resumedChunks"] = str(result.resumed_chunks)
         if ctx.verify:
             task["verified"] = result.target_digest == result.source_digest
         digests.append(result.source_digest)

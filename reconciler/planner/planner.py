@@ -108,7 +108,7 @@ def _decide_plan(
         for c in vm.concerns:
             if c.get("category") == "Critical":
                 d.vm_errors[vm.id] = f"{c.get('label')}: {c.get('assessment')}"
-        nics, missing_net = _nics(vm, nmap, inv)
+        nics, missing_net = _nics(vm, nmap, inv, spec.targetNamespace)
         disks_, missing_sto = _disks(vm, smap, inv)
         unmapped_net += [f"{vm.name}: {n}" for n in missing_net]
         unmapped_sto += [f"{vm.name}: {s}" for s in missing_sto]
@@ -183,7 +183,9 @@ def _with_ready(d: PlanDecision) -> PlanDecision:
     return d
 
 
-def _nics(vm: VM, nmap: Manifest, inv: Inventory) -> tuple[list[NicPlan], list[str]]:
+def _nics(
+    vm: VM, nmap: Manifest, inv: Inventory, target_namespace: str
+) -> tuple[list[NicPlan], list[str]]:
     out, missing = [], []
     for nic in vm.nics:
         net = inv.find_network(id=nic.network) or inv.find_network(name=nic.network)
@@ -202,7 +204,8 @@ def _nics(vm: VM, nmap: Manifest, inv: Inventory) -> tuple[list[NicPlan], list[s
         dest = pair.destination
         nad = ""
         if dest.type == "multus":
-            nad = f"{dest.namespace or nmap.namespace}/{dest.name}"
+            # Forklift writes path.Join(namespace, name): no namespace means the VM's own
+            nad = f"{dest.namespace or target_namespace}/{dest.name}"
         out.append(
             NicPlan(nic.name, nic.mac, kubevirt_nic_model(nic.model), nic.network, dest.type, nad)
         )
@@ -309,7 +312,13 @@ def _choose_migration(d: PlanDecision, plan: Manifest, desired: Desired, pp: Pla
             d.skipped_migrations[name] = "the plan is not ready"
             continue
         mig = migs[name]
-        done = {v.vm_id for v in pp.vms if v.result == "Succeeded"}
+        # a new Migration re-runs what has not succeeded; the one already running (a pass was
+        # interrupted) does not retry VMs it has already finished
+        done = {
+            v.vm_id
+            for v in pp.vms
+            if v.result == "Succeeded" or (v.finished and v.migration == name)
+        }
         cancel = {c.id or "" for c in mig.spec.cancel} | {c.name or "" for c in mig.spec.cancel}
         d.migration = name
         for vm in d.vms:

@@ -6,6 +6,10 @@ written; chunks touching data are read whole and hashed, and their non-zero 64 K
 written (the target is a sparse image or a disk that already reads as zeros).
 A chunk is recorded in the progress store only after the writer has made it durable, so a copy
 killed at any point (kill -9 included) resumes without losing or duplicating a byte range.
+
+Threads: ``streams`` workers call ``reader.read`` and ``writer.write`` concurrently, and one
+checkpointer thread calls ``writer.flush`` (while writes of later chunks go on) and then
+``store.record_chunks``; progress callbacks come from the calling thread only.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from threading import Event
 
 from reconciler.progress.store import ProgressStore
 from reconciler.transfer.digest import (
@@ -111,7 +114,7 @@ def copy_disk(
     chunk_size: int = CHUNK_SIZE,
     streams: int = 4,
     on_progress: Callable[[CopyProgress], None] | None = None,
-    cancel: Event | None = None,
+    cancel: threading.Event | None = None,
     verify_reader: DiskReader | None = None,
 ) -> CopyResult:
     """Copy ``reader`` into ``writer``, resuming whatever ``store`` says is already durable.
@@ -146,7 +149,7 @@ class _DiskCopy:
         chunk_size: int,
         streams: int,
         on_progress: Callable[[CopyProgress], None] | None,
-        cancel: Event | None,
+        cancel: threading.Event | None,
     ) -> None:
         self.reader, self.writer, self.store = reader, writer, store
         self.disk_id = disk_id
@@ -156,7 +159,7 @@ class _DiskCopy:
         self.cancel = cancel
         self.size = reader.size
         self.n = chunk_count(self.size, chunk_size)
-        self.stop = Event()  # tells workers not to start queued chunks
+        self.stop = threading.Event()  # tells workers not to start queued chunks
         self.failure: _ChunkError | None = None
         self.hashes: list[bytes | None] = [None] * self.n
         self.unrecorded: list[tuple[int, bytes, int]] = []

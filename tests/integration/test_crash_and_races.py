@@ -1,0 +1,130 @@
+"""kill -9 in the middle of a copy; a user pushing while the reconciler writes status."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+
+import git
+import pytest
+
+from reconciler.transfer.digest import disk_digest_of_file
+from tests.integration.conftest import CLI, USER_ENV, small_vm
+
+pytestmark = pytest.mark.integration
+
+
+def _throttle(ws, mib_per_s: int) -> None:
+    cfg = (ws.clone / ".mtv-gitops.yaml").read_text()
+    ws.user_commit(
+        {".mtv-gitops.yaml": cfg.replace("verify: true", f"verify: true\n  maxMiBps: {mib_per_s}")},
+        f"cap transfers at {mib_per_s} MiB/s",
+    )
+
+
+def _start(ws) -> subprocess.Popen:
+    return subprocess.Popen(
+        [*CLI, "reconcile", str(ws.clone), "--state-dir", str(ws.state),
+         "--cluster", str(ws.cluster)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+
+
+def _chunks_done(ws) -> int:
+    db = ws.state / "progress.db"
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(db, timeout=5) as con:
+            return con.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_kill_9_mid_copy_then_resume(workspace_factory) -> None:
+    ws = workspace_factory([small_vm("crashy", 3, data_mib=48, capacity_mib=128)])
+    _throttle(ws, 16)  # ~3 s of copying: time to be killed in the middle
+    proc = _start(ws)
+    deadline = time.monotonic() + 60
+    while _chunks_done(ws) < 3 and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read()
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_at_kill = _chunks_done(ws)
+    assert 3 <= done_at_kill < 32  # 128 MiB / 4 MiB chunks: killed mid-copy
+
+    ws.reconcile(check=True)
+    plan = ws.status("plan", "demo-plan")["status"]
+    [vm] = plan["migration"]["vms"]
+    assert vm["phase"] == "Completed"
+    [task] = next(s for s in vm["pipeline"] if s["name"] == "CopyDisks")["tasks"]
+    assert int(task["annotations"]["resumedChunks"]) >= 3
+    assert task["verified"] is True
+    ns = ws.cluster / "demo-vms"
+    assert (
+        disk_digest_of_file(ns / "disks" / "crashy-disk-0.img") == ws.ovas["crashy"].disks[0].digest
+    )
+    assert [p.name for p in (ns / "pvcs").iterdir()] == ["crashy-disk-0.yaml"]
+    assert [p.name for p in (ns / "virtualmachines").iterdir()] == ["crashy.yaml"]
+    assert sorted(p.name for p in (ns / "disks").iterdir()) == ["crashy-disk-0.img"]
+
+
+def test_user_pushes_while_status_is_written(workspace_factory, tmp_path) -> None:
+    ws = workspace_factory([small_vm("busy-1", 4, data_mib=24), small_vm("busy-2", 5, data_mib=24)])
+    _throttle(ws, 12)
+    other = git.Repo.clone_from(str(ws.remote), str(tmp_path / "colleague"))
+    proc = _start(ws)
+    pushed: list[str] = []
+    try:
+        for i in range(6):
+            time.sleep(0.4)
+            with other.git.custom_environment(**USER_ENV):
+                (tmp_path / "colleague" / "notes").mkdir(exist_ok=True)
+                (tmp_path / "colleague" / "notes" / f"note-{i}.md").write_text(f"note {i}\n")
+                other.git.add(A=True)
+                other.git.commit(m=f"colleague note {i}")
+                for _ in range(20):  # a real user's loop: pull --rebase and push again
+                    try:
+                        other.git.push("origin", "HEAD:main")
+                        break
+                    except git.GitCommandError:
+                        other.git.pull("--rebase", "origin", "main")
+                pushed.append(other.git.log("-1", "--format=%s%n%an"))
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    log = ws.log()
+    subjects = [line.split(" ", 2)[2] for line in log]
+    for i in range(6):
+        assert f"colleague note {i}" in subjects  # every user commit survived
+    assert sum(s.startswith("status:") for s in subjects) >= 2  # status kept landing
+    files = git.Repo(ws.remote).git.ls_tree("-r", "--name-only", "main").splitlines()
+    assert {f"notes/note-{i}.md" for i in range(6)} <= set(files)
+    plan = ws.status("plan", "demo-plan")["status"]
+    assert {v["phase"] for v in plan["migration"]["vms"]} == {"Completed"}
+    # history stayed linear: no merge commits, nothing force-pushed over
+    assert git.Repo(ws.remote).git.rev_list("--merges", "main") == ""
+
+
+def test_own_status_commits_never_trigger_a_pass(workspace_factory) -> None:
+    from reconciler.gitops.checkout import GitCheckout
+
+    ws = workspace_factory([small_vm("quiet", 6)])
+    ws.reconcile(check=True)
+    checkout = GitCheckout(str(ws.clone), ws.state / "checkout")
+    head = checkout.sync()
+    last_read = (
+        sqlite3.connect(ws.state / "progress.db")
+        .execute("SELECT value FROM kv WHERE key='git.last_read'")
+        .fetchone()[0]
+    )
+    assert checkout.needs_pass(last_read, head) is False
+    ws.user_commit({"plans/extra-note.txt": "not yaml\n"}, "a user change")
+    assert checkout.needs_pass(last_read, checkout.sync()) is True
