@@ -82,6 +82,8 @@ def run_daemon(settings: Settings, interval: float) -> int:
                 try:
                     head = RemoteHead.poll(rec.checkout.remote, rec.checkout.branch)
                     last = rec.store.get(LAST_READ_KEY) or None
+                    if head != last and last is not None and not work_left:
+                        head = rec.checkout.sync()  # fetch what moved, to look at it
                     if (
                         work_left
                         or last is None
@@ -114,9 +116,9 @@ def _watch(path: Path, wake: threading.Event):
 
     class Handler(FileSystemEventHandler):
         def on_any_event(self, event) -> None:
-            src = str(event.src_path)
-            if "/mtv-gitops/" in src or src.endswith(".lock"):
-                return  # our own state, or git mid-update
+            path = str(getattr(event, "dest_path", "") or event.src_path)
+            if "/mtv-gitops/" in path or path.endswith(".lock"):
+                return  # our own state, or git half-way through updating a ref
             wake.set()
 
     observer = Observer()

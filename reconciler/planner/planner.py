@@ -312,13 +312,7 @@ def _choose_migration(d: PlanDecision, plan: Manifest, desired: Desired, pp: Pla
             d.skipped_migrations[name] = "the plan is not ready"
             continue
         mig = migs[name]
-        # a new Migration re-runs what has not succeeded; the one already running (a pass was
-        # interrupted) does not retry VMs it has already finished
-        done = {
-            v.vm_id
-            for v in pp.vms
-            if v.result == "Succeeded" or (v.finished and v.migration == name)
-        }
+        done = {v.vm_id for v in pp.vms if v.result == "Succeeded"}
         cancel = {c.id or "" for c in mig.spec.cancel} | {c.name or "" for c in mig.spec.cancel}
         d.migration = name
         for vm in d.vms:

@@ -38,6 +38,13 @@ def env_name(namespace: str, name: str, key: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "_", raw).upper()
 
 
+def _text(value: object) -> str:
+    """A Secret's value as the string a Secret holds: YAML ``true`` is "true", not "True"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 class SecretResolver:
     """Looks secrets up in the secrets file, then lets the environment override keys."""
 
@@ -68,7 +75,7 @@ class SecretResolver:
                 for k, v in data.items():
                     if not isinstance(v, dict):
                         raise SecretError(f"secrets file {self.path}: {k} must be a mapping")
-                    self._file[str(k)] = {str(a): str(b) for a, b in v.items()}
+                    self._file[str(k)] = {str(a): _text(b) for a, b in v.items()}
         return self._file
 
     def resolve(self, namespace: str, name: str) -> dict[str, str]:

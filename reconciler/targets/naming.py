@@ -6,14 +6,15 @@ import hashlib
 import re
 
 MAX_NAME = 63
-_EXCLUDED = re.compile(r"[^a-z0-9.-]")
+# the MTV 2.4 guide (2.4): only a-z, 0-9 and "-"; no upper case, spaces, periods or others
+_EXCLUDED = re.compile(r"[^a-z0-9-]")
 
 
 def dns1123_name(name: str) -> str:
     """Forklift's rule: lower case, ``_`` to ``-``, drop excluded characters, trim, 63 max."""
     new = name.lower().replace("_", "-")
     new = _EXCLUDED.sub("", new)[:MAX_NAME]
-    new = new.strip(".-")
+    new = new.strip("-")
     return new or "vm"
 
 

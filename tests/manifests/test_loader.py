@@ -148,8 +148,13 @@ def test_duplicate_names_across_files_name_the_first(tmp_path: Path) -> None:
 def test_same_name_in_other_namespace_or_kind_is_not_a_duplicate(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", hook("same"))
     write(tmp_path, "b.yaml", hook("same").replace("name: same", "name: same\n  namespace: b"))
-    write(tmp_path, "c.yaml", hook("same").replace("kind: Hook", "kind: Provider").replace(
-        "image: quay.io/konveyor/hook-runner", "type: ova"))
+    write(
+        tmp_path,
+        "c.yaml",
+        hook("same")
+        .replace("kind: Hook", "kind: Provider")
+        .replace("image: quay.io/konveyor/hook-runner", "type: ova"),
+    )
     d = load(tmp_path)
     assert d.errors == []
     assert set(d.of("Hook")) == {("openshift-mtv", "same"), ("b", "same")}

@@ -258,7 +258,9 @@ def test_docs_fields_are_read_with_their_meaning(tmp_path: Path) -> None:
     )
 
     sm = d.get("StorageMap", NS, "storage-map").spec
-    assert [(m.source.id, m.destination.storageClass, m.destination.accessMode) for m in sm.map] == [
+    assert [
+        (m.source.id, m.destination.storageClass, m.destination.accessMode) for m in sm.map
+    ] == [
         ("datastore-12", "ocs-storagecluster-ceph-rbd", "ReadWriteMany"),
         ("f2737930-b567-451a-9ceb-2887f6207009", "standard-csi", "ReadWriteOnce"),
     ]
@@ -281,7 +283,11 @@ def test_docs_fields_are_read_with_their_meaning(tmp_path: Path) -> None:
     assert mig.cutover == datetime(2021, 4, 4, 1, 23, 45, 678000, tzinfo=jst)
     assert mig.cutover.utcoffset() == timedelta(hours=9)
     cancel = d.get("Migration", NS, "warm-migration-2").spec.cancel
-    assert [(c.id, c.name) for c in cancel] == [("vm-102", None), ("vm-203", None), (None, "rhel8-vm")]
+    assert [(c.id, c.name) for c in cancel] == [
+        ("vm-102", None),
+        ("vm-203", None),
+        (None, "rhel8-vm"),
+    ]
 
     fc = d.get("ForkliftController", NS, "forklift-controller").spec
     assert fc.controller_precopy_interval == 30

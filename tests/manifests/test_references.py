@@ -38,7 +38,8 @@ def hooks(root: Path) -> None:
         write(
             root,
             f"hooks/{name}.yaml",
-            f"apiVersion: {API}\nkind: Hook\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{}}\n",
+            f"apiVersion: {API}\nkind: Hook\n"
+            f"metadata: {{name: {name}, namespace: {ns}}}\nspec: {{}}\n",
         )
 
 

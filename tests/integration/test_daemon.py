@@ -1,0 +1,88 @@
+"""The daemon: a push starts work at once (watchdog on the clone), its own commits start none."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from tests.integration.conftest import CLI, migration_yaml, small_vm
+
+pytestmark = pytest.mark.integration
+
+
+class _Output:
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.lines: list[str] = []
+        self._t = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._t.start()
+
+    def _read(self, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            self.lines.append(line.rstrip())
+
+    def passes(self) -> int:
+        return sum(1 for line in self.lines if line.startswith("pass at "))
+
+
+def _wait(pred, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_daemon_reacts_to_pushes_and_ignores_its_own_commits(workspace_factory) -> None:
+    ws = workspace_factory([small_vm("daemon-vm", 1)])
+    ws.user_commit({"migrations/demo-plan-1.yaml": None}, "not yet")
+    proc = subprocess.Popen(
+        [
+            *CLI,
+            "daemon",
+            str(ws.clone),
+            "--interval",
+            "30",
+            "--state-dir",
+            str(ws.state),
+            "--cluster",
+            str(ws.cluster),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    out = _Output(proc)
+    try:
+        _wait(lambda: out.passes() >= 1)
+        time.sleep(2)
+        idle = out.passes()
+        assert idle == 1, "\n".join(out.lines)  # its own status commit started no pass
+
+        # the user pushes a Migration from the watched clone: picked up well before --interval
+        start = time.monotonic()
+        ws.user_commit(
+            {"migrations/demo-plan-1.yaml": migration_yaml("demo-plan-1", "demo-plan")}, "go"
+        )
+        _wait(
+            lambda: (
+                (ws.remote_file("status/migration/openshift-mtv/demo-plan-1.yaml") or "").count(
+                    "Succeeded"
+                )
+                > 0
+            ),
+            timeout=25,
+        )
+        assert time.monotonic() - start < 25
+        _wait(lambda: out.passes() >= 2)  # the pass that ran it has printed its summary
+        settled = out.passes()
+        time.sleep(2)
+        assert out.passes() == settled  # idle again: no loop on its own status commits
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0, "\n".join(out.lines)
