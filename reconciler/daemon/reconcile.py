@@ -22,7 +22,7 @@ from reconciler.pipeline.phases import now
 from reconciler.planner.model import PlanDecision
 from reconciler.planner.planner import Observed, PlanProgress, decide
 from reconciler.progress.store import MigrationRecord, ProgressStore, VmProgress
-from reconciler.secrets.resolver import SecretResolver
+from reconciler.secrets.resolver import SecretResolver, plaintext_secrets
 from reconciler.status.projection import Snapshot, commit_message, render
 from reconciler.targets.base import Target
 from reconciler.targets.local import LocalTarget
@@ -93,6 +93,7 @@ class Reconciler:
         desired = load_repo(root, config)
         desired.errors[:0] = config_errors
         ref_errors = check_references(desired)
+        self.settings.secrets.plaintext = plaintext_secrets(desired)
         connections, states, observed = observe(desired, self.settings.secrets, self.target)
         progress = self._progress(desired)
         decisions = decide(desired, ref_errors, observed, progress)

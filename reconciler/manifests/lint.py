@@ -10,7 +10,7 @@ from reconciler.manifests.errors import ManifestError
 from reconciler.manifests.loader import Desired, load_repo, locate
 from reconciler.manifests.references import check_references
 from reconciler.plugins import source_types
-from reconciler.secrets.resolver import SecretError, SecretResolver
+from reconciler.secrets.resolver import SecretError, SecretResolver, plaintext_secrets
 
 
 @dataclass
@@ -30,6 +30,7 @@ def lint_repo(root: Path, secrets: SecretResolver | None = None) -> LintReport:
     report = LintReport(desired, config_errors + desired.errors + check_references(desired))
     known = set(source_types()) | {"openshift"}
     resolver = secrets or SecretResolver()
+    resolver.plaintext = plaintext_secrets(desired)
     for p in desired.of("Provider").values():
         if p.spec.type not in known:
             report.errors.append(

@@ -149,7 +149,15 @@ def _load_object(doc: Any, loc: Location, config: RepoConfig, desired: Desired) 
     try:
         meta = ObjectMeta.model_validate(_plain(doc.get("metadata")))
     except ValidationError as exc:
-        _report(exc, doc, ("metadata",), loc, kind, desired)
+        meta_doc = doc.get("metadata")
+        name = meta_doc.get("name") if isinstance(meta_doc, dict) else None
+        ns = (meta_doc.get("namespace") if isinstance(meta_doc, dict) else None) or (
+            config.defaultNamespace
+        )
+        obj = f"{kind} {ns}/{name}" if isinstance(name, str) else kind
+        if isinstance(name, str):
+            desired.broken.add((kind, ns, name))
+        _report(exc, doc, ("metadata",), loc, obj, desired)
         return
     if meta.namespace is None:
         meta.namespace = config.defaultNamespace

@@ -168,6 +168,14 @@ class PlanSpec(Strict):
 class MigrationSpec(Strict):
     plan: ObjectRef
     cutover: datetime | None = None
+
+    @field_validator("cutover")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            raise ValueError("give the time with a UTC offset, e.g. 2021-04-04T01:23:45+09:00")
+        return v
+
     cancel: list[VmRef] = Field(default_factory=list)
 
 

@@ -11,7 +11,7 @@ from reconciler.manifests.loader import load_repo
 from reconciler.manifests.references import check_references
 from reconciler.planner.planner import PlanProgress, decide
 from reconciler.progress.store import ProgressStore
-from reconciler.secrets.resolver import SecretResolver
+from reconciler.secrets.resolver import SecretResolver, plaintext_secrets
 from reconciler.targets.local import LocalTarget
 
 GIB = 1024**3
@@ -28,6 +28,7 @@ def dry_run(root: Path, state_dir: Path, cluster: Path, secrets: SecretResolver)
     config, cerrs = load_config(root)
     desired = load_repo(root, config)
     ref_errors = check_references(desired)
+    secrets.plaintext = plaintext_secrets(desired)
     for e in cerrs + desired.errors:
         out.lines.append(f"[red]error[/] {e}")
     out.problems += len(cerrs) + len(desired.errors)

@@ -298,11 +298,10 @@ def _choose_migration(d: PlanDecision, plan: Manifest, desired: Desired, pp: Pla
     records = {r.migration: r for r in pp.migrations}
     running = [r for r in pp.migrations if r.started and not r.completed]
     candidates = [r.migration for r in running] + sorted(n for n in migs if n not in records)
-    if plan.spec.archived:
-        for n in candidates:
-            d.skipped_migrations[n] = "the plan is archived"
-        return
     for name in candidates:
+        if plan.spec.archived and name in migs:
+            d.skipped_migrations[name] = "the plan is archived"
+            continue
         if name not in migs:
             # the Migration was deleted while running: cancel what it still had
             d.migration = name

@@ -7,12 +7,16 @@ the Secret's ``stringData`` keys, and each key can be overridden by an environme
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 from pathlib import Path
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
+
+from reconciler.manifests.loader import Desired
 
 SECRETS_ENV = "MTV_GITOPS_SECRETS"
 KEYS = (
@@ -93,3 +97,18 @@ class SecretResolver:
                 f"or set {env_name(namespace, name, 'password')} and friends"
             )
         return found
+
+
+def plaintext_secrets(desired: Desired) -> dict[tuple[str, str], dict[str, str]]:
+    """Secrets kept in the repo, which the loader admits only when the repo config allows it."""
+    out: dict[tuple[str, str], dict[str, str]] = {}
+    for key, m in desired.of("Secret").items():
+        values: dict[str, str] = {}
+        for k, v in m.spec.data.items():
+            try:
+                values[k] = base64.b64decode(v, validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                continue  # a Secret's data must be base64; a broken key is simply absent
+        values.update(m.spec.stringData)
+        out[key] = values
+    return out
