@@ -31,6 +31,7 @@ demo: install
 
 test: install
 	$(BIN)/ruff check reconciler plugins tests bench
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 bench: install

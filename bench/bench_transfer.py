@@ -31,10 +31,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from reconciler.progress.store import ProgressStore  # noqa: E402
-from reconciler.targets.rawdisk import RawDiskReader, RawDiskWriter, allocated_bytes  # noqa: E402
 from reconciler.transfer.digest import disk_digest_of_file  # noqa: E402
 from reconciler.transfer.engine import copy_disk  # noqa: E402
 from reconciler.transfer.extents import DiskReader  # noqa: E402
+from reconciler.transfer.rawfile import RawDiskReader, RawDiskWriter, allocated_bytes  # noqa: E402
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB

@@ -12,8 +12,8 @@ from pathlib import Path
 import click
 
 from reconciler import __version__
-from reconciler.cli.context import cluster_dir_for, state_dir_for
 from reconciler.cli.render import console, err_console
+from reconciler.daemon.state_dir import cluster_dir_for, state_dir_for
 
 EXIT_PROBLEMS, EXIT_UNREACHABLE = 1, 3
 
@@ -86,7 +86,7 @@ def plan(repo: str, state_dir: Path | None, cluster: Path | None, secrets: Path 
 
     Reads the providers' inventory; changes nothing anywhere.
     """
-    from reconciler.planner.dry_run import dry_run
+    from reconciler.daemon.dry_run import dry_run
     from reconciler.secrets.resolver import SecretResolver
 
     root = _local_tree(repo)
@@ -122,7 +122,7 @@ def reconcile(
     from reconciler.daemon.loop import run_until_idle
 
     code = run_until_idle(
-        _settings(repo, branch, state_dir, cluster, secrets, no_verify), once=once
+        _settings(repo, branch, state_dir, cluster, secrets, no_verify), once=once, **_echoes()
     )
     sys.exit(code)
 
@@ -150,7 +150,8 @@ def daemon(
     """
     from reconciler.daemon.loop import run_daemon
 
-    sys.exit(run_daemon(_settings(repo, branch, state_dir, cluster, secrets, False), interval))
+    settings = _settings(repo, branch, state_dir, cluster, secrets, False)
+    sys.exit(run_daemon(settings, interval, **_echoes()))
 
 
 @cli.command()
@@ -191,7 +192,7 @@ def status(repo: str, state_dir: Path | None, as_json: bool) -> None:
 @click.option("--no-verify", is_flag=True, help="Skip the digest check (on by default).")
 def demo(workspace: Path, no_verify: bool) -> None:
     """Build OVA files, a git remote and a clone, then migrate three VMs to the local target."""
-    from reconciler.demo.run import run_demo
+    from reconciler.cli.demo import run_demo
 
     sys.exit(run_demo(workspace, verify=not no_verify))
 
@@ -203,6 +204,14 @@ def _local_tree(repo: str) -> Path:
             f"{repo} is not a folder (a working tree is needed)", param_hint="REPO"
         )
     return root
+
+
+def _echoes() -> dict:
+    """Plain text out (no markup): messages quote user data that may contain brackets."""
+    return {
+        "echo": lambda text: console.print(text, markup=False),
+        "echo_err": lambda text: err_console.print(text, markup=False, style="red"),
+    }
 
 
 def _settings(repo, branch, state_dir, cluster, secrets, no_verify):

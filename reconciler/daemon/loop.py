@@ -4,41 +4,54 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from reconciler.cli.render import console, err_console
 from reconciler.daemon.reconcile import LAST_READ_KEY, PassResult, Reconciler, Settings
 from reconciler.gitops import GitOpsError, RemoteHead
 
 log = logging.getLogger(__name__)
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE = 0, 1, 3
 MAX_PASSES = 50
+Echo = Callable[[str], None]
+
+
+def _stdout(text: str) -> None:
+    print(text, flush=True)
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def _summary(result: PassResult) -> str:
     ran = [d for d in result.decisions if d.migration]
-    return (
+    head = (
         f"pass at {result.revision[:8]}: {len(result.decisions)} plan(s), "
         f"{len(ran)} migration(s) run, {result.failed_vms} VM(s) failed, "
         f"{result.errors} manifest error(s), {len(result.not_ready)} plan(s) not ready, "
         f"{result.status_commits} status commit(s)"
     )
+    return "\n".join([head, *(f"  {p}" for p in result.problems)])
 
 
-def run_until_idle(settings: Settings, once: bool = False) -> int:
+def run_until_idle(
+    settings: Settings, once: bool = False, echo: Echo = _stdout, echo_err: Echo = _stderr
+) -> int:
     """Passes until no migration has work left; exit code for the CLI."""
     rec = Reconciler(settings)
     try:
         with _reporting(settings):
             for _ in range(1 if once else MAX_PASSES):
                 result = rec.run_pass()
-                console.print(_summary(result))
+                echo(_summary(result))
                 if not result.work_left:
                     break
     except GitOpsError as exc:
-        err_console.print(f"[red]git:[/] {exc}")
+        echo_err(f"git: {exc}")
         return EXIT_UNREACHABLE
     finally:
         rec.close()
@@ -60,7 +73,9 @@ class _reporting:
             self.reporter.__exit__(*exc)
 
 
-def run_daemon(settings: Settings, interval: float) -> int:
+def run_daemon(
+    settings: Settings, interval: float, echo: Echo = _stdout, echo_err: Echo = _stderr
+) -> int:
     """Poll the remote; run a pass when non-status commits arrived or work is unfinished."""
     rec = Reconciler(settings)
     stop = threading.Event()
@@ -75,7 +90,7 @@ def run_daemon(settings: Settings, interval: float) -> int:
     signal.signal(signal.SIGINT, on_signal)
     observer = _watch(Path(settings.source), wake)
     work_left, backoff = True, interval
-    console.print(f"watching {rec.checkout.remote_display} every {interval:.0f}s")
+    echo(f"watching {rec.checkout.remote_display} every {interval:.0f}s")
     try:
         with _reporting(settings):
             while not stop.is_set():
@@ -90,13 +105,13 @@ def run_daemon(settings: Settings, interval: float) -> int:
                         or (head != last and rec.checkout.needs_pass(last, head))
                     ):
                         result = rec.run_pass()
-                        console.print(_summary(result))
+                        echo(_summary(result))
                         work_left = result.work_left
                     elif head != last:
                         rec.store.set(LAST_READ_KEY, head)
                     backoff = interval
                 except GitOpsError as exc:
-                    err_console.print(f"[red]git:[/] {exc}; retrying in {backoff:.0f}s")
+                    echo_err(f"git: {exc}; retrying in {backoff:.0f}s")
                     backoff = min(backoff * 2, 600)
                 wake.wait(0 if work_left and not stop.is_set() else backoff)
                 wake.clear()

@@ -11,9 +11,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.cli.context import remember_cluster
+from reconciler.daemon.observe import close_all, observe
+from reconciler.daemon.state_dir import remember_cluster
 from reconciler.gitops.checkout import GitCheckout
-from reconciler.inventory.observe import close_all, observe
 from reconciler.manifests.config import RepoConfig, load_config
 from reconciler.manifests.loader import Desired, load_repo
 from reconciler.manifests.references import check_references
@@ -39,6 +39,7 @@ class PassResult:
     work_left: bool
     failed_vms: int = 0
     status_commits: int = 0
+    problems: list[str] = field(default_factory=list)  # what a person must read and fix
 
     @property
     def not_ready(self) -> list[str]:
@@ -118,7 +119,20 @@ class Reconciler:
             work_left,
             failed,
             writer.commits,
+            self._problems(desired, decisions),
         )
+
+    def _problems(self, desired: Desired, decisions: list[PlanDecision]) -> list[str]:
+        out = [f"error {e}" for e in desired.errors]
+        for d in decisions:
+            for c in d.conditions:
+                if c.category == "Critical":
+                    out.append(f"plan {d.key} not ready: {c.type}: {c.message}")
+            for v in self.store.vms(d.key):
+                if v.result == "Failed" and v.migration == d.migration and v.error:
+                    reasons = "; ".join(v.error.get("reasons", []))
+                    out.append(f"VM {v.vm_name} failed in {v.error.get('phase')}: {reasons}")
+        return out
 
     def _redecide(self, desired: Desired, ref_errors, observed: Observed) -> list[PlanDecision]:
         return decide(desired, ref_errors, observed, self._progress(desired))

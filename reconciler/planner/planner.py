@@ -10,8 +10,8 @@ from reconciler.manifests.errors import ManifestError
 from reconciler.manifests.loader import Desired, Manifest
 from reconciler.manifests.references import resolve
 from reconciler.planner.model import Condition, DiskPlan, NicPlan, PlanDecision, VmPlan
+from reconciler.planner.naming import dns1123_name, unique_name
 from reconciler.progress.store import MigrationRecord, VmProgress
-from reconciler.targets.naming import dns1123_name, unique_name
 
 DEFAULT_ACCESS_MODE = "ReadWriteOnce"
 DEFAULT_VOLUME_MODE = "Filesystem"

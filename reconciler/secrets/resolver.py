@@ -12,11 +12,14 @@ import binascii
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from reconciler.manifests.loader import Desired
+if TYPE_CHECKING:
+    from reconciler.manifests.loader import Desired
+
 
 SECRETS_ENV = "MTV_GITOPS_SECRETS"
 KEYS = (

@@ -16,9 +16,9 @@ from ruamel.yaml import YAML
 
 from reconciler.manifests.emit import dump_yaml
 from reconciler.targets.base import DiskClaim, TargetError
-from reconciler.targets.rawdisk import RawDiskReader, RawDiskWriter
 from reconciler.targets.schema import check_manifest
 from reconciler.transfer.extents import DiskReader, DiskWriter
+from reconciler.transfer.rawfile import RawDiskReader, RawDiskWriter
 
 
 def _dump(path: Path, manifest: dict[str, Any]) -> None:

@@ -170,7 +170,7 @@ def disk_digest_of_file(
     path: str | Path, chunk_size: int = CHUNK_SIZE, streams: int = 2, size: int | None = None
 ) -> str:
     """Digest of a raw image or block device; holes (SEEK_HOLE) are skipped without reading."""
-    from reconciler.targets.rawdisk import RawDiskReader  # targets build on transfer, not back
+    from reconciler.transfer.rawfile import RawDiskReader  # targets build on transfer, not back
 
     reader = RawDiskReader(path)
     try:

@@ -13,7 +13,7 @@ from reconciler.planner.model import DiskPlan, NicPlan, VmPlan
 from reconciler.targets.base import TargetError
 from reconciler.targets.kubevirt_manifests import disk_claims, vm_manifest
 from reconciler.targets.local import LocalTarget
-from reconciler.targets.rawdisk import allocated_bytes
+from reconciler.transfer.rawfile import allocated_bytes
 
 GiB = 1024**3
 MiB = 1024**2

@@ -7,7 +7,6 @@ import os
 import threading
 from pathlib import Path
 
-from reconciler.targets.rawdisk import RawDiskReader
 from reconciler.transfer.digest import (
     CHUNK_SIZE,
     MiB,
@@ -19,6 +18,7 @@ from reconciler.transfer.digest import (
     zero_chunk_hash,
 )
 from reconciler.transfer.extents import Extent
+from reconciler.transfer.rawfile import RawDiskReader
 
 
 def make_image(path: Path, size: int, regions: list[tuple[int, bytes]]) -> None:

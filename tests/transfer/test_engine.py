@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from reconciler.progress.store import ProgressStore
-from reconciler.targets.rawdisk import RawDiskReader, RawDiskWriter, allocated_bytes
 from reconciler.transfer.digest import disk_digest_of_file
 from reconciler.transfer.engine import (
     CopyProgress,
@@ -25,6 +24,7 @@ from reconciler.transfer.engine import (
     copy_disk,
     nonzero_runs,
 )
+from reconciler.transfer.rawfile import RawDiskReader, RawDiskWriter, allocated_bytes
 
 MiB = 1024 * 1024
 CS = 256 * 1024  # small chunks keep the tests fast and the chunk counts interesting
@@ -322,7 +322,7 @@ CHILD = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from reconciler.progress.store import ProgressStore
-    from reconciler.targets.rawdisk import RawDiskReader, RawDiskWriter
+    from reconciler.transfer.rawfile import RawDiskReader, RawDiskWriter
     from reconciler.transfer.engine import copy_disk
 
     class Slow(RawDiskReader):

@@ -20,9 +20,9 @@ from rich.table import Table
 from ruamel.yaml import YAML
 
 from plugins.ova.factory import DiskSpec, NicSpec, OvaInfo, build_ova, semi_random
-from reconciler.cli.context import state_dir_for
 from reconciler.cli.render import RichReporter, console, err_console
 from reconciler.daemon.reconcile import Reconciler, Settings
+from reconciler.daemon.state_dir import state_dir_for
 from reconciler.gitops._git import identity_env
 from reconciler.secrets.resolver import SecretResolver
 from reconciler.transfer.digest import disk_digest_of_file

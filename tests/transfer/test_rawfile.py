@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.targets.rawdisk import RawDiskReader, RawDiskWriter, allocated_bytes
+from reconciler.transfer.rawfile import RawDiskReader, RawDiskWriter, allocated_bytes
 
 MiB = 1024 * 1024
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.targets.naming import MAX_NAME, dns1123_name, is_dns1123_label, unique_name
+from reconciler.planner.naming import MAX_NAME, dns1123_name, is_dns1123_label, unique_name
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.inventory.observe import close_all, observe
+from reconciler.daemon.observe import close_all, observe
 from reconciler.manifests.config import load_config
 from reconciler.manifests.loader import load_repo
 from reconciler.manifests.references import check_references
