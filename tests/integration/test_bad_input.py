@@ -150,3 +150,19 @@ def test_two_migrations_of_one_plan_run_one_at_a_time(workspace_factory) -> None
     ws.reconcile("--once", check=True)
     done = ws.status("migration", "demo-plan-1")["status"]["conditions"][0]
     assert done["type"] == "Succeeded"
+
+
+def test_truncated_disk_in_an_ova_is_named_in_cli_and_status(workspace_factory) -> None:
+    ws = workspace_factory(
+        [small_vm("cut-short", 1), small_vm("whole", 2)],
+        **{"cut-short": {"truncate_disks": {0: 20_000}}},
+    )
+    proc = ws.reconcile("--once")
+    assert proc.returncode == 1
+    printed = proc.stdout.replace("\n", " ")
+    assert "plan openshift-mtv/demo-plan not ready: VMSourceNotValid" in printed
+    assert "cut-short-disk1.vmdk" in printed
+    cond = {c["type"]: c for c in ws.status("plan", "demo-plan")["status"]["conditions"]}
+    assert "cut-short" in cond["VMSourceNotValid"]["message"]
+    assert "cut-short-disk1.vmdk" in cond["VMSourceNotValid"]["message"]
+    assert not (ws.cluster / "demo-vms").exists()
