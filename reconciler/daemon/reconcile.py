@@ -6,6 +6,7 @@ the end of the pass (in a ``finally``), so a failure in the middle still leaves 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from reconciler.daemon.observe import close_all, observe
 from reconciler.daemon.state_dir import remember_cluster
+from reconciler.gitops import GitOpsError
 from reconciler.gitops.checkout import GitCheckout
 from reconciler.manifests.config import RepoConfig, load_config
 from reconciler.manifests.loader import Desired, load_repo
@@ -27,6 +29,7 @@ from reconciler.status.projection import Snapshot, commit_message, render
 from reconciler.targets.base import Target
 from reconciler.targets.local import LocalTarget
 
+log = logging.getLogger(__name__)
 LAST_READ_KEY = "git.last_read"
 LAST_PUSHED_KEY = "git.last_pushed"
 
@@ -107,7 +110,7 @@ class Reconciler:
             for d in decisions:
                 failed += self._execute(d, connections, config, writer)
         finally:
-            writer.commit(force=True)
+            writer.commit(force=True, final=True)
             close_all(connections)
         work_left = any(
             d.migration and d.run_vms for d in self._redecide(desired, ref_errors, observed)
@@ -240,7 +243,9 @@ class _StatusWriter:
             {k: store.migrations(k) for k in keys},
         )
 
-    def commit(self, force: bool = False) -> None:
+    def commit(self, force: bool = False, final: bool = False) -> None:
+        """Commit status now if due (``force``: regardless of the pace); only the ``final``
+        commit of a pass raises when git refuses, so a slow remote never stops a copy."""
         if not force and time.monotonic() - self.last < self.interval:
             return
         self.last = time.monotonic()
@@ -251,7 +256,13 @@ class _StatusWriter:
         changes.update({p: None for p in old if p not in files})
         if not changes:
             return
-        sha = self.rec.checkout.write_status(changes, commit_message(old, files, snap))
+        try:
+            sha = self.rec.checkout.write_status(changes, commit_message(old, files, snap))
+        except GitOpsError as exc:
+            if final:
+                raise
+            log.warning("status commit deferred, the copy goes on: %s", exc)
+            return
         if sha:
             self.commits += 1
 

@@ -27,7 +27,7 @@ from reconciler.progress.store import ProgressStore, VmProgress
 from reconciler.sources import SourceConnection
 from reconciler.targets.base import DiskClaim, Target, TargetError
 from reconciler.targets.kubevirt_manifests import disk_claims, vm_manifest
-from reconciler.transfer.engine import CopyProgress, copy_disk
+from reconciler.transfer.engine import CopyProgress, TransferCanceled, copy_disk
 from reconciler.transfer.throttle import ThrottledReader
 
 MB = 1024 * 1024  # Forklift reports disk progress in "MB" of 2**20 bytes
@@ -65,7 +65,7 @@ class RunContext:
     max_bytes_per_second: float | None = None
     reporter: Reporter = field(default_factory=NullReporter)
     on_change: Callable[..., None] = lambda force=False: None
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: threading.Event = field(default_factory=threading.Event)  # set on shutdown
 
 
 def start_record(ctx: RunContext, vm: VmPlan, prior: VmProgress | None) -> VmProgress:
@@ -110,7 +110,7 @@ def run_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
         if step["phase"] in (COMPLETED, SKIPPED):
             continue
         if ctx.cancel.is_set():
-            return _finish(ctx, rec, "Canceled", None)
+            return _pause(ctx, rec)
         rec.phase = step["name"]
         step["phase"] = RUNNING
         step.setdefault("started", now())
@@ -119,6 +119,8 @@ def run_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
         ctx.on_change()
         try:
             message = handlers[step["name"]](ctx, vm, rec, step)
+        except TransferCanceled:
+            return _pause(ctx, rec)
         except Exception as exc:  # noqa: BLE001 - any failure ends this VM, not the pass
             reason = f"{type(exc).__name__}: {exc}" if not _is_user_facing(exc) else str(exc)
             step["phase"] = FAILED
@@ -144,6 +146,12 @@ def _is_user_facing(exc: Exception) -> bool:
     from reconciler.transfer.engine import TransferError
 
     return isinstance(exc, SourceError | TargetError | TransferError)
+
+
+def _pause(ctx: RunContext, rec: VmProgress) -> VmProgress:
+    """The reconciler is shutting down: keep the VM where it is; the next start resumes it."""
+    ctx.store.put_vm(rec)
+    return rec
 
 
 def _finish(ctx: RunContext, rec: VmProgress, result: str, error: dict | None) -> VmProgress:

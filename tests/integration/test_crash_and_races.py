@@ -45,6 +45,21 @@ def _chunks_done(ws) -> int:
         return 0
 
 
+def _qemu_nbd_serving(folder) -> list[str]:
+    found = []
+    for proc in os.listdir("/proc"):
+        if not proc.isdigit():
+            continue
+        try:
+            with open(f"/proc/{proc}/cmdline", "rb") as f:
+                cmd = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        if "qemu-nbd" in cmd and str(folder) in cmd:
+            found.append(proc)
+    return found
+
+
 def test_kill_9_mid_copy_then_resume(workspace_factory) -> None:
     ws = workspace_factory([small_vm("crashy", 3, data_mib=48, capacity_mib=128)])
     _throttle(ws, 16)  # ~3 s of copying: time to be killed in the middle
@@ -57,6 +72,10 @@ def test_kill_9_mid_copy_then_resume(workspace_factory) -> None:
     proc.wait()
     done_at_kill = _chunks_done(ws)
     assert 3 <= done_at_kill < 32  # 128 MiB / 4 MiB chunks: killed mid-copy
+    deadline = time.monotonic() + 10
+    while _qemu_nbd_serving(ws.ova) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _qemu_nbd_serving(ws.ova)  # no orphaned qemu-nbd left behind
 
     ws.reconcile(check=True)
     plan = ws.status("plan", "demo-plan")["status"]

@@ -86,3 +86,39 @@ def test_daemon_reacts_to_pushes_and_ignores_its_own_commits(workspace_factory) 
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     assert proc.returncode == 0, "\n".join(out.lines)
+
+
+def test_sigterm_mid_copy_pauses_the_vm_and_a_restart_finishes_it(workspace_factory) -> None:
+    from tests.integration.test_crash_and_races import _chunks_done, _throttle
+
+    ws = workspace_factory([small_vm("patient", 7, data_mib=48, capacity_mib=128)])
+    _throttle(ws, 16)
+    proc = subprocess.Popen(
+        [
+            *CLI,
+            "daemon",
+            str(ws.clone),
+            "--interval",
+            "30",
+            "--state-dir",
+            str(ws.state),
+            "--cluster",
+            str(ws.cluster),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    out = _Output(proc)
+    _wait(lambda: _chunks_done(ws) >= 3)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    assert proc.returncode == 0, "\n".join(out.lines)
+    plan = ws.status("plan", "demo-plan")["status"]
+    [vm] = plan["migration"]["vms"]
+    assert vm["phase"] == "CopyDisks"  # paused, not failed or canceled
+    assert "error" not in vm
+    ws.reconcile(check=True)
+    [vm] = ws.status("plan", "demo-plan")["status"]["migration"]["vms"]
+    assert vm["phase"] == "Completed"
