@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
@@ -171,9 +172,10 @@ def run_demo(workspace: Path, verify: bool = True) -> int:
         ok = _report(workspace, ovas, rec, result, verify)
     finally:
         rec.close()
+    exe = shutil.which("mtv-gitops") or str(Path(sys.executable).parent / "mtv-gitops")
+    repo = workspace / "repo"
     console.print(
-        f"\nlook around: mtv-gitops status {workspace / 'repo'} | "
-        f"mtv-gitops plan {workspace / 'repo'} | mtv-gitops lint {workspace / 'repo'}"
+        f"\nlook around:\n  {exe} status {repo}\n  {exe} plan {repo}\n  {exe} lint {repo}"
     )
     console.print(f"reconcile took {seconds:.1f}s; whole demo {time.monotonic() - started:.1f}s")
     return 0 if ok else 1

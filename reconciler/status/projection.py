@@ -280,7 +280,12 @@ def plan_summary(snap: Snapshot, key: str) -> str:
     pending = len(listed) - done - sum(phases.values())
     if pending:
         rest.append(f"{pending} not started")
-    return ", ".join([f"{done}/{len(listed)} VMs Completed", *rest])
+    summary = ", ".join([f"{done}/{len(listed)} VMs Completed", *rest])
+    recs = snap.migrations.get(key, [])
+    if recs:
+        last = recs[-1]
+        summary += f"; migration {last.migration} {last.result or 'Running'}"
+    return summary
 
 
 def commit_message(old: dict[str, str], new: dict[str, str], snap: Snapshot) -> str:
