@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from reconciler import __version__
 from reconciler.cli.render import console, err_console
@@ -67,9 +68,9 @@ def lint(repo: str, secrets: Path | None) -> None:
     root = _local_tree(repo)
     report = lint_repo(root, SecretResolver(secrets))
     for e in report.errors:
-        console.print(f"[red]error[/] {e}")
+        console.print(f"[red]error[/] {escape(str(e))}")
     for w in report.warnings:
-        console.print(f"[yellow]warning[/] {w}")
+        console.print(f"[yellow]warning[/] {escape(str(w))}")
     counts = {k: len(v) for k, v in sorted(report.desired.objects.items()) if v}
     summary = ", ".join(f"{n} {k}" for k, n in counts.items()) or "no objects"
     console.print(f"{summary}; {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
@@ -93,7 +94,7 @@ def plan(repo: str, state_dir: Path | None, cluster: Path | None, secrets: Path 
     state = state_dir_for(repo, state_dir)
     report = dry_run(root, state, cluster_dir_for(state, cluster), SecretResolver(secrets))
     for line in report.lines:
-        console.print(line)
+        console.print(line, markup=False)
     sys.exit(EXIT_PROBLEMS if report.problems else 0)
 
 
@@ -178,7 +179,7 @@ def status(repo: str, state_dir: Path | None, as_json: bool) -> None:
         console.print(table)
     errors = [e for d in docs if d.get("kind") == "Repo" for e in d.get("errors", [])]
     for e in errors:
-        console.print(f"[red]error[/] {e}")
+        console.print(f"[red]error[/] {escape(str(e))}")
 
 
 @cli.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -52,7 +53,7 @@ class RichReporter:
         colour = {"Completed": "green", "Skipped": "yellow", "Failed": "red"}.get(phase, "white")
         text = f"  {vm.target_name}: {step} [{colour}]{phase}[/]"
         if message:
-            text += f" — {message}"
+            text += f" — {escape(message)}"
         self.progress.console.print(text)
 
     def disk_progress(self, vm: VmPlan, disk: str, p: CopyProgress) -> None:
@@ -97,14 +98,14 @@ def status_tables(docs: list[dict[str, Any]]) -> list[Table]:
             "[green]yes[/]" if ready else "[red]no[/]",
             state,
             f"{done}/{len(entries)}" if entries else "-",
-            problems or "",
+            escape(problems),
         )
         for v in entries:
             vms.add_row(
                 name,
-                v.get("name", ""),
-                v.get("newName", v.get("name", "")),
-                v.get("phase", ""),
+                escape(v.get("name", "")),
+                escape(v.get("newName", v.get("name", ""))),
+                escape(v.get("phase", "")),
                 _progress(v),
                 _result(v),
             )
@@ -125,6 +126,8 @@ def _progress(vm: dict[str, Any]) -> str:
 def _result(vm: dict[str, Any]) -> str:
     if vm.get("error"):
         err = vm["error"]
-        return f"[red]{err.get('phase')}: {'; '.join(err.get('reasons', []))}[/]"
+        return (
+            f"[red]{escape(str(err.get('phase')))}: {escape('; '.join(err.get('reasons', [])))}[/]"
+        )
     conds = vm.get("conditions", [])
     return conds[0]["type"] if conds else ""

@@ -30,7 +30,7 @@ def dry_run(root: Path, state_dir: Path, cluster: Path, secrets: SecretResolver)
     ref_errors = check_references(desired)
     secrets.plaintext = plaintext_secrets(desired)
     for e in cerrs + desired.errors:
-        out.lines.append(f"[red]error[/] {e}")
+        out.lines.append(f"error {e}")
     out.problems += len(cerrs) + len(desired.errors)
     target = LocalTarget(cluster)
     progress: dict[str, PlanProgress] = {}
@@ -47,15 +47,14 @@ def dry_run(root: Path, state_dir: Path, cluster: Path, secrets: SecretResolver)
     finally:
         close_all(connections)
     for (ns, name), st in sorted(states.items()):
-        mark = "[green]ready[/]" if st.ready else "[red]not ready[/]"
+        mark = "ready" if st.ready else "NOT READY"
         out.lines.append(f"Provider {ns}/{name}: {mark} — {st.message}")
     for d in decisions:
         out.lines.append("")
-        out.lines.append(f"[bold]Plan {d.key}[/]: {'ready' if d.ready else '[red]not ready[/]'}")
+        out.lines.append(f"Plan {d.key}: {'ready' if d.ready else 'NOT READY'}")
         for c in d.conditions:
             if c.type != "Ready":
-                colour = "red" if c.category == "Critical" else "yellow"
-                out.lines.append(f"  [{colour}]{c.category}[/] {c.type}: {c.message}")
+                out.lines.append(f"  {c.category} {c.type}: {c.message}")
         out.problems += not d.ready
         if not d.migration:
             waiting = "; ".join(f"{m}: {w}" for m, w in d.skipped_migrations.items())

@@ -113,6 +113,13 @@ def run_daemon(
                 except GitOpsError as exc:
                     echo_err(f"git: {exc}; retrying in {backoff:.0f}s")
                     backoff = min(backoff * 2, 600)
+                except Exception as exc:  # noqa: BLE001 - a bug in one pass must not end the daemon
+                    log.exception("reconcile pass failed")
+                    echo_err(
+                        f"pass failed: {type(exc).__name__}: {exc}; retrying in {backoff:.0f}s"
+                    )
+                    work_left = False
+                    backoff = min(backoff * 2, 600)
                 wake.wait(0 if work_left and not stop.is_set() else backoff)
                 wake.clear()
     finally:

@@ -138,3 +138,24 @@ def test_new_migration_reruns_only_failed_vms(workspace_factory) -> None:
         "Succeeded",
         "Nothing to migrate: every VM had succeeded.",
     )
+
+
+def test_plan_status_and_lint_commands_tell_the_story(workspace_factory) -> None:
+    ws = workspace_factory([small_vm("Story_VM", 8)])
+    state = ["--state-dir", str(ws.state)]
+    dry = ws.cli("plan", str(ws.clone), *state, "--cluster", str(ws.cluster), check=True)
+    assert "Migration demo-plan-1 would run 1 VM(s)" in dry.stdout
+    assert "Story_VM -> VirtualMachine demo-vms/story-vm" in dry.stdout
+    assert "PVC story-vm-disk-0 [standard, ReadWriteOnce, Filesystem]" in dry.stdout
+    assert not ws.cluster.exists() and ws.remote_file("status/repo.yaml") is None  # dry
+
+    ws.reconcile(check=True)
+    table = ws.cli("status", str(ws.clone), *state, check=True).stdout
+    assert "openshift-mtv/demo-plan" in table and "Succeeded" in table
+    assert "story-vm" in table and "Completed" in table and "100% of 64 MB" in table
+    as_json = ws.cli("status", str(ws.clone), *state, "--json", check=True).stdout
+    assert '"newName": "story-vm"' in as_json
+
+    again = ws.cli("plan", str(ws.clone), *state, check=True)  # the cluster is remembered
+    assert "Story_VM (story-vm): Succeeded in Migration demo-plan-1; nothing to do" in again.stdout
+    assert ws.cli("lint", str(ws.clone), check=True).returncode == 0
