@@ -84,7 +84,7 @@ def run_daemon(
     def on_signal(signum: int, frame: object) -> None:
         stop.set()
         wake.set()
-        rec.cancel.set()
+        rec.stop()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

@@ -18,7 +18,7 @@ from reconciler.gitops import GitOpsError
 from reconciler.gitops.checkout import GitCheckout
 from reconciler.manifests.config import RepoConfig, load_config
 from reconciler.manifests.loader import Desired, load_repo
-from reconciler.manifests.references import check_references
+from reconciler.manifests.references import check_references, resolve
 from reconciler.pipeline.cold import NullReporter, Reporter, RunContext, run_vm, start_record
 from reconciler.pipeline.phases import now
 from reconciler.planner.model import PlanDecision
@@ -78,7 +78,37 @@ class Reconciler:
         cluster = settings.cluster or settings.state_dir / "cluster"
         remember_cluster(settings.state_dir, cluster)
         self.target: Target = LocalTarget(cluster)
-        self.cancel = threading.Event()
+        self.cancel = threading.Event()  # shutdown
+        self._halt = threading.Event()  # stops the copy running now
+        self._cancel_requests: set[tuple[str, str]] = set()  # (plan key, VM id)
+        self._current = ("", "")  # the VM being run now
+
+    def stop(self) -> None:
+        """Shut down soon: the running copy stops at a durable point and resumes next start."""
+        self.cancel.set()
+        self._halt.set()
+
+    def notice_cancels(self, decisions: list[PlanDecision], config: RepoConfig) -> None:
+        """Read the Migrations again from the checkout (fresh after each status push): a VM
+        added to ``spec.cancel``, or a deleted Migration, stops the VM now, not next pass."""
+        desired = load_repo(self.checkout.path, config)
+        for d in decisions:
+            if not d.migration:
+                continue
+            migs = [
+                m
+                for m in desired.of("Migration").values()
+                if m.name == d.migration and resolve(m.spec.plan, m) == _split(d.key)
+            ]
+            if not migs:
+                self._cancel_requests |= {(d.key, vm_id) for vm_id in d.run_vms}
+                continue
+            for ref in migs[0].spec.cancel:
+                for vm in d.vms:
+                    if ref.label() in (vm.vm_id, vm.source_name):
+                        self._cancel_requests.add((d.key, vm.vm_id))
+        if self._current in self._cancel_requests:
+            self._halt.set()
 
     def close(self) -> None:
         self.store.close()
@@ -86,6 +116,7 @@ class Reconciler:
     # -- the pass ---------------------------------------------------------------------------
 
     def run_pass(self) -> PassResult:
+        self._cancel_requests.clear()  # this pass's decisions already hold the known cancels
         revision = self.checkout.sync()
         self.store.set(LAST_READ_KEY, revision)
         root = self.checkout.path
@@ -193,11 +224,18 @@ class Reconciler:
                     continue
                 if self.cancel.is_set():
                     break
+                key = (d.key, vm.vm_id)
+                self._current, self._halt = key, threading.Event()
+                ctx.halt = self._halt
+                ctx.canceled = lambda key=key: key in self._cancel_requests
                 out = run_vm(ctx, vm, start_record(ctx, vm, self.store.get_vm(d.key, vm.vm_id)))
                 failed += out.result == "Failed"
+            self._current = ("", "")
         if self.cancel.is_set():
             return failed
         results = [self.store.get_vm(d.key, v) for v in d.run_vms + d.canceled_vms]
+        if any(r is not None and not r.finished for r in results):
+            return failed  # a VM was paused: the Migration goes on next pass
         outcomes = [r.result for r in results if r is not None]
         if "Failed" in outcomes:
             rec.result, rec.message = "Failed", f"{outcomes.count('Failed')} VM(s) failed."
@@ -215,6 +253,11 @@ class Reconciler:
         return failed
 
 
+def _split(key: str) -> tuple[str, str]:
+    ns, _, name = key.partition("/")
+    return ns, name
+
+
 class _StatusWriter:
     """Commits status during a pass at most every ``statusCommitSeconds``, always when forced."""
 
@@ -226,6 +269,7 @@ class _StatusWriter:
         self.decisions = decisions
         self.states = states
         self.interval = config.statusCommitSeconds
+        self.config = config
         self.last = 0.0
         self.written: dict[str, str] = {}
         self.commits = 0
@@ -265,6 +309,7 @@ class _StatusWriter:
             return
         if sha:
             self.commits += 1
+            self.rec.notice_cancels(self.decisions, self.config)
 
 
 def _read_status(root: Path) -> dict[str, str]:

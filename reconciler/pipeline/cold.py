@@ -66,6 +66,9 @@ class RunContext:
     reporter: Reporter = field(default_factory=NullReporter)
     on_change: Callable[..., None] = lambda force=False: None
     cancel: threading.Event = field(default_factory=threading.Event)  # set on shutdown
+    # set to stop this VM's copy: on shutdown, or when the user cancels the VM
+    halt: threading.Event = field(default_factory=threading.Event)
+    canceled: Callable[[], bool] = lambda: False  # the user canceled this VM (spec.cancel)
 
 
 def start_record(ctx: RunContext, vm: VmPlan, prior: VmProgress | None) -> VmProgress:
@@ -109,6 +112,8 @@ def run_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
     for step in rec.steps:
         if step["phase"] in (COMPLETED, SKIPPED):
             continue
+        if ctx.canceled():
+            return _cancel(ctx, vm, rec)
         if ctx.cancel.is_set():
             return _pause(ctx, rec)
         rec.phase = step["name"]
@@ -120,7 +125,7 @@ def run_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
         try:
             message = handlers[step["name"]](ctx, vm, rec, step)
         except TransferCanceled:
-            return _pause(ctx, rec)
+            return _cancel(ctx, vm, rec) if ctx.canceled() else _pause(ctx, rec)
         except Exception as exc:  # noqa: BLE001 - any failure ends this VM, not the pass
             reason = f"{type(exc).__name__}: {exc}" if not _is_user_facing(exc) else str(exc)
             step["phase"] = FAILED
@@ -152,6 +157,20 @@ def _pause(ctx: RunContext, rec: VmProgress) -> VmProgress:
     """The reconciler is shutting down: keep the VM where it is; the next start resumes it."""
     ctx.store.put_vm(rec)
     return rec
+
+
+def _cancel(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
+    """The user canceled the VM: remove what was made for it on the target, as MTV does."""
+    for claim in disk_claims(vm):
+        ctx.target.delete_disk(claim)
+        ctx.store.reset_disk(disk_id(ctx, vm, claim))
+    ctx.target.delete_vm(vm.namespace, vm.target_name)
+    for step in rec.steps:
+        if step["phase"] == RUNNING:
+            step["phase"] = "Canceled"
+            step["completed"] = now()
+    ctx.reporter.step(vm, rec.phase, "Canceled", "canceled by the Migration; target disks removed")
+    return _finish(ctx, rec, "Canceled", None)
 
 
 def _finish(ctx: RunContext, rec: VmProgress, result: str, error: dict | None) -> VmProgress:
@@ -280,7 +299,7 @@ def ensure_disks_copied(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict
                 chunk_size=ctx.chunk_size,
                 streams=ctx.streams,
                 on_progress=progress,
-                cancel=ctx.cancel,
+                cancel=ctx.halt,
                 verify_reader=verify,
             )
         finally:

@@ -46,6 +46,12 @@ class Target(Protocol):
     def open_reader(self, claim: DiskClaim) -> DiskReader:
         """Read the disk back, to verify the copy."""
 
+    def delete_disk(self, claim: DiskClaim) -> None:
+        """Remove the PVC and its data (a canceled VM); absent is fine."""
+
+    def delete_vm(self, namespace: str, name: str) -> None:
+        """Remove the VirtualMachine; absent is fine."""
+
     def ensure_vm(self, manifest: dict[str, Any]) -> None:
         """Create or update the VirtualMachine."""
 

@@ -83,6 +83,13 @@ class LocalTarget:
     def open_reader(self, claim: DiskClaim) -> DiskReader:
         return RawDiskReader(self._disk(claim))
 
+    def delete_disk(self, claim: DiskClaim) -> None:
+        self._disk(claim).unlink(missing_ok=True)
+        (self._ns(claim.namespace) / "pvcs" / f"{claim.name}.yaml").unlink(missing_ok=True)
+
+    def delete_vm(self, namespace: str, name: str) -> None:
+        (self._ns(namespace) / "virtualmachines" / f"{name}.yaml").unlink(missing_ok=True)
+
     def ensure_vm(self, manifest: dict[str, Any]) -> None:
         check_manifest(manifest)
         meta = manifest["metadata"]

@@ -96,7 +96,14 @@ class Workspace:
                     path.write_text(text)
             repo.git.add(A=True)
             repo.git.commit(m=message)
-            repo.git.push("origin", "HEAD:main")
+            for attempt in range(20):  # as a person would: pull --rebase and push again
+                try:
+                    repo.git.push("origin", "HEAD:main")
+                    break
+                except git.GitCommandError:
+                    if attempt == 19:
+                        raise
+                    repo.git.pull("--rebase", "origin", "main")
         return repo.head.commit.hexsha
 
     def remote_file(self, rel: str) -> str | None:

@@ -147,3 +147,29 @@ def test_own_status_commits_never_trigger_a_pass(workspace_factory) -> None:
     assert checkout.needs_pass(last_read, head) is False
     ws.user_commit({"plans/extra-note.txt": "not yaml\n"}, "a user change")
     assert checkout.needs_pass(last_read, checkout.sync()) is True
+
+
+def test_spec_cancel_pushed_mid_copy_stops_that_vm_now(workspace_factory) -> None:
+    ws = workspace_factory(
+        [small_vm("first", 9, data_mib=48, capacity_mib=128), small_vm("second", 10)]
+    )
+    _throttle(ws, 8)  # ~6 s of copying: the cancel lands well inside it
+    proc = _start(ws)
+    deadline = time.monotonic() + 60
+    while _chunks_done(ws) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    mig = (ws.clone / "migrations" / "demo-plan-1.yaml").read_text()
+    ws.user_commit(
+        {"migrations/demo-plan-1.yaml": mig + "  cancel:\n    - name: first\n"},
+        "cancel the first VM",
+    )
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    vms = {v["name"]: v for v in ws.status("plan", "demo-plan")["status"]["migration"]["vms"]}
+    assert vms["first"]["phase"] == "Canceled", out[-2500:]
+    copy = next(s for s in vms["first"]["pipeline"] if s["name"] == "CopyDisks")
+    assert copy["phase"] == "Canceled"  # stopped mid-copy, not after it
+    assert vms["second"]["phase"] == "Completed"
+    disks = ws.cluster / "demo-vms" / "disks"
+    assert sorted(p.name for p in disks.iterdir()) == ["second-disk-0.img"]  # cleaned up
+    assert ws.status("migration", "demo-plan-1")["status"]["conditions"][0]["type"] == "Canceled"
