@@ -27,7 +27,7 @@ from reconciler.progress.store import ProgressStore, VmProgress
 from reconciler.sources import SourceConnection
 from reconciler.targets.base import DiskClaim, Target, TargetError
 from reconciler.targets.kubevirt_manifests import disk_claims, vm_manifest
-from reconciler.transfer.engine import CopyProgress, TransferCanceled, copy_disk
+from reconciler.transfer.engine import CopyProgress, DigestMismatch, TransferCanceled, copy_disk
 from reconciler.transfer.throttle import ThrottledReader
 
 MB = 1024 * 1024  # Forklift reports disk progress in "MB" of 2**20 bytes
@@ -302,6 +302,11 @@ def ensure_disks_copied(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict
                 cancel=ctx.halt,
                 verify_reader=verify,
             )
+        except DigestMismatch:
+            # nothing recorded for this disk can be trusted: the next run starts it afresh
+            ctx.store.reset_disk(disk_id(ctx, vm, claim))
+            ctx.target.delete_disk(claim)
+            raise
         finally:
             for closable in (reader, writer, verify):
                 if closable is not None:

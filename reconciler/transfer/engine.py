@@ -53,6 +53,10 @@ class TransferError(Exception):
         self.offset = offset
 
 
+class DigestMismatch(TransferError):
+    """The target does not read back what was copied: its recorded chunks cannot be trusted."""
+
+
 class TransferCanceled(Exception):
     """The copy was stopped through its cancel event; resuming continues where it stopped."""
 
@@ -229,7 +233,7 @@ class _DiskCopy:
                     self.disk_id,
                 ) from e
             if target_digest != source_digest:
-                raise TransferError(
+                raise DigestMismatch(
                     f"disk {self.disk_id}: digest mismatch: source {source_digest},"
                     f" target {target_digest}",
                     self.disk_id,

@@ -29,6 +29,17 @@ class _Output:
         return sum(1 for line in self.lines if line.startswith("pass at "))
 
 
+def _start_daemon(ws) -> subprocess.Popen:
+    args = ["daemon", str(ws.clone), "--interval", "30", "--state-dir", str(ws.state)]
+    return subprocess.Popen(
+        [*CLI, *args, "--cluster", str(ws.cluster)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
 def _wait(pred, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not pred():
@@ -39,23 +50,7 @@ def _wait(pred, timeout: float = 60) -> None:
 def test_daemon_reacts_to_pushes_and_ignores_its_own_commits(workspace_factory) -> None:
     ws = workspace_factory([small_vm("daemon-vm", 1)])
     ws.user_commit({"migrations/demo-plan-1.yaml": None}, "not yet")
-    proc = subprocess.Popen(
-        [
-            *CLI,
-            "daemon",
-            str(ws.clone),
-            "--interval",
-            "30",
-            "--state-dir",
-            str(ws.state),
-            "--cluster",
-            str(ws.cluster),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    proc = _start_daemon(ws)
     out = _Output(proc)
     try:
         _wait(lambda: out.passes() >= 1)
@@ -93,23 +88,7 @@ def test_sigterm_mid_copy_pauses_the_vm_and_a_restart_finishes_it(workspace_fact
 
     ws = workspace_factory([small_vm("patient", 7, data_mib=48, capacity_mib=128)])
     _throttle(ws, 16)
-    proc = subprocess.Popen(
-        [
-            *CLI,
-            "daemon",
-            str(ws.clone),
-            "--interval",
-            "30",
-            "--state-dir",
-            str(ws.state),
-            "--cluster",
-            str(ws.cluster),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    proc = _start_daemon(ws)
     out = _Output(proc)
     _wait(lambda: _chunks_done(ws) >= 3)
     proc.send_signal(signal.SIGTERM)
