@@ -20,8 +20,8 @@ from rich.table import Table
 from reconciler.planner.model import VmPlan
 from reconciler.transfer.engine import CopyProgress
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class RichReporter:

@@ -122,6 +122,8 @@ def test_target_without_enough_free_space(workspace_factory) -> None:
     try:
         proc = ws.reconcile("--once")
         assert proc.returncode == 1
+        printed = proc.stdout.replace("\n", " ")
+        assert "VM too-big failed in AllocateDisks: not enough free space" in printed
         plan = ws.status("plan", "demo-plan")["status"]
         vms = {v["name"]: v for v in plan["migration"]["vms"]}
         big = vms["too-big"]

@@ -83,6 +83,9 @@ def test_plan_with_a_broken_ova_is_not_ready_and_nothing_is_written(workspace_fa
     proc = ws.reconcile("--once")
     assert proc.returncode == 1, proc.stdout
     assert "1 plan(s) not ready" in proc.stdout
+    printed = proc.stdout.replace("\n", " ")
+    assert "plan openshift-mtv/demo-plan not ready: VMSourceNotValid" in printed
+    assert "broken-vm-disk1.vmdk" in printed
     plan = ws.status("plan", "demo-plan")["status"]
     cond = {c["type"]: c for c in plan["conditions"]}
     assert "broken-vm" in cond["VMSourceNotValid"]["message"]
