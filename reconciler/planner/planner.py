@@ -119,7 +119,8 @@ def _decide_plan(
             target = unique_name(dns1123_name(vm.name), taken | ours, vm.id)
             ours.add(target)
         if target != vm.name:
-            renamed.append(f"{vm.name} -> {target}")
+            why = "" if dns1123_name(vm.name) != vm.name else " (name already taken)"
+            renamed.append(f"{vm.name} -> {target}{why}")
         if entry.hooks:
             hooks.append(vm.name)
         d.vms.append(_vm_plan(plan, vm, target, nics, disks_, entry))
@@ -154,8 +155,8 @@ def _decide_plan(
                 "VMNamesChanged",
                 "True",
                 "Warning",
-                "VM names are not DNS-1123 compliant and will be renamed on the target: "
-                + ", ".join(renamed),
+                "VMs will have other names on the target (Kubernetes needs DNS-1123 names, "
+                "unique in the namespace): " + ", ".join(renamed),
                 items=tuple(renamed),
             )
         )

@@ -190,8 +190,9 @@ def test_renamed_vms_get_mtv_style_names_and_a_warning(tmp_path: Path) -> None:
     cat, msg = conds(d)["VMNamesChanged"]
     assert cat == "Warning"
     assert msg == (
-        "VM names are not DNS-1123 compliant and will be renamed on the target: "
-        "Web_Server 01 -> web-server01, DB.Primary -> dbprimary, __Ünïcode vm!__ -> ncodevm"
+        "VMs will have other names on the target (Kubernetes needs DNS-1123 names, unique in "
+        "the namespace): Web_Server 01 -> web-server01, DB.Primary -> dbprimary, "
+        "__Ünïcode vm!__ -> ncodevm"
     )
 
 
@@ -217,6 +218,8 @@ def test_name_taken_on_the_target_by_someone_else(tmp_path: Path) -> None:
     d = run(tmp_path, inventory(vm("vm-1", "web01")), target_names={"web01"})
     [p] = d.vms
     assert p.target_name.startswith("web01-") and p.target_name != "web01"
+    _, msg = conds(d)["VMNamesChanged"]
+    assert msg.endswith(f"web01 -> {p.target_name} (name already taken)")
     # ... but not when it is our own VM from an earlier pass
     progress = PlanProgress([VmProgress(PLAN, "vm-1", "web01", "m1", "web01")])
     d = run(tmp_path, inventory(vm("vm-1", "web01")), progress, target_names={"web01"})
