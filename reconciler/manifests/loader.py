@@ -6,6 +6,7 @@ left out, so one bad file cannot hold up the other plans.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,18 +70,21 @@ class Desired:
     def get(self, kind: str, namespace: str, name: str) -> Manifest | None:
         return self.of(kind).get((namespace, name))
 
-    def errors_for(self, ref: str) -> list[ManifestError]:
-        return [e for e in self.errors if e.obj == ref]
-
 
 def yaml_files(root: Path) -> Iterator[Path]:
-    """Every YAML file under root except status/, .git and dot-folders, in a stable order."""
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if rel.parts[0] in SKIP_DIRS or any(p.startswith(".") for p in rel.parts):
-            continue
-        if path.suffix in YAML_SUFFIXES and path.is_file():
-            yield path
+    """Every YAML file under root except status/, .git and dot-folders, in a stable order.
+
+    Skipped folders are pruned, not walked: ``.git`` alone can hold thousands of files."""
+    found: list[Path] = []
+    for folder, dirs, files in os.walk(root):
+        top = Path(folder) == root
+        dirs[:] = [d for d in dirs if not d.startswith(".") and not (top and d in SKIP_DIRS)]
+        found += [
+            Path(folder) / f
+            for f in files
+            if not f.startswith(".") and Path(f).suffix in YAML_SUFFIXES
+        ]
+    yield from sorted(found)
 
 
 def load_repo(root: Path, config: RepoConfig) -> Desired:

@@ -259,12 +259,10 @@ def ensure_disks_copied(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict
     step["progress"] = {"total": total // MB, "completed": 0}
     step["annotations"] = {"unit": "MB"}
     done_before = 0
-    digests = []
     for disk, claim in zip(vm.disks, claims, strict=True):
         task = by_name[claim.name]
         if task["phase"] == COMPLETED:
             done_before += claim.size
-            digests.append(task.get("digest", ""))
             continue
         task["phase"] = RUNNING
         task.setdefault("started", now())
@@ -319,7 +317,6 @@ def ensure_disks_copied(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict
             task["annotations"]["resumedChunks"] = str(result.resumed_chunks)
         if ctx.verify:
             task["verified"] = result.target_digest == result.source_digest
-        digests.append(result.source_digest)
         done_before += claim.size
         step["progress"]["completed"] = done_before // MB
         ctx.store.put_vm(rec)

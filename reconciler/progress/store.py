@@ -148,12 +148,6 @@ class ProgressStore:
                 ),
             )
 
-    def target_names(self, namespace_prefix: str = "") -> set[str]:
-        """Target VM names already claimed, so a new one can be made unique."""
-        with self._lock:
-            rows = self._db.execute("SELECT target_name FROM vms WHERE target_name != ''")
-            return {r[0] for r in rows if r[0].startswith(namespace_prefix)}
-
     # -- migrations ------------------------------------------------------------------------
 
     def get_migration(self, plan: str, migration: str) -> MigrationRecord | None:
