@@ -36,6 +36,10 @@ CREATE TABLE IF NOT EXISTS chunks (
     disk TEXT NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, data_bytes INTEGER NOT NULL,
     PRIMARY KEY (disk, idx));
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS validations (
+    provider TEXT NOT NULL, vm_id TEXT NOT NULL, rules_version TEXT NOT NULL,
+    rules_digest TEXT NOT NULL, input_digest TEXT NOT NULL, result TEXT NOT NULL,
+    validated TEXT NOT NULL, PRIMARY KEY (provider, vm_id));
 """
 
 
@@ -78,6 +82,19 @@ class DiskRecord:
     source_digest: str = ""
     target_digest: str = ""
     completed: str = ""
+
+
+@dataclass
+class ValidationRecord:
+    """What one VM was validated with, and what the rules said about it."""
+
+    provider: str  # "ns/name" of the source Provider
+    vm_id: str
+    rules_version: str
+    rules_digest: str
+    input_digest: str
+    result: dict[str, Any]  # {"concerns": [...], "errors": [...], "failed": "..."}
+    validated: str
 
 
 class ProgressStore:
@@ -230,6 +247,42 @@ class ProgressStore:
             )
 
     # -- small settings ----------------------------------------------------------------------
+
+    # -- validation --------------------------------------------------------------------------
+
+    def validations(self, provider: str) -> dict[str, ValidationRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT provider, vm_id, rules_version, rules_digest, input_digest, result,"
+                " validated FROM validations WHERE provider=?",
+                (provider,),
+            ).fetchall()
+        return {r[1]: ValidationRecord(*r[:5], json.loads(r[5]), r[6]) for r in rows}
+
+    def put_validations(self, records: Iterable[ValidationRecord]) -> None:
+        with self._tx() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO validations VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (r.provider, r.vm_id, r.rules_version, r.rules_digest, r.input_digest,
+                     json.dumps(r.result, sort_keys=True), r.validated)
+                    for r in records
+                ],
+            )
+
+    def forget_validations(self, provider: str, keep: Iterable[str]) -> None:
+        """Drop records of VMs the provider no longer has."""
+        keep = set(keep)
+        with self._tx() as db:
+            ids = [r[0] for r in db.execute(
+                "SELECT vm_id FROM validations WHERE provider=?", (provider,)
+            )]
+            db.executemany(
+                "DELETE FROM validations WHERE provider=? AND vm_id=?",
+                [(provider, i) for i in ids if i not in keep],
+            )
+
+    # -- key/value ---------------------------------------------------------------------------
 
     def get(self, key: str, default: str = "") -> str:
         with self._lock:

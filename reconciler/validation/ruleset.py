@@ -1,0 +1,157 @@
+"""Rule sets: the shipped defaults per provider type plus the repo's ``rules/<provider>/``.
+
+A repo file adds to the default package (same package, so rules of the same name are OR-ed, as
+in OPA); a repo file with the same name as a default file replaces that file (how a user bumps
+``rules_version.rego`` or turns a default rule off). Test files (``*_test.rego``) and data cases
+(``*_cases.yaml``) are kept apart: they never validate a VM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reconciler.validation.regov0 import RegoSyntaxError, Rewrite, upgrade
+
+# provider type -> the Forklift package its rules live in
+PACKAGES = {
+    "vsphere": "io.konveyor.forklift.vmware",
+    "ovirt": "io.konveyor.forklift.ovirt",
+    "openstack": "io.konveyor.forklift.openstack",
+    "ova": "io.konveyor.forklift.ova",
+}
+RULES_DIR = "rules"
+
+
+def default_rules_dir() -> Path:
+    """Where the shipped rules are: beside the source tree, or installed under share/."""
+    env = os.environ.get("MTV_GITOPS_DEFAULT_RULES")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parents[2] / RULES_DIR
+    if (here / "vsphere").is_dir():
+        return here
+    return Path(sys.prefix) / "share" / "mtv-gitops" / RULES_DIR
+
+
+def package_of(provider_type: str) -> str:
+    try:
+        return PACKAGES[provider_type]
+    except KeyError:
+        known = ", ".join(sorted(PACKAGES))
+        raise ValueError(f"no rules for provider type {provider_type!r} (known: {known})") from None
+
+
+def validate_query(provider_type: str) -> str:
+    return f"x = data.{package_of(provider_type)}.validate"
+
+
+def version_query(provider_type: str) -> str:
+    return f"x = data.{package_of(provider_type)}.rules_version.rules_version"
+
+
+@dataclass(frozen=True)
+class RuleFile:
+    """One ``.rego`` file as the engine sees it (``source`` is after any v0 rewrite)."""
+
+    name: str  # how messages name it: "rules/vsphere/x.rego" in the repo, "defaults/..." shipped
+    path: Path
+    source: str
+    custom: bool
+    rewrites: tuple[Rewrite, ...] = ()
+
+    @property
+    def base(self) -> str:
+        return self.path.name
+
+
+@dataclass
+class RuleSet:
+    provider_type: str
+    files: list[RuleFile] = field(default_factory=list)  # what validates VMs
+    tests: list[RuleFile] = field(default_factory=list)  # *_test.rego
+    cases: list[Path] = field(default_factory=list)  # *_cases.yaml
+    problems: list[str] = field(default_factory=list)  # files refused before compiling
+    replaced: list[str] = field(default_factory=list)  # default files a repo file replaces
+
+    @property
+    def modules(self) -> list[tuple[str, str]]:
+        return [(f.name, f.source) for f in self.files]
+
+    @property
+    def custom_files(self) -> list[RuleFile]:
+        return [f for f in self.files if f.custom]
+
+    @property
+    def digest(self) -> str:
+        """Identity of what validates VMs: file names and contents, nothing else."""
+        h = hashlib.sha256()
+        for f in sorted(self.files, key=lambda f: (f.custom, f.base)):
+            h.update(f"{int(f.custom)}:{f.base}:{len(f.source)}\n".encode())
+            h.update(f.source.encode())
+        return "sha256:" + h.hexdigest()[:16]
+
+    def without_custom(self) -> RuleSet:
+        """The shipped defaults alone, all of them (the set that is always good)."""
+        return load_rule_set(self.provider_type, None)
+
+
+def _read(path: Path, name: str, custom: bool) -> RuleFile:
+    text = path.read_text(encoding="utf-8")
+    source, rewrites = upgrade(text)
+    return RuleFile(name, path, source, custom, tuple(rewrites))
+
+
+def _rego_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix == ".rego")
+
+
+def load_rule_set(
+    provider_type: str, repo_root: Path | None, defaults: Path | None = None
+) -> RuleSet:
+    """The defaults for ``provider_type``, with the repo's ``rules/<type>/`` applied on top."""
+    package_of(provider_type)
+    defaults = defaults or default_rules_dir()
+    rs = RuleSet(provider_type)
+    chosen: dict[str, RuleFile] = {}
+    for path in _rego_files(defaults / provider_type):
+        f = _read(path, f"defaults/{provider_type}/{path.name}", False)
+        if path.name.endswith("_test.rego"):
+            rs.tests.append(f)
+        else:
+            chosen[path.name] = f
+    rs.cases += sorted((defaults / provider_type).glob("*_cases.yaml"))
+    if repo_root is not None:
+        folder = repo_root / RULES_DIR / provider_type
+        for path in _rego_files(folder):
+            name = f"{RULES_DIR}/{provider_type}/{path.name}"
+            try:
+                f = _read(path, name, True)
+            except RegoSyntaxError as exc:
+                rs.problems.append(f"{name}:{exc.line}: {exc}")
+                continue
+            except (OSError, UnicodeDecodeError) as exc:
+                rs.problems.append(f"{name}: cannot read: {exc}")
+                continue
+            if path.name.endswith("_test.rego"):
+                rs.tests.append(f)
+                continue
+            if path.name in chosen:
+                rs.replaced.append(chosen[path.name].name)
+            chosen[path.name] = f
+        rs.cases += sorted(folder.glob("*_cases.yaml")) if folder.is_dir() else []
+    rs.files = [chosen[k] for k in sorted(chosen)]
+    return rs
+
+
+def repo_provider_types(repo_root: Path) -> list[str]:
+    """Provider types the repo has custom rules for (unknown folders are reported by lint)."""
+    base = repo_root / RULES_DIR
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))

@@ -1,0 +1,135 @@
+"""The rule engine's own process: regopy is native code, so it never runs in the reconciler.
+
+A rule that loops, a crash in rego-cpp or its habit of printing errors to file descriptor 1 can
+then cost at most this process, which the parent kills and restarts (see ``engine.py``).
+
+Protocol: one JSON request per line on stdin; replies as JSON lines on the descriptor that was
+stdout when the process started. rego-cpp's own prints are redirected to a scratch file and read
+back as the error text of a failed build or query.
+
+Requests:
+- ``{"op": "build", "modules": [[name, source], ...], "query": q, "version_query": vq}``
+  → ``{"ok": true, "rules_version": v}`` or ``{"ok": false, "error": text}``
+- ``{"op": "eval", "inputs": [json, ...]}`` → one line per input, in order:
+  ``{"ok": true, "result": <x>}`` or ``{"ok": false, "error": text}``
+- ``{"op": "query", "modules": [...], "query": q, "input": json|null}`` (a fresh interpreter, for
+  rule tests) → ``{"ok": true, "result": <x or null when undefined>}`` or an error
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from typing import Any, BinaryIO
+
+
+class _Captured:
+    """Descriptor 1 pointed at a scratch file, so rego-cpp's prints become error text."""
+
+    def __init__(self) -> None:
+        self.proto: BinaryIO = os.fdopen(os.dup(1), "wb")
+        self._file = tempfile.TemporaryFile()
+        os.dup2(self._file.fileno(), 1)
+        sys.stdout = sys.stderr
+
+    def reset(self) -> None:
+        self._file.seek(0)
+        self._file.truncate()
+
+    def text(self) -> str:
+        self._file.seek(0)
+        return self._file.read().decode("utf-8", "replace").strip()
+
+
+def _engine_error(out: _Captured, fallback: str) -> str:
+    return out.text() or fallback
+
+
+class Worker:
+    def __init__(self) -> None:
+        self.out = _Captured()
+        self.interp: Any = None
+        self.bundle: Any = None
+
+    def reply(self, msg: dict[str, Any] | str) -> None:
+        data = msg if isinstance(msg, str) else json.dumps(msg)
+        self.out.proto.write(data.encode() + b"\n")
+        self.out.proto.flush()
+
+    def _interpreter(self, modules: list[list[str]]) -> Any:
+        from regopy import Interpreter
+
+        interp = Interpreter()
+        for name, source in modules:
+            interp.add_module(name, source)
+        return interp
+
+    def build(self, req: dict[str, Any]) -> None:
+        from regopy import RegoError
+
+        self.out.reset()
+        self.interp = self.bundle = None
+        try:
+            interp = self._interpreter(req["modules"])
+            bundle = interp.build(req["query"])
+            if not bundle.ok():
+                self.reply({"ok": False, "error": _engine_error(self.out, "build failed")})
+                return
+            version = None
+            if req.get("version_query"):
+                interp.set_input_term("{}")
+                out = interp.query(req["version_query"])
+                if out.ok() and len(out):
+                    version = json.loads(out.binding("x").json())
+        except (RegoError, ValueError) as exc:
+            self.reply({"ok": False, "error": _engine_error(self.out, str(exc))})
+            return
+        self.interp, self.bundle = interp, bundle
+        self.reply({"ok": True, "rules_version": version})
+
+    def eval(self, req: dict[str, Any]) -> None:
+        for doc in req["inputs"]:
+            self.out.reset()
+            if self.bundle is None:
+                self.reply({"ok": False, "error": "no rule set built"})
+                continue
+            try:
+                self.interp.set_input_term(doc)
+                out = self.interp.query_bundle(self.bundle)
+                if not out.ok():
+                    self.reply({"ok": False, "error": _engine_error(self.out, "query failed")})
+                elif not len(out):
+                    self.reply({"ok": False, "error": "validate is undefined for this input"})
+                else:
+                    self.reply('{"ok": true, "result": ' + out.binding("x").json() + "}")
+            except Exception as exc:  # noqa: BLE001 - anything a rule does is a per-VM result
+                self.reply({"ok": False, "error": _engine_error(self.out, repr(exc))})
+
+    def query(self, req: dict[str, Any]) -> None:
+        self.out.reset()
+        try:
+            interp = self._interpreter(req["modules"])
+            interp.set_input_term(req.get("input") or "{}")
+            out = interp.query(req["query"])
+            if not out.ok():
+                self.reply({"ok": False, "error": _engine_error(self.out, "query failed")})
+                return
+            result = json.loads(out.binding("x").json()) if len(out) else None
+            self.reply({"ok": True, "result": result})
+        except Exception as exc:  # noqa: BLE001 - reported to the caller, never raised
+            self.reply({"ok": False, "error": _engine_error(self.out, repr(exc))})
+
+    def serve(self, stdin: BinaryIO) -> None:
+        for line in stdin:
+            req = json.loads(line)
+            getattr(self, req["op"])(req)
+
+
+def main() -> None:
+    Worker().serve(sys.stdin.buffer)
+
+
+if __name__ == "__main__":
+    main()
