@@ -198,6 +198,11 @@ def demo(workspace: Path, no_verify: bool) -> None:
     sys.exit(run_demo(workspace, verify=not no_verify))
 
 
+from reconciler.cli.rules_cmd import rules  # noqa: E402 - registered after the core commands
+
+cli.add_command(rules)
+
+
 def _local_tree(repo: str) -> Path:
     root = Path(repo)
     if not root.is_dir():

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from reconciler.daemon.observe import close_all, observe
 from reconciler.daemon.state_dir import remember_cluster
+from reconciler.daemon.validate import validate_inventories
 from reconciler.gitops import GitOpsError
 from reconciler.gitops.checkout import GitCheckout
 from reconciler.manifests.config import RepoConfig, load_config
@@ -28,6 +29,7 @@ from reconciler.secrets.resolver import SecretResolver, plaintext_secrets
 from reconciler.status.projection import Snapshot, commit_message, render
 from reconciler.targets.base import Target
 from reconciler.targets.local import LocalTarget
+from reconciler.validation.service import Validator
 
 log = logging.getLogger(__name__)
 LAST_READ_KEY = "git.last_read"
@@ -78,6 +80,7 @@ class Reconciler:
         cluster = settings.cluster or settings.state_dir / "cluster"
         remember_cluster(settings.state_dir, cluster)
         self.target: Target = LocalTarget(cluster)
+        self.validator = Validator(self.store)
         self.cancel = threading.Event()  # shutdown
         self._halt = threading.Event()  # stops the copy running now
         self._cancel_requests: set[tuple[str, str]] = set()  # (plan key, VM id)
@@ -111,6 +114,7 @@ class Reconciler:
             self._halt.set()
 
     def close(self) -> None:
+        self.validator.close()
         self.store.close()
 
     # -- the pass ---------------------------------------------------------------------------
@@ -130,11 +134,14 @@ class Reconciler:
         ref_errors = check_references(desired)
         self.settings.secrets.plaintext = plaintext_secrets(desired)
         connections, states, observed = observe(desired, self.settings.secrets, self.target)
+        self.validator.eval_timeout = config.validation.timeoutSeconds
+        rules = validate_inventories(desired, connections, observed, self.validator, root)
         progress = self._progress(desired)
         decisions = decide(desired, ref_errors, observed, progress)
         writer = _StatusWriter(
             self, self.checkout.desired_revision(), desired, ref_errors, decisions, states, config
         )
+        writer.rules = rules
         failed = 0
         try:
             writer.commit(force=True)
@@ -273,6 +280,7 @@ class _StatusWriter:
         self.last = 0.0
         self.written: dict[str, str] = {}
         self.commits = 0
+        self.rules: dict = {}
 
     def _snapshot(self) -> Snapshot:
         keys = [d.key for d in self.decisions]
@@ -285,6 +293,7 @@ class _StatusWriter:
             self.states,
             {k: store.vms(k) for k in keys},
             {k: store.migrations(k) for k in keys},
+            self.rules,
         )
 
     def commit(self, force: bool = False, final: bool = False) -> None:

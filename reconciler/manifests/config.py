@@ -21,6 +21,11 @@ class TransferSettings(BaseModel):
     maxMiBps: float | None = Field(default=None, gt=0)  # bandwidth cap per disk copy
 
 
+class ValidationSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    timeoutSeconds: float = Field(default=5.0, gt=0, le=300)  # per VM; a rule that loops stops
+
+
 class RepoConfig(BaseModel):
     """Settings that belong to the repo rather than to one migration."""
 
@@ -31,6 +36,7 @@ class RepoConfig(BaseModel):
     authorEmail: str = "mtv-gitops@localhost"
     statusCommitSeconds: float = Field(default=10.0, ge=0)
     transfer: TransferSettings = Field(default_factory=TransferSettings)
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
 
 
 def load_config(root: Path) -> tuple[RepoConfig, list[ManifestError]]:

@@ -81,6 +81,7 @@ class PlanDecision:
     run_vms: list[str] = field(default_factory=list)  # vm ids to (re)run under that migration
     canceled_vms: list[str] = field(default_factory=list)
     skipped_migrations: dict[str, str] = field(default_factory=dict)  # migration -> why waiting
+    concerns: dict[str, tuple[dict, ...]] = field(default_factory=dict)  # vm id -> rule concerns
 
     @property
     def key(self) -> str:

@@ -23,6 +23,8 @@ class Observed:
 
     inventories: Mapping[tuple[str, str], Inventory | str] = field(default_factory=dict)
     target_vm_names: Mapping[str, set[str]] = field(default_factory=dict)
+    # provider -> VM id -> the concerns the validation rules raised
+    concerns: Mapping[tuple[str, str], Mapping[str, tuple[dict, ...]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -95,6 +97,8 @@ def _decide_plan(
     ours = {v.target_name for v in pp.vms if v.target_name}
     taken -= ours
     not_found, dup, unmapped_net, unmapped_sto, renamed, hooks = [], [], [], [], [], []
+    critical, warned = [], []
+    rule_concerns = observed.concerns.get(src_key, {})
     seen: set[str] = set()
     for entry in spec.vms:
         vm = inv.find_vm(entry.id, entry.name)
@@ -108,6 +112,15 @@ def _decide_plan(
         for c in vm.concerns:
             if c.get("category") == "Critical":
                 d.vm_errors[vm.id] = f"{c.get('label')}: {c.get('assessment')}"
+        found = rule_concerns.get(vm.id, ())
+        if found:
+            d.concerns[vm.id] = found
+        for category, into in (("Critical", critical), ("Warning", warned)):
+            ids = sorted(
+                {c.get("id") or c.get("label", "") for c in found if c.get("category") == category}
+            )
+            if ids:
+                into.append(f"{vm.name} ({', '.join(ids)})")
         nics, missing_net = _nics(vm, nmap, inv, spec.targetNamespace)
         disks_, missing_sto = _disks(vm, smap, inv)
         unmapped_net += [f"{vm.name}: {n}" for n in missing_net]
@@ -147,6 +160,28 @@ def _decide_plan(
                     if v.vm_id in d.vm_errors
                 ),
                 items=tuple(names),
+            )
+        )
+    if critical:
+        d.conditions.append(
+            Condition(
+                "VMCriticalConcerns",
+                "True",
+                "Critical",
+                "VMs with critical concerns from the validation rules (fix them on the source or "
+                "take the VMs out of the plan): " + "; ".join(critical),
+                items=tuple(critical),
+            )
+        )
+    if warned:
+        d.conditions.append(
+            Condition(
+                "VMWarningConcerns",
+                "True",
+                "Warning",
+                "VMs with warnings from the validation rules (the migration may proceed; read "
+                "each VM's concerns): " + "; ".join(warned),
+                items=tuple(warned),
             )
         )
     if renamed:

@@ -264,8 +264,15 @@ class ProgressStore:
             db.executemany(
                 "INSERT OR REPLACE INTO validations VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (r.provider, r.vm_id, r.rules_version, r.rules_digest, r.input_digest,
-                     json.dumps(r.result, sort_keys=True), r.validated)
+                    (
+                        r.provider,
+                        r.vm_id,
+                        r.rules_version,
+                        r.rules_digest,
+                        r.input_digest,
+                        json.dumps(r.result, sort_keys=True),
+                        r.validated,
+                    )
                     for r in records
                 ],
             )
@@ -274,9 +281,10 @@ class ProgressStore:
         """Drop records of VMs the provider no longer has."""
         keep = set(keep)
         with self._tx() as db:
-            ids = [r[0] for r in db.execute(
-                "SELECT vm_id FROM validations WHERE provider=?", (provider,)
-            )]
+            ids = [
+                r[0]
+                for r in db.execute("SELECT vm_id FROM validations WHERE provider=?", (provider,))
+            ]
             db.executemany(
                 "DELETE FROM validations WHERE provider=? AND vm_id=?",
                 [(provider, i) for i in ids if i not in keep],

@@ -40,6 +40,7 @@ class Snapshot:
     providers: dict[tuple[str, str], ProviderState]
     vms: dict[str, list[VmProgress]]  # plan key -> records
     migrations: dict[str, list[MigrationRecord]]  # plan key -> records
+    rules: dict[str, dict[str, Any]] = field(default_factory=dict)  # provider type -> rule set
 
 
 def status_path(kind: str, namespace: str, name: str) -> str:
@@ -75,6 +76,7 @@ def render(snap: Snapshot) -> dict[str, str]:
                 status = _migration_status(snap, m, errs.get(m.ref, []))
             elif kind == "Provider":
                 status = _provider_status(snap.providers.get((ns, name)), errs.get(m.ref, []))
+                _rules_condition(status, snap.rules.get(m.spec.type))
             else:
                 status = {"conditions": _error_conditions(errs.get(m.ref, []))}
             status["observedRevision"] = snap.revision
@@ -87,10 +89,40 @@ def render(snap: Snapshot) -> dict[str, str]:
         }
         files[status_path(kind, ns, name)] = _obj(kind, ns, name, status)
     loose = [str(e) for e in snap.desired.errors if not e.obj]
-    files[REPO_STATUS] = dump(
-        {"observedRevision": snap.revision, "errors": loose, "valid": not loose}
-    )
+    repo: dict[str, Any] = {"observedRevision": snap.revision, "errors": loose, "valid": not loose}
+    if snap.rules:
+        repo["validation"] = {t: snap.rules[t] for t in sorted(snap.rules)}
+    files[REPO_STATUS] = dump(repo)
     return files
+
+
+def _rules_condition(status: dict[str, Any], rules: dict[str, Any] | None) -> None:
+    """A rejected or questionable rule set shows on every Provider of its type."""
+    if not rules:
+        return
+    if rules.get("errors"):
+        status["conditions"].append(
+            {
+                "type": "ValidationRulesRejected",
+                "status": "True",
+                "category": "Warning",
+                "message": f"VMs are validated with the {rules['inUse']} rules "
+                f"(version {rules['rulesVersion']}) because: " + "; ".join(rules["errors"]),
+            }
+        )
+    if rules.get("warnings"):
+        status["conditions"].append(
+            {
+                "type": "ValidationRulesWarning",
+                "status": "True",
+                "category": "Warning",
+                "message": "; ".join(rules["warnings"]),
+            }
+        )
+    status["validation"] = {
+        "rulesVersion": rules["rulesVersion"],
+        "rulesDigest": rules["rulesDigest"],
+    }
 
 
 def _error_conditions(errors: list[ManifestError]) -> list[dict[str, Any]]:
@@ -219,7 +251,15 @@ def _plan_status(snap: Snapshot, d: PlanDecision, errors: list[ManifestError]) -
             migration["completed"] = recs[-1].completed
         migration["history"] = [_history(r, d.namespace, d.name) for r in recs]
     migration["vms"] = [vm_status(v) for v in shown]
-    return {"conditions": conds, "migration": migration}
+    out: dict[str, Any] = {"conditions": conds, "migration": migration}
+    flagged = [
+        {"id": v.vm_id, "name": v.source_name, "concerns": [dict(c) for c in d.concerns[v.vm_id]]}
+        for v in d.vms
+        if d.concerns.get(v.vm_id)
+    ]
+    if flagged:
+        out["validation"] = {"vms": flagged}
+    return out
 
 
 def _migration_status(snap: Snapshot, m, errors: list[ManifestError]) -> dict[str, Any]:

@@ -194,7 +194,7 @@ class Validator:
         if result is not None and result.ok:
             self._put_in_force(rs, state, result.result)
             return state
-        state.errors += rs.problems or self._diagnose(rs, tidy(result.error if result else ""))
+        state.errors += rs.problems or diagnose(rs, engine, tidy(result.error if result else ""))
         fallback, how = self._last_good(provider_type)
         built = engine.build(
             fallback.modules, validate_query(provider_type), version_query(provider_type)
@@ -246,30 +246,6 @@ class Validator:
             ]
             return rs, "last good"
         return load_rule_set(provider_type, None, self.defaults), "defaults"
-
-    def _diagnose(self, rs: RuleSet, message: str) -> list[str]:
-        """Which repo files make the set fail: each one added alone to the defaults."""
-        custom = rs.custom_files
-        if not custom:
-            return [f"the default {rs.provider_type} rules do not compile: {message}"]
-        base = [f for f in rs.files if not f.custom]
-        engine = self._engine(rs.provider_type)
-        bad = []
-        for f in custom:
-            others = [b for b in base if b.base != f.base]
-            r = engine.build(
-                [(x.name, x.source) for x in [*others, f]], validate_query(rs.provider_type)
-            )
-            if not r.ok:
-                clash = _default_clashes(f, others)
-                bad.append(f"{f.name}: {tidy(r.error)}" + (f" ({clash})" if clash else ""))
-        if bad:
-            return [
-                f"rule file rejected (it conflicts with the defaults or does not compile): {b}"
-                for b in bad
-            ]
-        names = ", ".join(f.name for f in custom)
-        return [f"the repo's rule files do not compile together ({names}): {message}"]
 
     def state(self, provider_type: str) -> RuleSetState | None:
         return self._states.get(provider_type)
@@ -371,6 +347,30 @@ class Validator:
                 rec.vm_id, tuple(rec.result["concerns"]), state.version, rec.validated, True
             )
         return verdicts
+
+
+def diagnose(rs: RuleSet, engine: RegoEngine, message: str) -> list[str]:
+    """Which repo files make the set fail: each one added alone to the defaults."""
+    custom = rs.custom_files
+    if not custom:
+        return [f"the default {rs.provider_type} rules do not compile: {message}"]
+    base = [f for f in rs.files if not f.custom]
+    bad = []
+    for f in custom:
+        others = [b for b in base if b.base != f.base]
+        r = engine.build(
+            [(x.name, x.source) for x in [*others, f]], validate_query(rs.provider_type)
+        )
+        if not r.ok:
+            clash = _default_clashes(f, others)
+            bad.append(f"{f.name}: {tidy(r.error)}" + (f" ({clash})" if clash else ""))
+    if bad:
+        return [
+            f"rule file rejected (it conflicts with the defaults or does not compile): {b}"
+            for b in bad
+        ]
+    names = ", ".join(f.name for f in custom)
+    return [f"the repo's rule files do not compile together ({names}): {message}"]
 
 
 def _failed(reason: str) -> dict[str, str]:
