@@ -57,24 +57,28 @@ def cli() -> None:
 @repo_arg
 @secrets_opt
 def lint(repo: str, secrets: Path | None) -> None:
-    """Check the manifests in the working tree REPO, offline.
+    """Check the manifests and the custom rules (rules/<provider>/) in the working tree REPO.
 
     Every problem is printed as file:line:column with what was expected.  Exits 1 when there
     are errors.
     """
     from reconciler.manifests.lint import lint_repo
     from reconciler.secrets.resolver import SecretResolver
+    from reconciler.validation.lint import lint_rules
 
     root = _local_tree(repo)
     report = lint_repo(root, SecretResolver(secrets))
-    for e in report.errors:
-        console.print(f"[red]error[/] {escape(str(e))}")
-    for w in report.warnings:
-        console.print(f"[yellow]warning[/] {escape(str(w))}")
+    rule_errors, rule_warnings = lint_rules(root)
+    errors = [str(e) for e in report.errors] + rule_errors
+    warnings = [str(w) for w in report.warnings] + rule_warnings
+    for e in errors:
+        console.print(f"[red]error[/] {escape(e)}")
+    for w in warnings:
+        console.print(f"[yellow]warning[/] {escape(w)}")
     counts = {k: len(v) for k, v in sorted(report.desired.objects.items()) if v}
     summary = ", ".join(f"{n} {k}" for k, n in counts.items()) or "no objects"
-    console.print(f"{summary}; {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
-    sys.exit(EXIT_PROBLEMS if report.errors else 0)
+    console.print(f"{summary}; {len(errors)} error(s), {len(warnings)} warning(s)")
+    sys.exit(EXIT_PROBLEMS if errors else 0)
 
 
 @cli.command()

@@ -71,6 +71,9 @@ def status_tables(docs: list[dict[str, Any]]) -> list[Table]:
     vms = Table(title="VMs", title_justify="left")
     for col in ("Plan", "VM", "Target name", "Phase", "Progress", "Result / error"):
         vms.add_column(col)
+    concerns = Table(title="Concerns (validation rules)", title_justify="left")
+    for col in ("Plan", "VM", "Category", "Concern", "What to do"):
+        concerns.add_column(col)
     for doc in docs:
         if doc.get("kind") != "Plan":
             continue
@@ -109,7 +112,20 @@ def status_tables(docs: list[dict[str, Any]]) -> list[Table]:
                 _progress(v),
                 _result(v),
             )
-    return [plans, vms]
+        for v in status.get("validation", {}).get("vms", []):
+            for c in v.get("concerns", []):
+                label = c.get("label", "") + (f" ({c['id']})" if c.get("id") else "")
+                concerns.add_row(
+                    name,
+                    escape(v.get("name", "")),
+                    _CATEGORY_STYLE.get(c.get("category", ""), "") + escape(c.get("category", "")),
+                    escape(label),
+                    escape(c.get("assessment", "")),
+                )
+    return [plans, vms] + ([concerns] if concerns.row_count else [])
+
+
+_CATEGORY_STYLE = {"Critical": "[red]", "Warning": "[yellow]", "Information": "[cyan]"}
 
 
 def _progress(vm: dict[str, Any]) -> str:

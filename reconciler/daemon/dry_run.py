@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.daemon.observe import close_all, observe
+from reconciler.daemon.validate import validate_inventories
 from reconciler.manifests.config import load_config
 from reconciler.manifests.loader import load_repo
 from reconciler.manifests.references import check_references
@@ -13,6 +15,7 @@ from reconciler.planner.planner import PlanProgress, decide
 from reconciler.progress.store import ProgressStore
 from reconciler.secrets.resolver import SecretResolver, plaintext_secrets
 from reconciler.targets.local import LocalTarget
+from reconciler.validation.service import Validator
 
 GIB = 1024**3
 
@@ -43,9 +46,29 @@ def dry_run(root: Path, state_dir: Path, cluster: Path, secrets: SecretResolver)
         store.close()
     connections, states, observed = observe(desired, secrets, target)
     try:
+        with tempfile.TemporaryDirectory() as scratch:  # a dry run keeps no records
+            store = ProgressStore(Path(scratch) / "validation.db")
+            validator = Validator(store, config.validation.timeoutSeconds)
+            try:
+                rules = validate_inventories(desired, connections, observed, validator, root)
+            finally:
+                validator.close()
+                store.close()
         decisions = decide(desired, ref_errors, observed, progress)
     finally:
         close_all(connections)
+    for ptype, st in rules.items():
+        custom = (
+            f", {len(st.get('customFiles', []))} file(s) from the repo"
+            if st.get("customFiles")
+            else ""
+        )
+        out.lines.append(f"Rules {ptype}: version {st['rulesVersion']} ({st['inUse']}{custom})")
+        for e in st.get("errors", []):
+            out.lines.append(f"  error {e}")
+        for w in st.get("warnings", []):
+            out.lines.append(f"  warning {w}")
+        out.problems += len(st.get("errors", []))
     for (ns, name), st in sorted(states.items()):
         mark = "ready" if st.ready else "NOT READY"
         out.lines.append(f"Provider {ns}/{name}: {mark} — {st.message}")
@@ -63,6 +86,11 @@ def dry_run(root: Path, state_dir: Path, cluster: Path, secrets: SecretResolver)
             out.lines.append(f"  Migration {d.migration} would run {len(d.run_vms)} VM(s)")
         records = {v.vm_id: v for v in progress.get(d.key, PlanProgress()).vms}
         for vm in d.vms:
+            for c in d.concerns.get(vm.vm_id, ()):
+                cid = f" [{c['id']}]" if c.get("id") else ""
+                out.lines.append(
+                    f"  ! {vm.source_name}: {c['category']}{cid} {c['label']}: {c['assessment']}"
+                )
             if vm.vm_id not in d.run_vms:
                 rec = records.get(vm.vm_id)
                 if vm.vm_id in d.canceled_vms:

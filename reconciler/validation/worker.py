@@ -43,8 +43,15 @@ class _Captured:
         return self._file.read().decode("utf-8", "replace").strip()
 
 
-def _engine_error(out: _Captured, fallback: str) -> str:
-    return out.text() or fallback
+def _engine_error(out: _Captured, fallback: str, interp: Any = None) -> str:
+    """What rego-cpp said: its prints, else the interpreter's last error (never ``str(Output)``
+    of a failed query, which crashes regopy 1.5.2)."""
+    text = out.text()
+    if not text and interp is not None:
+        from regopy.rego_shared import rego_get_error
+
+        text = (rego_get_error(interp._impl) or "").strip()
+    return text or fallback
 
 
 class Worker:
@@ -99,7 +106,8 @@ class Worker:
                 self.interp.set_input_term(doc)
                 out = self.interp.query_bundle(self.bundle)
                 if not out.ok():
-                    self.reply({"ok": False, "error": _engine_error(self.out, "query failed")})
+                    err = _engine_error(self.out, "query failed", self.interp)
+                    self.reply({"ok": False, "error": err})
                 elif not len(out):
                     self.reply({"ok": False, "error": "validate is undefined for this input"})
                 else:
@@ -114,7 +122,7 @@ class Worker:
             interp.set_input_term(req.get("input") or "{}")
             out = interp.query(req["query"])
             if not out.ok():
-                self.reply({"ok": False, "error": _engine_error(self.out, "query failed")})
+                self.reply({"ok": False, "error": _engine_error(self.out, "query failed", interp)})
                 return
             result = json.loads(out.binding("x").json()) if len(out) else None
             self.reply({"ok": True, "result": result})

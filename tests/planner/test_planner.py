@@ -427,3 +427,42 @@ def test_decisions_are_one_per_valid_plan_in_stable_order(tmp_path: Path) -> Non
     assert len(desired.errors) == 2  # bad: unknown spec.vmz, missing spec.vms
     decisions = decide(desired, check_references(desired), Observed(), {})
     assert [x.key for x in decisions] == ["openshift-mtv/a-plan", "openshift-mtv/plan"]
+
+
+def test_critical_rule_concerns_make_the_plan_not_ready_and_name_vm_and_ids(
+    tmp_path: Path,
+) -> None:
+    basic_repo(tmp_path, vms="    - id: vm-1\n    - id: vm-2\n")
+    desired = load(tmp_path)
+    concerns = {
+        "vm-1": (
+            {"id": "vmware.disk.rdm", "category": "Critical", "label": "RDM disk"},
+            {"id": "vmware.drs.enabled", "category": "Information", "label": "DRS"},
+        ),
+        "vm-2": ({"id": "vmware.cbt.disabled", "category": "Warning", "label": "CBT off"},),
+    }
+    observed = Observed(
+        {SRC: inventory(vm("vm-1", "web01"), vm("vm-2", "db01"))}, {}, {SRC: concerns}
+    )
+    [d] = decide(desired, check_references(desired), observed, {PLAN: PlanProgress()})
+    c = conds(d)
+    assert not d.ready
+    assert c["VMCriticalConcerns"][0] == "Critical"
+    assert "web01 (vmware.disk.rdm)" in c["VMCriticalConcerns"][1]
+    assert c["VMWarningConcerns"] == (
+        "Warning",
+        "VMs with warnings from the validation rules (the migration may proceed; read each VM's "
+        "concerns): db01 (vmware.cbt.disabled)",
+    )
+    assert d.concerns["vm-1"][1]["id"] == "vmware.drs.enabled"  # shown per VM, not a condition
+
+
+def test_warnings_and_information_alone_leave_the_plan_ready(tmp_path: Path) -> None:
+    basic_repo(tmp_path, vms="    - id: vm-1\n")
+    concerns = {"vm-1": ({"id": "x", "category": "Information", "label": "i"},)}
+    desired = load(tmp_path)
+    observed = Observed(
+        {SRC: inventory(vm("vm-1", "web01"), vm("vm-2", "db01"))}, {}, {SRC: concerns}
+    )
+    [d] = decide(desired, check_references(desired), observed, {PLAN: PlanProgress()})
+    assert d.ready and "VMCriticalConcerns" not in conds(d)

@@ -57,8 +57,9 @@ def test_a_crash_in_native_code_is_a_result(engine: RegoEngine) -> None:
 
 
 def test_compile_errors_come_back_with_file_and_line(engine: RegoEngine) -> None:
-    built = engine.build([("rules/vsphere/x.rego", "package t\nconcerns contains f if {\n")],
-                         "x = data.t.validate")
+    built = engine.build(
+        [("rules/vsphere/x.rego", "package t\nconcerns contains f if {\n")], "x = data.t.validate"
+    )
     assert not built.ok
     assert "rules/vsphere/x.rego:2:" in built.error
     assert "unclosed" in built.error

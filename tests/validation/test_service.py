@@ -13,13 +13,13 @@ from reconciler.validation.service import FAILED_ID, Validator
 HEADER = "package io.konveyor.forklift.ova\n\nimport rego.v1\n\n"
 DEFAULTS = {
     "rules_version.rego": HEADER
-    + "RULES_VERSION := 1\n\nrules_version := {\"rules_version\": RULES_VERSION}\n",
+    + 'RULES_VERSION := 1\n\nrules_version := {"rules_version": RULES_VERSION}\n',
     "validate.rego": HEADER
     + "default valid_input := false\n\nvalid_input if input.name\n\n"
     + 'validate := {"rules_version": RULES_VERSION, "errors": errors, "concerns": concerns}\n\n'
     + 'errors contains "No VM name found in input body" if not valid_input\n',
     "usb.rego": HEADER
-    + "concerns contains flag if {\n\tsome d in input.devices\n\td.kind == \"USB\"\n"
+    + 'concerns contains flag if {\n\tsome d in input.devices\n\td.kind == "USB"\n'
     + '\tflag := {"id": "ova.usb", "category": "Warning", "label": "USB controller",'
     + ' "assessment": "Remove it."}\n}\n',
 }
@@ -139,8 +139,9 @@ def test_a_rule_that_conflicts_with_the_defaults_is_named(env) -> None:
     state = v.prepare("ova", repo)
     assert state.in_use == "defaults"  # no good set recorded yet: the shipped defaults
     assert "rules/ova/valid.rego" in state.errors[0]
-    assert "`default valid_input` is already declared in defaults/ova/validate.rego" in (
-        state.errors[0]
+    assert (
+        "`default valid_input` is already declared in defaults/ova/validate.rego"
+        in (state.errors[0])
     )
     assert ids(v.validate("ns/p", "ova", VMS), "vm-1") == {"ova.usb"}
 
@@ -159,12 +160,12 @@ def test_a_rule_that_loops_or_throws_leaves_the_other_vms_validated(env) -> None
     v, repo, _, _ = env
     (repo / "rules/ova/loop.rego").write_text(
         HEADER
-        + "concerns contains {\"id\": \"slow\", \"category\": \"Warning\", \"label\": \"s\"} if {\n"
-        + "  input.name == \"two\"\n  count([x | some x in numbers.range(1, 100000000)]) > 0\n}\n"
+        + 'concerns contains {"id": "slow", "category": "Warning", "label": "s"} if {\n'
+        + '  input.name == "two"\n  count([x | some x in numbers.range(1, 100000000)]) > 0\n}\n'
     )
     (repo / "rules/ova/throw.rego").write_text(
-        HEADER + "concerns contains {\"id\": \"t\", \"category\": \"Warning\", \"label\": \"t\"} if"
-        " {\n  input.name == \"three\"\n  1 / 0 > 0\n}\n"
+        HEADER + 'concerns contains {"id": "t", "category": "Warning", "label": "t"} if'
+        ' {\n  input.name == "three"\n  1 / 0 > 0\n}\n'
     )
     state = v.prepare("ova", repo)
     assert state.errors == []

@@ -1,0 +1,47 @@
+"""``lint`` for the repo's rules: every ``rules/<provider>/`` compiles with the defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reconciler.validation.engine import RegoEngine
+from reconciler.validation.ruleset import (
+    PACKAGES,
+    RULES_DIR,
+    load_rule_set,
+    repo_provider_types,
+    validate_query,
+    version_query,
+)
+from reconciler.validation.service import diagnose, tidy
+
+
+def lint_rules(root: Path) -> tuple[list[str], list[str]]:
+    """(errors, warnings) about the repo's custom rules; nothing when it has none."""
+    errors: list[str] = []
+    warnings: list[str] = []
+    types = repo_provider_types(root)
+    if not types:
+        return errors, warnings
+    with RegoEngine() as engine:
+        for ptype in types:
+            if ptype not in PACKAGES:
+                errors.append(
+                    f"{RULES_DIR}/{ptype}/: no provider type {ptype!r}; rule folders are "
+                    f"{', '.join(sorted(PACKAGES))}"
+                )
+                continue
+            rs = load_rule_set(ptype, root)
+            for f in rs.custom_files:
+                warnings += [
+                    f"{f.name}:{rw.line}: Rego v0 `{rw.before}` is read as `{rw.after}`; "
+                    "write it that way (with `import rego.v1`)"
+                    for rw in f.rewrites
+                ]
+            if rs.problems:
+                errors += rs.problems
+                continue
+            built = engine.build(rs.modules, validate_query(ptype), version_query(ptype))
+            if not built.ok:
+                errors += diagnose(rs, engine, tidy(built.error))
+    return errors, warnings
