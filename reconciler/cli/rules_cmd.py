@@ -74,7 +74,7 @@ def rules() -> None:
 def eval_cmd(repo: str, provider: str, input_file: Any) -> None:
     """Validate one VM document with REPO's rules; print {rules_version, errors, concerns}."""
     from reconciler.validation.engine import RegoEngine
-    from reconciler.validation.ruleset import load_rule_set, validate_query, version_query
+    from reconciler.validation.ruleset import compile_rules, load_rule_set
     from reconciler.validation.service import diagnose, tidy
 
     root = _tree(repo)
@@ -90,11 +90,7 @@ def eval_cmd(repo: str, provider: str, input_file: Any) -> None:
         doc = doc["input"]
     rs = load_rule_set(ptype, root)
     with RegoEngine() as engine:
-        built = (
-            None
-            if rs.problems
-            else engine.build(rs.modules, validate_query(ptype), version_query(ptype))
-        )
+        built = None if rs.problems else compile_rules(engine, rs)
         if built is None or not built.ok:
             why = rs.problems or diagnose(rs, engine, tidy(built.error if built else ""))
             for line in why:

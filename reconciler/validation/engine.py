@@ -122,7 +122,7 @@ class RegoEngine:
             reply = self._read(self.build_timeout)
         except EngineDied as exc:
             self._built = None
-            return EvalResult(False, error=f"compiling the rules {exc}")
+            return EvalResult(False, error=f"compiling the rules: {exc}")
         self._built = (mods, query, version_query) if reply["ok"] else None
         return EvalResult(reply["ok"], reply.get("rules_version"), reply.get("error", ""))
 

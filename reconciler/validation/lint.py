@@ -8,10 +8,9 @@ from reconciler.validation.engine import RegoEngine
 from reconciler.validation.ruleset import (
     PACKAGES,
     RULES_DIR,
+    compile_rules,
     load_rule_set,
     repo_provider_types,
-    validate_query,
-    version_query,
 )
 from reconciler.validation.service import diagnose, tidy
 
@@ -41,7 +40,7 @@ def lint_rules(root: Path) -> tuple[list[str], list[str]]:
             if rs.problems:
                 errors += rs.problems
                 continue
-            built = engine.build(rs.modules, validate_query(ptype), version_query(ptype))
+            built = compile_rules(engine, rs)
             if not built.ok:
                 errors += diagnose(rs, engine, tidy(built.error))
     return errors, warnings

@@ -17,7 +17,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from reconciler.validation.engine import RegoEngine
-from reconciler.validation.ruleset import RuleSet, package_of, validate_query, version_query
+from reconciler.validation.ruleset import RuleSet, compile_rules, package_of
 from reconciler.validation.service import tidy
 
 _TEST_RULE = re.compile(r"^(test_[A-Za-z0-9_]*)\b", re.MULTILINE)
@@ -69,9 +69,7 @@ def _plain(value: Any) -> Any:
 
 def run_cases(rs: RuleSet, engine: RegoEngine, repo_root: Path | None) -> list[Outcome]:
     out: list[Outcome] = []
-    built = engine.build(
-        rs.modules, validate_query(rs.provider_type), version_query(rs.provider_type)
-    )
+    built = compile_rules(engine, rs)
     if not built.ok:
         return [Outcome(f"rules/{rs.provider_type}", "(build)", False, tidy(built.error))]
     for path in rs.cases:

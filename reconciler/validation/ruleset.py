@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.validation.engine import EvalResult, RegoEngine
 from reconciler.validation.regov0 import RegoSyntaxError, Rewrite, upgrade
 
 # provider type -> the Forklift package its rules live in
@@ -50,7 +51,34 @@ def validate_query(provider_type: str) -> str:
 
 
 def version_query(provider_type: str) -> str:
-    return f"x = data.{package_of(provider_type)}.rules_version.rules_version"
+    """The version and whether ``validate`` exists, asked so that an undefined document gives
+    an empty list: rego-cpp aborts the process on a plain query of an undefined document."""
+    pkg = f"data.{package_of(provider_type)}"
+    return (
+        f'x = {{"version": [v | v := {pkg}.rules_version.rules_version], '
+        f'"validate": count([1 | {pkg}.validate])}}'
+    )
+
+
+def compile_rules(engine: RegoEngine, rs: RuleSet) -> EvalResult:
+    """Build ``rs`` in ``engine``; the result is the rules version, or why the set is unusable."""
+    t = rs.provider_type
+    built = engine.build(rs.modules, validate_query(t), version_query(t))
+    if not built.ok:
+        return built
+    info = built.result if isinstance(built.result, dict) else {}
+    if not info.get("validate"):
+        return EvalResult(
+            False, error=f"no `validate` document in package {package_of(t)}: nothing to query"
+        )
+    versions = info.get("version") or []
+    if len(versions) != 1 or not isinstance(versions[0], int) or isinstance(versions[0], bool):
+        return EvalResult(
+            False,
+            error=f"`rules_version` in package {package_of(t)} must be "
+            f'{{"rules_version": N}} with a whole number N (found {versions or "none"})',
+        )
+    return EvalResult(True, versions[0])
 
 
 @dataclass(frozen=True)

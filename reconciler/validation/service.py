@@ -24,9 +24,8 @@ from reconciler.validation.engine import RegoEngine
 from reconciler.validation.ruleset import (
     RuleFile,
     RuleSet,
+    compile_rules,
     load_rule_set,
-    validate_query,
-    version_query,
 )
 
 CATEGORIES = ("Critical", "Warning", "Information")
@@ -188,17 +187,13 @@ class Validator:
         engine = self._engine(provider_type)
         result = None
         if not rs.problems:
-            result = engine.build(
-                rs.modules, validate_query(provider_type), version_query(provider_type)
-            )
+            result = compile_rules(engine, rs)
         if result is not None and result.ok:
             self._put_in_force(rs, state, result.result)
             return state
         state.errors += rs.problems or diagnose(rs, engine, tidy(result.error if result else ""))
         fallback, how = self._last_good(provider_type)
-        built = engine.build(
-            fallback.modules, validate_query(provider_type), version_query(provider_type)
-        )
+        built = compile_rules(engine, fallback)
         if not built.ok:  # the shipped defaults are tested; this means a broken install
             state.errors.append(f"the default rules do not compile: {tidy(built.error)}")
             self._active.pop(provider_type, None)
@@ -358,9 +353,7 @@ def diagnose(rs: RuleSet, engine: RegoEngine, message: str) -> list[str]:
     bad = []
     for f in custom:
         others = [b for b in base if b.base != f.base]
-        r = engine.build(
-            [(x.name, x.source) for x in [*others, f]], validate_query(rs.provider_type)
-        )
+        r = compile_rules(engine, RuleSet(rs.provider_type, files=[*others, f]))
         if not r.ok:
             clash = _default_clashes(f, others)
             bad.append(f"{f.name}: {tidy(r.error)}" + (f" ({clash})" if clash else ""))
