@@ -419,6 +419,9 @@ class OvaConnection:
             "cpuHotAddEnabled": flag("cpuHotAddEnabled"),
             "cpuHotRemoveEnabled": flag("cpuHotRemoveEnabled"),
             "memoryHotAddEnabled": flag("memoryHotAddEnabled"),
+            "secureBoot": (
+                flag("bootOptions.efiSecureBootEnabled") or flag("uefi.secureBoot.enabled")
+            ),
             "faultToleranceEnabled": False,
             "balloonedMemory": 0,
             "ipAddress": "",

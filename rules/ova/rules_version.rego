@@ -1,0 +1,8 @@
+package io.konveyor.forklift.ova
+
+import rego.v1
+
+# Bump whenever a rule of this set changes, so that VMs are validated again.
+RULES_VERSION := 1
+
+rules_version := {"rules_version": RULES_VERSION}
