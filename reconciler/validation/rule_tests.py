@@ -130,7 +130,23 @@ def run_test_rules(rs: RuleSet, engine: RegoEngine) -> list[Outcome]:
     return out
 
 
-def run_all(rs: RuleSet, engine: RegoEngine, repo_root: Path | None) -> list[Outcome]:
-    """Every test of the set: problems found while loading, data cases, then test rules."""
+def run_all(
+    rs: RuleSet, engine: RegoEngine, repo_root: Path | None, defaults: bool = False
+) -> list[Outcome]:
+    """The repo's tests against the set in force (defaults plus the repo's files); with
+    ``defaults``, also the shipped tests against the shipped rules they were written for."""
     out = [Outcome(p.split(":")[0], "(load)", False, p) for p in rs.problems]
-    return out + run_cases(rs, engine, repo_root) + run_test_rules(rs, engine)
+    mine = _only(rs, custom=True) if repo_root is not None else _only(rs, custom=False)
+    out += run_cases(mine, engine, repo_root) + run_test_rules(mine, engine)
+    if defaults and repo_root is not None:
+        shipped = _only(rs.without_custom(), custom=False)
+        out += run_cases(shipped, engine, None) + run_test_rules(shipped, engine)
+    return out
+
+
+def _only(rs: RuleSet, custom: bool) -> RuleSet:
+    """``rs`` with only the repo's (or only the shipped) tests and cases."""
+    picked = RuleSet(rs.provider_type, files=rs.files, problems=rs.problems)
+    picked.tests = [t for t in rs.tests if t.custom == custom]
+    picked.cases = [c for c in rs.cases if (not c.is_relative_to(rs.defaults_dir)) == custom]
+    return picked

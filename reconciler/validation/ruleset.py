@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,27 +52,26 @@ def validate_query(provider_type: str) -> str:
 
 
 def version_query(provider_type: str) -> str:
-    """The version and whether ``validate`` exists, asked so that an undefined document gives
-    an empty list: rego-cpp aborts the process on a plain query of an undefined document."""
-    pkg = f"data.{package_of(provider_type)}"
-    return (
-        f'x = {{"version": [v | v := {pkg}.rules_version.rules_version], '
-        f'"validate": count([1 | {pkg}.validate])}}'
-    )
+    """The version, asked so that an undefined document gives an empty list: rego-cpp aborts the
+    process on a plain query of an undefined document."""
+    return f"x = [v | v := data.{package_of(provider_type)}.rules_version.rules_version]"
+
+
+# a top-level `validate` rule head; found in the text, since evaluating it would run every rule
+_VALIDATE_HEAD = re.compile(r"^validate\s*(:?=|if\b|\{)", re.MULTILINE)
 
 
 def compile_rules(engine: RegoEngine, rs: RuleSet) -> EvalResult:
     """Build ``rs`` in ``engine``; the result is the rules version, or why the set is unusable."""
     t = rs.provider_type
+    if not any(_VALIDATE_HEAD.search(f.source) for f in rs.files):
+        return EvalResult(
+            False, error=f"no `validate` rule in package {package_of(t)}: nothing to query"
+        )
     built = engine.build(rs.modules, validate_query(t), version_query(t))
     if not built.ok:
         return built
-    info = built.result if isinstance(built.result, dict) else {}
-    if not info.get("validate"):
-        return EvalResult(
-            False, error=f"no `validate` document in package {package_of(t)}: nothing to query"
-        )
-    versions = info.get("version") or []
+    versions = built.result if isinstance(built.result, list) else []
     if len(versions) != 1 or not isinstance(versions[0], int) or isinstance(versions[0], bool):
         return EvalResult(
             False,
@@ -104,6 +104,7 @@ class RuleSet:
     cases: list[Path] = field(default_factory=list)  # *_cases.yaml
     problems: list[str] = field(default_factory=list)  # files refused before compiling
     replaced: list[str] = field(default_factory=list)  # default files a repo file replaces
+    defaults_dir: Path = field(default_factory=Path)  # where the shipped files came from
 
     @property
     def modules(self) -> list[tuple[str, str]]:
@@ -124,7 +125,7 @@ class RuleSet:
 
     def without_custom(self) -> RuleSet:
         """The shipped defaults alone, all of them (the set that is always good)."""
-        return load_rule_set(self.provider_type, None)
+        return load_rule_set(self.provider_type, None, self.defaults_dir.parent)
 
 
 def _read(path: Path, name: str, custom: bool) -> RuleFile:
@@ -145,7 +146,7 @@ def load_rule_set(
     """The defaults for ``provider_type``, with the repo's ``rules/<type>/`` applied on top."""
     package_of(provider_type)
     defaults = defaults or default_rules_dir()
-    rs = RuleSet(provider_type)
+    rs = RuleSet(provider_type, defaults_dir=(defaults / provider_type).resolve())
     chosen: dict[str, RuleFile] = {}
     for path in _rego_files(defaults / provider_type):
         f = _read(path, f"defaults/{provider_type}/{path.name}", False)
@@ -153,7 +154,7 @@ def load_rule_set(
             rs.tests.append(f)
         else:
             chosen[path.name] = f
-    rs.cases += sorted((defaults / provider_type).glob("*_cases.yaml"))
+    rs.cases += sorted(rs.defaults_dir.glob("*_cases.yaml"))
     if repo_root is not None:
         folder = repo_root / RULES_DIR / provider_type
         for path in _rego_files(folder):
@@ -172,7 +173,7 @@ def load_rule_set(
             if path.name in chosen:
                 rs.replaced.append(chosen[path.name].name)
             chosen[path.name] = f
-        rs.cases += sorted(folder.glob("*_cases.yaml")) if folder.is_dir() else []
+        rs.cases += sorted(p.resolve() for p in folder.glob("*_cases.yaml"))
     rs.files = [chosen[k] for k in sorted(chosen)]
     return rs
 

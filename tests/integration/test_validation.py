@@ -52,8 +52,8 @@ def test_a_critical_custom_rule_blocks_the_plan_until_it_is_relaxed(workspace_fa
     assert crit["items"] == ["double (custom.multiple-disks)"]
     assert not any(c["type"] == "Ready" for c in status["conditions"])
     flagged = {v["name"]: v["concerns"] for v in status["validation"]["vms"]}
-    assert [c["id"] for c in flagged["double"]] == ["custom.multiple-disks"]
-    assert "single" not in flagged
+    assert "custom.multiple-disks" in [c["id"] for c in flagged["double"]]
+    assert "custom.multiple-disks" not in [c["id"] for c in flagged.get("single", [])]
     assert not (ws.cluster / "demo-vms").exists() or not list(
         (ws.cluster / "demo-vms").glob("disks/*.img")
     )  # nothing was copied
@@ -125,7 +125,7 @@ def test_broken_and_looping_rules_never_stop_the_reconciler(workspace_factory) -
     proc = ws.reconcile("--once", timeout=90)
     assert "Traceback" not in proc.stderr
     plan = ws.status("plan", "o")["status"]
-    concerns = plan["validation"]["vms"][0]["concerns"]
+    [concerns] = [v["concerns"] for v in plan["validation"]["vms"]]
     assert [c["id"] for c in concerns] == ["mtv-gitops.validation.failed"]
     assert "did not finish within 1 s" in concerns[0]["assessment"]
 
@@ -147,7 +147,7 @@ def test_rules_eval_and_rules_test_commands(workspace_factory, tmp_path: Path) -
     assert {"vmware.drs.enabled", "vmware.device.usb", "vmware.snapshot.present"} <= ids
     assert result["errors"] == []
 
-    tested = ws.cli("rules", "test", str(ws.clone))
+    tested = ws.cli("rules", "test", str(ws.clone), "--defaults")
     assert tested.returncode == 0, tested.stdout
     assert "vsphere:" in tested.stdout and " 0 failed" in tested.stdout
 
@@ -172,4 +172,4 @@ def test_rules_eval_and_rules_test_commands(workspace_factory, tmp_path: Path) -
     assert "rules/ova/multi_cases.yaml:4" in tested.stdout
     assert "wrong on purpose" in tested.stdout
     assert "write this test as a data case" in tested.stdout  # regopy's `with input as` limit
-    assert "ova: " in tested.stdout and " 2 failed" in tested.stdout
+    assert "ova: 1 passed, 2 failed" in tested.stdout
