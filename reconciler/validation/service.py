@@ -21,6 +21,7 @@ from typing import Any
 
 from reconciler.progress.store import ProgressStore, ValidationRecord
 from reconciler.validation.engine import RegoEngine
+from reconciler.validation.projection import Tree, input_tree, project
 from reconciler.validation.ruleset import (
     RuleFile,
     RuleSet,
@@ -149,6 +150,7 @@ class Validator:
         self._active: dict[str, tuple[RuleSet, RuleSetState]] = {}
         self._states: dict[str, RuleSetState] = {}
         self._rejected: dict[str, tuple[str, RuleSetState]] = {}  # type -> (digest, state)
+        self._trees: dict[str, Tree | None] = {}  # what the rules in force read of a document
 
     def close(self) -> None:
         for engine in self._engines.values():
@@ -202,6 +204,7 @@ class Validator:
         state.in_use = how
         state.version, state.digest = built.result, fallback.digest
         self._active[provider_type] = (fallback, state)
+        self._trees[provider_type] = input_tree(f.source for f in fallback.files)
         self._states[provider_type] = state
         self._rejected[provider_type] = (digest, state)
         return state
@@ -228,6 +231,7 @@ class Validator:
             json.dumps({"modules": rs.modules, "custom": [f.name for f in rs.custom_files]}),
         )
         self._active[t] = (rs, state)
+        self._trees[t] = input_tree(f.source for f in rs.files)
         self._states[t] = state
 
     def _last_good(self, provider_type: str) -> tuple[RuleSet, str]:
@@ -254,7 +258,8 @@ class Validator:
         self, provider_key: str, provider_type: str, docs: Mapping[str, Mapping[str, Any] | str]
     ) -> dict[str, Verdict]:
         """A verdict per VM id. ``docs`` maps a VM id to its input document, or to the reason
-        the plugin could not produce one. Only VMs whose input or rules changed are evaluated."""
+        the plugin could not produce one. Only VMs whose rules, or whose fields the rules read,
+        changed are evaluated."""
         active = self._active.get(provider_type)
         state = self._states.get(provider_type)
         if active is None or state is None:
@@ -273,6 +278,7 @@ class Validator:
                     ValidationRecord(provider_key, vm_id, version, digest, "", result, _now())
                 )
                 continue
+            doc = project(doc, self._trees.get(provider_type))
             idig = input_digest(doc)
             rec = records.get(vm_id)
             if rec and (rec.rules_version, rec.rules_digest, rec.input_digest) == (

@@ -2,9 +2,12 @@ package io.konveyor.forklift.ova
 
 import rego.v1
 
+hotplug_cpu if input.cpuHotAddEnabled == true
+
+hotplug_cpu if input.cpuHotRemoveEnabled == true
+
 concerns contains flag if {
-	some key in ["cpuHotAddEnabled", "cpuHotRemoveEnabled"]
-	input[key] == true
+	hotplug_cpu
 	flag := {
 		"id": "ova.cpu.hotplug",
 		"category": "Warning",
