@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,17 @@ class EvalResult:
     ok: bool
     result: Any = None
     error: str = ""
+
+
+def _result(reply: dict[str, Any]) -> EvalResult:
+    if not reply["ok"]:
+        return EvalResult(False, error=reply.get("error", ""))
+    out = reply["output"]
+    out = out[0] if isinstance(out, list) and out else out
+    try:
+        return EvalResult(True, out["bindings"]["x"])
+    except (KeyError, TypeError):
+        return EvalResult(False, error=f"unexpected engine output: {str(out)[:200]}")
 
 
 class EngineDied(Exception):
@@ -79,11 +91,13 @@ class RegoEngine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _send(self, req: dict[str, Any]) -> None:
+    def _send(self, req: dict[str, Any], lines: Sequence[str] = ()) -> None:
         proc = self._start()
         assert proc.stdin is not None
         try:
             proc.stdin.write(json.dumps(req).encode() + b"\n")
+            if lines:
+                proc.stdin.write("\n".join(lines).encode() + b"\n")
             proc.stdin.flush()
         except BrokenPipeError as exc:
             self.close()
@@ -127,12 +141,13 @@ class RegoEngine:
         return EvalResult(reply["ok"], reply.get("rules_version"), reply.get("error", ""))
 
     def evaluate(self, inputs: Sequence[str], batch: int = 256) -> Iterator[EvalResult]:
-        """The built query for each JSON input, in order; one bad input costs only itself."""
+        """The built query for each JSON input (one line, as ``json.dumps`` writes it), in order;
+        one bad input costs only itself."""
         i = 0
         while i < len(inputs):
-            chunk = inputs[i : i + batch]
+            chunk = [s.replace("\n", " ") for s in inputs[i : i + batch]]
             try:
-                self._send({"op": "eval", "inputs": list(chunk)})
+                self._send({"op": "eval", "count": len(chunk)}, chunk)
             except EngineDied as exc:
                 yield EvalResult(False, error=str(exc))
                 i += 1
@@ -146,7 +161,7 @@ class RegoEngine:
                     i += 1
                     self._rebuild()
                     break
-                yield EvalResult(reply["ok"], reply.get("result"), reply.get("error", ""))
+                yield _result(reply)
                 i += 1
 
     def _rebuild(self) -> None:
@@ -170,3 +185,68 @@ class RegoEngine:
             self._rebuild()
             return EvalResult(False, error=str(exc))
         return EvalResult(reply["ok"], reply.get("result"), reply.get("error", ""))
+
+
+class RegoPool:
+    """Several engines holding the same rule set, one per core, sharing the inputs."""
+
+    def __init__(
+        self, size: int | None = None, eval_timeout: float = 5.0, build_timeout: float = 60.0
+    ) -> None:
+        self.size = max(1, size or min(2, os.cpu_count() or 1))
+        self.engines = [RegoEngine(eval_timeout, build_timeout) for _ in range(self.size)]
+        self._threads = ThreadPoolExecutor(self.size, thread_name_prefix="rego")
+
+    @property
+    def eval_timeout(self) -> float:
+        return self.engines[0].eval_timeout
+
+    @eval_timeout.setter
+    def eval_timeout(self, value: float) -> None:
+        for e in self.engines:
+            e.eval_timeout = value
+
+    def close(self) -> None:
+        for e in self.engines:
+            e.close()
+        self._threads.shutdown(wait=True)
+
+    def __enter__(self) -> RegoPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def build(self, modules: Modules, query: str, version_query: str = "") -> EvalResult:
+        """Build in the first engine; the others follow only when it succeeded."""
+        first = self.engines[0].build(modules, query, version_query)
+        if first.ok:
+            for e in self._threads.map(
+                lambda e: e.build(modules, query, version_query), self.engines[1:]
+            ):
+                if not e.ok:
+                    return e
+        return first
+
+    def query(self, modules: Modules, query: str, input_json: str | None = None) -> EvalResult:
+        return self.engines[0].query(modules, query, input_json)
+
+    def evaluate(self, inputs: Sequence[str], batch: int = 256) -> Iterator[EvalResult]:
+        """As ``RegoEngine.evaluate``, the inputs split between the engines in rounds."""
+        if self.size == 1:
+            yield from self.engines[0].evaluate(inputs, batch)
+            return
+        step = batch * self.size * 4
+        for start in range(0, len(inputs), step):
+            part = inputs[start : start + step]
+            share = -(-len(part) // self.size)
+            slices = [part[i * share : (i + 1) * share] for i in range(self.size)]
+            done = self._threads.map(
+                lambda pair: list(pair[0].evaluate(pair[1], batch)),
+                [(e, s) for e, s in zip(self.engines, slices, strict=True) if s],
+            )
+            for results in list(done):
+                yield from results
+
+
+Engine = RegoEngine | RegoPool  # what building and evaluating needs; either will do

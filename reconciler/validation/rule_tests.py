@@ -16,7 +16,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from reconciler.validation.engine import RegoEngine
+from reconciler.validation.engine import Engine
 from reconciler.validation.ruleset import RuleSet, compile_rules, package_of
 from reconciler.validation.service import tidy
 
@@ -67,7 +67,7 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def run_cases(rs: RuleSet, engine: RegoEngine, repo_root: Path | None) -> list[Outcome]:
+def run_cases(rs: RuleSet, engine: Engine, repo_root: Path | None) -> list[Outcome]:
     out: list[Outcome] = []
     built = compile_rules(engine, rs)
     if not built.ok:
@@ -101,7 +101,7 @@ def run_cases(rs: RuleSet, engine: RegoEngine, repo_root: Path | None) -> list[O
     return out
 
 
-def run_test_rules(rs: RuleSet, engine: RegoEngine) -> list[Outcome]:
+def run_test_rules(rs: RuleSet, engine: Engine) -> list[Outcome]:
     out: list[Outcome] = []
     modules = rs.modules + [(f.name, f.source) for f in rs.tests]
     package = package_of(rs.provider_type)
@@ -131,7 +131,7 @@ def run_test_rules(rs: RuleSet, engine: RegoEngine) -> list[Outcome]:
 
 
 def run_all(
-    rs: RuleSet, engine: RegoEngine, repo_root: Path | None, defaults: bool = False
+    rs: RuleSet, engine: Engine, repo_root: Path | None, defaults: bool = False
 ) -> list[Outcome]:
     """The repo's tests against the set in force (defaults plus the repo's files); with
     ``defaults``, also the shipped tests against the shipped rules they were written for."""

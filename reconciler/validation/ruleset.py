@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.validation.engine import EvalResult, RegoEngine
+from reconciler.validation.engine import Engine, EvalResult
 from reconciler.validation.regov0 import RegoSyntaxError, Rewrite, upgrade
 
 # provider type -> the Forklift package its rules live in
@@ -61,7 +61,7 @@ def version_query(provider_type: str) -> str:
 _VALIDATE_HEAD = re.compile(r"^validate\s*(:?=|if\b|\{)", re.MULTILINE)
 
 
-def compile_rules(engine: RegoEngine, rs: RuleSet) -> EvalResult:
+def compile_rules(engine: Engine, rs: RuleSet) -> EvalResult:
     """Build ``rs`` in ``engine``; the result is the rules version, or why the set is unusable."""
     t = rs.provider_type
     if not any(_VALIDATE_HEAD.search(f.source) for f in rs.files):

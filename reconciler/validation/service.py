@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.progress.store import ProgressStore, ValidationRecord
-from reconciler.validation.engine import RegoEngine
+from reconciler.validation.engine import Engine, RegoPool
 from reconciler.validation.projection import Tree, input_tree, project
 from reconciler.validation.ruleset import (
     RuleFile,
@@ -144,9 +144,9 @@ class Validator:
         self, store: ProgressStore, eval_timeout: float = 5.0, defaults: Path | None = None
     ) -> None:
         self.store = store
-        self.eval_timeout = eval_timeout
+        self._eval_timeout = eval_timeout
         self.defaults = defaults
-        self._engines: dict[str, RegoEngine] = {}
+        self._engines: dict[str, RegoPool] = {}
         self._active: dict[str, tuple[RuleSet, RuleSetState]] = {}
         self._states: dict[str, RuleSetState] = {}
         self._rejected: dict[str, tuple[str, RuleSetState]] = {}  # type -> (digest, state)
@@ -158,9 +158,19 @@ class Validator:
         self._engines.clear()
         self._active.clear()
 
-    def _engine(self, provider_type: str) -> RegoEngine:
+    @property
+    def eval_timeout(self) -> float:
+        return self._eval_timeout
+
+    @eval_timeout.setter
+    def eval_timeout(self, value: float) -> None:
+        self._eval_timeout = value
+        for pool in self._engines.values():
+            pool.eval_timeout = value
+
+    def _engine(self, provider_type: str) -> RegoPool:
         if provider_type not in self._engines:
-            self._engines[provider_type] = RegoEngine(self.eval_timeout)
+            self._engines[provider_type] = RegoPool(eval_timeout=self.eval_timeout)
         return self._engines[provider_type]
 
     # -- rule sets --------------------------------------------------------------------------
@@ -291,7 +301,7 @@ class Validator:
                 )
                 problems += rec.result.get("problems", [])
                 continue
-            todo.append((vm_id, idig, json.dumps(doc, default=str)))
+            todo.append((vm_id, idig, json.dumps(doc, default=str, ensure_ascii=False)))
         engine = self._engine(provider_type)
         when = _now()
         timeouts = 0
@@ -350,7 +360,7 @@ class Validator:
         return verdicts
 
 
-def diagnose(rs: RuleSet, engine: RegoEngine, message: str) -> list[str]:
+def diagnose(rs: RuleSet, engine: Engine, message: str) -> list[str]:
     """Which repo files make the set fail: each one added alone to the defaults."""
     custom = rs.custom_files
     if not custom:

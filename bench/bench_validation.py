@@ -1,0 +1,224 @@
+"""Benchmark: validating vSphere VM documents with the full default vSphere rule set.
+
+Run ``python bench/bench_validation.py [--vms 10000 --runs 3 --naive-sample 200]``.  It makes
+``--vms`` realistic Forklift-shaped VM documents (``bench/vsphere_vms.py``, seeded) and times
+  (a) naive: per VM a fresh ``regopy.Interpreter``, every rule file added, ``set_input(doc)``,
+      ``query("x = data.io.konveyor.forklift.vmware.validate")`` and the result read back, on
+      ``--naive-sample`` VMs spread over the set; ms/VM is the median over those VMs (baseline)
+  (b) engine: ``RegoEngine`` (the worker process the reconciler uses) builds the rule set once,
+      then ``evaluate`` validates every VM; ms/VM is the whole pass (JSON encoding of the
+      documents included) divided by the number of VMs, the median of ``--runs`` passes, each on
+      a fresh worker
+and prints build seconds (worker start + compile + rules version), ms/VM, the ratio
+naive/engine (>1: the engine is faster), whether the goal of at most 1 ms per VM is met, how
+many VMs have at least one concern (and at least one Critical), and whether both paths found
+the same concern ids on every sampled VM.  When the goal is missed (or with ``--breakdown``) it
+also splits one VM's cost into its stages, measured in this process on the sampled VMs with one
+built interpreter: JSON encoding, ``set_input_term``, ``query_bundle``, the result's JSON, and
+what is left of the engine's ms/VM for the pipe and the worker protocol.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from vsphere_vms import vm_documents  # noqa: E402
+
+from reconciler.validation.engine import EvalResult, RegoPool  # noqa: E402
+from reconciler.validation.projection import input_tree, project  # noqa: E402
+from reconciler.validation.ruleset import (  # noqa: E402
+    RuleSet,
+    compile_rules,
+    load_rule_set,
+    validate_query,
+)
+
+PROVIDER = "vsphere"
+GOAL_MS = 1.0
+
+
+def concern_ids(result: Any) -> frozenset[str]:
+    return frozenset(c["id"] for c in result.get("concerns", []))
+
+
+def engine_pass(
+    rs: RuleSet, docs: list[dict], workers: int, projection: bool
+) -> tuple[float, float, list[EvalResult]]:
+    """(build seconds, evaluation seconds, results) on fresh workers, as the reconciler's
+    validation service runs them: the documents cut to what the rules read, then encoded."""
+    tree = input_tree(f.source for f in rs.files) if projection else None
+    with RegoPool(workers, eval_timeout=30) as eng:
+        t0 = time.perf_counter()
+        built = compile_rules(eng, rs)
+        build = time.perf_counter() - t0
+        if not built.ok:
+            raise SystemExit(f"the rule set does not build: {built.error}")
+        t0 = time.perf_counter()
+        results = list(
+            eng.evaluate([json.dumps(project(d, tree), ensure_ascii=False) for d in docs])
+        )
+        return build, time.perf_counter() - t0, results
+
+
+def naive_one(rs: RuleSet, doc: dict) -> tuple[float, Any]:
+    """Seconds for one VM on a fresh interpreter, and its validate document."""
+    from regopy import Interpreter
+
+    t0 = time.perf_counter()
+    interp = Interpreter()
+    for name, source in rs.modules:
+        interp.add_module(name, source)
+    interp.set_input(doc)
+    out = interp.query(validate_query(PROVIDER))
+    result = json.loads(out.binding("x").json()) if out.ok() and len(out) else None
+    return time.perf_counter() - t0, result
+
+
+def breakdown(rs: RuleSet, docs: list[dict]) -> dict[str, float]:
+    """Median ms per stage of one VM's evaluation, in this process with one built interpreter."""
+    from regopy import Interpreter
+
+    interp = Interpreter()
+    for name, source in rs.modules:
+        interp.add_module(name, source)
+    bundle = interp.build(validate_query(PROVIDER))
+    stages: dict[str, list[float]] = {
+        k: [] for k in ("json.dumps(doc)", "set_input_term", "query_bundle", "result .json()")
+    }
+    for doc in docs:
+        marks = [time.perf_counter()]
+        text = json.dumps(doc)
+        marks.append(time.perf_counter())
+        interp.set_input_term(text)
+        marks.append(time.perf_counter())
+        out = interp.query_bundle(bundle)
+        marks.append(time.perf_counter())
+        out.binding("x").json()
+        marks.append(time.perf_counter())
+        for key, a, b in zip(stages, marks[:-1], marks[1:], strict=True):
+            stages[key].append(b - a)
+    return {k: statistics.median(v) * 1000 for k, v in stages.items()}
+
+
+def timed(label: str, fn: Callable[[], Any]) -> Any:
+    t0 = time.perf_counter()
+    value = fn()
+    print(f"{label} in {time.perf_counter() - t0:.2f} s", flush=True)
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--vms", type=int, default=10_000, help="VM documents to validate")
+    ap.add_argument("--runs", type=int, default=3, help="engine passes; the median is shown")
+    ap.add_argument("--naive-sample", type=int, default=200, help="VMs for the naive baseline")
+    ap.add_argument("--seed", type=int, default=1, help="seed of the VM generator")
+    ap.add_argument(
+        "--breakdown", action="store_true", help="per-stage costs even if the goal is met"
+    )
+    ap.add_argument("--workers", type=int, default=2, help="engine processes (the service: 2)")
+    ap.add_argument(
+        "--no-projection", action="store_true", help="send whole documents to the engine"
+    )
+    args = ap.parse_args(argv)
+
+    rs = load_rule_set(PROVIDER, None)
+    docs = timed(f"{args.vms} VM documents made", lambda: vm_documents(args.vms, args.seed))
+    size = statistics.median(len(json.dumps(d)) for d in docs[:1000])
+    print(
+        f"rules: {len(rs.files)} files (defaults/{PROVIDER}); median document {size / 1024:.1f} KiB"
+    )
+
+    builds: list[float] = []
+    per_vm: list[float] = []
+    results: list[EvalResult] = []
+    for run in range(args.runs):
+        build, seconds, results = engine_pass(rs, docs, args.workers, not args.no_projection)
+        builds.append(build)
+        per_vm.append(seconds / len(docs) * 1000)
+        print(f"engine run {run + 1}: build {build:.2f} s, {per_vm[-1]:.3f} ms/VM", flush=True)
+    failed = [r for r in results if not r.ok]
+    errors = sum(1 for r in results if r.ok and r.result.get("errors"))
+    flagged = sum(1 for r in results if r.ok and r.result.get("concerns"))
+    critical = sum(
+        1
+        for r in results
+        if r.ok and any(c.get("category") == "Critical" for c in r.result.get("concerns", []))
+    )
+
+    step = max(1, len(docs) // max(1, args.naive_sample))
+    sample = list(range(0, len(docs), step))[: args.naive_sample]
+    naive_times: list[float] = []
+    mismatches: list[str] = []
+    t0 = time.perf_counter()
+    for i in sample:
+        seconds, result = naive_one(rs, docs[i])
+        naive_times.append(seconds * 1000)
+        mine = results[i]
+        if result is None or not mine.ok or concern_ids(result) != concern_ids(mine.result):
+            mismatches.append(docs[i]["id"])
+    print(f"naive: {len(sample)} VMs in {time.perf_counter() - t0:.1f} s", flush=True)
+
+    engine_ms = statistics.median(per_vm)
+    naive_ms = statistics.median(naive_times)
+    met = engine_ms <= GOAL_MS
+    n = len(docs)
+    print()
+    print(
+        f"{'path':<8} {'VMs':>6} {'rules':>5} {'build s':>8} {'ms/VM':>7} {'best':>7}"
+        f" {'ratio':>6} {'goal <=1 ms':>11} {'with concern':>14} {'Critical':>14}"
+    )
+    print(
+        f"{'naive':<8} {len(sample):>6} {len(rs.files):>5} {'-':>8} {naive_ms:>7.3f}"
+        f" {min(naive_times):>7.3f} {'-':>6} {'-':>11} {'-':>14} {'-':>14}"
+    )
+    print(
+        f"{'engine':<8} {n:>6} {len(rs.files):>5} {statistics.median(builds):>8.2f}"
+        f" {engine_ms:>7.3f} {min(per_vm):>7.3f} {naive_ms / engine_ms:>6.1f}"
+        f" {'yes' if met else 'NO':>11} {f'{flagged} ({flagged / n:.0%})':>14}"
+        f" {f'{critical} ({critical / n:.0%})':>14}"
+    )
+    print(
+        f"ms/VM: engine = one pass over all VMs / VMs, median of {args.runs} runs; naive = median"
+        " over the sampled VMs\nratio = naive ms/VM / engine ms/VM (>1: the engine is faster)"
+    )
+    agree = len(sample) - len(mismatches)
+    print(
+        f"concerns: naive and engine agree on {agree}/{len(sample)} sampled VMs"
+        + (f" (differ: {', '.join(mismatches[:10])})" if mismatches else "")
+    )
+    counts = Counter(c for r in results if r.ok for c in concern_ids(r.result))
+    print(
+        f"{len(counts)} concern ids fired; most frequent: "
+        + ", ".join(f"{k.removeprefix('vmware.')} {v / n:.0%}" for k, v in counts.most_common(8))
+    )
+    print(f"engine failures: {len(failed)}; VMs with document errors: {errors}")
+    if failed:
+        print(f"  first failure: {failed[0].error}")
+
+    if args.breakdown or not met:
+        stages = breakdown(rs, [docs[i] for i in sample])
+        inside = sum(stages.values())
+        print(f"\nwhere one VM's time goes (median over {len(sample)} VMs, in-process):")
+        for k, v in stages.items():
+            print(f"  {k:<22} {v:>7.3f} ms  {v / engine_ms:>4.0%}")
+        print(
+            f"  {'pipe + protocol':<22} {engine_ms - inside:>7.3f} ms  "
+            f"{(engine_ms - inside) / engine_ms:>4.0%}   (engine ms/VM minus the stages above)"
+        )
+    return 0 if not mismatches and not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
