@@ -36,6 +36,7 @@ test: install
 
 bench: install
 	$(BIN)/python bench/bench_transfer.py
+	$(BIN)/python bench/bench_validation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -76,7 +76,7 @@ def render(snap: Snapshot) -> dict[str, str]:
                 status = _migration_status(snap, m, errs.get(m.ref, []))
             elif kind == "Provider":
                 status = _provider_status(snap.providers.get((ns, name)), errs.get(m.ref, []))
-                _rules_condition(status, snap.rules.get(m.spec.type))
+                _rules_condition(status, m.spec.type, snap.rules.get(m.spec.type))
             else:
                 status = {"conditions": _error_conditions(errs.get(m.ref, []))}
             status["observedRevision"] = snap.revision
@@ -96,7 +96,7 @@ def render(snap: Snapshot) -> dict[str, str]:
     return files
 
 
-def _rules_condition(status: dict[str, Any], rules: dict[str, Any] | None) -> None:
+def _rules_condition(status: dict[str, Any], t: str, rules: dict[str, Any] | None) -> None:
     """A rejected or questionable rule set shows on every Provider of its type."""
     if not rules:
         return
@@ -106,8 +106,9 @@ def _rules_condition(status: dict[str, Any], rules: dict[str, Any] | None) -> No
                 "type": "ValidationRulesRejected",
                 "status": "True",
                 "category": "Warning",
-                "message": f"VMs are validated with the {rules['inUse']} rules "
-                f"(version {rules['rulesVersion']}) because: " + "; ".join(rules["errors"]),
+                "message": f"the repo's {t} rules were rejected, so VMs are validated with the "
+                f"{rules['inUse']} rules (version {rules['rulesVersion']}): "
+                + "; ".join(rules["errors"]),
             }
         )
     if rules.get("warnings"):

@@ -122,7 +122,15 @@ class RegoEngine:
                 raise EngineDied(f"the rule engine process exited (code {code})")
             self._buf += chunk or b""
         line, _, self._buf = self._buf.partition(b"\n")
-        return json.loads(line)
+        try:
+            return json.loads(line)
+        except ValueError as exc:
+            return {
+                "ok": False,
+                "error": f"the engine printed a result that is not JSON ({exc}); "
+                "regopy 1.5.2 does this when sprintf formats a string made by another "
+                "built-in: build the text with concat",
+            }
 
     # -- operations -------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from reconciler.validation.ruleset import (
     PACKAGES,
     RULES_DIR,
     compile_rules,
+    engine_notes,
     load_rule_set,
     repo_provider_types,
 )
@@ -32,11 +33,7 @@ def lint_rules(root: Path) -> tuple[list[str], list[str]]:
                 continue
             rs = load_rule_set(ptype, root)
             for f in rs.custom_files:
-                warnings += [
-                    f"{f.name}:{rw.line}: Rego v0 `{rw.before}` is read as `{rw.after}`; "
-                    "write it that way (with `import rego.v1`)"
-                    for rw in f.rewrites
-                ]
+                warnings += engine_notes(f)
             if rs.problems:
                 errors += rs.problems
                 continue

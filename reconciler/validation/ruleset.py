@@ -28,6 +28,26 @@ PACKAGES = {
 RULES_DIR = "rules"
 
 
+SPRINTF_NOTE = (
+    "uses sprintf: regopy 1.5.2 prints a string made by another built-in (lower, concat, ...) "
+    "with its quotes inside sprintf's result, which breaks the VM's verdict; build texts with "
+    "concat"
+)
+
+
+def engine_notes(f: RuleFile) -> list[str]:
+    """What a rule author should know about this engine before it bites."""
+    notes = [
+        f"{f.name}:{rw.line}: Rego v0 `{rw.before}` read as the partial set rule `{rw.after}` "
+        "(write it that way, with `import rego.v1`)"
+        for rw in f.rewrites
+    ]
+    if "sprintf(" in f.source:
+        line = f.source[: f.source.index("sprintf(")].count("\n") + 1
+        notes.append(f"{f.name}:{line}: {SPRINTF_NOTE}")
+    return notes
+
+
 def default_rules_dir() -> Path:
     """Where the shipped rules are: beside the source tree, or installed under share/."""
     env = os.environ.get("MTV_GITOPS_DEFAULT_RULES")

@@ -26,6 +26,7 @@ from reconciler.validation.ruleset import (
     RuleFile,
     RuleSet,
     compile_rules,
+    engine_notes,
     load_rule_set,
 )
 
@@ -69,7 +70,7 @@ class RuleSetState:
     provider_type: str
     version: Any = None
     digest: str = ""
-    in_use: str = "repo"  # repo | last good | defaults
+    in_use: str = "defaults"  # defaults | defaults + repo | last good
     custom_files: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # the repo's set was rejected: why
     warnings: list[str] = field(default_factory=list)
@@ -187,15 +188,12 @@ class Validator:
         if rejected and rejected[0] == digest and provider_type in self._active:
             return rejected[1]  # the same broken files as last pass: same verdict, no recompiles
         state = RuleSetState(provider_type, custom_files=[f.name for f in rs.custom_files])
+        state.in_use = "defaults + repo" if rs.custom_files else "defaults"
         state.notes += [
             f"{name} is replaced by the repo's file of that name" for name in rs.replaced
         ]
         for f in rs.custom_files:
-            for rw in f.rewrites:
-                state.warnings.append(
-                    f"{f.name}:{rw.line}: Rego v0 `{rw.before}` read as the partial set rule "
-                    f"`{rw.after}` (write it that way, with `import rego.v1`)"
-                )
+            state.warnings += engine_notes(f)
         engine = self._engine(provider_type)
         result = None
         if not rs.problems:

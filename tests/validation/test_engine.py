@@ -75,3 +75,13 @@ def test_strings_with_quotes_backslashes_and_unicode_come_back_intact(engine: Re
     # strings without escapes are counted as characters (escaped ones count their escapes: a
     # regopy quirk noted in rules/vsphere/INPUT.md)
     assert [r.result["c"] for r in results][2::2] == [7, 5]
+
+
+def test_a_result_the_engine_prints_badly_is_a_per_vm_error(engine: RegoEngine) -> None:
+    rules = (
+        'package t\nimport rego.v1\nvalidate := {"m": sprintf("name %s", [lower(input.name)])}\n'
+    )
+    assert engine.build([("t.rego", rules)], "x = data.t.validate").ok
+    bad, good = engine.evaluate([json.dumps({"name": "A"}), json.dumps({"nam": 1})])
+    assert not bad.ok and "build the text with concat" in bad.error
+    assert not good.ok and "undefined" in good.error  # the worker went on to the next VM

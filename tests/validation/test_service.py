@@ -73,7 +73,7 @@ def fresh(verdicts) -> set[str]:
 def test_defaults_then_custom_rule_added_changed_and_bumped(env) -> None:
     v, repo, defaults, _ = env
     state = v.prepare("ova", repo)
-    assert (state.version, state.in_use, state.errors) == (1, "repo", [])
+    assert (state.version, state.in_use, state.errors) == (1, "defaults", [])
     first = v.validate("ns/p", "ova", VMS)
     assert ids(first, "vm-1") == {"ova.usb"} and ids(first, "vm-2") == set()
     assert fresh(v.validate("ns/p", "ova", VMS)) == set()  # nothing changed: nothing evaluated
@@ -82,6 +82,7 @@ def test_defaults_then_custom_rule_added_changed_and_bumped(env) -> None:
     (repo / "rules/ova/multi.rego").write_text(MULTI_DISK_V0)
     state = v.prepare("ova", repo)
     assert state.errors == [] and state.custom_files == ["rules/ova/multi.rego"]
+    assert state.in_use == "defaults + repo"
     assert any("multi.rego:7: Rego v0 `concerns[flag] {`" in w for w in state.warnings)
     assert any("changed without a rules_version bump (still 1" in w for w in state.warnings)
     second = v.validate("ns/p", "ova", VMS)
