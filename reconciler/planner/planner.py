@@ -162,28 +162,25 @@ def _decide_plan(
                 items=tuple(names),
             )
         )
-    if critical:
-        d.conditions.append(
-            Condition(
-                "VMCriticalConcerns",
-                "True",
-                "Critical",
-                "VMs with critical concerns from the validation rules (fix them on the source or "
-                "take the VMs out of the plan): " + "; ".join(critical),
-                items=tuple(critical),
-            )
-        )
-    if warned:
-        d.conditions.append(
-            Condition(
-                "VMWarningConcerns",
-                "True",
-                "Warning",
-                "VMs with warnings from the validation rules (the migration may proceed; read "
-                "each VM's concerns): " + "; ".join(warned),
-                items=tuple(warned),
-            )
-        )
+    for ctype, category, items, msg in (
+        (
+            "VMCriticalConcerns",
+            "Critical",
+            critical,
+            "VMs with critical concerns from the "
+            "validation rules (fix them on the source or take the VMs out of the plan)",
+        ),
+        (
+            "VMWarningConcerns",
+            "Warning",
+            warned,
+            "VMs with warnings from the validation rules "
+            "(the migration may proceed; read each VM's concerns)",
+        ),
+    ):
+        if items:
+            text = f"{msg}: {'; '.join(items)}"
+            d.conditions.append(Condition(ctype, "True", category, text, items=tuple(items)))
     if renamed:
         d.conditions.append(
             Condition(

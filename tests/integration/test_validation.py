@@ -9,28 +9,11 @@ import pytest
 from ruamel.yaml import YAML
 
 from tests.integration.conftest import small_vm
+from tests.validation.rules_data import multiple_disks_rule
 
 pytestmark = pytest.mark.integration
 
 DOCS_VM = Path(__file__).resolve().parents[1] / "validation" / "data" / "mtv_docs_vm.json"
-
-# the MTV 2.4 docs' custom rule (Rego v0), made Critical and given an id
-MULTI_DISK = """package io.konveyor.forklift.ova
-
-has_multiple_disks {
-  count(input.disks) > 1
-}
-
-concerns[flag] {
-  has_multiple_disks
-  flag := {
-    "id": "custom.multiple-disks",
-    "category": "%s",
-    "label": "Multiple disks detected",
-    "assessment": "Multiple disks detected on this VM."
-  }
-}
-"""
 
 
 def repo_status(ws) -> dict:
@@ -39,7 +22,7 @@ def repo_status(ws) -> dict:
 
 def test_a_critical_custom_rule_blocks_the_plan_until_it_is_relaxed(workspace_factory) -> None:
     ws = workspace_factory([small_vm("single", 1), small_vm("double", 2, disks=2)])
-    ws.user_commit({"rules/ova/multi.rego": MULTI_DISK % "Critical"}, "custom rule")
+    ws.user_commit({"rules/ova/multi.rego": multiple_disks_rule("Critical")}, "custom rule")
 
     plan_out = ws.cli("plan", str(ws.clone), "--state-dir", str(ws.root / "dry"))
     assert "! double: Critical [custom.multiple-disks] Multiple disks detected" in plan_out.stdout
@@ -66,7 +49,7 @@ def test_a_critical_custom_rule_blocks_the_plan_until_it_is_relaxed(workspace_fa
     assert "custom.multiple-disks" in shown.stdout
 
     # relaxed to a Warning without a version bump: the plan runs, status says to bump
-    ws.user_commit({"rules/ova/multi.rego": MULTI_DISK % "Warning"}, "relax rule")
+    ws.user_commit({"rules/ova/multi.rego": multiple_disks_rule("Warning")}, "relax rule")
     proc = ws.reconcile("--once")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     status = ws.status("plan", "demo-plan")["status"]
@@ -160,7 +143,7 @@ def test_rules_eval_and_rules_test_commands(workspace_factory, tmp_path: Path) -
         "  expect: [custom.multiple-disks]\n"
     )
     (ws.clone / "rules/ova").mkdir(parents=True)
-    (ws.clone / "rules/ova/multi.rego").write_text(MULTI_DISK % "Warning")
+    (ws.clone / "rules/ova/multi.rego").write_text(multiple_disks_rule("Warning"))
     (ws.clone / "rules/ova/multi_cases.yaml").write_text(cases)
     (ws.clone / "rules/ova/multi_test.rego").write_text(
         "package io.konveyor.forklift.ova\n\nimport rego.v1\n\n"

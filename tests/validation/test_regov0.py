@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from reconciler.validation.regov0 import RegoSyntaxError, upgrade
 
-DOCS_EXAMPLE = """package io.konveyor.forklift.vmware
-
-has_multiple_disks {
-  count(input.disks) > 1
-}
-
-concerns[flag] {
-  has_multiple_disks
-  flag := {
-    "category": "Information",
-    "label": "Multiple disks detected",
-    "assessment": "Multiple disks detected on this VM."
-  }
-}
-"""
+# the MTV 2.4 docs' custom rule as printed there (Rego v0), in the OVA package
+DOCS_EXAMPLE = (Path(__file__).parent / "data" / "mtv_docs_multiple_disks.rego").read_text()
 
 
 def test_the_docs_example_becomes_a_partial_set_on_the_same_line() -> None:

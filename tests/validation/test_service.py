@@ -9,6 +9,7 @@ import pytest
 from reconciler.progress.store import ProgressStore
 from reconciler.validation.bump import bump
 from reconciler.validation.service import FAILED_ID, Validator
+from tests.validation.rules_data import multiple_disks_rule
 
 HEADER = "package io.konveyor.forklift.ova\n\nimport rego.v1\n\n"
 DEFAULTS = {
@@ -23,23 +24,8 @@ DEFAULTS = {
     + '\tflag := {"id": "ova.usb", "category": "Warning", "label": "USB controller",'
     + ' "assessment": "Remove it."}\n}\n',
 }
-# the MTV 2.4 docs' custom rule, verbatim in shape (Rego v0)
-MULTI_DISK_V0 = """package io.konveyor.forklift.ova
-
-has_multiple_disks {
-  count(input.disks) > 1
-}
-
-concerns[flag] {
-  has_multiple_disks
-  flag := {
-    "id": "custom.multiple-disks",
-    "category": "Critical",
-    "label": "Multiple disks detected",
-    "assessment": "Multiple disks detected on this VM."
-  }
-}
-"""
+# the MTV 2.4 docs' custom rule (Rego v0), Critical and with an id
+MULTI_DISK_V0 = multiple_disks_rule("Critical")
 VMS = {
     "vm-1": {"name": "one", "disks": [1], "devices": [{"kind": "USB"}]},
     "vm-2": {"name": "two", "disks": [1, 2]},
