@@ -11,11 +11,7 @@ concerns contains flag if {
 		"id": "vmware.affinity.cpu",
 		"category": "Warning",
 		"label": "CPU affinity detected",
-		"assessment": concat("", [
-			"The VM is pinned to specific physical CPUs of its ESXi host. The pinning is not migrated. If ",
-			"the workload needs dedicated CPUs, set dedicatedCpuPlacement on the target VM (requires ",
-			"nodes with the CPU manager static policy).",
-		]),
+		"assessment": "The VM is pinned to specific physical CPUs of its ESXi host. The pinning is not migrated. If the workload needs dedicated CPUs, set dedicatedCpuPlacement on the target VM (requires nodes with the CPU manager static policy).",
 	}
 }
 
@@ -25,11 +21,7 @@ concerns contains flag if {
 		"id": "vmware.affinity.numa",
 		"category": "Warning",
 		"label": "NUMA node affinity detected",
-		"assessment": concat("", [
-			"The VM is bound to specific NUMA nodes of its ESXi host. The binding is not migrated. If the ",
-			"workload is NUMA-sensitive, give the target VM dedicated CPUs with guestMappingPassthrough ",
-			"NUMA and hugepages after migration.",
-		]),
+		"assessment": "The VM is bound to specific NUMA nodes of its ESXi host. The binding is not migrated. If the workload is NUMA-sensitive, give the target VM dedicated CPUs with guestMappingPassthrough NUMA and hugepages after migration.",
 	}
 }
 
@@ -42,10 +34,6 @@ concerns contains flag if {
 		"id": "vmware.affinity.host",
 		"category": "Warning",
 		"label": "VM-host affinity rule detected",
-		"assessment": concat("", [
-			"A DRS rule binds the VM to particular ESXi hosts, often for licensing or hardware reasons. ",
-			"The rule is not migrated. Recreate the constraint on the target with node affinity or a node ",
-			"selector on the VM if it still matters.",
-		]),
+		"assessment": "A DRS rule binds the VM to particular ESXi hosts, often for licensing or hardware reasons. The rule is not migrated. Recreate the constraint on the target with node affinity or a node selector on the VM if it still matters.",
 	}
 }

@@ -8,23 +8,13 @@ cluster_input := object.filter(
 	["drsEnabled", "dasEnabled", "dpmEnabled", "hostAffinityVms"],
 )
 
-cluster_drs_enabled if {
-	cluster_input.drsEnabled == true
-}
-
 concerns contains flag if {
-	cluster_drs_enabled
+	cluster_input.drsEnabled == true
 	flag := {
 		"id": "vmware.drs.enabled",
 		"category": "Information",
 		"label": "VM running in a DRS-enabled cluster",
-		"assessment": concat("", [
-			"Distributed resource scheduling has no counterpart on the target: the Kubernetes scheduler ",
-			"places the VM, and live migration (with ReadWriteMany storage) moves it. The VM can be ",
-			"migrated. DRS may vMotion the source VM during a long warm migration; if disks are read ",
-			"straight from ESXi hosts, set the VM's DRS automation level to manual for the migration ",
-			"window.",
-		]),
+		"assessment": "Distributed resource scheduling has no counterpart on the target: the Kubernetes scheduler places the VM, and live migration (with ReadWriteMany storage) moves it. The VM can be migrated. DRS may vMotion the source VM during a long warm migration; if disks are read straight from ESXi hosts, set the VM's DRS automation level to manual for the migration window.",
 	}
 }
 
@@ -34,12 +24,7 @@ concerns contains flag if {
 		"id": "vmware.ha.enabled",
 		"category": "Warning",
 		"label": "VM running in a vSphere HA cluster",
-		"assessment": concat("", [
-			"vSphere HA (restart on host failure, VM monitoring) is not migrated. On the target, set the ",
-			"VM's runStrategy to Always so that it is restarted, and use ReadWriteMany storage so that it ",
-			"can be moved off a failing node. If HA VM monitoring is on, exclude the VM during a warm ",
-			"migration so that HA does not reset it mid-copy.",
-		]),
+		"assessment": "vSphere HA (restart on host failure, VM monitoring) is not migrated. On the target, set the VM's runStrategy to Always so that it is restarted, and use ReadWriteMany storage so that it can be moved off a failing node. If HA VM monitoring is on, exclude the VM during a warm migration so that HA does not reset it mid-copy.",
 	}
 }
 
@@ -49,11 +34,6 @@ concerns contains flag if {
 		"id": "vmware.dpm.enabled",
 		"category": "Warning",
 		"label": "VM running in a DPM-enabled cluster",
-		"assessment": concat("", [
-			"Distributed power management can put ESXi hosts into standby. Disk data is read through the ",
-			"VM's host, so a host that goes to standby during the copy (a powered-off VM's host may be ",
-			"idle) breaks the transfer. Disable DPM, or set the hosts involved to manual, for the ",
-			"migration window. DPM has no counterpart on the target.",
-		]),
+		"assessment": "Distributed power management can put ESXi hosts into standby. Disk data is read through the VM's host, so a host that goes to standby during the copy (a powered-off VM's host may be idle) breaks the transfer. Disable DPM, or set the hosts involved to manual, for the migration window. DPM has no counterpart on the target.",
 	}
 }

@@ -47,24 +47,20 @@ concerns contains flag if {
 		"id": "vmware.fault_tolerance.enabled",
 		"category": "Warning",
 		"label": "Fault tolerance enabled",
-		"assessment": concat("", [
-			"vSphere Fault Tolerance keeps a secondary copy of the VM in lock-step. It has no counterpart ",
-			"on the target, and VDDK snapshots of FT VMs are restricted, so a warm migration may fail. ",
-			"Turn off fault tolerance (not just suspend it) before migrating, and plan high availability ",
-			"at the application level on the target.",
-		]),
+		"assessment": "vSphere Fault Tolerance keeps a secondary copy of the VM in lock-step. It has no counterpart on the target, and VDDK snapshots of FT VMs are restricted, so a warm migration may fail. Turn off fault tolerance (not just suspend it) before migrating, and plan high availability at the application level on the target.",
 	}
 }
 
 concerns contains flag if {
-	is_number(hardware_input.balloonedMemory)
-	hardware_input.balloonedMemory > 0
+	mb := hardware_input.balloonedMemory
+	is_number(mb)
+	mb > 0
 	flag := {
 		"id": "vmware.memory.ballooned",
 		"category": "Information",
 		"label": "Memory ballooning active",
 		"assessment": concat("", [
-			"The balloon driver currently holds ", text_number(hardware_input.balloonedMemory), " MB of the ",
+			"The balloon driver currently holds ", text_number(mb), " MB of the ",
 			"VM's memory, a sign that its ESXi host is overcommitted. The target VM gets the full ",
 			"configured memory; make sure the target node has room for it. Nothing needs to change before ",
 			"migrating.",

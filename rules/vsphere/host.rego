@@ -21,24 +21,21 @@ concerns contains flag if {
 		"id": "vmware.host.maintenance",
 		"category": "Warning",
 		"label": "ESXi host is in maintenance mode",
-		"assessment": concat("", [
-			"The VM's host is in maintenance mode (or entering it): vSphere may move or power off its ",
-			"VMs, and disk transfers through that host can be cut off. Finish the maintenance, or move ",
-			"the VM to another host, before migrating.",
-		]),
+		"assessment": "The VM's host is in maintenance mode (or entering it): vSphere may move or power off its VMs, and disk transfers through that host can be cut off. Finish the maintenance, or move the VM to another host, before migrating.",
 	}
 }
 
 concerns contains flag if {
-	is_string(host_input.connectionState)
-	host_input.connectionState != ""
-	host_input.connectionState != "connected"
+	state := host_input.connectionState
+	is_string(state)
+	state != ""
+	state != "connected"
 	flag := {
 		"id": "vmware.host.not_connected",
 		"category": "Critical",
 		"label": "ESXi host is not connected to vCenter",
 		"assessment": concat("", [
-			"The VM's host is '", text_safe(host_input.connectionState), "'. Snapshots, power operations ",
+			"The VM's host is '", text_safe(state), "'. Snapshots, power operations ",
 			"and disk transfers all go through a connected host, so the VM cannot be migrated. Reconnect ",
 			"the host in vCenter and refresh the inventory.",
 		]),
@@ -46,13 +43,15 @@ concerns contains flag if {
 }
 
 concerns contains flag if {
-	host_version_unsupported(host_input.productVersion)
+	version := host_input.productVersion
+	is_string(version) # host_version_unsupported, inlined (a call costs more than the check)
+	substring(version, 0, 3) in host_unsupported_versions
 	flag := {
 		"id": "vmware.host.version.unsupported",
 		"category": "Warning",
 		"label": "ESXi version older than 6.5",
 		"assessment": concat("", [
-			"The VM's host runs ESXi ", text_safe(host_input.productVersion), "; migration is supported ",
+			"The VM's host runs ESXi ", text_safe(version), "; migration is supported ",
 			"from vSphere 6.5. Disk transfers through VDDK and changed block queries may fail. Upgrade ",
 			"the host, or move the VM to a host running 6.5 or later, before migrating.",
 		]),

@@ -11,19 +11,22 @@ snapshot_input := object.filter(input, ["snapshot", "snapshotCount", "consolidat
 
 # The inventory reports the current snapshot as a reference; no snapshot is an empty one.
 snapshot_present if {
-	is_string(snapshot_input.snapshot.id)
-	snapshot_input.snapshot.id != ""
+	id := snapshot_input.snapshot.id
+	is_string(id)
+	id != ""
 }
 
 snapshot_present if {
-	is_string(snapshot_input.snapshot.kind)
-	snapshot_input.snapshot.kind != ""
+	kind := snapshot_input.snapshot.kind
+	is_string(kind)
+	kind != ""
 }
 
 # snapshotCount: number of snapshots of the VM (an extension of Forklift's inventory shape).
 snapshot_present if {
-	is_number(snapshot_input.snapshotCount)
-	snapshot_input.snapshotCount > 0
+	n := snapshot_input.snapshotCount
+	is_number(n)
+	n > 0
 }
 
 concerns contains flag if {
@@ -32,24 +35,20 @@ concerns contains flag if {
 		"id": "vmware.snapshot.present",
 		"category": "Warning",
 		"label": "VM has snapshots",
-		"assessment": concat("", [
-			"Snapshots are not migrated: the target VM gets the current state of the disks only. Every ",
-			"snapshot lengthens the chain the copy reads through, and a warm migration adds its own ",
-			"snapshots on top of yours. Delete the snapshots you do not need (or consolidate) before ",
-			"migrating.",
-		]),
+		"assessment": "Snapshots are not migrated: the target VM gets the current state of the disks only. Every snapshot lengthens the chain the copy reads through, and a warm migration adds its own snapshots on top of yours. Delete the snapshots you do not need (or consolidate) before migrating.",
 	}
 }
 
 concerns contains flag if {
-	is_number(snapshot_input.snapshotCount)
-	snapshot_input.snapshotCount > snapshot_limit
+	n := snapshot_input.snapshotCount
+	is_number(n)
+	n > snapshot_limit
 	flag := {
 		"id": "vmware.snapshot.limit",
 		"category": "Critical",
 		"label": concat(" ", ["More than", text_number(snapshot_limit), "snapshots"]),
 		"assessment": concat("", [
-			"The VM has ", text_number(snapshot_input.snapshotCount), " snapshots. A warm migration takes ",
+			"The VM has ", text_number(n), " snapshots. A warm migration takes ",
 			"one more snapshot per precopy round and stops at ", text_number(snapshot_limit), " (\"warm ",
 			"import retry limit reached\"), and vSphere allows no more than 32 in a chain, so a warm ",
 			"migration cannot complete and a cold one reads through a very long chain. Delete snapshots ",
@@ -65,10 +64,6 @@ concerns contains flag if {
 		"id": "vmware.snapshot.consolidation_needed",
 		"category": "Warning",
 		"label": "Disks need consolidation",
-		"assessment": concat("", [
-			"vSphere reports that the VM's disks need consolidation: snapshot delta files remain that no ",
-			"snapshot refers to any more. They slow down every copy and can make warm migration snapshots ",
-			"fail. Run Snapshots > Consolidate on the VM before migrating.",
-		]),
+		"assessment": "vSphere reports that the VM's disks need consolidation: snapshot delta files remain that no snapshot refers to any more. They slow down every copy and can make warm migration snapshots fail. Run Snapshots > Consolidate on the VM before migrating.",
 	}
 }

@@ -14,25 +14,21 @@ concerns contains flag if {
 		"id": "vmware.power_state.suspended",
 		"category": "Critical",
 		"label": "VM is suspended",
-		"assessment": concat("", [
-			"The VM is suspended (hibernated by vSphere). Its memory state cannot be migrated, and ",
-			"powering it off for the copy would throw that state away, as if the power had been cut. ",
-			"Resume the VM and shut the guest down cleanly (or leave it running for a warm migration) ",
-			"before migrating.",
-		]),
+		"assessment": "The VM is suspended (hibernated by vSphere). Its memory state cannot be migrated, and powering it off for the copy would throw that state away, as if the power had been cut. Resume the VM and shut the guest down cleanly (or leave it running for a warm migration) before migrating.",
 	}
 }
 
 concerns contains flag if {
-	is_string(vm_state_input.connectionState)
-	vm_state_input.connectionState != ""
-	vm_state_input.connectionState != "connected"
+	state := vm_state_input.connectionState
+	is_string(state)
+	state != ""
+	state != "connected"
 	flag := {
 		"id": "vmware.connection_state.not_connected",
 		"category": "Critical",
 		"label": "VM is not connected",
 		"assessment": concat("", [
-			"vCenter reports the VM as '", text_safe(vm_state_input.connectionState), "' (disconnected, ",
+			"vCenter reports the VM as '", text_safe(state), "' (disconnected, ",
 			"orphaned, inaccessible or invalid), so it cannot be snapshotted, powered off or read. Fix ",
 			"the VM in vCenter (reconnect its host, bring its datastore back, or re-register the .vmx) ",
 			"and refresh the inventory.",
@@ -46,11 +42,7 @@ concerns contains flag if {
 		"id": "vmware.template",
 		"category": "Critical",
 		"label": "VM is a template",
-		"assessment": concat("", [
-			"This is a vSphere template, which cannot be powered on or snapshotted the way the migration ",
-			"needs. Convert it to a virtual machine in vSphere (or deploy a VM from it) and migrate that ",
-			"VM instead.",
-		]),
+		"assessment": "This is a vSphere template, which cannot be powered on or snapshotted the way the migration needs. Convert it to a virtual machine in vSphere (or deploy a VM from it) and migrate that VM instead.",
 	}
 }
 
@@ -60,10 +52,6 @@ concerns contains flag if {
 		"id": "vmware.tools.not_installed",
 		"category": "Warning",
 		"label": "VMware Tools not installed",
-		"assessment": concat("", [
-			"VMware Tools is not installed in the guest. vSphere cannot shut the guest down cleanly, so ",
-			"the migration has to power it off hard, and the inventory lacks the guest's IP addresses and ",
-			"host name. Install VMware Tools (or open-vm-tools) before migrating.",
-		]),
+		"assessment": "VMware Tools is not installed in the guest. vSphere cannot shut the guest down cleanly, so the migration has to power it off hard, and the inventory lacks the guest's IP addresses and host name. Install VMware Tools (or open-vm-tools) before migrating.",
 	}
 }
