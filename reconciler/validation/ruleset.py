@@ -9,6 +9,7 @@ in OPA); a repo file with the same name as a default file replaces that file (ho
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import sys
@@ -93,10 +94,11 @@ def compile_rules(engine: Engine, rs: RuleSet) -> EvalResult:
         return built
     versions = built.result if isinstance(built.result, list) else []
     if len(versions) != 1 or not isinstance(versions[0], int) or isinstance(versions[0], bool):
+        found = json.dumps(versions) if versions else "none"
         return EvalResult(
             False,
             error=f"`rules_version` in package {package_of(t)} must be "
-            f'{{"rules_version": N}} with a whole number N (found {versions or "none"})',
+            f'{{"rules_version": N}} with a whole number N (found {found})',
         )
     return EvalResult(True, versions[0])
 

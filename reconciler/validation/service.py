@@ -372,10 +372,7 @@ def diagnose(rs: RuleSet, engine: Engine, message: str) -> list[str]:
             clash = _default_clashes(f, others)
             bad.append(f"{f.name}: {tidy(r.error)}" + (f" ({clash})" if clash else ""))
     if bad:
-        return [
-            f"rule file rejected (it conflicts with the defaults or does not compile): {b}"
-            for b in bad
-        ]
+        return [f"rule file rejected: {b}" for b in bad]
     names = ", ".join(f.name for f in custom)
     return [f"the repo's rule files do not compile together ({names}): {message}"]
 

@@ -187,3 +187,14 @@ def test_bump_edits_only_the_number(tmp_path: Path) -> None:
     done = bump(repo, "vsphere")
     assert (done.old, done.new, done.created) == (41, 42, False)
     assert done.path.read_text() == text.replace("41", "42")
+
+
+def test_a_rules_version_that_is_not_a_number_is_rejected_and_named(env) -> None:
+    v, repo, _, _ = env
+    (repo / "rules/ova/rules_version.rego").write_text(
+        HEADER + 'RULES_VERSION := "two"\n\nrules_version := {"rules_version": RULES_VERSION}\n'
+    )
+    state = v.prepare("ova", repo)
+    assert state.in_use == "defaults" and state.version == 1
+    assert "rules/ova/rules_version.rego" in state.errors[0]
+    assert 'with a whole number N (found ["two"])' in state.errors[0]
