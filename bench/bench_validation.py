@@ -36,13 +36,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from vsphere_vms import vm_documents  # noqa: E402
 
 from reconciler.validation.engine import EvalResult, RegoPool  # noqa: E402
-from reconciler.validation.projection import input_tree, project  # noqa: E402
+from reconciler.validation.projection import element_keys, input_tree, project  # noqa: E402
 from reconciler.validation.ruleset import (  # noqa: E402
     RuleSet,
     compile_rules,
     load_rule_set,
     validate_query,
 )
+from reconciler.validation.worker import set_input_fast  # noqa: E402
 
 PROVIDER = "vsphere"
 GOAL_MS = 1.0
@@ -58,6 +59,7 @@ def engine_pass(
     """(build seconds, evaluation seconds, results) on fresh workers, as the reconciler's
     validation service runs them: the documents cut to what the rules read, then encoded."""
     tree = input_tree(f.source for f in rs.files) if projection else None
+    keys = element_keys(f.source for f in rs.files) if projection else None
     with RegoPool(workers, eval_timeout=30) as eng:
         t0 = time.perf_counter()
         built = compile_rules(eng, rs)
@@ -66,7 +68,7 @@ def engine_pass(
             raise SystemExit(f"the rule set does not build: {built.error}")
         t0 = time.perf_counter()
         results = list(
-            eng.evaluate([json.dumps(project(d, tree), ensure_ascii=False) for d in docs])
+            eng.evaluate([json.dumps(project(d, tree, keys), ensure_ascii=False) for d in docs])
         )
         return build, time.perf_counter() - t0, results
 
@@ -92,6 +94,7 @@ def breakdown(rs: RuleSet, docs: list[dict]) -> dict[str, float]:
     from regopy.rego_shared import rego_bundle_query, rego_free_output, rego_output_string
 
     tree = input_tree(f.source for f in rs.files)
+    keys = element_keys(f.source for f in rs.files)
     interp = Interpreter()
     for name, source in rs.modules:
         interp.add_module(name, source)
@@ -101,12 +104,10 @@ def breakdown(rs: RuleSet, docs: list[dict]) -> dict[str, float]:
     }
     for doc in docs:
         marks = [time.perf_counter()]
-        text = json.dumps(project(doc, tree), ensure_ascii=False)
+        text = json.dumps(project(doc, tree, keys), ensure_ascii=False)
         marks.append(time.perf_counter())
-        if "\\" in text:
+        if "\\" in text or not set_input_fast(interp, json.loads(text)):
             interp.set_input_term(text)
-        else:
-            interp.set_input(json.loads(text))
         marks.append(time.perf_counter())
         out = rego_bundle_query(interp._impl, bundle._impl)
         marks.append(time.perf_counter())

@@ -6,6 +6,10 @@ The rule sources say what they read: each ``input.a.b`` (or ``input["a"]``) chai
 subtree under its last fixed key, and ``object.filter(input.a, ["x", "y"])`` keeps ``a.x`` and
 ``a.y``. Anything else that takes ``input`` whole (``input[k]``, ``walk(input)``, passing it to a
 function) turns projection off for the set: the engine then gets the full document.
+
+Inside the arrays kept (a VM's disks, devices, guest file systems), objects keep only the keys
+some rule names: any ``.key`` or string literal in the sources. Rules that look at an object's
+keys as data (``some k, v in x``, ``object.keys``, ``walk``, ``json.marshal`` ...) turn that off.
 """
 
 from __future__ import annotations
@@ -24,6 +28,11 @@ _KEY = re.compile(r'"((?:\\.|[^"\\])*)"')
 _TYPE_ONLY = ("is_object(", "type_name(")
 
 Tree = dict[str, Any]  # key -> subtree; an empty dict means "keep everything below"
+_DOT_KEY = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)")
+_KEYS_AS_DATA = re.compile(
+    r"some\s+\w+\s*,\s*\w+\s+in\b|\b(object\.(keys|remove|union|union_n)|walk|json\.(marshal|filter|remove|patch)|"
+    r"yaml\.marshal)\s*\("
+)
 
 
 def _chain(source: str, pos: int) -> tuple[list[str], int]:
@@ -66,13 +75,45 @@ def input_tree(sources: Iterable[str]) -> Tree | None:
     return tree
 
 
-def project(doc: Any, tree: Tree | None) -> Any:
-    """``doc`` cut down to ``tree`` (None: the whole document)."""
+def element_keys(sources: Iterable[str]) -> frozenset[str] | None:
+    """Every key a rule can name, or None when a rule may read keys it does not name."""
+    keys: set[str] = set()
+    for source in sources:
+        code = _TOKEN.sub(lambda m: " " if m.group("com") else m.group(0), source)
+        if _KEYS_AS_DATA.search(_TOKEN.sub(lambda m: '""' if m.group("str") else m.group(0), code)):
+            return None
+        keys.update(_DOT_KEY.findall(code))
+        keys.update(m.group(1) for m in _KEY.finditer(code))
+    return frozenset(keys)
+
+
+def _elements(value: Any, keys: frozenset[str]) -> Any:
+    if isinstance(value, list):
+        return [_named(x, keys) for x in value]
+    if isinstance(value, dict):
+        return {k: _elements(v, keys) for k, v in value.items()}
+    return value
+
+
+def _named(value: Any, keys: frozenset[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _named(v, keys) for k, v in value.items() if k in keys}
+    if isinstance(value, list):
+        return [_named(x, keys) for x in value]
+    return value
+
+
+def project(doc: Any, tree: Tree | None, keys: frozenset[str] | None = None) -> Any:
+    """``doc`` cut down to ``tree`` (None: the whole document); objects inside kept arrays cut
+    to ``keys`` (None: whole)."""
     if tree is None or not isinstance(doc, dict):
         return doc
     out = {}
     for key, sub in tree.items():
         if key in doc:
             value = doc[key]
-            out[key] = project(value, sub) if sub and isinstance(value, dict) else value
+            if sub and isinstance(value, dict):
+                out[key] = project(value, sub, keys)
+            else:
+                out[key] = value if keys is None else _elements(value, keys)
     return out

@@ -21,7 +21,7 @@ from typing import Any
 
 from reconciler.progress.store import ProgressStore, ValidationRecord
 from reconciler.validation.engine import Engine, RegoPool
-from reconciler.validation.projection import Tree, input_tree, project
+from reconciler.validation.projection import Tree, element_keys, input_tree, project
 from reconciler.validation.ruleset import (
     RuleFile,
     RuleSet,
@@ -151,7 +151,7 @@ class Validator:
         self._active: dict[str, tuple[RuleSet, RuleSetState]] = {}
         self._states: dict[str, RuleSetState] = {}
         self._rejected: dict[str, tuple[str, RuleSetState]] = {}  # type -> (digest, state)
-        self._trees: dict[str, Tree | None] = {}  # what the rules in force read of a document
+        self._trees: dict[str, Cut] = {}  # what the rules in force read of a document
 
     def close(self) -> None:
         for engine in self._engines.values():
@@ -212,7 +212,7 @@ class Validator:
         state.in_use = how
         state.version, state.digest = built.result, fallback.digest
         self._active[provider_type] = (fallback, state)
-        self._trees[provider_type] = input_tree(f.source for f in fallback.files)
+        self._trees[provider_type] = _cut(fallback)
         self._states[provider_type] = state
         self._rejected[provider_type] = (digest, state)
         return state
@@ -239,7 +239,7 @@ class Validator:
             json.dumps({"modules": rs.modules, "custom": [f.name for f in rs.custom_files]}),
         )
         self._active[t] = (rs, state)
-        self._trees[t] = input_tree(f.source for f in rs.files)
+        self._trees[t] = _cut(rs)
         self._states[t] = state
 
     def _last_good(self, provider_type: str) -> tuple[RuleSet, str]:
@@ -286,7 +286,7 @@ class Validator:
                     ValidationRecord(provider_key, vm_id, version, digest, "", result, _now())
                 )
                 continue
-            doc = project(doc, self._trees.get(provider_type))
+            doc = project(doc, *self._trees.get(provider_type, (None, None)))
             idig = input_digest(doc)
             rec = records.get(vm_id)
             if rec and (rec.rules_version, rec.rules_digest, rec.input_digest) == (
@@ -375,6 +375,15 @@ def diagnose(rs: RuleSet, engine: Engine, message: str) -> list[str]:
         return [f"rule file rejected: {b}" for b in bad]
     names = ", ".join(f.name for f in custom)
     return [f"the repo's rule files do not compile together ({names}): {message}"]
+
+
+Cut = tuple[Tree | None, frozenset[str] | None]
+
+
+def _cut(rs: RuleSet) -> Cut:
+    """What of a VM's document the engine needs for ``rs`` (see projection.py)."""
+    sources = [f.source for f in rs.files]
+    return input_tree(sources), element_keys(sources)
 
 
 def _failed(reason: str) -> dict[str, str]:

@@ -9,7 +9,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from reconciler.validation.engine import RegoEngine
-from reconciler.validation.projection import input_tree, project
+from reconciler.validation.projection import element_keys, input_tree, project
 from reconciler.validation.ruleset import PACKAGES, compile_rules, load_rule_set
 
 DOCS_VM = Path(__file__).parent / "data" / "mtv_docs_vm.json"
@@ -59,10 +59,28 @@ def _case_inputs(ptype: str) -> list[dict]:
 def test_projected_documents_give_the_same_verdicts(ptype: str) -> None:
     rs = load_rule_set(ptype, None)
     tree = input_tree(f.source for f in rs.files)
+    keys = element_keys(f.source for f in rs.files)
     assert tree is not None, f"the shipped {ptype} rules should allow projection"
     docs = _case_inputs(ptype)
     with RegoEngine(eval_timeout=30) as engine:
         assert compile_rules(engine, rs).ok
         full = list(engine.evaluate([json.dumps(d) for d in docs]))
-        cut = list(engine.evaluate([json.dumps(project(d, tree)) for d in docs]))
+        cut = list(engine.evaluate([json.dumps(project(d, tree, keys)) for d in docs]))
     assert [r.result for r in cut] == [r.result for r in full]
+
+
+def test_objects_in_kept_arrays_keep_only_keys_a_rule_names() -> None:
+    src = 'package p\nr if { some d in input.disks; d.rdm; d.datastore.id == "x" }\n'
+    keys = element_keys([src])
+    doc = {"disks": [{"rdm": True, "serial": "s1", "datastore": {"id": "x", "kind": "D"}}]}
+    assert project(doc, input_tree([src]), keys) == {
+        "disks": [{"rdm": True, "datastore": {"id": "x"}}]
+    }
+
+
+@pytest.mark.parametrize(
+    "src",
+    ['r if { some d in input.disks; some k, v in d; k == "x" }', "r if walk(input.disks, [p, v])"],
+)
+def test_rules_that_read_keys_as_data_keep_whole_objects(src: str) -> None:
+    assert element_keys(["package p\n" + src + "\n"]) is None
