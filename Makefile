@@ -16,6 +16,14 @@ system-deps:
 	  fi; \
 	fi
 	@command -v git >/dev/null 2>&1 || { echo "make: installing git"; apt-get install -y -qq git >/dev/null; }
+	@if ! command -v go >/dev/null 2>&1 || [ ! -d /usr/share/gocode/src/github.com/vmware/govmomi ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "make: installing Debian packages golang-go, golang-github-vmware-govmomi-dev (the tests' vCenter simulator)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go golang-github-vmware-govmomi-dev >/dev/null; \
+	  else \
+	    echo "make: go/govmomi missing; run as root or: sudo apt-get install golang-go golang-github-vmware-govmomi-dev" >&2; exit 1; \
+	  fi; \
+	fi
 
 $(BIN)/mtv-gitops: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "make: Python >= 3.11 required" >&2; exit 1; }

@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
+import hashlib
+import socket
+import ssl
 from typing import Any, Protocol
 
 from reconciler.inventory.model import Inventory
 from reconciler.transfer.extents import DiskReader
+
+
+def sha1_fingerprint(host: str, port: int = 443, timeout: float = 10.0) -> str:
+    """A server certificate's SHA-1 in the MTV docs' format (``AA:BB:...``), read without
+    trusting it: what ``openssl s_client | openssl x509 -fingerprint -sha1`` prints, for
+    plugins that pin certificates (a vSphere Secret's ``thumbprint``)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            with ctx.wrap_socket(sock, server_hostname=host) as tls:
+                der = tls.getpeercert(binary_form=True)
+    except OSError as exc:
+        raise SourceError(f"cannot reach {host}:{port}: {exc}") from exc
+    if not der:
+        raise SourceError(f"{host}:{port} sent no certificate")
+    digest = hashlib.sha1(der).hexdigest().upper()  # noqa: S324 - the format MTV uses
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 
 
 class SourceError(Exception):

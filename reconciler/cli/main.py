@@ -202,6 +202,25 @@ def demo(workspace: Path, no_verify: bool) -> None:
     sys.exit(run_demo(workspace, verify=not no_verify))
 
 
+@cli.command()
+@click.argument("address", metavar="HOST[:PORT]")
+def fingerprint(address: str) -> None:
+    """Print the SHA-1 fingerprint of the TLS certificate at HOST[:PORT] (default port 443).
+
+    The format is the MTV docs' (`AA:BB:...`), what `openssl s_client | openssl x509
+    -fingerprint -sha1` prints: put it in a vSphere Provider's secret as `thumbprint` to pin
+    that certificate. Check it against what your vCenter shows before you trust it.
+    """
+    from reconciler.sources import SourceError, sha1_fingerprint
+
+    host, _, port = address.rpartition(":") if ":" in address else (address, "", "443")
+    try:
+        click.echo(sha1_fingerprint(host, int(port)))
+    except (SourceError, ValueError) as exc:
+        err_console.print(f"error {exc}", markup=False, style="red")
+        sys.exit(EXIT_UNREACHABLE)
+
+
 from reconciler.cli.rules_cmd import rules  # noqa: E402 - registered after the core commands
 
 cli.add_command(rules)

@@ -1,0 +1,269 @@
+"""The vSphere source plugin (pyvmomi): connection, inventory and the Forklift-shaped VM document.
+
+Not built yet (issue 4 goes on): reading disks (``open_disk`` says so), incremental inventory
+(WaitForUpdatesEx), Host migration networks and per-host scheduling.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from plugins.vsphere import session
+from plugins.vsphere.inventory import Snapshot, read_all
+from reconciler.hookspecs import hookimpl
+from reconciler.inventory.model import VM, Disk, Inventory, Network, Nic, Storage
+from reconciler.sources import SourceError
+
+PROVIDER_TYPE = "vsphere"
+_POWER = {"poweredOn": "On", "poweredOff": "Off", "suspended": "Off"}
+
+
+def _bus(controller: Any) -> str:
+    from pyVmomi import vim
+
+    if isinstance(controller, vim.vm.device.VirtualIDEController):
+        return "ide"
+    if isinstance(controller, vim.vm.device.VirtualSATAController):
+        return "sata"
+    if isinstance(controller, vim.vm.device.VirtualNVMEController):
+        return "nvme"
+    return "scsi"
+
+
+def _disk_doc(dev: Any, controllers: dict[int, Any]) -> dict[str, Any]:
+    from pyVmomi import vim
+
+    backing = dev.backing
+    rdm = isinstance(backing, vim.vm.device.VirtualDisk.RawDiskMappingVer1BackingInfo)
+    ds = getattr(backing, "datastore", None)
+    return {
+        "key": dev.key,
+        "file": getattr(backing, "fileName", ""),
+        "datastore": {"kind": "Datastore", "id": ds._moId if ds else ""},
+        "capacity": _capacity(dev),
+        "shared": getattr(backing, "sharing", "sharingNone") == "sharingMultiWriter",
+        "rdm": rdm,
+        "mode": getattr(backing, "diskMode", ""),
+        "bus": _bus(controllers.get(dev.controllerKey)),
+        "changeTrackingEnabled": bool(getattr(backing, "changeId", None)),
+    }
+
+
+def _capacity(dev: Any) -> int:
+    """Bytes; older vCenters (and govmomi's simulator) fill only capacityInKB."""
+    return int(dev.capacityInBytes or (dev.capacityInKB or 0) * 1024)
+
+
+def _nic_network(dev: Any) -> str:
+    backing = dev.backing
+    if hasattr(backing, "port") and getattr(backing.port, "portgroupKey", None):
+        return backing.port.portgroupKey
+    net = getattr(backing, "network", None)
+    return net._moId if net is not None else ""
+
+
+class VsphereConnection:
+    """A logged-in vCenter session and the inventory read through it."""
+
+    def __init__(self, si: Any) -> None:
+        self.si = si
+        self._snap: Snapshot | None = None
+
+    def _snapshot(self) -> Snapshot:
+        if self._snap is None:
+            self._snap = read_all(self.si)
+        return self._snap
+
+    def _vm(self, vm_id: str) -> dict[str, Any]:
+        vm = self._snapshot().vms.get(vm_id)
+        if vm is None:
+            raise SourceError(f"vCenter has no VM {vm_id}")
+        return vm
+
+    def inventory(self) -> Inventory:
+        from pyVmomi import vim
+
+        snap = self._snapshot()
+        vms = []
+        for moid, p in sorted(snap.vms.items()):
+            if p.get("config.template"):
+                continue  # templates are not migrated
+            devices = p.get("config.hardware.device") or []
+            controllers = {
+                d.key: d for d in devices if isinstance(d, vim.vm.device.VirtualController)
+            }
+            disks = tuple(
+                Disk(
+                    str(d.key),
+                    _capacity(d),
+                    _disk_doc(d, controllers)["datastore"]["id"],
+                    file=getattr(d.backing, "fileName", ""),
+                    format="vmdk",
+                    bus=_bus(controllers.get(d.controllerKey)),
+                )
+                for d in devices
+                if isinstance(d, vim.vm.device.VirtualDisk)
+            )
+            nics = tuple(
+                Nic(
+                    d.deviceInfo.label if d.deviceInfo else f"nic-{d.key}",
+                    _nic_network(d),
+                    d.macAddress or "",
+                    type(d).__name__.removeprefix("vim.vm.device.").lower(),
+                )
+                for d in devices
+                if isinstance(d, vim.vm.device.VirtualEthernetCard)
+            )
+            host = p.get("runtime.host")
+            vms.append(
+                VM(
+                    moid,
+                    p.get("name", moid),
+                    cpus=int(p.get("config.hardware.numCPU") or 1),
+                    cores_per_socket=int(p.get("config.hardware.numCoresPerSocket") or 1),
+                    memory_mb=int(p.get("config.hardware.memoryMB") or 1024),
+                    firmware="efi" if p.get("config.firmware") == "efi" else "bios",
+                    guest_os=p.get("config.guestId") or "",
+                    power_state=_POWER.get(str(p.get("runtime.powerState")), "Unknown"),
+                    disks=disks,
+                    nics=nics,
+                    host=host._moId if host is not None else "",
+                )
+            )
+        return Inventory(
+            vms=vms,
+            networks=[Network(k, v.get("name", k)) for k, v in sorted(snap.networks.items())],
+            storages=[Storage(k, v.get("name", k)) for k, v in sorted(snap.datastores.items())],
+        )
+
+    def validation_input(self, vm_id: str) -> dict[str, Any]:
+        """The VM as Forklift's vSphere inventory serves it (rules/vsphere/INPUT.md)."""
+        from pyVmomi import vim
+
+        snap, p = self._snapshot(), self._vm(vm_id)
+        devices = p.get("config.hardware.device") or []
+        controllers = {d.key: d for d in devices if isinstance(d, vim.vm.device.VirtualController)}
+        host_ref = p.get("runtime.host")
+        host = snap.hosts.get(host_ref._moId, {}) if host_ref is not None else {}
+        parent = host.get("parent")
+        cluster = snap.clusters.get(parent._moId, {}) if parent is not None else {}
+        snapshots = 0
+        todo = list(p["snapshot"].rootSnapshotList) if p.get("snapshot") else []
+        while todo:
+            node = todo.pop()
+            snapshots += 1
+            todo += list(node.childSnapshotList or [])
+        current = p["snapshot"].currentSnapshot if p.get("snapshot") else None
+        doc: dict[str, Any] = {
+            "id": vm_id,
+            "name": p.get("name", ""),
+            "uuid": p.get("config.uuid", ""),
+            "isTemplate": bool(p.get("config.template")),
+            "firmware": p.get("config.firmware", "bios"),
+            "powerState": str(p.get("runtime.powerState", "")),
+            "connectionState": str(p.get("runtime.connectionState", "")),
+            "changeTrackingEnabled": bool(p.get("config.changeTrackingEnabled")),
+            "cpuCount": int(p.get("config.hardware.numCPU") or 0),
+            "coresPerSocket": int(p.get("config.hardware.numCoresPerSocket") or 0),
+            "memoryMB": int(p.get("config.hardware.memoryMB") or 0),
+            "guestId": p.get("config.guestId") or "",
+            "guestName": p.get("config.guestFullName") or "",
+            "cpuHotAddEnabled": bool(p.get("config.cpuHotAddEnabled")),
+            "cpuHotRemoveEnabled": bool(p.get("config.cpuHotRemoveEnabled")),
+            "memoryHotAddEnabled": bool(p.get("config.memoryHotAddEnabled")),
+            "balloonedMemory": int(p.get("summary.quickStats.balloonedMemory") or 0),
+            "ipAddress": p.get("guest.ipAddress") or "",
+            "snapshotCount": snapshots,
+            "disks": [
+                _disk_doc(d, controllers)
+                for d in devices
+                if isinstance(d, vim.vm.device.VirtualDisk)
+            ],
+            "networks": [
+                {"kind": "Network", "id": _nic_network(d)}
+                for d in devices
+                if isinstance(d, vim.vm.device.VirtualEthernetCard)
+            ],
+            "devices": [{"kind": type(d).__name__.removeprefix("vim.vm.device.")} for d in devices],
+            "concerns": [],
+        }
+        if current is not None:
+            doc["snapshot"] = {"kind": "VirtualMachineSnapshot", "id": current._moId}
+        if host:
+            doc["host"] = {
+                "id": host_ref._moId,
+                "name": host.get("name", ""),
+                "inMaintenance": bool(host.get("runtime.inMaintenanceMode")),
+                "connectionState": str(host.get("runtime.connectionState", "")),
+                "productVersion": host.get("summary.config.product.version", ""),
+            }
+            if cluster:
+                doc["host"]["cluster"] = {
+                    "id": parent._moId,
+                    "name": cluster.get("name", ""),
+                    "drsEnabled": bool(cluster.get("configuration.drsConfig.enabled")),
+                    "dasEnabled": bool(cluster.get("configuration.dasConfig.enabled")),
+                }
+        return doc
+
+    def power_state(self, vm_id: str) -> str:
+        obj = self._vm(vm_id)["_obj"]
+        return _POWER.get(str(obj.runtime.powerState), "Unknown")
+
+    def power_off(self, vm_id: str, timeout: float) -> None:
+        """Guest shutdown when VMware Tools run, else a hard power off; waits up to timeout."""
+        obj = self._vm(vm_id)["_obj"]
+        if obj.runtime.powerState == "poweredOff":
+            return
+        deadline = time.monotonic() + timeout
+        if obj.guest.toolsRunningStatus == "guestToolsRunning":
+            obj.ShutdownGuest()
+            while time.monotonic() < deadline and obj.runtime.powerState != "poweredOff":
+                time.sleep(1)
+        if obj.runtime.powerState != "poweredOff":
+            _wait(obj.PowerOffVM_Task(), deadline)
+
+    def power_on(self, vm_id: str) -> None:
+        obj = self._vm(vm_id)["_obj"]
+        if obj.runtime.powerState != "poweredOn":
+            _wait(obj.PowerOnVM_Task(), time.monotonic() + 300)
+
+    def open_disk(self, vm_id: str, disk_key: str) -> Any:
+        raise SourceError(
+            "reading vSphere disks is not built yet (datastore HTTPS reads are the next step of "
+            "the vSphere plugin)"
+        )
+
+    def close(self) -> None:
+        from pyVim import connect as pyvim
+
+        try:
+            pyvim.Disconnect(self.si)
+        except Exception:  # noqa: BLE001 - logging out must not hide the pass result
+            pass
+
+
+def _wait(task: Any, deadline: float) -> None:
+    while task.info.state not in ("success", "error"):
+        if time.monotonic() > deadline:
+            raise SourceError(f"vCenter task {task.info.descriptionId} did not finish in time")
+        time.sleep(0.5)
+    if task.info.state == "error":
+        raise SourceError(f"vCenter task {task.info.descriptionId} failed: {task.info.error.msg}")
+
+
+@hookimpl
+def mtv_gitops_source_types() -> list[str]:
+    """The vSphere plugin answers for Provider ``spec.type: vsphere``."""
+    return [PROVIDER_TYPE]
+
+
+@hookimpl
+def mtv_gitops_connect(
+    provider_type: str, url: str, secret: dict[str, str], settings: dict[str, Any]
+) -> VsphereConnection | None:
+    """Log in to the vCenter at ``url`` with the Provider's secret (see session.py)."""
+    if provider_type != PROVIDER_TYPE:
+        return None
+    return VsphereConnection(session.connect(url, secret))

@@ -1,0 +1,53 @@
+// A vCenter simulator for the tests: govmomi's simulator.VPX() on 127.0.0.1 over TLS.
+//
+// It prints its SDK URL (with the simulator's login) on one line, then serves until its stdin
+// is closed, so it never outlives the test that started it.
+package main
+
+import (
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net/url"
+	"os"
+
+	"github.com/vmware/govmomi/simulator"
+)
+
+func main() {
+	clusters := flag.Int("clusters", 1, "clusters per datacenter")
+	hosts := flag.Int("hosts", 2, "ESXi hosts per cluster")
+	vms := flag.Int("vms", 2, "VMs per resource pool (each cluster and standalone host has one)")
+	datastores := flag.Int("datastores", 1, "datastores")
+	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
+	username := flag.String("username", "user", "the only login accepted")
+	password := flag.String("password", "pass", "its password")
+	cert := flag.String("cert", "", "TLS certificate (PEM); default: a built-in test certificate")
+	key := flag.String("key", "", "TLS key (PEM)")
+	flag.Parse()
+
+	m := simulator.VPX()
+	m.Cluster = *clusters
+	m.ClusterHost = *hosts
+	m.Machine = *vms
+	m.Datastore = *datastores
+	defer m.Remove()
+	if err := m.Create(); err != nil {
+		log.Fatal(err)
+	}
+	m.Service.Listen = &url.URL{Host: *listen, User: url.UserPassword(*username, *password)}
+	m.Service.TLS = new(tls.Config)
+	if *cert != "" {
+		pair, err := tls.LoadX509KeyPair(*cert, *key)
+		if err != nil {
+			log.Fatal(err)
+		}
+		m.Service.TLS.Certificates = []tls.Certificate{pair}
+	}
+	s := m.Service.NewServer()
+	defer s.Close()
+	fmt.Println(s.URL.String())
+	_, _ = io.Copy(io.Discard, os.Stdin)
+}
