@@ -16,6 +16,14 @@ from reconciler.inventory.model import VM, Disk, Inventory, Network, Nic, Storag
 from reconciler.sources import SourceError
 
 PROVIDER_TYPE = "vsphere"
+# Until disks can be read, a plan of vSphere VMs must not start: it would power VMs off and then
+# fail. This Critical concern makes such a plan Not Ready (VMSourceNotValid) and says why.
+NOT_BUILT = {
+    "category": "Critical",
+    "label": "vSphere disk copy is not built yet",
+    "assessment": "mtv-gitops reads this VM's inventory and validates it, but cannot copy its "
+    "disks yet; nothing is powered off or copied until it can.",
+}
 _POWER = {"poweredOn": "On", "poweredOff": "Off", "suspended": "Off"}
 
 
@@ -129,6 +137,7 @@ class VsphereConnection:
                     disks=disks,
                     nics=nics,
                     host=host._moId if host is not None else "",
+                    concerns=(NOT_BUILT,),
                 )
             )
         return Inventory(

@@ -54,7 +54,7 @@ class Simulator:
             self.proc.wait(10)
 
 
-def start_simulator(**flags: int) -> Simulator:
+def start_simulator(**flags: int | str) -> Simulator:
     args = [str(simulator_binary())] + [f"-{k}={v}" for k, v in flags.items()]
     proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline().strip()
@@ -69,6 +69,6 @@ def start_simulator(**flags: int) -> Simulator:
 
 @pytest.fixture(scope="module")
 def vcsim() -> Iterator[Simulator]:
-    sim = start_simulator(hosts=2, vms=3, datastores=2)
+    sim = start_simulator(hosts=2, vms=3, datastores=2, password="vc-Secret-7781")
     yield sim
     sim.stop()
