@@ -37,9 +37,7 @@ def _connect(url: str) -> OvaConnection:
 def test_found_through_entry_points(tmp_path: Path) -> None:
     pm = _manager()
     assert ["ova"] in pm.hook.mtv_gitops_source_types()
-    assert (
-        pm.hook.mtv_gitops_connect(provider_type="vsphere", url="x", secret={}, settings={}) is None
-    )
+    assert pm.hook.mtv_gitops_connect(provider_type="xen", url="x", secret={}, settings={}) is None
     assert _connect(str(tmp_path)).folder == tmp_path
     assert _connect(tmp_path.as_uri()).folder == tmp_path
     assert _connect(tmp_path.as_uri()).inventory().vms == []
