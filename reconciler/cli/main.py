@@ -203,6 +203,56 @@ def demo(workspace: Path, no_verify: bool) -> None:
 
 
 @cli.command()
+@repo_arg
+@click.option("--provider", "-p", required=True, help="Provider name (or namespace/name).")
+@click.option("--json", "as_json", is_flag=True, help="Print the inventory as JSON.")
+@secrets_opt
+def inventory(repo: str, provider: str, as_json: bool, secrets: Path | None) -> None:
+    """List what a source Provider of the working tree REPO has: VMs, networks, storage."""
+    import dataclasses
+    import json
+
+    from reconciler.daemon.observe import connect_provider
+    from reconciler.manifests.config import load_config
+    from reconciler.manifests.loader import load_repo
+    from reconciler.secrets.resolver import SecretError, SecretResolver, plaintext_secrets
+    from reconciler.sources import SourceError
+
+    root = _local_tree(repo)
+    config, _ = load_config(root)
+    desired = load_repo(root, config)
+    matches = [
+        m
+        for (ns, name), m in desired.of("Provider").items()
+        if provider in (name, f"{ns}/{name}") and m.spec.type != "openshift"
+    ]
+    if len(matches) != 1:
+        names = ", ".join(sorted(f"{ns}/{n}" for ns, n in desired.of("Provider")))
+        raise click.BadParameter(
+            f"{provider!r} names {len(matches)} source Providers (there are: {names or 'none'})",
+            param_hint="--provider",
+        )
+    resolver = SecretResolver(secrets)
+    resolver.plaintext = plaintext_secrets(desired)
+    try:
+        conn = connect_provider(matches[0], resolver)
+        try:
+            inv = conn.inventory()
+        finally:
+            conn.close()
+    except (SourceError, SecretError) as exc:
+        err_console.print(f"error {exc}", markup=False, style="red")
+        sys.exit(EXIT_UNREACHABLE)
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(inv), indent=2, default=str))
+        return
+    from reconciler.cli.render import inventory_tables
+
+    for table in inventory_tables(inv):
+        console.print(table)
+
+
+@cli.command()
 @click.argument("address", metavar="HOST[:PORT]")
 def fingerprint(address: str) -> None:
     """Print the SHA-1 fingerprint of the TLS certificate at HOST[:PORT] (default port 443).

@@ -63,6 +63,32 @@ class RichReporter:
         self.progress.update(tid, completed=p.bytes_done)
 
 
+def inventory_tables(inv: Any) -> list[Table]:
+    """A source provider's VMs, then its networks and storage."""
+    vms = Table(title=f"VMs ({len(inv.vms)})", title_justify="left")
+    for col in ("Name", "Id", "Power", "CPUs", "Memory MiB", "Disks", "NICs", "Host"):
+        vms.add_column(col)
+    for vm in inv.vms:
+        size = sum(d.capacity for d in vm.disks) / 1024**3
+        vms.add_row(
+            escape(vm.name),
+            escape(vm.id),
+            vm.power_state,
+            str(vm.cpus),
+            str(vm.memory_mb),
+            f"{len(vm.disks)} ({size:.1f} GiB)",
+            str(len(vm.nics)),
+            escape(vm.host),
+        )
+    other = Table(title="Networks and storage", title_justify="left")
+    for col in ("Kind", "Name", "Id"):
+        other.add_column(col)
+    for kind, items in (("network", inv.networks), ("storage", inv.storages)):
+        for item in items:
+            other.add_row(kind, escape(item.name), escape(item.id))
+    return [vms, other]
+
+
 def status_tables(docs: list[dict[str, Any]]) -> list[Table]:
     """Plans, then VMs, from status documents in Forklift's shape."""
     plans = Table(title="Plans", title_justify="left")

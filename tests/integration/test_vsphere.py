@@ -3,6 +3,8 @@ be copied, with every VM left as it was."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from ruamel.yaml import YAML
 
@@ -90,7 +92,17 @@ def test_a_vsphere_plan_is_validated_and_not_run_yet(
         },
         "a vSphere plan",
     )
-    proc = ws.reconcile("--once", env={"MTV_GITOPS_SECRETS": str(secrets)})
+    env = {"MTV_GITOPS_SECRETS": str(secrets)}
+    listed = ws.cli("inventory", str(ws.clone), "--provider", "vcenter", env=env, check=True)
+    assert "DC0_C0_RP0_VM0" in listed.stdout and "LocalDS_0" in listed.stdout
+    as_json = ws.cli("inventory", str(ws.clone), "-p", "vcenter", "--json", env=env, check=True)
+    inv = json.loads(as_json.stdout)
+    assert {v["name"] for v in inv["vms"]} >= {"DC0_C0_RP0_VM0", "DC0_H0_VM0"}
+    assert vcsim.password not in listed.stdout + as_json.stdout
+    bad = ws.cli("inventory", str(ws.clone), "-p", "vcenter")  # no secrets file
+    assert bad.returncode == 3 and "vcenter-creds" in bad.stderr
+
+    proc = ws.reconcile("--once", env=env)
     assert proc.returncode == 1, proc.stdout + proc.stderr  # the vSphere plan is not ready
     assert vcsim.password not in proc.stdout + proc.stderr
     plan = ws.status("plan", "vs-plan")["status"]
