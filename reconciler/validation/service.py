@@ -95,8 +95,6 @@ class Verdict:
 
     vm_id: str
     concerns: tuple[dict[str, str], ...]
-    rules_version: Any
-    validated: str
     fresh: bool  # evaluated in this pass (not reused from the store)
 
 
@@ -294,9 +292,7 @@ class Validator:
                 digest,
                 idig,
             ):
-                verdicts[vm_id] = Verdict(
-                    vm_id, tuple(rec.result["concerns"]), state.version, rec.validated, False
-                )
+                verdicts[vm_id] = Verdict(vm_id, tuple(rec.result["concerns"]), False)
                 problems += rec.result.get("problems", [])
                 continue
             todo.append((vm_id, idig, json.dumps(doc, default=str, ensure_ascii=False)))
@@ -314,9 +310,7 @@ class Validator:
                     f"{timeouts} VMs in this pass; retried next pass"
                 )
                 for later_id, _, _ in todo[n:]:
-                    verdicts[later_id] = Verdict(
-                        later_id, (_failed(why),), state.version, when, True
-                    )
+                    verdicts[later_id] = Verdict(later_id, (_failed(why),), True)
                 if why not in state.warnings:
                     state.warnings.append(why)
                 break
@@ -352,9 +346,7 @@ class Validator:
         for rec in fresh:
             if rec.vm_id in verdicts:
                 continue
-            verdicts[rec.vm_id] = Verdict(
-                rec.vm_id, tuple(rec.result["concerns"]), state.version, rec.validated, True
-            )
+            verdicts[rec.vm_id] = Verdict(rec.vm_id, tuple(rec.result["concerns"]), True)
         return verdicts
 
 

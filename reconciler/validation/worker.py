@@ -25,6 +25,9 @@ import sys
 import tempfile
 from typing import Any, BinaryIO
 
+from regopy import Interpreter, RegoError
+from regopy import rego_shared as c
+
 
 class _Captured:
     """Descriptor 1 pointed at a scratch file, so rego-cpp's prints become error text."""
@@ -51,8 +54,6 @@ def set_input_fast(interp: Any, value: Any) -> bool:
     """The input document built node by node with the C calls regopy's own ``set_input`` makes,
     dispatched on the exact type (a third cheaper than regopy's isinstance chain, which matters
     at 10,000 VMs a pass). False, with nothing set, for a value this does not handle."""
-    from regopy import rego_shared as c
-
     lib = c.rego
     new_str, obj_item = lib.regoInputString, lib.regoInputObjectItem
     p = c.rego_new_input()
@@ -97,9 +98,7 @@ def _engine_error(out: _Captured, fallback: str, interp: Any = None) -> str:
     of a failed query, which crashes regopy 1.5.2)."""
     text = out.text()
     if not text and interp is not None:
-        from regopy.rego_shared import rego_get_error
-
-        text = (rego_get_error(interp._impl) or "").strip()
+        text = (c.rego_get_error(interp._impl) or "").strip()
     return text or fallback
 
 
@@ -115,16 +114,12 @@ class Worker:
         self.out.proto.flush()
 
     def _interpreter(self, modules: list[list[str]]) -> Any:
-        from regopy import Interpreter
-
         interp = Interpreter()
         for name, source in modules:
             interp.add_module(name, source)
         return interp
 
     def build(self, req: dict[str, Any]) -> None:
-        from regopy import RegoError
-
         self.out.reset()
         self.interp = self.bundle = None
         try:
@@ -148,12 +143,6 @@ class Worker:
     def eval(self, req: dict[str, Any], stdin: BinaryIO) -> None:
         # regopy's Output parses the engine's JSON in Python and binding() prints it again; the
         # low-level calls hand the engine's own text straight through (the parent parses it once)
-        from regopy.rego_shared import (
-            rego_bundle_query,
-            rego_free_output,
-            rego_output_ok,
-            rego_output_string,
-        )
 
         # read the whole batch first: the parent writes it all before it reads a reply
         docs = [stdin.readline().decode() for _ in range(req["count"])]
@@ -167,12 +156,12 @@ class Worker:
                     # regopy does not re-escape strings it was given as values, so a document
                     # with escapes goes in as a term (half the speed, always right)
                     self.interp.set_input_term(doc)
-                impl = rego_bundle_query(self.interp._impl, self.bundle._impl)
+                impl = c.rego_bundle_query(self.interp._impl, self.bundle._impl)
                 try:
-                    ok = rego_output_ok(impl)
-                    text = rego_output_string(impl) if ok else ""
+                    ok = c.rego_output_ok(impl)
+                    text = c.rego_output_string(impl) if ok else ""
                 finally:
-                    rego_free_output(impl)
+                    c.rego_free_output(impl)
                 if not ok:
                     err = _engine_error(self.out, "query failed", self.interp)
                     self.reply({"ok": False, "error": err})

@@ -84,7 +84,8 @@ def test_inventory_equals_what_pyvmomi_reads_directly(conn: VsphereConnection) -
 def test_validation_documents_go_through_the_default_vsphere_rules(conn) -> None:
     inv = conn.inventory()
     docs = [conn.validation_input(vm.id) for vm in inv.vms]
-    assert all(d["host"]["cluster"]["name"] for d in docs if "cluster" in d.get("host", {}))
+    clustered = [d for d in docs if "cluster" in d.get("host", {})]
+    assert clustered and all(d["host"]["cluster"]["name"] for d in clustered)
     rs = load_rule_set("vsphere", None)
     with RegoEngine() as engine:
         assert compile_rules(engine, rs).ok
