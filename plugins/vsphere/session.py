@@ -9,6 +9,7 @@ self-signed); without one, the certificate must chain to the system CAs or to ``
 
 from __future__ import annotations
 
+import hashlib
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,51 @@ def _truthy(value: str | None) -> bool:
     return str(value or "").strip().lower() in ("true", "1", "yes")
 
 
+@dataclass(frozen=True)
+class TlsPolicy:
+    """How one endpoint's certificate is checked; shared by the SOAP session and the
+    datastore HTTPS reads so both trust exactly the same certificate."""
+
+    context: ssl.SSLContext
+    thumbprint: str = ""  # ``AA:BB:...``; when set, the only certificate accepted
+
+    def check(self, der: bytes | None, where: str) -> None:
+        """Refuse a connection whose certificate is not the pinned one."""
+        if not self.thumbprint:
+            return
+        digest = hashlib.sha1(der or b"").hexdigest().upper()  # noqa: S324 - MTV's pin format
+        got = ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+        if got != self.thumbprint:
+            raise SourceError(_pin_message(where, got, self.thumbprint))
+
+
+def _pin_message(where: str, got: str, want: str) -> str:
+    return (
+        f"the certificate of {where} has SHA-1 fingerprint {got}, not the thumbprint {want} in "
+        "the secret: if the certificate was replaced on purpose, put the new fingerprint "
+        f"(`mtv-gitops fingerprint {where}`) in the secret"
+    )
+
+
+def tls_policy(secret: dict[str, str]) -> TlsPolicy:
+    """Verified by default; the thumbprint pins; ``insecureSkipVerify`` only when set."""
+    thumbprint = (secret.get("thumbprint") or "").strip().upper()
+    if thumbprint or _truthy(secret.get("insecureSkipVerify")):
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE  # the pin is compared on every connection instead
+        return TlsPolicy(ctx, thumbprint)
+    return TlsPolicy(ssl.create_default_context(cadata=secret.get("cacert") or None))
+
+
+def untrusted_message(where: str, exc: ssl.SSLCertVerificationError) -> str:
+    return (
+        f"the certificate of {where} is not trusted ({exc.verify_message}): put its SHA-1 "
+        f"fingerprint in the secret as 'thumbprint' (`mtv-gitops fingerprint {where}`), or its "
+        "CA as 'cacert'"
+    )
+
+
 def connect(url: str, secret: dict[str, str], timeout: float = 30.0) -> Any:
     """A logged-in pyvmomi ServiceInstance, or a SourceError that says what to fix."""
     from pyVim import connect as pyvim
@@ -45,26 +91,14 @@ def connect(url: str, secret: dict[str, str], timeout: float = 30.0) -> Any:
     user, password = secret.get("user", ""), secret.get("password", "")
     if not user:
         raise SourceError("the Provider's secret has no 'user'")
-    thumbprint = (secret.get("thumbprint") or "").strip().upper()
-    kwargs: dict[str, Any] = {}
-    if thumbprint:
+    policy = tls_policy(secret)
+    where = f"{ep.host}:{ep.port}"
+    kwargs: dict[str, Any] = {"sslContext": policy.context}
+    if policy.thumbprint:
         got = sha1_fingerprint(ep.host, ep.port, timeout)
-        if got != thumbprint:
-            raise SourceError(
-                f"the certificate of {ep.host}:{ep.port} has SHA-1 fingerprint {got}, not the "
-                f"thumbprint {thumbprint} in the Provider's secret: if the certificate was "
-                "replaced on purpose, put the new fingerprint (`mtv-gitops fingerprint "
-                f"{ep.host}:{ep.port}`) in the secret"
-            )
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE  # pinned above, and pyvmomi checks it again
-        kwargs.update(sslContext=ctx, thumbprint=thumbprint.replace(":", ""))
-    elif _truthy(secret.get("insecureSkipVerify")):
-        kwargs.update(disableSslCertValidation=True)
-    else:
-        ctx = ssl.create_default_context(cadata=secret.get("cacert") or None)
-        kwargs.update(sslContext=ctx)
+        if got != policy.thumbprint:
+            raise SourceError(_pin_message(where, got, policy.thumbprint))
+        kwargs["thumbprint"] = policy.thumbprint.replace(":", "")  # pyvmomi checks it again
     try:
         return pyvim.SmartConnect(
             host=ep.host,
@@ -78,10 +112,6 @@ def connect(url: str, secret: dict[str, str], timeout: float = 30.0) -> Any:
     except vim.fault.InvalidLogin as exc:
         raise SourceError(f"vCenter {ep.host} refused the login of {user!r}: {exc.msg}") from exc
     except ssl.SSLCertVerificationError as exc:
-        raise SourceError(
-            f"the certificate of {ep.host}:{ep.port} is not trusted ({exc.verify_message}): put "
-            "its SHA-1 fingerprint in the secret as 'thumbprint' (`mtv-gitops fingerprint "
-            f"{ep.host}:{ep.port}`), or its CA as 'cacert'"
-        ) from exc
+        raise SourceError(untrusted_message(where, exc)) from exc
     except (OSError, vim.fault.HostConnectFault) as exc:
-        raise SourceError(f"cannot reach vCenter {ep.host}:{ep.port}: {exc}") from exc
+        raise SourceError(f"cannot reach vCenter {where}: {exc}") from exc

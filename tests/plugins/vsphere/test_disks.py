@@ -1,0 +1,212 @@
+"""Disk reads from the simulator's datastores over HTTPS Range requests, through the engine."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from plugins.ova.factory import semi_random
+from plugins.vsphere.plugin import VsphereConnection, mtv_gitops_connect
+from reconciler.progress.store import ProgressStore
+from reconciler.sources import SourceError, sha1_fingerprint
+from reconciler.transfer.engine import TransferError, copy_disk
+from reconciler.transfer.rawfile import RawDiskReader, RawDiskWriter
+from reconciler.transfer.throttle import ThrottledReader
+from tests.plugins.vsphere.conftest import Simulator, start_simulator
+from tests.plugins.vsphere.datastore_files import (
+    add_disk,
+    put_file,
+    split_path,
+    write_flat_disk,
+    write_vmdk_files,
+)
+
+pytestmark = pytest.mark.integration
+MiB = 1024 * 1024
+
+
+def content(size: int, seed: int = 1) -> bytes:
+    """Data with holes: 1 MiB of data, 1 MiB of zeros, repeated."""
+    out = bytearray(size)
+    for off in range(0, size, 2 * MiB):
+        out[off : off + MiB] = semi_random(min(MiB, size - off), seed + off)
+    return bytes(out)
+
+
+def connect(sim: Simulator, **settings) -> VsphereConnection:
+    fp = sha1_fingerprint(sim.host, sim.port)
+    return mtv_gitops_connect("vsphere", sim.url, sim.secret(thumbprint=fp), settings)
+
+
+def first_vm(conn: VsphereConnection):
+    from pyVmomi import vim
+
+    content_ = conn.si.RetrieveContent()
+    view = content_.viewManager.CreateContainerView(content_.rootFolder, [vim.VirtualMachine], 1)
+    try:
+        return sorted(view.view, key=lambda v: v._moId)[0]
+    finally:
+        view.Destroy()
+
+
+def datastore(conn: VsphereConnection, name: str):
+    from pyVmomi import vim
+
+    c = conn.si.RetrieveContent()
+    view = c.viewManager.CreateContainerView(c.rootFolder, [vim.Datastore], True)
+    try:
+        return next(d for d in view.view if d.name == name)
+    finally:
+        view.Destroy()
+
+
+@pytest.fixture(scope="module")
+def sim():
+    s = start_simulator(hosts=1, vms=1, datastores=2)
+    yield s
+    s.stop()
+
+
+def fresh_disk(sim: Simulator, size: int, ds: str = "LocalDS_1"):
+    conn = connect(sim)
+    vm = first_vm(conn)
+    disk = add_disk(conn.si, vm, size, datastore(conn, ds))
+    conn.close()
+    return vm._moId, disk
+
+
+def test_a_flat_disk_put_into_the_datastore_arrives_byte_identical(sim, tmp_path) -> None:
+    data = content(6 * MiB + 4096)
+    vm_id, disk = fresh_disk(sim, len(data))
+    write_flat_disk(sim, disk.backing.fileName, data)
+    conn = connect(sim)
+    try:
+        reader = conn.open_disk(vm_id, str(disk.key))
+        assert reader.size == len(data)
+        assert reader.read(MiB - 10, 20) == data[MiB - 10 : MiB + 10]
+        store = ProgressStore(tmp_path / "p.db")
+        writer = RawDiskWriter(tmp_path / "disk.img", reader.size)
+        result = copy_disk(reader, writer, store, "d1", chunk_size=MiB, streams=3)
+        writer.close()
+        reader.close()
+    finally:
+        conn.close()
+    assert (tmp_path / "disk.img").read_bytes() == data
+    assert result.source_digest.startswith("sha256-1m:")
+
+
+@pytest.mark.parametrize(
+    "subformat", ["monolithicSparse", "twoGbMaxExtentSparse", "monolithicFlat"]
+)
+def test_other_layouts_read_through_their_extents(sim, tmp_path, subformat) -> None:
+    data = content(5 * MiB)
+    raw = tmp_path / "src.raw"
+    raw.write_bytes(data)
+    vm_id, disk = fresh_disk(sim, len(data))
+    write_vmdk_files(sim, disk.backing.fileName, raw, subformat, tmp_path)
+    conn = connect(sim)
+    try:
+        reader = conn.open_disk(vm_id, str(disk.key))
+        got = reader.read(0, reader.size)
+        extents = list(reader.extents())
+        reader.close()
+    finally:
+        conn.close()
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+    if "Sparse" in subformat:  # unallocated grains are holes the copy skips
+        assert sum(e.length for e in extents if e.zero) >= 2 * MiB
+
+
+def test_unreadable_layouts_say_what_to_do(sim) -> None:
+    vm_id, disk = fresh_disk(sim, MiB)
+    ds, path = split_path(disk.backing.fileName)
+    conn = connect(sim)
+    try:
+        with pytest.raises(SourceError, match="is empty: not a VMDK descriptor"):
+            conn.open_disk(vm_id, str(disk.key))  # the simulator's own (empty) files
+        delta = (
+            'createType="vmfsSparse"\nparentFileNameHint="base.vmdk"\n'
+            'RW 2048 VMFSSPARSE "x-delta.vmdk"\n'
+        )
+        put_file(sim, ds, path, delta.encode())
+        with pytest.raises(SourceError, match="snapshot delta: delete or consolidate"):
+            conn.open_disk(vm_id, str(disk.key))
+        with pytest.raises(SourceError, match="has no disk nope"):
+            conn.open_disk(vm_id, "nope")
+    finally:
+        conn.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_simulator_killed_mid_copy_then_restarted_the_copy_resumes(tmp_path) -> None:
+    """The datastore goes away mid-copy: reads are retried, then the copy fails with what was
+    durable recorded; against the restarted vCenter the copy resumes from its checkpoints."""
+    port = free_port()
+    flags = dict(hosts=1, vms=1, datastores=2, listen=f"127.0.0.1:{port}")
+    data = content(24 * MiB, seed=7)
+
+    def prepare() -> tuple[Simulator, str, str]:
+        s = start_simulator(**flags)
+        vm_id, disk = fresh_disk(s, len(data))
+        write_flat_disk(s, disk.backing.fileName, data)
+        return s, vm_id, str(disk.key)
+
+    sim1, vm_id, key = prepare()
+    store = ProgressStore(tmp_path / "p.db")
+    conn = connect(sim1, readRetrySeconds=1)
+    reader = conn.open_disk(vm_id, key)
+    writer = RawDiskWriter(tmp_path / "disk.img", reader.size)
+    killed = threading.Event()
+
+    def on_progress(p) -> None:
+        if p.bytes_done >= 8 * MiB and not killed.is_set():
+            killed.set()
+            sim1.proc.kill()
+            sim1.proc.wait()
+
+    with pytest.raises(TransferError, match="failed .* times"):
+        copy_disk(
+            ThrottledReader(reader, 8 * MiB),
+            writer,
+            store,
+            "disk",
+            chunk_size=MiB,
+            streams=1,
+            on_progress=on_progress,
+        )
+    writer.close()
+    reader.close()
+    assert killed.is_set()
+    done_before = len(store.done_chunks("disk"))
+    assert 0 < done_before < 24
+
+    sim2, vm_id2, key2 = prepare()
+    try:
+        assert (vm_id2, key2) == (vm_id, key)  # the same VM and disk after the restart
+        conn = connect(sim2)
+        reader = conn.open_disk(vm_id, key)
+        writer = RawDiskWriter(tmp_path / "disk.img", reader.size)
+        verify = RawDiskReader(tmp_path / "disk.img")
+        result = copy_disk(
+            reader, writer, store, "disk", chunk_size=MiB, streams=2, verify_reader=verify
+        )
+        verify.close()
+        writer.close()
+        read_after = reader.client.bytes_read
+        reader.close()
+        conn.close()
+    finally:
+        sim2.stop()
+    assert result.resumed_chunks == done_before
+    assert read_after < len(data)  # the chunks copied before the kill were not read again
+    assert Path(tmp_path / "disk.img").read_bytes() == data
+    assert result.source_digest == result.target_digest
