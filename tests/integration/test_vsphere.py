@@ -1,5 +1,4 @@
-"""A vSphere plan reconciled against the simulator: validated, and held back until disks can
-be copied, with every VM left as it was."""
+"""A vSphere plan cold-migrated from the simulator to the local target, end to end through git."""
 
 from __future__ import annotations
 
@@ -10,9 +9,12 @@ from ruamel.yaml import YAML
 
 from reconciler.sources import sha1_fingerprint
 from tests.integration.conftest import small_vm
-from tests.plugins.vsphere.conftest import vcsim  # noqa: F401 - the simulator fixture
+from tests.plugins.vsphere.conftest import Simulator, start_simulator
+from tests.plugins.vsphere.datastore_files import add_disk, wait, write_flat_disk
+from tests.plugins.vsphere.test_disks import connect, content, datastore
 
 pytestmark = pytest.mark.integration
+MiB = 1024 * 1024
 
 PROVIDER = """apiVersion: forklift.konveyor.io/v1beta1
 kind: Provider
@@ -28,92 +30,189 @@ spec:
 """
 MAPS = """apiVersion: forklift.konveyor.io/v1beta1
 kind: NetworkMap
-metadata: {name: vs-net, namespace: openshift-mtv}
+metadata: {{name: vs-net, namespace: openshift-mtv}}
 spec:
   provider:
-    source: {name: vcenter, namespace: openshift-mtv}
-    destination: {name: host, namespace: openshift-mtv}
+    source: {{name: vcenter, namespace: openshift-mtv}}
+    destination: {{name: host, namespace: openshift-mtv}}
   map:
-    - source: {name: VM Network}
-      destination: {type: pod}
-    - source: {name: DC0_DVPG0}
-      destination: {type: pod}
+    - source: {{id: {vm_network_id}}}
+      destination: {{type: pod}}
+    - source: {{name: DC0_DVPG0}}
+      destination: {{type: multus, name: backend, namespace: vs-vms}}
 ---
 apiVersion: forklift.konveyor.io/v1beta1
 kind: StorageMap
-metadata: {name: vs-sto, namespace: openshift-mtv}
+metadata: {{name: vs-sto, namespace: openshift-mtv}}
 spec:
   provider:
-    source: {name: vcenter, namespace: openshift-mtv}
-    destination: {name: host, namespace: openshift-mtv}
+    source: {{name: vcenter, namespace: openshift-mtv}}
+    destination: {{name: host, namespace: openshift-mtv}}
   map:
-    - source: {name: LocalDS_0}
-      destination: {storageClass: standard}
+    - source: {{name: LocalDS_0}}
+      destination: {{storageClass: standard}}
+    - source: {{id: {ds1_id}}}
+      destination: {{storageClass: fast}}
 """
 PLAN = """apiVersion: forklift.konveyor.io/v1beta1
 kind: Plan
-metadata: {name: vs-plan, namespace: openshift-mtv}
+metadata: {{name: vs-plan, namespace: openshift-mtv}}
 spec:
   targetNamespace: vs-vms
   provider:
-    source: {name: vcenter, namespace: openshift-mtv}
-    destination: {name: host, namespace: openshift-mtv}
+    source: {{name: vcenter, namespace: openshift-mtv}}
+    destination: {{name: host, namespace: openshift-mtv}}
   map:
-    network: {name: vs-net, namespace: openshift-mtv}
-    storage: {name: vs-sto, namespace: openshift-mtv}
+    network: {{name: vs-net, namespace: openshift-mtv}}
+    storage: {{name: vs-sto, namespace: openshift-mtv}}
   vms:
-    - name: DC0_C0_RP0_VM0
+    - name: Web Server_01.Prod
+    - id: {off_vm_id}
 ---
 apiVersion: forklift.konveyor.io/v1beta1
 kind: Migration
-metadata: {name: vs-plan-1, namespace: openshift-mtv}
+metadata: {{name: vs-plan-1, namespace: openshift-mtv}}
 spec:
-  plan: {name: vs-plan, namespace: openshift-mtv}
+  plan: {{name: vs-plan, namespace: openshift-mtv}}
 """
 
 
-def test_a_vsphere_plan_is_validated_and_not_run_yet(
-    workspace_factory,
-    vcsim,  # noqa: F811 - the fixture imported above
-    tmp_path,
-) -> None:
+def _vms(si) -> dict:
+    from pyVmomi import vim
+
+    c = si.RetrieveContent()
+    view = c.viewManager.CreateContainerView(c.rootFolder, [vim.VirtualMachine], True)
+    try:
+        return {vm.name: vm for vm in view.view}
+    finally:
+        view.Destroy()
+
+
+def prepare_source(sim: Simulator) -> dict:
+    """Shape two simulator VMs like real ones and give every disk known content:
+    "Web Server_01.Prod" (on, a name to sanitise, NICs on a port group and on a standard
+    network, a second disk on
+    a second datastore) and DC0_C0_RP0_VM1 (powered off)."""
+    from pyVmomi import vim
+
+    conn = connect(sim)
+    si = conn.si
+    vms = _vms(si)
+    web, off = vms["DC0_C0_RP0_VM0"], vms["DC0_C0_RP0_VM1"]
+    wait(web.Rename_Task("Web Server_01.Prod"))
+    vm_net = next(n for n in web.runtime.host.network if n.name == "VM Network")
+    nic = vim.vm.device.VirtualVmxnet3(  # its first NIC is on the DC0_DVPG0 port group
+        key=-1,
+        addressType="manual",
+        macAddress="00:50:56:aa:bb:02",
+        backing=vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(
+            network=vm_net, deviceName="VM Network"
+        ),
+    )
+    spec = vim.vm.ConfigSpec(
+        deviceChange=[vim.vm.device.VirtualDeviceSpec(operation="add", device=nic)]
+    )
+    wait(web.ReconfigVM_Task(spec))
+    add_disk(si, web, 8 * MiB, datastore(conn, "LocalDS_1"))
+    wait(off.PowerOffVM_Task())
+    data = {}
+    for vm in (web, off):
+        disks = [d for d in vm.config.hardware.device if isinstance(d, vim.vm.device.VirtualDisk)]
+        data[vm.name] = []
+        for i, d in enumerate(disks):
+            blob = content(d.capacityInKB * 1024, seed=len(data) * 10 + i)
+            write_flat_disk(sim, d.backing.fileName, blob)
+            data[vm.name].append(blob)
+    out = {
+        "data": data,
+        "off_vm_id": off._moId,
+        "vm_network_id": vm_net._moId,
+        "ds1_id": datastore(conn, "LocalDS_1")._moId,
+        "macs": [
+            d.macAddress
+            for d in web.config.hardware.device
+            if isinstance(d, vim.vm.device.VirtualEthernetCard)
+        ],
+    }
+    conn.close()
+    return out
+
+
+@pytest.fixture
+def vcsim_cold():
+    sim = start_simulator(hosts=2, vms=2, datastores=2, password="vc-Secret-7781")
+    yield sim
+    sim.stop()
+
+
+def test_a_vsphere_plan_cold_migrates_to_the_target(workspace_factory, vcsim_cold, tmp_path):
+    sim = vcsim_cold
+    src = prepare_source(sim)
     ws = workspace_factory([small_vm("steady", 1)])
     secrets = tmp_path / "secrets.yaml"
-    fp = sha1_fingerprint(vcsim.host, vcsim.port)
+    fp = sha1_fingerprint(sim.host, sim.port)
     secrets.write_text(
-        f"openshift-mtv/vcenter-creds:\n  user: {vcsim.user}\n  password: {vcsim.password}\n"
+        f"openshift-mtv/vcenter-creds:\n  user: {sim.user}\n  password: {sim.password}\n"
         f'  thumbprint: "{fp}"\n'
     )
     ws.user_commit(
         {
-            "providers/vcenter.yaml": PROVIDER.format(url=vcsim.url),
-            "maps/vsphere.yaml": MAPS,
-            "plans/vs-plan.yaml": PLAN,
+            "providers/vcenter.yaml": PROVIDER.format(url=sim.url),
+            "maps/vsphere.yaml": MAPS.format(**src),
+            "plans/vs-plan.yaml": PLAN.format(**src),
         },
         "a vSphere plan",
     )
     env = {"MTV_GITOPS_SECRETS": str(secrets)}
     listed = ws.cli("inventory", str(ws.clone), "--provider", "vcenter", env=env, check=True)
-    assert "DC0_C0_RP0_VM0" in listed.stdout and "LocalDS_0" in listed.stdout
+    assert "Web Server_01.Prod" in listed.stdout and "LocalDS_1" in listed.stdout
     as_json = ws.cli("inventory", str(ws.clone), "-p", "vcenter", "--json", env=env, check=True)
     inv = json.loads(as_json.stdout)
-    assert {v["name"] for v in inv["vms"]} >= {"DC0_C0_RP0_VM0", "DC0_H0_VM0"}
-    assert vcsim.password not in listed.stdout + as_json.stdout
+    assert {v["name"] for v in inv["vms"]} >= {"Web Server_01.Prod", "DC0_H0_VM0"}
+    assert sim.password not in listed.stdout + as_json.stdout
     bad = ws.cli("inventory", str(ws.clone), "-p", "vcenter")  # no secrets file
     assert bad.returncode == 3 and "vcenter-creds" in bad.stderr
 
-    proc = ws.reconcile("--once", env=env)
-    assert proc.returncode == 1, proc.stdout + proc.stderr  # the vSphere plan is not ready
-    assert vcsim.password not in proc.stdout + proc.stderr
+    proc = ws.reconcile("--once", env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sim.password not in proc.stdout + proc.stderr
     plan = ws.status("plan", "vs-plan")["status"]
-    conds = {c["type"]: c for c in plan["conditions"]}
-    assert "vSphere disk copy is not built yet" in conds["VMSourceNotValid"]["message"]
-    assert "Ready" not in conds
+    vms = {v["name"]: v for v in plan["migration"]["vms"]}
+    assert {n: v["phase"] for n, v in vms.items()} == {
+        "Web Server_01.Prod": "Completed",
+        "DC0_C0_RP0_VM1": "Completed",
+    }
+    steps = {s["name"]: s for s in vms["Web Server_01.Prod"]["pipeline"]}
+    assert [t["verified"] for t in steps["CopyDisks"]["tasks"]] == [True, True]
     ids = {c.get("id") for v in plan["validation"]["vms"] for c in v["concerns"]}
     assert "vmware.changed_block_tracking.disabled" in ids  # the default vSphere rules ran
-    provider = ws.status("provider", "vcenter")["status"]
-    assert any(c["type"] == "Ready" for c in provider["conditions"])
-    assert YAML(typ="safe").load(ws.remote_file("status/repo.yaml"))["validation"]["vsphere"]
+
+    ns = ws.cluster / "vs-vms"
+    load = YAML(typ="safe").load
+    web = load((ns / "virtualmachines" / "webserver-01prod.yaml").read_text())
+    off = load((ns / "virtualmachines" / "dc0-c0-rp0-vm1.yaml").read_text())
+    assert web["spec"]["runStrategy"] == "Always"  # the source was on
+    assert off["spec"]["runStrategy"] == "Halted"  # the source was off
+    domain = web["spec"]["template"]["spec"]["domain"]
+    assert [i["macAddress"] for i in domain["devices"]["interfaces"]] == src["macs"]
+    assert web["spec"]["template"]["spec"]["networks"] == [
+        {"name": "net-0", "multus": {"networkName": "vs-vms/backend"}},
+        {"name": "net-1", "pod": {}},
+    ]
+    assert domain["firmware"]["bootloader"] == {"bios": {}}
+    for target, source in (
+        ("webserver-01prod", "Web Server_01.Prod"),
+        ("dc0-c0-rp0-vm1", "DC0_C0_RP0_VM1"),
+    ):
+        for i, blob in enumerate(src["data"][source]):
+            assert (ns / "disks" / f"{target}-disk-{i}.img").read_bytes() == blob
+    classes = [
+        load((ns / "pvcs" / f"webserver-01prod-disk-{i}.yaml").read_text())["spec"][
+            "storageClassName"
+        ]
+        for i in range(2)
+    ]
+    assert classes == ["standard", "fast"]  # two datastores, two storage classes
     assert [v["phase"] for v in ws.status("plan", "demo-plan")["status"]["migration"]["vms"]] == [
         "Completed"
     ]  # the OVA plan beside it ran
