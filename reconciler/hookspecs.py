@@ -28,7 +28,11 @@ def mtv_gitops_source_types() -> list[str]:
 
 @hookspec(firstresult=True)
 def mtv_gitops_connect(
-    provider_type: str, url: str, secret: dict[str, str], settings: dict[str, Any]
+    provider_type: str,
+    url: str,
+    secret: dict[str, str],
+    settings: dict[str, Any],
+    hosts: dict[str, dict[str, Any]],
 ) -> SourceConnection | None:
     """Open a connection to a source provider.
 
@@ -37,6 +41,9 @@ def mtv_gitops_connect(
     :param secret: the resolved credentials (keys as in the MTV Secret's ``stringData``);
         never log or store them.
     :param settings: the Provider's ``spec.settings``.
+    :param hosts: the Provider's Host manifests, ``{host id: {"ipAddress": ..., "secret":
+        {...}}}``: hosts whose disks are read over their migration network with their own
+        credentials. Plugins without hosts leave the argument out of their signature.
     :return: a :class:`reconciler.sources.SourceConnection`, or ``None`` when the type is not
         this plugin's.  Raise :class:`reconciler.sources.SourceError` when the provider cannot
         be reached or refuses the credentials.

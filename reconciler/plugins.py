@@ -35,11 +35,15 @@ def source_types() -> list[str]:
 
 
 def connect(
-    provider_type: str, url: str, secret: dict[str, str], settings: dict[str, Any]
+    provider_type: str,
+    url: str,
+    secret: dict[str, str],
+    settings: dict[str, Any],
+    hosts: dict[str, dict[str, Any]] | None = None,
 ) -> SourceConnection:
     """A connection from whichever plugin answers for ``provider_type``."""
     conn = plugin_manager().hook.mtv_gitops_connect(
-        provider_type=provider_type, url=url, secret=secret, settings=settings
+        provider_type=provider_type, url=url, secret=secret, settings=settings, hosts=hosts or {}
     )
     if conn is None:
         known = ", ".join(source_types()) or "none"

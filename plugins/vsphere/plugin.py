@@ -72,23 +72,31 @@ class VsphereConnection:
         url: str = "",
         secret: dict[str, str] | None = None,
         settings: dict[str, Any] | None = None,
+        hosts: dict[str, dict[str, Any]] | None = None,
     ) -> None:
-        self.si = si
-        self.url, self._secret = url, dict(secret or {})
+        self._login = session.Login(url, secret or {}, si)
         self.retry_seconds = float((settings or {}).get("readRetrySeconds", RETRY_SECONDS))
+        self.hosts = dict(hosts or {})
+        self._host_logins: dict[str, session.Login] = {}
         self._snap: Snapshot | None = None
         self._datacenters: dict[str, str] = {}
-        self._login_lock = threading.Lock()
+        self._lock = threading.Lock()
 
-    def _cookie(self) -> str:
-        """The SOAP session cookie (``vmware_soap_session=...``) the datastore URLs accept."""
-        raw = getattr(self.si._stub, "cookie", "") or ""
-        return raw.split(";", 1)[0].strip()
+    @property
+    def si(self) -> Any:
+        return self._login.si
 
-    def _relogin(self) -> None:
-        """A new session after vCenter forgot ours (restart, expiry); datastore reads go on."""
-        with self._login_lock:
-            self.si = session.connect(self.url, self._secret)
+    def _datastore_login(self, host_id: str) -> tuple[session.Login, str | None]:
+        """Where a VM's disks are read: its ESXi host's migration network when a Host manifest
+        names it (with the host's own credentials, ``dcPath=ha-datacenter``), else vCenter."""
+        host = self.hosts.get(host_id)
+        if not host:
+            return self._login, None
+        with self._lock:
+            if host_id not in self._host_logins:
+                address = str(host.get("ipAddress", ""))
+                self._host_logins[host_id] = session.Login(f"https://{address}/sdk", host["secret"])
+            return self._host_logins[host_id], "ha-datacenter"
 
     def _datacenter_path(self, obj: Any) -> str:
         """``dcPath`` of the datacenter holding ``obj``: its inventory path (``Folder/DC0``)."""
@@ -292,14 +300,16 @@ class VsphereConnection:
             )
         if getattr(backing, "datastore", None) is None or not getattr(backing, "fileName", ""):
             raise SourceError(f"disk {disk_key} of {p.get('name', vm_id)} is on no datastore")
-        f = DatastoreFile.parse(self._datacenter_path(backing.datastore), backing.fileName)
-        ep = session.endpoint(self.url)
+        host = p.get("runtime.host")
+        login, dc_path = self._datastore_login(host._moId if host is not None else "")
+        dc = dc_path or self._datacenter_path(backing.datastore)
+        f = DatastoreFile.parse(dc, backing.fileName)
         client = DatastoreHttp(
-            ep.host,
-            ep.port,
-            session.tls_policy(self._secret),
-            self._cookie,
-            self._relogin,
+            login.endpoint.host,
+            login.endpoint.port,
+            login.policy,
+            login.cookie,
+            login.relogin,
             self.retry_seconds,
         )
         try:
@@ -309,12 +319,8 @@ class VsphereConnection:
             raise
 
     def close(self) -> None:
-        from pyVim import connect as pyvim
-
-        try:
-            pyvim.Disconnect(self.si)
-        except Exception:  # noqa: BLE001 - logging out must not hide the pass result
-            pass
+        for login in [*self._host_logins.values(), self._login]:
+            login.close()
 
 
 def _wait(task: Any, deadline: float) -> None:
@@ -334,9 +340,13 @@ def mtv_gitops_source_types() -> list[str]:
 
 @hookimpl
 def mtv_gitops_connect(
-    provider_type: str, url: str, secret: dict[str, str], settings: dict[str, Any]
+    provider_type: str,
+    url: str,
+    secret: dict[str, str],
+    settings: dict[str, Any],
+    hosts: dict[str, dict[str, Any]],
 ) -> VsphereConnection | None:
     """Log in to the vCenter at ``url`` with the Provider's secret (see session.py)."""
     if provider_type != PROVIDER_TYPE:
         return None
-    return VsphereConnection(session.connect(url, secret), url, secret, settings)
+    return VsphereConnection(session.connect(url, secret), url, secret, settings, hosts)

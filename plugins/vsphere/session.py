@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import ssl
+import threading
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -115,3 +116,42 @@ def connect(url: str, secret: dict[str, str], timeout: float = 30.0) -> Any:
         raise SourceError(untrusted_message(where, exc)) from exc
     except (OSError, vim.fault.HostConnectFault) as exc:
         raise SourceError(f"cannot reach vCenter {where}: {exc}") from exc
+
+
+class Login:
+    """One endpoint's session, logged in again on demand: the datastore reads of a long copy
+    outlive a vCenter restart or a session timeout."""
+
+    def __init__(self, url: str, secret: dict[str, str], si: Any = None) -> None:
+        self.url, self.secret = url, dict(secret)
+        self.endpoint = endpoint(url)
+        self.policy = tls_policy(secret)
+        self._si = si
+        self._lock = threading.Lock()
+
+    @property
+    def si(self) -> Any:
+        with self._lock:
+            if self._si is None:
+                self._si = connect(self.url, self.secret)
+            return self._si
+
+    def cookie(self) -> str:
+        """The SOAP session cookie (``vmware_soap_session=...``) datastore URLs accept."""
+        raw = getattr(self.si._stub, "cookie", "") or ""
+        return raw.split(";", 1)[0].strip()
+
+    def relogin(self) -> None:
+        with self._lock:
+            self._si = connect(self.url, self.secret)
+
+    def close(self) -> None:
+        from pyVim import connect as pyvim
+
+        with self._lock:
+            si, self._si = self._si, None
+        if si is not None:
+            try:
+                pyvim.Disconnect(si)
+            except Exception:  # noqa: BLE001 - logging out must not hide the pass result
+                pass

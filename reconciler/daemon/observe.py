@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from reconciler.inventory.model import Inventory
 from reconciler.manifests.loader import Desired, Manifest
 from reconciler.planner.planner import Observed
@@ -14,13 +16,39 @@ from reconciler.targets.base import Target
 Key = tuple[str, str]
 
 
-def connect_provider(provider: Manifest, secrets: SecretResolver) -> SourceConnection:
-    """Resolve the Provider's secret (never from git) and let its plugin connect."""
+def connect_provider(
+    provider: Manifest, secrets: SecretResolver, desired: Desired | None = None
+) -> SourceConnection:
+    """Resolve the Provider's secret (never from git) and let its plugin connect, with the
+    Provider's Host manifests (migration-network addresses and their credentials)."""
     secret: dict[str, str] = {}
     if provider.spec.secret is not None:
         ref = provider.spec.secret
         secret = secrets.resolve(ref.namespace or provider.namespace, ref.name)
-    return connect(provider.spec.type, provider.spec.url, secret, dict(provider.spec.settings))
+    return connect(
+        provider.spec.type,
+        provider.spec.url,
+        secret,
+        dict(provider.spec.settings),
+        provider_hosts(provider, secrets, desired) if desired else {},
+    )
+
+
+def provider_hosts(
+    provider: Manifest, secrets: SecretResolver, desired: Desired
+) -> dict[str, dict[str, Any]]:
+    """``{host id: {"ipAddress", "secret"}}`` for the Host manifests of ``provider``."""
+    out: dict[str, dict[str, Any]] = {}
+    for host in desired.of("Host").values():
+        ref = host.spec.provider
+        if (ref.namespace or host.namespace, ref.name) != (provider.namespace, provider.name):
+            continue
+        secret: dict[str, str] = {}
+        if host.spec.secret is not None:
+            sref = host.spec.secret
+            secret = secrets.resolve(sref.namespace or host.namespace, sref.name)
+        out[host.spec.id] = {"ipAddress": host.spec.ipAddress, "secret": secret, "name": host.name}
+    return out
 
 
 def observe(
@@ -39,7 +67,7 @@ def observe(
         if provider is None or provider.spec.type == "openshift":
             continue
         try:
-            conn = connect_provider(provider, secrets)
+            conn = connect_provider(provider, secrets, desired)
         except (SourceError, SecretError) as exc:
             connections[key] = inventories[key] = str(exc)
             states[key] = ProviderState(False, str(exc))

@@ -43,12 +43,12 @@ def split_path(file_name: str) -> tuple[str, str]:
     return ds, path.strip()
 
 
-def write_flat_disk(sim: Simulator, file_name: str, data: bytes) -> None:
+def write_flat_disk(sim: Simulator, file_name: str, data: bytes, dc: str = "DC0") -> None:
     """Replace a VM disk's files with a vmfs descriptor and a flat extent holding ``data``."""
     ds, path = split_path(file_name)
     flat = path.removesuffix(".vmdk") + "-flat.vmdk"
-    put_file(sim, ds, flat, data)
-    put_file(sim, ds, path, flat_descriptor(len(data), flat.rpartition("/")[2]).encode())
+    put_file(sim, ds, flat, data, dc)
+    put_file(sim, ds, path, flat_descriptor(len(data), flat.rpartition("/")[2]).encode(), dc)
 
 
 def write_vmdk_files(sim: Simulator, file_name: str, raw: Path, subformat: str, tmp: Path) -> None:

@@ -37,9 +37,9 @@ def content(size: int, seed: int = 1) -> bytes:
     return bytes(out)
 
 
-def connect(sim: Simulator, **settings) -> VsphereConnection:
+def connect(sim: Simulator, hosts: dict | None = None, **settings) -> VsphereConnection:
     fp = sha1_fingerprint(sim.host, sim.port)
-    return mtv_gitops_connect("vsphere", sim.url, sim.secret(thumbprint=fp), settings)
+    return mtv_gitops_connect("vsphere", sim.url, sim.secret(thumbprint=fp), settings, hosts or {})
 
 
 def first_vm(conn: VsphereConnection):
@@ -210,3 +210,43 @@ def test_simulator_killed_mid_copy_then_restarted_the_copy_resumes(tmp_path) -> 
     assert read_after < len(data)  # the chunks copied before the kill were not read again
     assert Path(tmp_path / "disk.img").read_bytes() == data
     assert result.source_digest == result.target_digest
+
+
+def test_a_host_manifest_sends_disk_reads_to_the_esxi_migration_network(sim) -> None:
+    """With a Host manifest for the VM's ESXi host, the disk is read from that host (its
+    address, its own credentials and certificate pin, ``dcPath=ha-datacenter``), not vCenter."""
+    data = content(3 * MiB, seed=3)
+    vm_id, disk = fresh_disk(sim, len(data), ds="LocalDS_0")
+    write_flat_disk(sim, disk.backing.fileName, bytes(len(data)))  # vCenter's copy: zeros
+    esx = start_simulator(esx="true", username="root", password="esx-Secret-1")
+    try:
+        ds, path = split_path(disk.backing.fileName)
+        write_flat_disk(esx, disk.backing.fileName, data, dc="ha-datacenter")
+        probe = connect(sim)
+        host_id = first_vm(probe).runtime.host._moId
+        probe.close()
+        fp = sha1_fingerprint(esx.host, esx.port)
+        hosts = {
+            host_id: {
+                "ipAddress": f"{esx.host}:{esx.port}",
+                "secret": esx.secret(thumbprint=fp),
+            }
+        }
+        conn = connect(sim, hosts=hosts)
+        try:
+            reader = conn.open_disk(vm_id, str(disk.key))
+            assert reader.client.where == f"{esx.host}:{esx.port}"
+            assert reader.descriptor.datacenter == "ha-datacenter"
+            assert reader.read(0, reader.size) == data
+            reader.close()
+        finally:
+            conn.close()
+        wrong = {host_id: {**hosts[host_id], "secret": esx.secret(thumbprint="AB:" * 19 + "AB")}}
+        conn = connect(sim, hosts=wrong)
+        try:
+            with pytest.raises(SourceError, match="not the thumbprint"):
+                conn.open_disk(vm_id, str(disk.key))
+        finally:
+            conn.close()
+    finally:
+        esx.stop()

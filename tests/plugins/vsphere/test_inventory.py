@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def conn(vcsim):
     fp = sha1_fingerprint(vcsim.host, vcsim.port)
-    c = mtv_gitops_connect("vsphere", vcsim.url, vcsim.secret(thumbprint=fp), {})
+    c = mtv_gitops_connect("vsphere", vcsim.url, vcsim.secret(thumbprint=fp), {}, {})
     yield c
     c.close()
 
@@ -102,7 +102,7 @@ def test_a_thousand_vms_are_inventoried() -> None:
     sim = start_simulator(hosts=2, vms=500, datastores=1)
     try:
         fp = sha1_fingerprint(sim.host, sim.port)
-        conn = mtv_gitops_connect("vsphere", sim.url, sim.secret(thumbprint=fp), {})
+        conn = mtv_gitops_connect("vsphere", sim.url, sim.secret(thumbprint=fp), {}, {})
         try:
             assert len(conn.inventory().vms) >= 1000
         finally:

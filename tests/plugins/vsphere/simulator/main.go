@@ -1,4 +1,5 @@
-// A vCenter simulator for the tests: govmomi's simulator.VPX() on 127.0.0.1 over TLS.
+// A vCenter simulator for the tests: govmomi's simulator.VPX() on 127.0.0.1 over TLS
+// (or, with -esx, a standalone ESXi host: simulator.ESX(), datacenter "ha-datacenter").
 //
 // It prints its SDK URL (with the simulator's login) on one line, then serves until its stdin
 // is closed, so it never outlives the test that started it.
@@ -26,9 +27,13 @@ func main() {
 	password := flag.String("password", "pass", "its password")
 	cert := flag.String("cert", "", "TLS certificate (PEM); default: a built-in test certificate")
 	key := flag.String("key", "", "TLS key (PEM)")
+	esx := flag.Bool("esx", false, "simulate a standalone ESXi host instead of a vCenter")
 	flag.Parse()
 
 	m := simulator.VPX()
+	if *esx {
+		m = simulator.ESX()
+	}
 	m.Cluster = *clusters
 	m.ClusterHost = *hosts
 	m.Machine = *vms
