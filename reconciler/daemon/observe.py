@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.inventory.model import Inventory
@@ -21,10 +27,7 @@ def connect_provider(
 ) -> SourceConnection:
     """Resolve the Provider's secret (never from git) and let its plugin connect, with the
     Provider's Host manifests (migration-network addresses and their credentials)."""
-    secret: dict[str, str] = {}
-    if provider.spec.secret is not None:
-        ref = provider.spec.secret
-        secret = secrets.resolve(ref.namespace or provider.namespace, ref.name)
+    secret = _provider_secret(provider, secrets)
     return connect(
         provider.spec.type,
         provider.spec.url,
@@ -51,14 +54,129 @@ def provider_hosts(
     return out
 
 
+@dataclass
+class _Failure:
+    fingerprint: str
+    count: int
+    message: str
+    next_try: float  # time.time()
+
+
+@dataclass
+class Sources:
+    """Source connections kept across passes, and the backoff of providers that failed.
+
+    A connection is reused while its Provider, secret and Host manifests stay the same, so a
+    plugin that keeps an incremental inventory (vSphere's WaitForUpdatesEx) pays only for what
+    changed. A provider that cannot be reached or refuses the login is tried again after 15 s,
+    30 s, ... up to 10 min (a refused password retried every pass can lock the account), or at
+    once when its Provider or secret changes.
+    """
+
+    base_delay: float = 15.0
+    max_delay: float = 600.0
+    clock: Callable[[], float] = time.time
+    _live: dict[Key, tuple[str, SourceConnection]] = field(default_factory=dict)
+    _failed: dict[Key, _Failure] = field(default_factory=dict)
+
+    def connection(
+        self, key: Key, provider: Manifest, secrets: SecretResolver, desired: Desired
+    ) -> tuple[SourceConnection | None, Inventory | str]:
+        """A live connection and its inventory, or why there is none."""
+        try:
+            secret, hosts = (
+                _provider_secret(provider, secrets),
+                provider_hosts(provider, secrets, desired),
+            )
+        except SecretError as exc:
+            return None, str(exc)
+        fp = _fingerprint(provider, secret, hosts)
+        failed = self._failed.get(key)
+        if failed and failed.fingerprint == fp and self.clock() < failed.next_try:
+            when = datetime.fromtimestamp(failed.next_try, UTC).strftime("%H:%M:%SZ")
+            return None, (
+                f"{failed.message} (failed {failed.count} time(s); next attempt after {when}, "
+                "or at once when the Provider or its secret changes)"
+            )
+        live = self._live.get(key)
+        if live and live[0] == fp:
+            try:
+                return live[1], live[1].inventory()
+            except SourceError:
+                self._drop(key)  # the session may be gone: one fresh connection
+        elif live:
+            self._drop(key)
+        try:
+            conn = connect(
+                provider.spec.type, provider.spec.url, secret, dict(provider.spec.settings), hosts
+            )
+        except SourceError as exc:
+            return None, self._fail(key, fp, str(exc))
+        try:
+            inv = conn.inventory()
+        except SourceError as exc:
+            _close(conn)
+            return None, self._fail(key, fp, str(exc))
+        self._failed.pop(key, None)
+        self._live[key] = (fp, conn)
+        return conn, inv
+
+    def _fail(self, key: Key, fp: str, message: str) -> str:
+        prior = self._failed.get(key)
+        count = prior.count + 1 if prior and prior.fingerprint == fp else 1
+        delay = min(self.base_delay * 2 ** (count - 1), self.max_delay)
+        self._failed[key] = _Failure(fp, count, message, self.clock() + delay)
+        return message
+
+    def _drop(self, key: Key) -> None:
+        _, conn = self._live.pop(key)
+        _close(conn)
+
+    def keep_only(self, keys: set[Key]) -> None:
+        """Close connections of providers no plan uses any more."""
+        for key in [k for k in self._live if k not in keys]:
+            self._drop(key)
+
+    def close(self) -> None:
+        for key in list(self._live):
+            self._drop(key)
+
+
+def _provider_secret(provider: Manifest, secrets: SecretResolver) -> dict[str, str]:
+    ref = provider.spec.secret
+    return secrets.resolve(ref.namespace or provider.namespace, ref.name) if ref else {}
+
+
+def _fingerprint(provider: Manifest, secret: dict[str, str], hosts: dict[str, Any]) -> str:
+    """Changes when anything the connection was made from changes (secrets only as a hash)."""
+    blob = json.dumps(
+        [provider.spec.type, provider.spec.url, dict(provider.spec.settings), secret, hosts],
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _close(conn: SourceConnection) -> None:
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001 - closing must not hide the pass result
+        pass
+
+
 def observe(
-    desired: Desired, secrets: SecretResolver, target: Target
+    desired: Desired, secrets: SecretResolver, target: Target, sources: Sources | None = None
 ) -> tuple[dict[Key, SourceConnection | str], dict[Key, ProviderState], Observed]:
-    """Connections (or why not) for every source provider a plan uses, and what they hold."""
+    """Connections (or why not) for every source provider a plan uses, and what they hold.
+
+    With ``sources`` (the daemon's), connections outlive the pass; without, the caller closes
+    them with :func:`close_all`."""
+    sources = sources if sources is not None else Sources()
     used: set[Key] = set()
     for plan in desired.of("Plan").values():
         ref = plan.spec.provider.source
         used.add((ref.namespace or plan.namespace, ref.name))
+    sources.keep_only(used)
     connections: dict[Key, SourceConnection | str] = {}
     states: dict[Key, ProviderState] = {}
     inventories: dict[Key, Inventory | str] = {}
@@ -66,18 +184,10 @@ def observe(
         provider = desired.get("Provider", *key)
         if provider is None or provider.spec.type == "openshift":
             continue
-        try:
-            conn = connect_provider(provider, secrets, desired)
-        except (SourceError, SecretError) as exc:
-            connections[key] = inventories[key] = str(exc)
-            states[key] = ProviderState(False, str(exc))
-            continue
-        try:
-            inv = conn.inventory()
-        except SourceError as exc:
-            conn.close()
-            connections[key] = inventories[key] = str(exc)
-            states[key] = ProviderState(False, str(exc))
+        conn, inv = sources.connection(key, provider, secrets, desired)
+        if conn is None or isinstance(inv, str):
+            connections[key] = inventories[key] = str(inv)
+            states[key] = ProviderState(False, str(inv))
             continue
         connections[key], inventories[key] = conn, inv
         counts = {"vms": len(inv.vms), "networks": len(inv.networks), "storages": len(inv.storages)}
@@ -95,7 +205,4 @@ def observe(
 def close_all(connections: dict[Key, SourceConnection | str]) -> None:
     for conn in connections.values():
         if not isinstance(conn, str):
-            try:
-                conn.close()
-            except Exception:  # noqa: BLE001 - closing must not hide the pass result
-                pass
+            _close(conn)
