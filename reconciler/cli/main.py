@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
@@ -15,6 +16,9 @@ from rich.markup import escape
 from reconciler import __version__
 from reconciler.cli.render import console, err_console
 from reconciler.daemon.state_dir import cluster_dir_for, state_dir_for
+
+if TYPE_CHECKING:
+    from reconciler.inventory.model import Inventory
 
 EXIT_PROBLEMS, EXIT_UNREACHABLE = 1, 3
 
@@ -206,12 +210,23 @@ def demo(workspace: Path, no_verify: bool) -> None:
 @repo_arg
 @click.option("--provider", "-p", required=True, help="Provider name (or namespace/name).")
 @click.option("--json", "as_json", is_flag=True, help="Print the inventory as JSON.")
+@click.option(
+    "--cached",
+    is_flag=True,
+    help="Do not contact the provider: show what the reconciler's last pass read (from the "
+    "inventory store in STATE_DIR).",
+)
+@state_opt
 @secrets_opt
-def inventory(repo: str, provider: str, as_json: bool, secrets: Path | None) -> None:
+def inventory(
+    repo: str,
+    provider: str,
+    as_json: bool,
+    cached: bool,
+    state_dir: Path | None,
+    secrets: Path | None,
+) -> None:
     """List what a source Provider of the working tree REPO has: VMs, networks, storage."""
-    import dataclasses
-    import json
-
     from reconciler.daemon.observe import connect_provider
     from reconciler.manifests.config import load_config
     from reconciler.manifests.loader import load_repo
@@ -232,6 +247,24 @@ def inventory(repo: str, provider: str, as_json: bool, secrets: Path | None) -> 
             f"{provider!r} names {len(matches)} source Providers (there are: {names or 'none'})",
             param_hint="--provider",
         )
+    if cached:
+        from reconciler.inventory.store import InventoryStore
+
+        key = f"{matches[0].namespace}/{matches[0].name}"
+        store = InventoryStore(state_dir_for(repo, state_dir) / "inventory.db")
+        found = store.load(key)
+        store.close()
+        if found is None:
+            err_console.print(
+                f"error no inventory of {key} is stored yet: run `mtv-gitops reconcile` (or "
+                "drop --cached to ask the provider)",
+                markup=False,
+                style="red",
+            )
+            sys.exit(EXIT_PROBLEMS)
+        err_console.print(f"inventory of {key} as read at {found.read_at}", markup=False)
+        _print_inventory(found.inventory, as_json)
+        return
     resolver = SecretResolver(secrets)
     resolver.plaintext = plaintext_secrets(desired)
     try:
@@ -243,6 +276,13 @@ def inventory(repo: str, provider: str, as_json: bool, secrets: Path | None) -> 
     except (SourceError, SecretError) as exc:
         err_console.print(f"error {exc}", markup=False, style="red")
         sys.exit(EXIT_UNREACHABLE)
+    _print_inventory(inv, as_json)
+
+
+def _print_inventory(inv: Inventory, as_json: bool) -> None:
+    import dataclasses
+    import json
+
     if as_json:
         click.echo(json.dumps(dataclasses.asdict(inv), indent=2, default=str))
         return
