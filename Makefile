@@ -45,6 +45,8 @@ test: install
 bench: install
 	$(BIN)/python bench/bench_transfer.py
 	$(BIN)/python bench/bench_validation.py
+	$(BIN)/python bench/bench_vsphere_inventory.py
+	$(BIN)/python bench/bench_vsphere_disk.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,7 +1,8 @@
 """vSphere inventory in bulk: one PropertyCollector retrieval per object type, not a call per VM.
 
 Each retrieval walks a ContainerView of the whole inventory and pages through
-RetrievePropertiesEx, so 1,000 VMs cost a handful of round trips.
+RetrievePropertiesEx, so 1,000 VMs cost a handful of round trips. :mod:`plugins.vsphere.updates`
+keeps the same :class:`Snapshot` current with WaitForUpdatesEx instead of reading it again.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ VM_PROPS = [
     "config.hardware.numCoresPerSocket",
     "config.hardware.memoryMB",
     "config.hardware.device",
+    "config.files.vmPathName",
     "config.firmware",
     "config.changeTrackingEnabled",
     "config.guestId",
@@ -39,64 +41,138 @@ HOST_PROPS = [
     "runtime.connectionState",
     "summary.config.product.version",
 ]
-CLUSTER_PROPS = ["name", "configuration.drsConfig.enabled", "configuration.dasConfig.enabled"]
+CLUSTER_PROPS = [
+    "name",
+    "parent",
+    "configuration.drsConfig.enabled",
+    "configuration.dasConfig.enabled",
+]
+NETWORK_PROPS = ["name", "parent"]
+DATASTORE_PROPS = ["name", "parent"]
+DATACENTER_PROPS = ["name", "parent"]
+FOLDER_PROPS = ["name", "parent"]
 
 
 @dataclass
 class Snapshot:
-    """Raw properties by managed object id, per type."""
+    """Raw properties by managed object id, per type; each object's dict also has ``_obj``."""
 
     vms: dict[str, dict[str, Any]] = field(default_factory=dict)
     hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
     clusters: dict[str, dict[str, Any]] = field(default_factory=dict)
     networks: dict[str, dict[str, Any]] = field(default_factory=dict)
     datastores: dict[str, dict[str, Any]] = field(default_factory=dict)
+    datacenters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    folders: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def collect(si: Any, obj_type: Any, props: list[str], page: int = 1000) -> dict[str, dict]:
-    """``{moid: {property: value}}`` for every object of ``obj_type`` below the root folder."""
+@dataclass(frozen=True)
+class Kind:
+    """One object type of the snapshot: the field that holds it, its vim type and properties.
+
+    A vim type includes its subtypes, as in vCenter: ``Network`` also reads distributed port
+    groups and opaque networks, ``Folder`` also reads datastore clusters (StoragePod).
+    """
+
+    field: str
+    vim_type: str
+    props: tuple[str, ...]
+
+    def vim_class(self) -> Any:
+        from pyVmomi import vim
+
+        return getattr(vim, self.vim_type)
+
+
+KINDS = (
+    Kind("vms", "VirtualMachine", tuple(VM_PROPS)),
+    Kind("hosts", "HostSystem", tuple(HOST_PROPS)),
+    Kind("clusters", "ClusterComputeResource", tuple(CLUSTER_PROPS)),
+    Kind("networks", "Network", tuple(NETWORK_PROPS)),
+    Kind("datastores", "Datastore", tuple(DATASTORE_PROPS)),
+    Kind("datacenters", "Datacenter", tuple(DATACENTER_PROPS)),
+    Kind("folders", "Folder", tuple(FOLDER_PROPS)),
+)
+
+
+def view_spec(view: Any, kind: Kind) -> Any:
+    """A FilterSpec for ``kind``'s properties on every object a ContainerView holds."""
     from pyVmomi import vim, vmodl
 
-    content = si.RetrieveContent()
-    view = content.viewManager.CreateContainerView(content.rootFolder, [obj_type], True)
     pc = vmodl.query.PropertyCollector
+    return pc.FilterSpec(
+        objectSet=[
+            pc.ObjectSpec(
+                obj=view,
+                skip=True,
+                selectSet=[
+                    pc.TraversalSpec(
+                        name="view", path="view", skip=False, type=vim.view.ContainerView
+                    )
+                ],
+            )
+        ],
+        propSet=[pc.PropertySpec(type=kind.vim_class(), pathSet=list(kind.props), all=False)],
+    )
+
+
+def retrieve(collector: Any, spec: Any, page: int = 1000) -> dict[str, dict]:
+    """``{moid: {property: value, "_obj": object}}`` for ``spec``, paged through
+    RetrievePropertiesEx; unset properties are absent."""
+    from pyVmomi import vmodl
+
+    out: dict[str, dict] = {}
+    res = collector.RetrievePropertiesEx(
+        [spec], vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=page)
+    )
+    while res is not None:
+        for obj in res.objects:
+            out[obj.obj._moId] = {p.name: p.val for p in obj.propSet} | {"_obj": obj.obj}
+        if not res.token:
+            break
+        res = collector.ContinueRetrievePropertiesEx(res.token)
+    return out
+
+
+def collect(si: Any, kind: Kind, page: int = 1000) -> dict[str, dict]:
+    """``{moid: {property: value, "_obj": object}}`` for every object of ``kind`` below the
+    root folder."""
+    content = si.RetrieveContent()
+    view = content.viewManager.CreateContainerView(content.rootFolder, [kind.vim_class()], True)
     try:
-        spec = pc.FilterSpec(
-            objectSet=[
-                pc.ObjectSpec(
-                    obj=view,
-                    skip=True,
-                    selectSet=[
-                        pc.TraversalSpec(
-                            name="view", path="view", skip=False, type=vim.view.ContainerView
-                        )
-                    ],
-                )
-            ],
-            propSet=[pc.PropertySpec(type=obj_type, pathSet=props, all=False)],
-        )
-        out: dict[str, dict] = {}
-        res = content.propertyCollector.RetrievePropertiesEx(
-            [spec], pc.RetrieveOptions(maxObjects=page)
-        )
-        while res is not None:
-            for obj in res.objects:
-                out[obj.obj._moId] = {p.name: p.val for p in obj.propSet} | {"_obj": obj.obj}
-            if not res.token:
-                break
-            res = content.propertyCollector.ContinueRetrievePropertiesEx(res.token)
-        return out
+        return retrieve(content.propertyCollector, view_spec(view, kind), page)
     finally:
         view.Destroy()
 
 
 def read_all(si: Any) -> Snapshot:
-    from pyVmomi import vim
+    """The whole inventory, one paged retrieval per kind (no state left on the server)."""
+    return Snapshot(**{k.field: collect(si, k) for k in KINDS})
 
-    return Snapshot(
-        vms=collect(si, vim.VirtualMachine, VM_PROPS),
-        hosts=collect(si, vim.HostSystem, HOST_PROPS),
-        clusters=collect(si, vim.ClusterComputeResource, CLUSTER_PROPS),
-        networks=collect(si, vim.Network, ["name"]),
-        datastores=collect(si, vim.Datastore, ["name"]),
+
+def datacenter_of(snapshot: Snapshot, moid: str) -> str | None:
+    """The name of the Datacenter that holds ``moid``, found by walking ``parent`` up; datastore
+    URLs (``/folder/...?dcPath=``) need it.
+
+    None when the walk leaves the snapshot: a standalone host's parent is a ComputeResource
+    and a vApp's VM has no ``parent``, and neither is read.
+    """
+    tables = (
+        snapshot.datacenters,
+        snapshot.folders,
+        snapshot.vms,
+        snapshot.datastores,
+        snapshot.networks,
+        snapshot.clusters,
+        snapshot.hosts,
     )
+    seen: set[str] = set()
+    current: str | None = moid
+    while current is not None and current not in seen:
+        if current in snapshot.datacenters:
+            return snapshot.datacenters[current].get("name")
+        seen.add(current)
+        props = next((t[current] for t in tables if current in t), None)
+        parent = props.get("parent") if props is not None else None
+        current = parent._moId if parent is not None else None
+    return None

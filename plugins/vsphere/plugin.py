@@ -10,7 +10,8 @@ from typing import Any
 
 from plugins.vsphere import session
 from plugins.vsphere.datastore import RETRY_SECONDS, DatastoreDisk, DatastoreFile, DatastoreHttp
-from plugins.vsphere.inventory import Snapshot, read_all
+from plugins.vsphere.inventory import Snapshot
+from plugins.vsphere.updates import InventoryCache
 from reconciler.hookspecs import hookimpl
 from reconciler.inventory.model import VM, Disk, Inventory, Network, Nic, Storage
 from reconciler.sources import SourceError
@@ -78,12 +79,17 @@ class VsphereConnection:
         self.retry_seconds = float((settings or {}).get("readRetrySeconds", RETRY_SECONDS))
         self.hosts = dict(hosts or {})
         self._host_logins: dict[str, session.Login] = {}
+        self._cache = InventoryCache(si, login=self._new_session)
         self._snap: Snapshot | None = None
         self._datacenters: dict[str, str] = {}
         self._lock = threading.Lock()
 
     @property
     def si(self) -> Any:
+        return self._login.si
+
+    def _new_session(self) -> Any:
+        self._login.relogin()
         return self._login.si
 
     def _datastore_login(self, host_id: str) -> tuple[session.Login, str | None]:
@@ -118,8 +124,9 @@ class VsphereConnection:
         return self._datacenters[key]
 
     def _snapshot(self) -> Snapshot:
+        """The inventory as of the last :meth:`inventory` call (read once if none was made)."""
         if self._snap is None:
-            self._snap = read_all(self.si)
+            self._snap = self._cache.snapshot()
         return self._snap
 
     def _vm(self, vm_id: str) -> dict[str, Any]:
@@ -129,9 +136,11 @@ class VsphereConnection:
         return vm
 
     def inventory(self) -> Inventory:
+        """Everything vCenter has now: a full read on a new connection, then only the changes
+        vCenter reports (WaitForUpdatesEx), so a connection kept across passes stays cheap."""
         from pyVmomi import vim
 
-        snap = self._snapshot()
+        snap = self._snap = self._cache.snapshot()
         vms = []
         for moid, p in sorted(snap.vms.items()):
             if p.get("config.template"):
@@ -319,6 +328,10 @@ class VsphereConnection:
             raise
 
     def close(self) -> None:
+        try:
+            self._cache.close()
+        except Exception:  # noqa: BLE001 - the session may already be gone
+            pass
         for login in [*self._host_logins.values(), self._login]:
             login.close()
 

@@ -29,7 +29,9 @@ def _manager() -> pluggy.PluginManager:
 
 
 def _connect(url: str) -> OvaConnection:
-    conn = _manager().hook.mtv_gitops_connect(provider_type="ova", url=url, secret={}, settings={}, hosts={})
+    conn = _manager().hook.mtv_gitops_connect(
+        provider_type="ova", url=url, secret={}, settings={}, hosts={}
+    )
     assert isinstance(conn, OvaConnection)
     return conn
 
@@ -37,7 +39,10 @@ def _connect(url: str) -> OvaConnection:
 def test_found_through_entry_points(tmp_path: Path) -> None:
     pm = _manager()
     assert ["ova"] in pm.hook.mtv_gitops_source_types()
-    assert pm.hook.mtv_gitops_connect(provider_type="xen", url="x", secret={}, settings={}, hosts={}) is None
+    assert (
+        pm.hook.mtv_gitops_connect(provider_type="xen", url="x", secret={}, settings={}, hosts={})
+        is None
+    )
     assert _connect(str(tmp_path)).folder == tmp_path
     assert _connect(tmp_path.as_uri()).folder == tmp_path
     assert _connect(tmp_path.as_uri()).inventory().vms == []

@@ -1,0 +1,255 @@
+"""The incremental vSphere inventory against govmomi's vCenter simulator: a full read that equals
+``read_all``, then only the changes (renames, power, devices, new and destroyed VMs), and a full
+read again when the server forgot the filter or the session expired."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from plugins.vsphere import session
+from plugins.vsphere.inventory import KINDS, Snapshot, datacenter_of, read_all
+from plugins.vsphere.updates import InventoryCache, apply_updates
+from reconciler.sources import SourceError, sha1_fingerprint
+from tests.plugins.vsphere.conftest import Simulator, start_simulator
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[Simulator]:
+    """A simulator of this module's own: the tests rename, power off, clone and destroy VMs."""
+    s = start_simulator(hosts=2, vms=3, datastores=2, clusters=1, password="upd-Secret-5")
+    yield s
+    s.stop()
+
+
+def login(sim: Simulator) -> Any:
+    return session.connect(sim.url, sim.secret(thumbprint=sha1_fingerprint(sim.host, sim.port)))
+
+
+@pytest.fixture(scope="module")
+def si(sim: Simulator) -> Any:
+    return login(sim)
+
+
+@pytest.fixture
+def cache(si: Any) -> Iterator[InventoryCache]:
+    with InventoryCache(si) as c:
+        yield c
+
+
+def plain(value: Any) -> Any:
+    """A value two reads can be compared on (pyvmomi objects compare by identity)."""
+    from pyVmomi import vim
+
+    if hasattr(value, "_moId"):
+        return value._moId
+    if isinstance(value, list):
+        return sorted(
+            (type(v).__name__, v.key) if isinstance(v, vim.vm.device.VirtualDevice) else plain(v)
+            for v in value
+        )
+    if isinstance(value, str | int | float | bool):
+        return value
+    return type(value).__name__
+
+
+def project(snap: Snapshot) -> dict[str, dict[str, dict[str, Any]]]:
+    return {
+        k.field: {
+            moid: {p: plain(v) for p, v in props.items() if p != "_obj"}
+            for moid, props in getattr(snap, k.field).items()
+        }
+        for k in KINDS
+    }
+
+
+def wait(task: Any) -> Any:
+    from pyVim.task import WaitForTask
+
+    WaitForTask(task)
+    return task.info.result
+
+
+def vm_named(snap: Snapshot, name: str) -> Any:
+    return next(p["_obj"] for p in snap.vms.values() if p.get("name") == name)
+
+
+def test_the_first_snapshot_is_a_full_read_equal_to_read_all(si: Any, cache: InventoryCache):
+    snap = cache.snapshot()
+    assert cache.last.full and cache.last.reason == "first read"
+    assert cache.last.changed == sum(len(getattr(snap, k.field)) for k in KINDS)
+    assert project(snap) == project(read_all(si))
+    assert len(snap.vms) == 6 and len(snap.hosts) == 3 and len(snap.datastores) == 2
+    (dc,) = snap.datacenters.values()
+    assert dc["name"] == "DC0" and dc["parent"]._moId == si.content.rootFolder._moId
+    assert {f["name"] for f in snap.folders.values()} >= {"vm", "host", "datastore", "network"}
+    vm = next(iter(snap.vms.values()))
+    assert vm["config.files.vmPathName"].startswith("[LocalDS_")
+    ds_id, ds = next(iter(snap.datastores.items()))
+    assert ds["parent"]._moId in snap.folders
+    in_cluster = next(h for h, p in snap.hosts.items() if p["parent"]._moId in snap.clusters)
+    for moid in (vm["_obj"]._moId, ds_id, next(iter(snap.networks)), in_cluster):
+        assert datacenter_of(snap, moid) == "DC0"
+    assert datacenter_of(snap, "vm-that-is-not-there") is None
+
+
+def test_changes_arrive_as_one_small_incremental_pass(si: Any, cache: InventoryCache) -> None:
+    from pyVmomi import vim
+
+    first = cache.snapshot()
+    renamed, stopped, grown = (first.vms[m]["_obj"] for m in sorted(first.vms)[:3])
+    old_name = first.vms[renamed._moId]["name"]
+    devices = len(first.vms[grown._moId]["config.hardware.device"])
+    nic = vim.vm.device.VirtualE1000(
+        key=-1,
+        backing=vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName="VM Network"),
+    )
+    add_nic = vim.vm.device.VirtualDeviceSpec(operation="add", device=nic)
+
+    wait(renamed.Rename_Task("renamed-by-test"))
+    wait(stopped.PowerOffVM_Task())
+    wait(grown.ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[add_nic])))
+    second = cache.snapshot()
+
+    assert not cache.last.full
+    assert cache.last.changed == 3 and cache.last.round_trips == 1
+    assert second.vms[renamed._moId]["name"] == "renamed-by-test"
+    assert second.vms[stopped._moId]["runtime.powerState"] == "poweredOff"
+    assert len(second.vms[grown._moId]["config.hardware.device"]) == devices + 1
+    assert project(second) == project(read_all(si))
+    # a snapshot handed out earlier is not changed under its holder
+    assert first.vms[renamed._moId]["name"] == old_name
+    assert first.hosts is second.hosts  # kinds without changes are shared, not copied
+
+
+def test_a_new_vm_enters_and_a_destroyed_vm_leaves(si: Any, cache: InventoryCache) -> None:
+    from pyVmomi import vim
+
+    first = cache.snapshot()
+    source, doomed = (first.vms[m]["_obj"] for m in sorted(first.vms)[-2:])
+    spec = vim.vm.CloneSpec(location=vim.vm.RelocateSpec(), powerOn=False)
+    clone = wait(source.CloneVM_Task(folder=source.parent, name="clone-by-test", spec=spec))
+    if doomed.runtime.powerState == "poweredOn":
+        wait(doomed.PowerOffVM_Task())  # changed and destroyed between two passes
+    wait(doomed.Destroy_Task())
+    second = cache.snapshot()
+
+    assert not cache.last.full and cache.last.changed == 2
+    assert second.vms[clone._moId]["name"] == "clone-by-test"
+    assert second.vms[clone._moId]["runtime.host"]._moId in second.hosts
+    assert doomed._moId in first.vms and doomed._moId not in second.vms
+    assert project(second) == project(read_all(si))
+
+
+def test_a_pass_with_nothing_changed_changes_nothing(cache: InventoryCache) -> None:
+    first = cache.snapshot()
+    again = cache.snapshot()
+    assert not cache.last.full and cache.last.changed == 0 and cache.last.round_trips == 1
+    assert again is first
+
+
+def test_a_collector_the_server_forgot_means_a_full_read(si: Any, cache: InventoryCache) -> None:
+    cache.snapshot()
+    for obj in [*cache._filters, cache._collector]:  # as if vCenter had dropped them
+        obj.Destroy()
+    snap = cache.snapshot()
+    assert cache.last.full and cache.last.reason == "filter gone: vmodl.fault.ManagedObjectNotFound"
+    assert project(snap) == project(read_all(si))
+    wait(next(iter(snap.vms.values()))["_obj"].Rename_Task("after-the-rebuild"))
+    assert vm_named(cache.snapshot(), "after-the-rebuild") is not None
+    assert not cache.last.full and cache.last.changed == 1
+
+
+def test_an_expired_session_logs_in_again_and_reads_everything(sim: Simulator) -> None:
+    mine = login(sim)
+    logins: list[Any] = []
+
+    def login_again() -> Any:
+        logins.append(login(sim))
+        return logins[-1]
+
+    with InventoryCache(mine, login=login_again) as cache:
+        cache.snapshot()
+        mine.content.sessionManager.Logout()
+        snap = cache.snapshot()
+        assert cache.last.full and cache.last.reason == "session expired"
+        assert len(logins) == 1 and cache.si is logins[0]
+        assert project(snap) == project(read_all(logins[0]))
+        cache.snapshot()
+        assert not cache.last.full
+
+
+def test_an_expired_session_without_a_login_is_a_clear_error(sim: Simulator) -> None:
+    mine = login(sim)
+    cache = InventoryCache(mine)
+    cache.snapshot()
+    mine.content.sessionManager.Logout()
+    with pytest.raises(SourceError, match="session expired"):
+        cache.snapshot()
+    cache.si = login(sim)  # the caller logged in again
+    cache.snapshot()
+    assert cache.last.full and cache.last.reason == "session expired"
+    cache.close()
+
+
+def test_every_kind_of_property_change_is_applied() -> None:
+    """Changes the simulator never sends (remove, indirectRemove, element-wise add, missing
+    properties), built from pyvmomi's own types."""
+    from pyVmomi import vim, vmodl
+
+    pc = vmodl.query.PropertyCollector
+    vm = vim.VirtualMachine("vm-1")
+    kinds = {"filter-vms": KINDS[0]}
+    base = Snapshot(
+        vms={
+            "vm-1": {"_obj": vm, "name": "a", "snapshot": "x", "guest.ipAddress": "10.0.0.1"},
+            "vm-2": {"_obj": vim.VirtualMachine("vm-2"), "name": "b"},
+        }
+    )
+
+    def change(name: str, op: str, val: Any = None) -> Any:
+        return pc.Change(name=name, op=op, val=val)
+
+    updates = pc.UpdateSet(
+        version="2",
+        filterSet=[
+            pc.FilterUpdate(
+                filter=pc.Filter("filter-vms"),
+                objectSet=[
+                    pc.ObjectUpdate(
+                        kind="modify",
+                        obj=vm,
+                        changeSet=[
+                            change("name", "assign", "renamed"),
+                            change("snapshot", "indirectRemove"),
+                            change("runtime.powerState", "assign", "poweredOn"),
+                            change("config.hardware.device[4000]", "add", "nic"),
+                        ],
+                        missingSet=[pc.MissingProperty(path="guest.ipAddress")],
+                    ),
+                    pc.ObjectUpdate(kind="leave", obj=vim.VirtualMachine("vm-2")),
+                    pc.ObjectUpdate(
+                        kind="modify",
+                        obj=vim.VirtualMachine("vm-3"),
+                        changeSet=[change("name", "assign", "never entered")],
+                    ),
+                ],
+            )
+        ],
+    )
+    applied = apply_updates(base, kinds, updates)
+
+    assert applied.changed == {"vm-1", "vm-2", "vm-3"}
+    assert applied.snapshot.vms["vm-1"] == {
+        "_obj": vm,
+        "name": "renamed",
+        "runtime.powerState": "poweredOn",
+    }
+    assert "vm-2" not in applied.snapshot.vms
+    # an element-wise change and a change to an object never seen are read again, not guessed
+    assert set(applied.stale[KINDS[0]]) == {"vm-1", "vm-3"}
+    assert base.vms["vm-1"]["name"] == "a" and "vm-2" in base.vms
