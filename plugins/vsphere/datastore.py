@@ -239,6 +239,9 @@ class DatastoreDisk:
 
     def read(self, offset: int, length: int) -> bytes:
         length = max(0, min(length, self.size - offset))
+        first = self.parts[bisect_right(self._starts, offset) - 1]
+        if offset + length <= first.start + first.length:  # the usual case: no copy to join
+            return self._read_part(first, offset - first.start, length)
         out = bytearray()
         pos, end = offset, offset + length
         while pos < end:
