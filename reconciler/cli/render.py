@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from rich.console import Console
@@ -25,7 +26,11 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class RichReporter:
-    """Progress bars per disk and one line per step transition."""
+    """Progress bars per disk and one line per step transition.
+
+    Called from the threads of VMs that run at once: rich's Progress and Console lock
+    themselves; the bar of each disk is looked up (or added) under our own lock.
+    """
 
     def __init__(self, con: Console | None = None) -> None:
         self.console = con or console
@@ -38,7 +43,8 @@ class RichReporter:
             console=self.console,
             transient=False,
         )
-        self.tasks: dict[str, TaskID] = {}
+        self.tasks: dict[tuple[str, str], TaskID] = {}  # (namespace, PVC name) -> its bar
+        self._lock = threading.Lock()
 
     def __enter__(self) -> RichReporter:
         self.progress.start()
@@ -57,9 +63,10 @@ class RichReporter:
         self.progress.console.print(text)
 
     def disk_progress(self, vm: VmPlan, disk: str, p: CopyProgress) -> None:
-        tid = self.tasks.get(disk)
-        if tid is None:
-            tid = self.tasks[disk] = self.progress.add_task(disk, total=p.total)
+        with self._lock:
+            tid = self.tasks.get((vm.namespace, disk))
+            if tid is None:
+                tid = self.tasks[(vm.namespace, disk)] = self.progress.add_task(disk, total=p.total)
         self.progress.update(tid, completed=p.bytes_done)
 
 

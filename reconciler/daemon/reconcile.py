@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from reconciler.daemon.observe import close_all, observe
@@ -20,10 +21,19 @@ from reconciler.gitops.checkout import GitCheckout
 from reconciler.manifests.config import RepoConfig, load_config
 from reconciler.manifests.loader import Desired, load_repo
 from reconciler.manifests.references import check_references, resolve
-from reconciler.pipeline.cold import NullReporter, Reporter, RunContext, run_vm, start_record
+from reconciler.pipeline.cold import (
+    NullReporter,
+    Reporter,
+    RunContext,
+    cancel_vm,
+    mark_started,
+    run_vm,
+    start_record,
+)
 from reconciler.pipeline.phases import now
-from reconciler.planner.model import PlanDecision
+from reconciler.planner.model import PlanDecision, VmPlan
 from reconciler.planner.planner import Observed, PlanProgress, decide
+from reconciler.planner.schedule import Job, schedule
 from reconciler.progress.store import MigrationRecord, ProgressStore, VmProgress
 from reconciler.secrets.resolver import SecretResolver, plaintext_secrets
 from reconciler.status.projection import Snapshot, commit_message, render
@@ -34,6 +44,7 @@ from reconciler.validation.service import Validator
 log = logging.getLogger(__name__)
 LAST_READ_KEY = "git.last_read"
 LAST_PUSHED_KEY = "git.last_pushed"
+WAIT_POLL_SECONDS = 0.5  # how soon a queued VM notices a cancel or a shutdown
 
 
 @dataclass
@@ -82,19 +93,31 @@ class Reconciler:
         self.target: Target = LocalTarget(cluster)
         self.validator = Validator(self.store)
         self.cancel = threading.Event()  # shutdown
-        self._halt = threading.Event()  # stops the copy running now
+        # VMs run in worker threads; this guards the three below.  Reentrant because stop()
+        # runs in a signal handler, which may interrupt the main thread while it holds it.
+        self._lock = threading.RLock()
+        self._halts: dict[tuple[str, str], threading.Event] = {}  # VM in flight -> stops its copy
         self._cancel_requests: set[tuple[str, str]] = set()  # (plan key, VM id)
-        self._current = ("", "")  # the VM being run now
+        self._waiting: dict[str, dict[str, str]] = {}  # plan key -> queued VM id -> why
 
     def stop(self) -> None:
-        """Shut down soon: the running copy stops at a durable point and resumes next start."""
+        """Shut down soon: running copies stop at a durable point and resume next start."""
         self.cancel.set()
-        self._halt.set()
+        with self._lock:
+            halts = list(self._halts.values())
+        for halt in halts:
+            halt.set()
+
+    def waiting(self) -> dict[str, dict[str, str]]:
+        """Queued VMs and why they wait, per plan: a copy for the status writer."""
+        with self._lock:
+            return {plan: dict(vms) for plan, vms in self._waiting.items()}
 
     def notice_cancels(self, decisions: list[PlanDecision], config: RepoConfig) -> None:
         """Read the Migrations again from the checkout (fresh after each status push): a VM
         added to ``spec.cancel``, or a deleted Migration, stops the VM now, not next pass."""
         desired = load_repo(self.checkout.path, config)
+        found: set[tuple[str, str]] = set()
         for d in decisions:
             if not d.migration:
                 continue
@@ -104,14 +127,21 @@ class Reconciler:
                 if m.name == d.migration and resolve(m.spec.plan, m) == _split(d.key)
             ]
             if not migs:
-                self._cancel_requests |= {(d.key, vm_id) for vm_id in d.run_vms}
+                found |= {(d.key, vm_id) for vm_id in d.run_vms}
                 continue
             for ref in migs[0].spec.cancel:
                 for vm in d.vms:
                     if ref.label() in (vm.vm_id, vm.source_name):
-                        self._cancel_requests.add((d.key, vm.vm_id))
-        if self._current in self._cancel_requests:
-            self._halt.set()
+                        found.add((d.key, vm.vm_id))
+        with self._lock:
+            self._cancel_requests |= found
+            halts = [h for key, h in self._halts.items() if key in self._cancel_requests]
+        for halt in halts:
+            halt.set()
+
+    def _canceled(self, key: tuple[str, str]) -> bool:
+        with self._lock:
+            return key in self._cancel_requests
 
     def close(self) -> None:
         self.validator.close()
@@ -120,7 +150,9 @@ class Reconciler:
     # -- the pass ---------------------------------------------------------------------------
 
     def run_pass(self) -> PassResult:
-        self._cancel_requests.clear()  # this pass's decisions already hold the known cancels
+        with self._lock:
+            self._cancel_requests.clear()  # this pass's decisions already hold known cancels
+            self._waiting.clear()
         revision = self.checkout.sync()
         self.store.set(LAST_READ_KEY, revision)
         root = self.checkout.path
@@ -209,10 +241,9 @@ class Reconciler:
         writer.commit()
         failed = 0
         if d.run_vms:
-            conn = connections[d.source]
             ctx = RunContext(
                 store=self.store,
-                source=conn,
+                source=connections[d.source],
                 target=self.target,
                 plan_key=d.key,
                 migration=d.migration,
@@ -226,18 +257,7 @@ class Reconciler:
                 on_change=writer.commit,
                 cancel=self.cancel,
             )
-            for vm in d.vms:
-                if vm.vm_id not in d.run_vms:
-                    continue
-                if self.cancel.is_set():
-                    break
-                key = (d.key, vm.vm_id)
-                self._current, self._halt = key, threading.Event()
-                ctx.halt = self._halt
-                ctx.canceled = lambda key=key: key in self._cancel_requests
-                out = run_vm(ctx, vm, start_record(ctx, vm, self.store.get_vm(d.key, vm.vm_id)))
-                failed += out.result == "Failed"
-            self._current = ("", "")
+            failed = self._run_vms(d, ctx)
         if self.cancel.is_set():
             return failed
         results = [self.store.get_vm(d.key, v) for v in d.run_vms + d.canceled_vms]
@@ -258,6 +278,97 @@ class Reconciler:
         self.store.put_migration(rec)
         writer.commit(force=True)
         return failed
+
+    def _run_vms(self, d: PlanDecision, base: RunContext) -> int:
+        """Run the plan's VMs in threads, at most ``controller_max_vm_inflight`` at once (per
+        source host when the provider counts per host), as MTV does; returns how many failed.
+
+        Every VM gets its record first, so a VM waiting for a slot shows as Pending, with the
+        reason in status.  A shutdown starts nothing more and lets running VMs pause.
+        """
+        vms = {vm.vm_id: vm for vm in d.vms if vm.vm_id in d.run_vms}
+        records = {
+            vm_id: start_record(base, vm, self.store.get_vm(d.key, vm_id))
+            for vm_id, vm in vms.items()
+        }
+        # a VM that a stopped pass left half-way goes first: its target disks exist already
+        queue = sorted(vms, key=lambda vm_id: not records[vm_id].started)
+        hosts = len({vm.host for vm in vms.values()}) if d.per_host else 1
+        workers = max(1, min(len(vms), d.max_vm_inflight * hosts))
+        running: dict[Future, str] = {}
+        failed = 0
+        try:
+            with ThreadPoolExecutor(workers, thread_name_prefix=f"vm-{d.name}") as pool:
+                try:
+                    while True:
+                        for vm_id in [v for v in queue if self._canceled((d.key, v))]:
+                            queue.remove(vm_id)
+                            cancel_vm(base, vms[vm_id], records[vm_id])
+                        if self.cancel.is_set():
+                            queue.clear()  # they stay Pending; the next start runs them
+                        for vm_id in self._take_slots(d, base, vms, records, queue, running):
+                            ctx = self._vm_context(base, vm_id)
+                            future = pool.submit(run_vm, ctx, vms[vm_id], records[vm_id])
+                            running[future] = vm_id
+                        if not running:
+                            break
+                        done, _ = wait(running, WAIT_POLL_SECONDS, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            del running[future]
+                            failed += future.result().result == "Failed"
+                except BaseException:
+                    self._halt_running(d.key, running)  # the pool waits for them to pause
+                    raise
+        finally:
+            with self._lock:
+                self._waiting.pop(d.key, None)
+                for key in [k for k in self._halts if k[0] == d.key]:
+                    del self._halts[key]
+        return failed
+
+    def _take_slots(
+        self,
+        d: PlanDecision,
+        base: RunContext,
+        vms: dict[str, VmPlan],
+        records: dict[str, VmProgress],
+        queue: list[str],
+        running: dict[Future, str],
+    ) -> tuple[str, ...]:
+        """Ask the scheduler which queued VMs start now; returns them, out of the queue.
+
+        In this order a commit from a running VM never shows a VM Pending without its reason:
+        the started leave Pending first, then the others get why they wait."""
+        plan = schedule(
+            [Job(v, vms[v].host) for v in queue],
+            [Job(v, vms[v].host) for v in running.values()],
+            d.max_vm_inflight,
+            d.per_host,
+        )
+        for vm_id in plan.start:
+            queue.remove(vm_id)
+            mark_started(base, records[vm_id])
+        with self._lock:
+            self._waiting[d.key] = plan.waiting
+        return plan.start
+
+    def _vm_context(self, base: RunContext, vm_id: str) -> RunContext:
+        """A VM's own copy of the plan's context: its halt event, its cancel check."""
+        key = (base.plan_key, vm_id)
+        halt = threading.Event()
+        with self._lock:
+            self._halts[key] = halt
+        return replace(base, halt=halt, canceled=lambda: self._canceled(key))
+
+    def _halt_running(self, plan_key: str, running: dict[Future, str]) -> None:
+        """The pass is failing: VMs not started yet never start, running ones pause."""
+        for future in running:
+            future.cancel()
+        with self._lock:
+            halts = [self._halts.get((plan_key, v)) for v in running.values()]
+        for halt in halts:
+            if halt is not None:
+                halt.set()
 
 
 def _split(key: str) -> tuple[str, str]:
@@ -281,6 +392,8 @@ class _StatusWriter:
         self.written: dict[str, str] = {}
         self.commits = 0
         self.rules: dict = {}
+        # VMs in worker threads commit through here: one commit (and its git work) at a time
+        self._lock = threading.Lock()
 
     def _snapshot(self) -> Snapshot:
         keys = [d.key for d in self.decisions]
@@ -294,11 +407,23 @@ class _StatusWriter:
             {k: store.vms(k) for k in keys},
             {k: store.migrations(k) for k in keys},
             self.rules,
+            self.rec.waiting(),
         )
 
     def commit(self, force: bool = False, final: bool = False) -> None:
         """Commit status now if due (``force``: regardless of the pace); only the ``final``
-        commit of a pass raises when git refuses, so a slow remote never stops a copy."""
+        commit of a pass raises when git refuses, so a slow remote never stops a copy.
+
+        Thread-safe: a forced commit waits for one in progress; a paced one is skipped then,
+        since the commit in progress or the next one carries its change."""
+        if not self._lock.acquire(blocking=force):
+            return
+        try:
+            self._commit(force, final)
+        finally:
+            self._lock.release()
+
+    def _commit(self, force: bool, final: bool) -> None:
         if not force and time.monotonic() - self.last < self.interval:
             return
         self.last = time.monotonic()

@@ -66,7 +66,8 @@ class RunContext:
     reporter: Reporter = field(default_factory=NullReporter)
     on_change: Callable[..., None] = lambda force=False: None
     cancel: threading.Event = field(default_factory=threading.Event)  # set on shutdown
-    # set to stop this VM's copy: on shutdown, or when the user cancels the VM
+    # this VM's own: set to stop it at a durable point (its copy included) on shutdown, when
+    # the user cancels it, or when the pass fails; VMs that run at once never share one
     halt: threading.Event = field(default_factory=threading.Event)
     canceled: Callable[[], bool] = lambda: False  # the user canceled this VM (spec.cancel)
 
@@ -93,11 +94,18 @@ def disk_id(ctx: RunContext, vm: VmPlan, claim: DiskClaim) -> str:
     return f"{ctx.plan_key}/{vm.vm_id}/{claim.namespace}/{claim.name}"
 
 
-def run_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
-    """Walk the remaining steps; a failure ends the VM with the step's error, never a crash."""
+def mark_started(ctx: RunContext, rec: VmProgress) -> None:
+    """The VM has its slot: record when it started and that it is no longer Pending, before
+    the pass stops saying why it waited, so status never shows it queued without a reason."""
     if not rec.started:
         rec.started = now()
     rec.phase = RUNNING if rec.phase == PENDING else rec.phase
+    ctx.store.put_vm(rec)
+
+
+def run_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
+    """Walk the remaining steps; a failure ends the VM with the step's error, never a crash."""
+    mark_started(ctx, rec)
     handlers = {
         "PreHook": _not_built,
         "PostHook": _not_built,
@@ -113,8 +121,8 @@ def run_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
         if step["phase"] in (COMPLETED, SKIPPED):
             continue
         if ctx.canceled():
-            return _cancel(ctx, vm, rec)
-        if ctx.cancel.is_set():
+            return cancel_vm(ctx, vm, rec)
+        if ctx.cancel.is_set() or ctx.halt.is_set():
             return _pause(ctx, rec)
         rec.phase = step["name"]
         step["phase"] = RUNNING
@@ -125,7 +133,7 @@ def run_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
         try:
             message = handlers[step["name"]](ctx, vm, rec, step)
         except TransferCanceled:
-            return _cancel(ctx, vm, rec) if ctx.canceled() else _pause(ctx, rec)
+            return cancel_vm(ctx, vm, rec) if ctx.canceled() else _pause(ctx, rec)
         except Exception as exc:  # noqa: BLE001 - any failure ends this VM, not the pass
             reason = f"{type(exc).__name__}: {exc}" if not _is_user_facing(exc) else str(exc)
             step["phase"] = FAILED
@@ -159,8 +167,10 @@ def _pause(ctx: RunContext, rec: VmProgress) -> VmProgress:
     return rec
 
 
-def _cancel(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
-    """The user canceled the VM: remove what was made for it on the target, as MTV does."""
+def cancel_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
+    """The user canceled the VM: remove what was made for it on the target, as MTV does.
+
+    Also for a VM still queued for a slot: a run cut short by a killed pass left disks behind."""
     for claim in disk_claims(vm):
         ctx.target.delete_disk(claim)
         ctx.store.reset_disk(disk_id(ctx, vm, claim))

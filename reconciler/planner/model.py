@@ -44,6 +44,7 @@ class VmPlan:
     nics: tuple[NicPlan, ...]
     labels: dict[str, str] = field(default_factory=dict)
     hooks: tuple[tuple[str, str], ...] = ()  # (step, "ns/name")
+    host: str = ""  # the source host (vSphere: the ESXi host's MOR id); "" when none
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,9 @@ class PlanDecision:
     canceled_vms: list[str] = field(default_factory=list)
     skipped_migrations: dict[str, str] = field(default_factory=dict)  # migration -> why waiting
     concerns: dict[str, tuple[dict, ...]] = field(default_factory=dict)  # vm id -> rule concerns
+    # ForkliftController spec.controller_max_vm_inflight, and whether it counts per source host
+    max_vm_inflight: int = 20
+    per_host: bool = False
 
     @property
     def key(self) -> str:

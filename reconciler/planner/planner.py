@@ -11,6 +11,7 @@ from reconciler.manifests.loader import Desired, Manifest
 from reconciler.manifests.references import resolve
 from reconciler.planner.model import Condition, DiskPlan, NicPlan, PlanDecision, VmPlan
 from reconciler.planner.naming import dns1123_name, unique_name
+from reconciler.planner.schedule import controller_settings, counts_per_host
 from reconciler.progress.store import MigrationRecord, VmProgress
 
 DEFAULT_ACCESS_MODE = "ReadWriteOnce"
@@ -77,6 +78,9 @@ def _decide_plan(
         )
     src_key = resolve(spec.provider.source, plan)
     d.source = src_key
+    d.max_vm_inflight = controller_settings(desired, plan.namespace).controller_max_vm_inflight
+    provider = desired.get("Provider", *src_key)
+    d.per_host = provider is not None and counts_per_host(provider.spec.type)
     inv = observed.inventories.get(src_key)
     if not isinstance(inv, Inventory):
         why = inv if isinstance(inv, str) else "inventory not read yet"
@@ -313,6 +317,7 @@ def _vm_plan(plan: Manifest, vm: VM, target: str, nics, disks_, entry) -> VmPlan
         nics=tuple(nics),
         labels=labels,
         hooks=hooks,
+        host=vm.host,
     )
 
 

@@ -41,6 +41,8 @@ class Snapshot:
     vms: dict[str, list[VmProgress]]  # plan key -> records
     migrations: dict[str, list[MigrationRecord]]  # plan key -> records
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)  # provider type -> rule set
+    # plan key -> VM id -> why the VM waits for a slot (controller_max_vm_inflight)
+    waiting: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def status_path(kind: str, namespace: str, name: str) -> str:
@@ -171,7 +173,8 @@ def _provider_status(state: ProviderState | None, errors: list[ManifestError]) -
     return out
 
 
-def vm_status(rec: VmProgress) -> dict[str, Any]:
+def vm_status(rec: VmProgress, waiting: str = "") -> dict[str, Any]:
+    """A VM in Forklift's shape; ``waiting`` says why a queued VM has not started yet."""
     out: dict[str, Any] = {"id": rec.vm_id, "name": rec.vm_name}
     if rec.target_name and rec.target_name != rec.vm_name:
         out["newName"] = rec.target_name
@@ -193,6 +196,10 @@ def vm_status(rec: VmProgress) -> dict[str, Any]:
                 "category": "Advisory",
                 "message": f"The VM migration has {rec.result.lower()}.",
             }
+        ]
+    elif waiting:
+        out["conditions"] = [
+            {"type": "Waiting", "status": "True", "category": "Advisory", "message": waiting}
         ]
     return out
 
@@ -241,6 +248,20 @@ def _plan_status(snap: Snapshot, d: PlanDecision, errors: list[ManifestError]) -
             }
         )
     vms = snap.vms.get(d.key, [])
+    waiting = _still_waiting(snap.waiting.get(d.key, {}), vms)
+    if waiting and running:
+        names = [v.source_name for v in d.vms if v.vm_id in waiting]
+        where = " per ESXi host" if d.per_host else ""
+        conds.append(
+            {
+                "type": "VMsWaiting",
+                "status": "True",
+                "category": "Advisory",
+                "message": f"{len(names)} VM(s) wait for a slot: {', '.join(names)}; at most "
+                f"{d.max_vm_inflight} VM(s) run at once{where} (controller_max_vm_inflight).",
+                "items": names,
+            }
+        )
     listed = {v.vm_id for v in d.vms}
     order = {v.vm_id: i for i, v in enumerate(d.vms)}
     shown = sorted((v for v in vms if v.vm_id in listed), key=lambda v: order[v.vm_id])
@@ -251,7 +272,7 @@ def _plan_status(snap: Snapshot, d: PlanDecision, errors: list[ManifestError]) -
         if not running and recs[-1].completed:
             migration["completed"] = recs[-1].completed
         migration["history"] = [_history(r, d.namespace, d.name) for r in recs]
-    migration["vms"] = [vm_status(v) for v in shown]
+    migration["vms"] = [vm_status(v, waiting.get(v.vm_id, "")) for v in shown]
     out: dict[str, Any] = {"conditions": conds, "migration": migration}
     flagged = [
         {"id": v.vm_id, "name": v.source_name, "concerns": [dict(c) for c in d.concerns[v.vm_id]]}
@@ -261,6 +282,12 @@ def _plan_status(snap: Snapshot, d: PlanDecision, errors: list[ManifestError]) -
     if flagged:
         out["validation"] = {"vms": flagged}
     return out
+
+
+def _still_waiting(waiting: dict[str, str], vms: list[VmProgress]) -> dict[str, str]:
+    """The reasons of VMs that are still Pending: one that took its slot a moment ago is not."""
+    pending = {v.vm_id for v in vms if v.phase == "Pending" and not v.result}
+    return {vm_id: why for vm_id, why in waiting.items() if vm_id in pending}
 
 
 def _migration_status(snap: Snapshot, m, errors: list[ManifestError]) -> dict[str, Any]:
@@ -302,8 +329,14 @@ def _migration_status(snap: Snapshot, m, errors: list[ManifestError]) -> dict[st
                     "message": "The migration is running.",
                 }
             )
-        vms = [v for v in snap.vms.get(plan_key, []) if v.migration == m.name]
-        out["vms"] = [vm_status(v) for v in vms]
+        # the plan's VM order, not the store's: the store's order moves on every update
+        order = {v.vm_id: i for i, v in enumerate(decision.vms)} if decision else {}
+        vms = sorted(
+            (v for v in snap.vms.get(plan_key, []) if v.migration == m.name),
+            key=lambda v: order.get(v.vm_id, len(order)),
+        )
+        waiting = _still_waiting(snap.waiting.get(plan_key, {}), vms)
+        out["vms"] = [vm_status(v, waiting.get(v.vm_id, "")) for v in vms]
     out["conditions"] = conds
     return out
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,10 @@ from reconciler.transfer.rawfile import RawDiskReader, RawDiskWriter
 
 
 def _dump(path: Path, manifest: dict[str, Any]) -> None:
-    """Write atomically: a crash never leaves half a manifest behind."""
+    """Write atomically: a crash never leaves half a manifest behind.  The temporary file is
+    the writing thread's own, as VMs that run at once all ensure their shared namespace."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(dump_yaml(manifest))
     os.replace(tmp, path)
 

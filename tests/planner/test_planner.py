@@ -466,3 +466,19 @@ def test_warnings_and_information_alone_leave_the_plan_ready(tmp_path: Path) -> 
     )
     [d] = decide(desired, check_references(desired), observed, {PLAN: PlanProgress()})
     assert d.ready and "VMCriticalConcerns" not in conds(d)
+
+
+def test_the_limit_of_vms_in_flight_comes_from_the_forklift_controller(tmp_path: Path) -> None:
+    basic_repo(tmp_path)
+    migration(tmp_path, "m1")
+    d = run(tmp_path, inventory(vm("vm-1", "web01", host="host-21")))
+    assert (d.max_vm_inflight, d.per_host) == (20, True)  # MTV's default, per ESXi host
+    assert d.vms[0].host == "host-21"
+    write(
+        tmp_path,
+        "controller.yaml",
+        f"apiVersion: {API}\nkind: ForkliftController\n"
+        "metadata: {name: forklift-controller, namespace: openshift-mtv}\n"
+        "spec:\n  controller_max_vm_inflight: 2\n",
+    )
+    assert run(tmp_path, inventory(vm("vm-1", "web01"))).max_vm_inflight == 2
