@@ -125,9 +125,10 @@ class VsphereConnection:
 
     def _snapshot(self) -> Snapshot:
         """The inventory as of the last :meth:`inventory` call (read once if none was made)."""
-        if self._snap is None:
-            self._snap = self._cache.snapshot()
-        return self._snap
+        with self._lock:
+            if self._snap is None:
+                self._snap = self._cache.snapshot()
+            return self._snap
 
     def _vm(self, vm_id: str) -> dict[str, Any]:
         vm = self._snapshot().vms.get(vm_id)
@@ -140,7 +141,8 @@ class VsphereConnection:
         vCenter reports (WaitForUpdatesEx), so a connection kept across passes stays cheap."""
         from pyVmomi import vim
 
-        snap = self._snap = self._cache.snapshot()
+        with self._lock:
+            snap = self._snap = self._cache.snapshot()
         vms = []
         for moid, p in sorted(snap.vms.items()):
             if p.get("config.template"):

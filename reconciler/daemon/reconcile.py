@@ -13,11 +13,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from reconciler.daemon.observe import close_all, observe
+from reconciler.daemon.observe import Sources, observe
 from reconciler.daemon.state_dir import remember_cluster
 from reconciler.daemon.validate import validate_inventories
 from reconciler.gitops import GitOpsError
 from reconciler.gitops.checkout import GitCheckout
+from reconciler.inventory.store import InventoryStore
 from reconciler.manifests.config import RepoConfig, load_config
 from reconciler.manifests.loader import Desired, load_repo
 from reconciler.manifests.references import check_references, resolve
@@ -92,6 +93,9 @@ class Reconciler:
         remember_cluster(settings.state_dir, cluster)
         self.target: Target = LocalTarget(cluster)
         self.validator = Validator(self.store)
+        # source connections live across passes, so inventories refresh incrementally
+        self.sources = Sources()
+        self.inventories = InventoryStore(settings.state_dir / "inventory.db")
         self.cancel = threading.Event()  # shutdown
         # VMs run in worker threads; this guards the three below.  Reentrant because stop()
         # runs in a signal handler, which may interrupt the main thread while it holds it.
@@ -144,6 +148,8 @@ class Reconciler:
             return key in self._cancel_requests
 
     def close(self) -> None:
+        self.sources.close()
+        self.inventories.close()
         self.validator.close()
         self.store.close()
 
@@ -165,7 +171,12 @@ class Reconciler:
         desired.errors[:0] = config_errors
         ref_errors = check_references(desired)
         self.settings.secrets.plaintext = plaintext_secrets(desired)
-        connections, states, observed = observe(desired, self.settings.secrets, self.target)
+        connections, states, observed = observe(
+            desired, self.settings.secrets, self.target, self.sources
+        )
+        for (ns, name), inv in observed.inventories.items():
+            if not isinstance(inv, str):
+                self.inventories.save(f"{ns}/{name}", inv)
         self.validator.eval_timeout = config.validation.timeoutSeconds
         rules = validate_inventories(desired, connections, observed, self.validator, root)
         progress = self._progress(desired)
@@ -181,7 +192,6 @@ class Reconciler:
                 failed += self._execute(d, connections, config, writer)
         finally:
             writer.commit(force=True, final=True)
-            close_all(connections)
         work_left = any(
             d.migration and d.run_vms for d in self._redecide(desired, ref_errors, observed)
         )

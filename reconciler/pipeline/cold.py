@@ -201,9 +201,13 @@ def _not_built(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
 
 
 def ensure_power_state_stored(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
+    """Record the power state to restore, after checking every disk can be opened: a VM whose
+    disks cannot be read fails here, still running, not after it was powered off."""
     if "powerState" not in step:
+        for disk in vm.disks:
+            ctx.source.open_disk(vm.vm_id, disk.key).close()
         step["powerState"] = ctx.source.power_state(vm.vm_id)
-    return f"source VM was {step['powerState']}"
+    return f"source VM was {step['powerState']}; {len(vm.disks)} disk(s) readable"
 
 
 def _stored_power(rec: VmProgress) -> str:

@@ -96,6 +96,7 @@ def _decide_plan(
     nmap = desired.get("NetworkMap", *resolve(spec.map.network, plan))
     smap = desired.get("StorageMap", *resolve(spec.map.storage, plan))
     assert nmap is not None and smap is not None  # guaranteed by the reference check
+    d.conditions += _unresolved_map_sources(nmap, smap, inv, src_key)
     recorded = {v.vm_id: v for v in pp.vms}
     taken = set(observed.target_vm_names.get(spec.targetNamespace, set()))
     ours = {v.target_name for v in pp.vms if v.target_name}
@@ -363,3 +364,33 @@ def _choose_migration(d: PlanDecision, plan: Manifest, desired: Desired, pp: Pla
             if other != name and other not in d.skipped_migrations:
                 d.skipped_migrations[other] = f"waiting for Migration {name} of the same plan"
         return
+
+
+def _unresolved_map_sources(
+    nmap: Manifest, smap: Manifest, inv: Inventory, src_key: tuple[str, str]
+) -> list[Condition]:
+    """Map entries whose source (by id or by name) the provider does not have, named in a
+    Warning: MTV would hold the whole plan; here a stale or mistyped entry only warns, because
+    a VM whose own network or storage is left unmapped already stops the plan (Critical)."""
+    out = []
+    for ctype, mp, find, what in (
+        ("SourceNetworkNotValid", nmap, inv.find_network, "networks"),
+        ("SourceStorageNotValid", smap, inv.find_storage, "storages"),
+    ):
+        missing = [
+            f"{'id' if p.source.id else 'name'} {p.source.label()}"
+            for p in mp.spec.map
+            if getattr(p.source, "type", None) != "pod" and find(p.source.id, p.source.name) is None
+        ]
+        if missing:
+            out.append(
+                Condition(
+                    ctype,
+                    "True",
+                    "Warning",
+                    f"{mp.ref} ({mp.location}): source {what} not found in the "
+                    f"inventory of {src_key[0]}/{src_key[1]}: {', '.join(missing)}",
+                    items=tuple(missing),
+                )
+            )
+    return out

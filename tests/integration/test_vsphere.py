@@ -216,3 +216,105 @@ def test_a_vsphere_plan_cold_migrates_to_the_target(workspace_factory, vcsim_col
     assert [v["phase"] for v in ws.status("plan", "demo-plan")["status"]["migration"]["vms"]] == [
         "Completed"
     ]  # the OVA plan beside it ran
+
+
+def _spans(ws) -> dict[str, tuple[str, str]]:
+    import sqlite3
+
+    with sqlite3.connect(ws.state / "progress.db") as con:
+        rows = con.execute("SELECT vm_name, started, completed FROM vms").fetchall()
+    return {name: (s, c) for name, s, c in rows}
+
+
+def _overlap(a: tuple[str, str], b: tuple[str, str]) -> bool:
+    """Ran together for more than the same second (times have whole seconds)."""
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def _vsphere_repo(ws, sim, tmp_path, plan: str, src: dict) -> dict:
+    secrets = tmp_path / "secrets.yaml"
+    fp = sha1_fingerprint(sim.host, sim.port)
+    secrets.write_text(
+        f"openshift-mtv/vcenter-creds:\n  user: {sim.user}\n  password: {sim.password}\n"
+        f'  thumbprint: "{fp}"\n'
+    )
+    ws.user_commit(
+        {
+            "providers/vcenter.yaml": PROVIDER.format(url=sim.url),
+            "maps/vsphere.yaml": MAPS.format(**src),
+            "plans/vs-plan.yaml": plan,
+        },
+        "a vSphere plan",
+    )
+    return {"MTV_GITOPS_SECRETS": str(secrets)}
+
+
+def _map_ids(sim) -> dict:
+    conn = connect(sim)
+    web = _vms(conn.si)["DC0_C0_RP0_VM0"]
+    ids = {
+        "vm_network_id": next(n for n in web.runtime.host.network if n.name == "VM Network")._moId,
+        "ds1_id": datastore(conn, "LocalDS_1")._moId,
+    }
+    conn.close()
+    return ids
+
+
+def test_vms_in_flight_are_counted_per_esxi_host(workspace_factory, tmp_path) -> None:
+    """controller_max_vm_inflight: 1 with two VMs on host A and one on host B: the two on A
+    never run together, the one on B runs beside them."""
+    from pyVmomi import vim
+
+    from tests.integration.test_max_vm_inflight import _limit_and_throttle
+
+    sim = start_simulator(hosts=2, vms=3, datastores=2)
+    try:
+        conn = connect(sim)
+        vms = _vms(conn.si)
+        chosen = ["DC0_C0_RP0_VM0", "DC0_C0_RP0_VM2", "DC0_C0_RP0_VM1"]
+        hosts = [vms[n].runtime.host._moId for n in chosen]
+        assert hosts[0] == hosts[1] != hosts[2]  # the simulator's placement
+        for i, name in enumerate(chosen):
+            vm = vms[name]
+            add_disk(conn.si, vm, 12 * MiB, datastore(conn, "LocalDS_0"))
+            for d in vm.config.hardware.device:
+                if isinstance(d, vim.vm.device.VirtualDisk):
+                    write_flat_disk(sim, d.backing.fileName, content(d.capacityInKB * 1024, i))
+        conn.close()
+        plan = PLAN.replace("    - name: Web Server_01.Prod\n    - id: {off_vm_id}\n", "")
+        plan = plan.replace("  vms:\n", "  vms:\n" + "".join(f"    - name: {n}\n" for n in chosen))
+        ws = workspace_factory([small_vm("steady", 1)])
+        env = _vsphere_repo(ws, sim, tmp_path, plan.format(), _map_ids(sim))
+        _limit_and_throttle(ws, 1, 4)  # about 3 s of copying per VM
+        proc = ws.reconcile("--once", env=env, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    finally:
+        sim.stop()
+    spans = _spans(ws)
+    a1, a2, b = (spans[n] for n in chosen)
+    assert not _overlap(a1, a2)  # same ESXi host: one at a time
+    assert _overlap(b, a1) or _overlap(b, a2)  # another host: its own slot
+    plan_status = ws.status("plan", "vs-plan")["status"]
+    assert {v["phase"] for v in plan_status["migration"]["vms"]} == {"Completed"}
+
+
+def test_a_vm_whose_disks_cannot_be_read_fails_before_it_is_powered_off(
+    workspace_factory, tmp_path
+) -> None:
+    sim = start_simulator(hosts=1, vms=1, datastores=2)
+    try:
+        ids = _map_ids(sim)
+        plan = PLAN.replace("    - name: Web Server_01.Prod\n    - id: {off_vm_id}\n", "")
+        plan = plan.replace("  vms:\n", "  vms:\n    - name: DC0_H0_VM0\n")
+        ws = workspace_factory([small_vm("steady", 1)])
+        env = _vsphere_repo(ws, sim, tmp_path, plan.format(), ids)
+        proc = ws.reconcile("--once", env=env, timeout=300)
+        assert proc.returncode == 1
+        assert "is empty: not a VMDK descriptor" in proc.stdout + proc.stderr
+        vm = ws.status("plan", "vs-plan")["status"]["migration"]["vms"][0]
+        assert vm["phase"] == "Failed" and vm["error"]["phase"] == "StorePowerState"
+        conn = connect(sim)
+        assert _vms(conn.si)["DC0_H0_VM0"].runtime.powerState == "poweredOn"  # left running
+        conn.close()
+    finally:
+        sim.stop()

@@ -482,3 +482,26 @@ def test_the_limit_of_vms_in_flight_comes_from_the_forklift_controller(tmp_path:
         "spec:\n  controller_max_vm_inflight: 2\n",
     )
     assert run(tmp_path, inventory(vm("vm-1", "web01"))).max_vm_inflight == 2
+
+
+def test_map_sources_the_provider_does_not_have_are_named(tmp_path: Path) -> None:
+    basic_repo(tmp_path, vms="    - id: vm-1\n")
+    inv = inventory(vm("vm-1", "a"))
+    inv.networks = [Network("network-1", "VM Network")]  # "Storage LAN" is gone
+    inv.storages = [Storage("datastore-1", "fast-ds")]  # slow-ds is gone
+    inv.storages.append(Storage("datastore-7", "other"))
+    d = run(tmp_path, inv)
+    assert d.ready  # vm-1's own network and datastore are mapped
+    c = {x.type: x for x in d.conditions}
+    net, sto = c["SourceNetworkNotValid"], c["SourceStorageNotValid"]
+    assert net.category == sto.category == "Warning"
+    assert net.items == ("name Storage LAN",)
+    assert sto.items == ("name slow-ds",)
+    assert net.message.startswith("NetworkMap openshift-mtv/")
+    assert "maps/network.yaml" in net.message and "openshift-mtv/vsphere" in net.message
+
+
+def test_every_map_source_found_adds_no_condition(tmp_path: Path) -> None:
+    basic_repo(tmp_path, vms="    - id: vm-1\n")
+    c = conds(run(tmp_path, inventory(vm("vm-1", "a"))))
+    assert "SourceNetworkNotValid" not in c and "SourceStorageNotValid" not in c
