@@ -141,8 +141,17 @@ class VsphereConnection:
         vCenter reports (WaitForUpdatesEx), so a connection kept across passes stays cheap."""
         from pyVmomi import vim
 
-        with self._lock:
-            snap = self._snap = self._cache.snapshot()
+        try:
+            with self._lock:
+                snap = self._snap = self._cache.snapshot()
+        except SourceError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - network or vCenter faults: the provider's state
+            where = self._login.endpoint.host
+            why = getattr(exc, "msg", None) or str(exc)
+            raise SourceError(
+                f"reading the inventory of vCenter {where} failed: {type(exc).__name__}: {why}"
+            ) from exc
         vms = []
         for moid, p in sorted(snap.vms.items()):
             if p.get("config.template"):

@@ -102,21 +102,21 @@ class Sources:
         if live and live[0] == fp:
             try:
                 return live[1], live[1].inventory()
-            except SourceError:
-                self._drop(key)  # the session may be gone: one fresh connection
+            except Exception:  # noqa: BLE001 - the session may be gone: one fresh connection
+                self._drop(key)
         elif live:
             self._drop(key)
         try:
             conn = connect(
                 provider.spec.type, provider.spec.url, secret, dict(provider.spec.settings), hosts
             )
-        except SourceError as exc:
-            return None, self._fail(key, fp, str(exc))
+        except Exception as exc:  # noqa: BLE001 - a plugin's failure is the provider's state
+            return None, self._fail(key, fp, _describe(exc))
         try:
             inv = conn.inventory()
-        except SourceError as exc:
+        except Exception as exc:  # noqa: BLE001 - idem: never a crash of the pass
             _close(conn)
-            return None, self._fail(key, fp, str(exc))
+            return None, self._fail(key, fp, _describe(exc))
         self._failed.pop(key, None)
         self._live[key] = (fp, conn)
         return conn, inv
@@ -140,6 +140,13 @@ class Sources:
     def close(self) -> None:
         for key in list(self._live):
             self._drop(key)
+
+
+def _describe(exc: Exception) -> str:
+    """A SourceError says what to do; anything else a plugin raised is named by its type."""
+    if isinstance(exc, SourceError):
+        return str(exc)
+    return f"the source plugin failed: {type(exc).__name__}: {exc}"
 
 
 def _provider_secret(provider: Manifest, secrets: SecretResolver) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
@@ -110,7 +111,11 @@ def prepare_source(sim: Simulator) -> dict:
         ),
     )
     spec = vim.vm.ConfigSpec(
-        deviceChange=[vim.vm.device.VirtualDeviceSpec(operation="add", device=nic)]
+        firmware="efi",
+        numCPUs=4,
+        numCoresPerSocket=2,
+        memoryMB=3072,
+        deviceChange=[vim.vm.device.VirtualDeviceSpec(operation="add", device=nic)],
     )
     wait(web.ReconfigVM_Task(spec))
     add_disk(si, web, 8 * MiB, datastore(conn, "LocalDS_1"))
@@ -199,7 +204,11 @@ def test_a_vsphere_plan_cold_migrates_to_the_target(workspace_factory, vcsim_col
         {"name": "net-0", "multus": {"networkName": "vs-vms/backend"}},
         {"name": "net-1", "pod": {}},
     ]
-    assert domain["firmware"]["bootloader"] == {"bios": {}}
+    assert "efi" in domain["firmware"]["bootloader"]  # the source's firmware
+    assert domain["cpu"] == {"sockets": 2, "cores": 2, "threads": 1}
+    assert domain["memory"] == {"guest": "3072Mi"}
+    off_domain = off["spec"]["template"]["spec"]["domain"]
+    assert off_domain["firmware"]["bootloader"] == {"bios": {}}
     for target, source in (
         ("webserver-01prod", "Web Server_01.Prod"),
         ("dc0-c0-rp0-vm1", "DC0_C0_RP0_VM1"),
@@ -316,5 +325,36 @@ def test_a_vm_whose_disks_cannot_be_read_fails_before_it_is_powered_off(
         conn = connect(sim)
         assert _vms(conn.si)["DC0_H0_VM0"].runtime.powerState == "poweredOn"  # left running
         conn.close()
+    finally:
+        sim.stop()
+
+
+def test_a_refused_certificate_or_login_is_a_provider_condition(workspace_factory, tmp_path):
+    sim = start_simulator(hosts=1, vms=1, datastores=2, password="vc-Secret-7781")
+    try:
+        ids = _map_ids(sim)
+        plan = PLAN.replace("    - name: Web Server_01.Prod\n    - id: {off_vm_id}\n", "")
+        plan = plan.replace("  vms:\n", "  vms:\n    - name: DC0_H0_VM0\n")
+        ws = workspace_factory([small_vm("steady", 1)])
+        env = _vsphere_repo(ws, sim, tmp_path, plan.format(), ids)
+        secrets = Path(env["MTV_GITOPS_SECRETS"])
+        wrong = ":".join(["AB"] * 20)
+        good = sha1_fingerprint(sim.host, sim.port)
+        secrets.write_text(secrets.read_text().replace(good, wrong))
+        proc = ws.reconcile("--once", env=env, timeout=300)
+        assert proc.returncode == 1
+        assert sim.password not in proc.stdout + proc.stderr
+        provider = ws.status("provider", "vcenter")["status"]
+        text = " ".join(c["message"] for c in provider["conditions"])
+        assert f"not the thumbprint {wrong}" in text
+        plan_conds = {c["type"] for c in ws.status("plan", "vs-plan")["status"]["conditions"]}
+        assert "SourceProviderNotReady" in plan_conds
+        secrets.write_text(secrets.read_text().replace(wrong, good).replace(sim.password, "not-it"))
+        proc = ws.reconcile("--once", env=env, timeout=300)
+        assert proc.returncode == 1
+        provider = ws.status("provider", "vcenter")["status"]
+        text = " ".join(c["message"] for c in provider["conditions"])
+        assert "refused the login of 'user'" in text
+        assert "not-it" not in proc.stdout + proc.stderr + text
     finally:
         sim.stop()
