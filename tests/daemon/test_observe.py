@@ -83,3 +83,50 @@ def test_without_sources_each_call_connects_afresh(tmp_path: Path) -> None:
     for _ in range(2):
         _, states, _ = observe(load(repo), SecretResolver(), LocalTarget(tmp_path / "c"))
         assert "next attempt" not in states[KEY].message
+
+
+HOSTS = """
+apiVersion: forklift.konveyor.io/v1beta1
+kind: Provider
+metadata: {name: vcenter, namespace: openshift-mtv}
+spec:
+  type: vsphere
+  url: https://vcenter.example.com/sdk
+  secret: {name: vc, namespace: openshift-mtv}
+---
+apiVersion: forklift.konveyor.io/v1beta1
+kind: Host
+metadata: {name: esx-1, namespace: openshift-mtv}
+spec:
+  provider: {namespace: openshift-mtv, name: vcenter}
+  id: host-21
+  ipAddress: 10.10.0.21
+  secret: {name: esx-1, namespace: openshift-mtv}
+---
+apiVersion: forklift.konveyor.io/v1beta1
+kind: Host
+metadata: {name: other, namespace: openshift-mtv}
+spec:
+  provider: {namespace: openshift-mtv, name: another-vcenter}
+  id: host-99
+  ipAddress: 10.10.0.99
+"""
+
+
+def test_a_providers_host_manifests_reach_its_plugin_with_their_secrets(tmp_path) -> None:
+    from reconciler.daemon.observe import provider_hosts
+
+    repo = tmp_path / "repo"
+    write(repo, "p.yaml", HOSTS)
+    secrets = tmp_path / "secrets.yaml"
+    secrets.write_text("openshift-mtv/esx-1:\n  user: root\n  password: esx-pw\n")
+    desired = load(repo)
+    provider = desired.get("Provider", "openshift-mtv", "vcenter")
+    hosts = provider_hosts(provider, SecretResolver(secrets, environ={}), desired)
+    assert hosts == {
+        "host-21": {
+            "ipAddress": "10.10.0.21",
+            "secret": {"user": "root", "password": "esx-pw"},
+            "name": "esx-1",
+        }
+    }
