@@ -154,21 +154,7 @@ def test_a_vsphere_plan_cold_migrates_to_the_target(workspace_factory, vcsim_col
     sim = vcsim_cold
     src = prepare_source(sim)
     ws = workspace_factory([small_vm("steady", 1)])
-    secrets = tmp_path / "secrets.yaml"
-    fp = sha1_fingerprint(sim.host, sim.port)
-    secrets.write_text(
-        f"openshift-mtv/vcenter-creds:\n  user: {sim.user}\n  password: {sim.password}\n"
-        f'  thumbprint: "{fp}"\n'
-    )
-    ws.user_commit(
-        {
-            "providers/vcenter.yaml": PROVIDER.format(url=sim.url),
-            "maps/vsphere.yaml": MAPS.format(**src),
-            "plans/vs-plan.yaml": PLAN.format(**src),
-        },
-        "a vSphere plan",
-    )
-    env = {"MTV_GITOPS_SECRETS": str(secrets)}
+    env = _vsphere_repo(ws, sim, tmp_path, PLAN.format(**src), src)
     listed = ws.cli("inventory", str(ws.clone), "--provider", "vcenter", env=env, check=True)
     assert "Web Server_01.Prod" in listed.stdout and "LocalDS_1" in listed.stdout
     as_json = ws.cli("inventory", str(ws.clone), "-p", "vcenter", "--json", env=env, check=True)
