@@ -100,7 +100,9 @@ class VsphereConnection:
             return self._login, None
         with self._lock:
             if host_id not in self._host_logins:
-                address = str(host.get("ipAddress", ""))
+                address = str(host.get("ipAddress", "")).strip()
+                if address.count(":") > 1 and not address.startswith("["):
+                    address = f"[{address}]"  # an IPv6 migration network
                 self._host_logins[host_id] = session.Login(f"https://{address}/sdk", host["secret"])
             return self._host_logins[host_id], "ha-datacenter"
 
