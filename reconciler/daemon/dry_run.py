@@ -113,8 +113,9 @@ def dry_run(root: Path, state_dir: Path, cluster: Path, secrets: SecretResolver)
             for disk in vm.disks:
                 out.lines.append(
                     f"      copy {disk.key} ({disk.capacity / GIB:.2f} GiB) -> PVC {disk.pvc_name} "
-                    f"[{disk.storage_class or 'default class'}, {disk.access_mode}, "
-                    f"{disk.volume_mode}]"
+                    f"[{disk.storage_class or 'default class'}, "
+                    f"{disk.access_mode or 'class default access'}, "
+                    f"{disk.volume_mode or 'class default mode'}]"
                 )
             for nic in vm.nics:
                 dest = "pod network" if nic.dest_type == "pod" else nic.nad or nic.dest_type

@@ -26,6 +26,15 @@ class ValidationSettings(BaseModel):
     timeoutSeconds: float = Field(default=5.0, gt=0, le=300)  # per VM; a rule that loops stops
 
 
+class TargetSettings(BaseModel):
+    """How PVCs are sized: CDI's filesystem overhead (the MTV docs advise 0.1 or more for EXT4
+    on block storage), globally and per storage class."""
+
+    model_config = ConfigDict(extra="forbid")
+    filesystemOverhead: float = Field(default=0.055, ge=0, lt=1)
+    filesystemOverheadByStorageClass: dict[str, float] = Field(default_factory=dict)
+
+
 class RepoConfig(BaseModel):
     """Settings that belong to the repo rather than to one migration."""
 
@@ -37,6 +46,7 @@ class RepoConfig(BaseModel):
     statusCommitSeconds: float = Field(default=10.0, ge=0)
     transfer: TransferSettings = Field(default_factory=TransferSettings)
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    target: TargetSettings = Field(default_factory=TargetSettings)
 
 
 def load_config(root: Path) -> tuple[RepoConfig, list[ManifestError]]:

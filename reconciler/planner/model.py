@@ -21,8 +21,8 @@ class DiskPlan:
     capacity: int
     pvc_name: str
     storage_class: str
-    access_mode: str
-    volume_mode: str
+    access_mode: str  # "" when the StorageMap leaves it to the storage class's default
+    volume_mode: str  # idem
     bus: str = "virtio"
 
 

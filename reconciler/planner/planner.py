@@ -14,9 +14,6 @@ from reconciler.planner.naming import dns1123_name, unique_name
 from reconciler.planner.schedule import controller_settings, counts_per_host
 from reconciler.progress.store import MigrationRecord, VmProgress
 
-DEFAULT_ACCESS_MODE = "ReadWriteOnce"
-DEFAULT_VOLUME_MODE = "Filesystem"
-
 
 @dataclass
 class Observed:
@@ -294,8 +291,8 @@ def _vm_plan(plan: Manifest, vm: VM, target: str, nics, disks_, entry) -> VmPlan
             capacity=disk.capacity,
             pvc_name=f"{target[:55]}-disk-{i}",
             storage_class=dest.storageClass,
-            access_mode=dest.accessMode or DEFAULT_ACCESS_MODE,
-            volume_mode=dest.volumeMode or DEFAULT_VOLUME_MODE,
+            access_mode=dest.accessMode or "",  # "": the storage class's default (target)
+            volume_mode=dest.volumeMode or "",
             bus=disk.bus if disk.bus in ("virtio", "sata", "scsi") else "virtio",
         )
         for i, (disk, dest) in enumerate(disks_)

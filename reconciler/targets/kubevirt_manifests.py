@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from reconciler.planner.model import DiskPlan, VmPlan
@@ -10,19 +13,79 @@ from reconciler.targets.base import DiskClaim
 MIB = 1024 * 1024
 
 
+# The MTV 2.4 docs' table 2.1 "default volume and access modes" per provisioner, used when the
+# StorageMap entry names neither (CDI's storage profiles say the same).
+PROVISIONER_DEFAULTS: dict[str, tuple[str, str]] = {
+    "kubernetes.io/aws-ebs": ("Block", "ReadWriteOnce"),
+    "kubernetes.io/azure-disk": ("Block", "ReadWriteOnce"),
+    "kubernetes.io/azure-file": ("Filesystem", "ReadWriteMany"),
+    "kubernetes.io/cinder": ("Block", "ReadWriteOnce"),
+    "kubernetes.io/gce-pd": ("Block", "ReadWriteOnce"),
+    "kubernetes.io/hostpath-provisioner": ("Filesystem", "ReadWriteOnce"),
+    "manila.csi.openstack.org": ("Filesystem", "ReadWriteMany"),
+    "openshift-storage.cephfs.csi.ceph.com": ("Filesystem", "ReadWriteMany"),
+    "openshift-storage.rbd.csi.ceph.com": ("Block", "ReadWriteOnce"),
+    "kubernetes.io/rbd": ("Block", "ReadWriteOnce"),
+    "kubernetes.io/vsphere-volume": ("Block", "ReadWriteOnce"),
+}
+# Storage that is not in the table (or not dynamically provisioned): the docs' advice.
+FALLBACK_MODES = ("Filesystem", "ReadWriteOnce")
+# CDI's default global filesystem overhead: the share of a Filesystem PVC that the filesystem
+# itself takes. The MTV docs advise 10% or more for EXT4 on block storage.
+DEFAULT_FILESYSTEM_OVERHEAD = 0.055
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """What the target knows of its storage: provisioner per storage class (from the
+    cluster's StorageClasses) and the filesystem overhead, global or per class, as CDI has."""
+
+    provisioners: Mapping[str, str] = field(default_factory=dict)
+    default_class: str = ""  # the cluster's default StorageClass, for PVCs that name none
+    filesystem_overhead: float = DEFAULT_FILESYSTEM_OVERHEAD
+    overhead_by_class: Mapping[str, float] = field(default_factory=dict)
+
+    def modes(self, disk: DiskPlan) -> tuple[str, str]:
+        """(volumeMode, accessMode): the StorageMap's, else the provisioner's default."""
+        provisioner = self.provisioners.get(disk.storage_class or self.default_class, "")
+        volume, access = PROVISIONER_DEFAULTS.get(provisioner, FALLBACK_MODES)
+        return disk.volume_mode or volume, disk.access_mode or access
+
+    def overhead(self, storage_class: str) -> float:
+        return self.overhead_by_class.get(
+            storage_class or self.default_class, self.filesystem_overhead
+        )
+
+    def request_bytes(self, disk: DiskPlan) -> int:
+        """The PVC request: the disk, plus the filesystem's share on a Filesystem volume (the
+        image must fit beside the filesystem's own metadata), in whole MiB."""
+        volume, _ = self.modes(disk)
+        size = disk.capacity
+        if volume == "Filesystem":
+            size = math.ceil(size / (1 - self.overhead(disk.storage_class)))
+        return round_up(size)
+
+
 def round_up(n: int, unit: int = MIB) -> int:
     return -(-n // unit) * unit
 
 
-def disk_claims(vm: VmPlan) -> list[DiskClaim]:
-    return [DiskClaim(d.pvc_name, vm.namespace, d.capacity, pvc_manifest(vm, d)) for d in vm.disks]
+def disk_claims(vm: VmPlan, storage: StorageSettings | None = None) -> list[DiskClaim]:
+    return [
+        DiskClaim(d.pvc_name, vm.namespace, d.capacity, pvc_manifest(vm, d, storage))
+        for d in vm.disks
+    ]
 
 
-def pvc_manifest(vm: VmPlan, disk: DiskPlan) -> dict[str, Any]:
+def pvc_manifest(
+    vm: VmPlan, disk: DiskPlan, storage: StorageSettings | None = None
+) -> dict[str, Any]:
+    storage = storage or StorageSettings()
+    volume, access = storage.modes(disk)
     spec: dict[str, Any] = {
-        "accessModes": [disk.access_mode],
-        "volumeMode": disk.volume_mode,
-        "resources": {"requests": {"storage": f"{round_up(disk.capacity) // MIB}Mi"}},
+        "accessModes": [access],
+        "volumeMode": volume,
+        "resources": {"requests": {"storage": f"{storage.request_bytes(disk) // MIB}Mi"}},
     }
     if disk.storage_class:
         spec["storageClassName"] = disk.storage_class

@@ -91,7 +91,7 @@ def test_ready_plan_resolves_vm_disks_and_nics(tmp_path: Path) -> None:
         (x.key, x.pvc_name, x.storage_class, x.access_mode, x.volume_mode, x.bus) for x in p.disks
     ] == [
         ("disk-0", "web01-disk-0", "fast", "ReadWriteMany", "Block", "scsi"),
-        ("disk-1", "web01-disk-1", "slow", "ReadWriteOnce", "Filesystem", "virtio"),
+        ("disk-1", "web01-disk-1", "slow", "", "", "virtio"),  # the class decides
     ]
     assert [(n.name, n.mac, n.model, n.dest_type, n.nad) for n in p.nics] == [
         ("nic-0", "00:50:56:aa:bb:01", "virtio", "pod", ""),

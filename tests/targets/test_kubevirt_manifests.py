@@ -8,7 +8,13 @@ import pytest
 
 from reconciler.planner.model import DiskPlan, NicPlan, VmPlan
 from reconciler.targets.base import TargetError
-from reconciler.targets.kubevirt_manifests import disk_claims, pvc_manifest, vm_manifest
+from reconciler.targets.kubevirt_manifests import (
+    PROVISIONER_DEFAULTS,
+    StorageSettings,
+    disk_claims,
+    pvc_manifest,
+    vm_manifest,
+)
 from reconciler.targets.schema import check_manifest
 
 GiB = 1024**3
@@ -115,7 +121,8 @@ def test_pvc_manifest_and_claims() -> None:
         "spec": {
             "accessModes": ["ReadWriteOnce"],
             "volumeMode": "Filesystem",
-            "resources": {"requests": {"storage": "10240Mi"}},
+            # 10 GiB / (1 - 0.055), CDI's default filesystem overhead, in whole MiB
+            "resources": {"requests": {"storage": "10836Mi"}},
             "storageClassName": "fast",
         },
     }
@@ -186,3 +193,47 @@ def test_check_manifest_rejects_a_bad_pvc_naming_the_field() -> None:
     p["spec"]["volumeModes"] = "Block"
     with pytest.raises(TargetError, match="'volumeModes' was unexpected"):
         check_manifest(p)
+
+
+def test_modes_left_open_by_the_map_come_from_the_provisioner_table() -> None:
+    """The MTV 2.4 docs' table 2.1, by the storage class's provisioner; unknown: FS + RWO."""
+    disks = (
+        DiskPlan("d0", GiB, "web-01-disk-0", "ebs", "", ""),
+        DiskPlan("d1", GiB, "web-01-disk-1", "files", "", ""),
+        DiskPlan("d2", GiB, "web-01-disk-2", "", "", ""),  # the cluster's default class
+        DiskPlan("d3", GiB, "web-01-disk-3", "mystery", "", ""),
+        DiskPlan("d4", GiB, "web-01-disk-4", "ebs", "ReadWriteMany", "Filesystem"),  # map wins
+    )
+    storage = StorageSettings(
+        provisioners={
+            "ebs": "kubernetes.io/aws-ebs",
+            "files": "openshift-storage.cephfs.csi.ceph.com",
+            "rbd": "openshift-storage.rbd.csi.ceph.com",
+            "mystery": "example.com/unknown",
+        },
+        default_class="rbd",
+    )
+    got = [
+        (p["spec"]["volumeMode"], p["spec"]["accessModes"][0])
+        for p in (pvc_manifest(plan(disks=disks), d, storage) for d in disks)
+    ]
+    assert got == [
+        ("Block", "ReadWriteOnce"),
+        ("Filesystem", "ReadWriteMany"),
+        ("Block", "ReadWriteOnce"),
+        ("Filesystem", "ReadWriteOnce"),
+        ("Filesystem", "ReadWriteMany"),
+    ]
+    assert len(PROVISIONER_DEFAULTS) == 11  # every row of the docs' table
+
+
+def test_filesystem_overhead_is_added_to_filesystem_volumes_only() -> None:
+    fs = DiskPlan("d0", 100 * GiB, "a-disk-0", "ext4-on-block", "", "Filesystem")
+    block = DiskPlan("d1", 100 * GiB, "a-disk-1", "ext4-on-block", "", "Block")
+    storage = StorageSettings(filesystem_overhead=0.1, overhead_by_class={"special": 0.2})
+    assert storage.request_bytes(fs) == -(-100 * GiB * 10 // 9 // 2**20) * 2**20
+    assert storage.request_bytes(block) == 100 * GiB
+    special = DiskPlan("d2", 80 * GiB, "a-disk-2", "special", "", "Filesystem")
+    assert storage.request_bytes(special) == 100 * GiB
+    claims = disk_claims(plan(disks=(fs, block)), storage)
+    assert [c.size for c in claims] == [100 * GiB, 100 * GiB]  # what is copied: the disk
