@@ -15,6 +15,7 @@ from plugins.vsphere.updates import InventoryCache
 from reconciler.hookspecs import hookimpl
 from reconciler.inventory.model import VM, Disk, Inventory, Network, Nic, Storage
 from reconciler.sources import SourceError
+from reconciler.transfer.extents import Extent
 
 PROVIDER_TYPE = "vsphere"
 _POWER = {"poweredOn": "On", "poweredOff": "Off", "suspended": "Off"}
@@ -298,16 +299,22 @@ class VsphereConnection:
         if obj.runtime.powerState != "poweredOn":
             _wait(obj.PowerOnVM_Task(), time.monotonic() + 300)
 
-    def open_disk(self, vm_id: str, disk_key: str) -> DatastoreDisk:
+    def open_disk(self, vm_id: str, disk_key: str, snapshot_id: str = "") -> DatastoreDisk:
         """The disk's VMDK read from its datastore over HTTPS (flat extents directly, hosted
-        sparse ones through their grain tables)."""
+        sparse ones through their grain tables); with ``snapshot_id``, the disk file that
+        snapshot's configuration names (with one snapshot, the base disk frozen at it)."""
         from pyVmomi import vim
 
         p = self._vm(vm_id)
+        devices = (
+            self._snapshot_obj(snapshot_id).config.hardware.device
+            if snapshot_id
+            else p.get("config.hardware.device") or []
+        )
         dev = next(
             (
                 d
-                for d in p.get("config.hardware.device") or []
+                for d in devices
                 if isinstance(d, vim.vm.device.VirtualDisk) and str(d.key) == disk_key
             ),
             None,
@@ -340,6 +347,64 @@ class VsphereConnection:
             client.close()
             raise
 
+    # -- snapshots and changed block tracking (the ground warm migration stands on) ---------
+
+    def _snapshot_obj(self, snapshot_id: str) -> Any:
+        from pyVmomi import vim
+
+        return vim.vm.Snapshot(snapshot_id, self.si._stub)
+
+    def create_snapshot(self, vm_id: str, name: str, description: str = "") -> str:
+        """A snapshot without memory or quiescing (what MTV takes); returns its id."""
+        obj = self._vm(vm_id)["_obj"]
+        task = obj.CreateSnapshot_Task(
+            name=name, description=description, memory=False, quiesce=False
+        )
+        return _wait(task, time.monotonic() + 600)._moId
+
+    def remove_snapshot(self, vm_id: str, snapshot_id: str) -> None:
+        """Remove one snapshot (its changes are consolidated into the disk); absent is fine."""
+        from pyVmomi import vmodl
+
+        try:
+            task = self._snapshot_obj(snapshot_id).RemoveSnapshot_Task(
+                removeChildren=False, consolidate=True
+            )
+        except vmodl.fault.ManagedObjectNotFound:
+            return
+        _wait(task, time.monotonic() + 1800)
+
+    def change_ids(self, vm_id: str, snapshot_id: str) -> dict[str, str]:
+        """Each disk's change id at the snapshot: where the next round's changes start."""
+        from pyVmomi import vim
+
+        return {
+            str(d.key): getattr(d.backing, "changeId", None) or ""
+            for d in self._snapshot_obj(snapshot_id).config.hardware.device
+            if isinstance(d, vim.vm.device.VirtualDisk)
+        }
+
+    def changed_extents(
+        self, vm_id: str, snapshot_id: str, disk_key: str, change_id: str
+    ) -> list[Extent]:
+        """The disk areas written between ``change_id`` and the snapshot
+        (QueryChangedDiskAreas, asked again from where each answer ends); ``"*"``: every
+        allocated area."""
+        obj = self._vm(vm_id)["_obj"]
+        snap = self._snapshot_obj(snapshot_id)
+        out: list[Extent] = []
+        start, size = 0, None
+        while size is None or start < size:
+            info = obj.QueryChangedDiskAreas(
+                snapshot=snap, deviceKey=int(disk_key), startOffset=start, changeId=change_id
+            )
+            out += [Extent(a.start, a.length, False) for a in info.changedArea or []]
+            size = size or info.startOffset + info.length
+            if info.length <= 0:
+                break
+            start = info.startOffset + info.length
+        return out
+
     def close(self) -> None:
         try:
             self._cache.close()
@@ -349,13 +414,46 @@ class VsphereConnection:
             login.close()
 
 
-def _wait(task: Any, deadline: float) -> None:
-    while task.info.state not in ("success", "error"):
+def _wait(task: Any, deadline: float) -> Any:
+    """Wait for a vCenter task; returns its result. Reads only ``info.state``, ``info.error``
+    and ``info.result``: some servers put a non-entity (a snapshot) in ``info.entity``, which
+    pyvmomi refuses to read as a whole ``info``."""
+    from pyVmomi import vim
+
+    collector = vim.ServiceInstance("ServiceInstance", task._stub).RetrieveContent()
+    while True:
+        state, error, result, what = _task_fields(collector.propertyCollector, task)
+        if state in ("success", "error"):
+            break
         if time.monotonic() > deadline:
-            raise SourceError(f"vCenter task {task.info.descriptionId} did not finish in time")
-        time.sleep(0.5)
-    if task.info.state == "error":
-        raise SourceError(f"vCenter task {task.info.descriptionId} failed: {task.info.error.msg}")
+            raise SourceError(f"vCenter task {what} did not finish in time")
+        time.sleep(0.2)
+    if state == "error":
+        raise SourceError(f"vCenter task {what} failed: {getattr(error, 'msg', error)}")
+    return result
+
+
+def _task_fields(collector: Any, task: Any) -> tuple[str, Any, Any, str]:
+    from pyVmomi import vim, vmodl
+
+    pc = vmodl.query.PropertyCollector
+    spec = pc.FilterSpec(
+        objectSet=[pc.ObjectSpec(obj=task, skip=False)],
+        propSet=[
+            pc.PropertySpec(
+                type=vim.Task,
+                pathSet=["info.state", "info.error", "info.result", "info.descriptionId"],
+            )
+        ],
+    )
+    res = collector.RetrievePropertiesEx([spec], pc.RetrieveOptions())
+    props = {p.name: p.val for p in res.objects[0].propSet} if res and res.objects else {}
+    return (
+        str(props.get("info.state", "")),
+        props.get("info.error"),
+        props.get("info.result"),
+        str(props.get("info.descriptionId", task._moId)),
+    )
 
 
 @hookimpl

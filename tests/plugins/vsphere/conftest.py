@@ -13,25 +13,27 @@ from urllib.parse import urlparse
 
 import pytest
 
-MAIN = Path(__file__).parent / "simulator" / "main.go"
+SOURCE = Path(__file__).parent / "simulator"  # main.go and cbt.go: one Go package
 GOPATH = "/usr/share/gocode"
 
 
 def simulator_binary() -> Path:
-    """Build tests/plugins/vsphere/simulator/main.go once per content (about 15 s), cached."""
+    """Build tests/plugins/vsphere/simulator/ once per content (about 15 s), cached."""
     if shutil.which("go") is None or not Path(GOPATH, "src/github.com/vmware/govmomi").is_dir():
         pytest.fail(
             "the vCenter simulator needs Debian's golang-go and golang-github-vmware-govmomi-dev;"
             " `make test` installs them when run as root"
         )
-    digest = hashlib.sha256(MAIN.read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha256(
+        b"".join(f.read_bytes() for f in sorted(SOURCE.glob("*.go")))
+    ).hexdigest()[:12]
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mtv-gitops"
     binary = cache / f"vcsim-{digest}"
     if not binary.exists():
         cache.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, GOPATH=GOPATH, GO111MODULE="off", GOCACHE=str(cache / "go-build"))
         tmp = binary.with_suffix(".tmp")
-        subprocess.run(["go", "build", "-o", str(tmp), str(MAIN)], check=True, env=env)
+        subprocess.run(["go", "build", "-o", str(tmp), "."], check=True, env=env, cwd=SOURCE)
         tmp.rename(binary)
     return binary
 

@@ -1,6 +1,10 @@
 // A vCenter simulator for the tests: govmomi's simulator.VPX() on 127.0.0.1 over TLS
 // (or, with -esx, a standalone ESXi host: simulator.ESX(), datacenter "ha-datacenter").
 //
+// Changed block tracking, which govmomi's simulator lacks, is added around it (see cbt.go):
+// writes made through POST /cbt/write are recorded per disk file, CreateSnapshot_Task gives
+// each disk of the VM a new change id, and QueryChangedDiskAreas answers from the records.
+//
 // It prints its SDK URL (with the simulator's login) on one line, then serves until its stdin
 // is closed, so it never outlives the test that started it.
 package main
@@ -11,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"net/url"
 	"os"
 
@@ -51,8 +56,12 @@ func main() {
 		}
 		m.Service.TLS.Certificates = []tls.Certificate{pair}
 	}
+	cbt := newTracker()
+	m.Service.ServeMux = http.NewServeMux()
+	m.Service.ServeMux.HandleFunc("/cbt/write", cbt.serveWrite)
 	s := m.Service.NewServer()
 	defer s.Close()
+	s.Server.Config.Handler = cbt.wrapSDK(s.Server.Config.Handler)
 	fmt.Println(s.URL.String())
 	_, _ = io.Copy(io.Discard, os.Stdin)
 }

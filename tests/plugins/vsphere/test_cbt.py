@@ -1,0 +1,93 @@
+"""Snapshots and changed block tracking against the simulator (extended in Go with CBT):
+the ground warm migration stands on."""
+
+from __future__ import annotations
+
+import http.client
+import ssl
+from urllib.parse import quote
+
+import pytest
+
+from plugins.vsphere.plugin import VsphereConnection
+from reconciler.sources import SourceError
+from tests.plugins.vsphere.conftest import Simulator, start_simulator
+from tests.plugins.vsphere.datastore_files import add_disk, split_path, wait, write_flat_disk
+from tests.plugins.vsphere.test_disks import connect, content, datastore, first_vm
+
+pytestmark = pytest.mark.integration
+MiB = 1024 * 1024
+
+
+def guest_write(sim: Simulator, disk_file: str, offset: int, data: bytes) -> None:
+    """What a running guest does to its disk: the simulator records it for CBT."""
+    ds, path = split_path(disk_file)
+    flat = path.removesuffix(".vmdk") + "-flat.vmdk"
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    conn = http.client.HTTPSConnection(sim.host, sim.port, context=ctx, timeout=30)
+    try:
+        conn.request(
+            "POST", f"/cbt/write?dsName={quote(ds)}&path={quote(flat)}&offset={offset}", body=data
+        )
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 204, resp.status
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def cbt_vm():
+    from pyVmomi import vim
+
+    sim = start_simulator(hosts=1, vms=1, datastores=1)
+    conn = connect(sim)
+    vm = first_vm(conn)
+    wait(vm.ReconfigVM_Task(vim.vm.ConfigSpec(changeTrackingEnabled=True)))
+    disk = add_disk(conn.si, vm, 8 * MiB, datastore(conn, "LocalDS_0"))
+    data = bytearray(content(8 * MiB, seed=5))
+    write_flat_disk(sim, disk.backing.fileName, bytes(data))
+    conn.close()
+    conn = connect(sim)
+    conn.inventory()
+    yield sim, conn, vm._moId, str(disk.key), disk.backing.fileName, data
+    conn.close()
+    sim.stop()
+
+
+def test_changed_areas_between_two_snapshots_are_what_the_guest_wrote(cbt_vm) -> None:
+    sim, conn, vm_id, key, disk_file, data = cbt_vm
+    assert isinstance(conn, VsphereConnection)
+    first = conn.create_snapshot(vm_id, "mtv-gitops-precopy-1")
+    ids = conn.change_ids(vm_id, first)
+    assert ids[key].endswith("/1")
+    for offset, blob in ((1 * MiB, b"\x11" * 4096), (5 * MiB + 512, b"\x22" * 65536)):
+        guest_write(sim, disk_file, offset, blob)
+        data[offset : offset + len(blob)] = blob
+    conn.remove_snapshot(vm_id, first)  # the safe order: ids stored, previous removed, next taken
+    second = conn.create_snapshot(vm_id, "mtv-gitops-precopy-2")
+    changed = conn.changed_extents(vm_id, second, key, ids[key])
+    assert [(e.start, e.length) for e in changed] == [(1 * MiB, 4096), (5 * MiB + 512, 65536)]
+    assert all(not e.zero for e in changed)
+    reader = conn.open_disk(vm_id, key, snapshot_id=second)
+    try:
+        for e in changed:  # the snapshot's disk holds what was written
+            assert reader.read(e.start, e.length) == bytes(data[e.start : e.end])
+    finally:
+        reader.close()
+    nothing = conn.change_ids(vm_id, second)[key]
+    third = conn.create_snapshot(vm_id, "mtv-gitops-precopy-3")
+    assert conn.changed_extents(vm_id, third, key, nothing) == []  # no write since
+    conn.remove_snapshot(vm_id, second)
+    conn.remove_snapshot(vm_id, third)
+    conn.remove_snapshot(vm_id, third)  # removing twice is fine
+
+
+def test_a_bad_change_id_is_a_source_error(cbt_vm) -> None:
+    from pyVmomi import vmodl
+
+    _, conn, vm_id, key, _, _ = cbt_vm
+    snap = conn.create_snapshot(vm_id, "s")
+    with pytest.raises((SourceError, vmodl.MethodFault)):
+        conn.changed_extents(vm_id, snap, key, "not-a-change-id")
