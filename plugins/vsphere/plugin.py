@@ -199,6 +199,7 @@ class VsphereConnection:
                     disks=disks,
                     nics=nics,
                     host=host._moId if host is not None else "",
+                    change_tracking=bool(p.get("config.changeTrackingEnabled")),
                 )
             )
         return Inventory(

@@ -43,6 +43,8 @@ class VM:
     nics: tuple[Nic, ...] = ()
     host: str = ""
     concerns: tuple[dict, ...] = ()  # problems the plugin saw while reading the VM
+    # changed block tracking (vSphere CBT): warm migration needs it; None where not applicable
+    change_tracking: bool | None = None
 
 
 @dataclass(frozen=True)

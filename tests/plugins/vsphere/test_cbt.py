@@ -59,6 +59,8 @@ def cbt_vm():
 def test_changed_areas_between_two_snapshots_are_what_the_guest_wrote(cbt_vm) -> None:
     sim, conn, vm_id, key, disk_file, data = cbt_vm
     assert isinstance(conn, VsphereConnection)
+    vm = next(v for v in conn.inventory().vms if v.id == vm_id)
+    assert vm.change_tracking is True  # the inventory says CBT is on
     first = conn.create_snapshot(vm_id, "mtv-gitops-precopy-1")
     ids = conn.change_ids(vm_id, first)
     assert ids[key].endswith("/1")

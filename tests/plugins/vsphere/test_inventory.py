@@ -76,6 +76,7 @@ def test_inventory_equals_what_pyvmomi_reads_directly(conn: VsphereConnection) -
         assert [n.mac for n in vm.nics] == macs
         assert vm.host == ref.runtime.host._moId
         assert vm.concerns == ()
+        assert vm.change_tracking is False  # the simulator's VMs have CBT off
     names = {s.name for s in inv.storages}
     assert len(names) == 2
     assert {n.name for n in inv.networks} >= {"VM Network", "DC0_DVPG0"}
