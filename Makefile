@@ -16,6 +16,14 @@ system-deps:
 	  fi; \
 	fi
 	@command -v git >/dev/null 2>&1 || { echo "make: installing git"; apt-get install -y -qq git >/dev/null; }
+	@if ! command -v kubectl >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "make: installing Debian package kubernetes-client (kubectl: the tests render deploy/ with kubectl kustomize)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kubernetes-client >/dev/null; \
+	  else \
+	    echo "make: kubectl missing; run as root or: sudo apt-get install kubernetes-client" >&2; exit 1; \
+	  fi; \
+	fi
 	@if ! command -v go >/dev/null 2>&1 || [ ! -d /usr/share/gocode/src/github.com/vmware/govmomi ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "make: installing Debian packages golang-go, golang-github-vmware-govmomi-dev (the tests' vCenter simulator)"; \

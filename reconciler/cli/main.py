@@ -143,6 +143,57 @@ def reconcile(
 @state_opt
 @cluster_opt
 @secrets_opt
+@click.option(
+    "--leader-elect",
+    is_flag=True,
+    help="Reconcile only while holding a coordination.k8s.io Lease, so that one of several "
+    "replicas works at a time (in-cluster config in a pod, else your kubeconfig).",
+)
+@click.option("--lease-name", default="mtv-gitops", show_default=True, help="The Lease's name.")
+@click.option(
+    "--lease-namespace",
+    default=None,
+    help="The Lease's namespace. Default: $POD_NAMESPACE, else the pod's service account "
+    "namespace, else 'default'.",
+)
+@click.option(
+    "--lease-duration",
+    type=click.IntRange(min=1),
+    default=15,
+    show_default=True,
+    help="Seconds a standby waits, after the Lease last changed, before it takes over.",
+)
+@click.option(
+    "--renew-deadline",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds the leader keeps trying to renew before it stops reconciling.",
+)
+@click.option(
+    "--retry-period",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="Seconds between attempts to take or renew the Lease.",
+)
+@click.option(
+    "--health-port",
+    type=click.IntRange(min=0, max=65535),
+    default=None,
+    help="Serve /healthz, /readyz and /metrics on this port (0: any free port). Default: off.",
+)
+@click.option(
+    "--health-address", default="127.0.0.1", show_default=True, help="Address to serve them on."
+)
+@click.option(
+    "--stuck-after",
+    type=float,
+    default=1800.0,
+    show_default=True,
+    help="Seconds without a sign of life (a poll, a step, a copied chunk) after which "
+    "/healthz fails.",
+)
 def daemon(
     repo: str,
     interval: float,
@@ -150,17 +201,73 @@ def daemon(
     state_dir: Path | None,
     cluster: Path | None,
     secrets: Path | None,
+    leader_elect: bool,
+    lease_name: str,
+    lease_namespace: str | None,
+    lease_duration: int,
+    renew_deadline: float,
+    retry_period: float,
+    health_port: int | None,
+    health_address: str,
+    stuck_after: float,
 ) -> None:
     """Reconcile REPO continuously.
 
     Polls the remote branch every --interval seconds and, when REPO is a local clone, watches
     it so a push from it is picked up at once.  Commits that only touch status/ never start a
     pass.  Stop with Ctrl-C or SIGTERM; a pass stopped mid-copy resumes on the next start.
+
+    In a cluster (deploy/ in the project), run two replicas with --leader-elect: one
+    reconciles, the other stands by and takes over when the first dies.  Git credentials come
+    from the folder named by $MTV_GITOPS_GIT_CREDENTIALS (a mounted Secret).
     """
+    from reconciler.daemon.health import Health, HealthServer
     from reconciler.daemon.loop import run_daemon
 
     settings = _settings(repo, branch, state_dir, cluster, secrets, False)
-    sys.exit(run_daemon(settings, interval, **_echoes()))
+    elector = None
+    if leader_elect:
+        from reconciler.daemon.leader import (
+            LeaderElector,
+            LeaseSettings,
+            default_namespace,
+            lease_api,
+        )
+
+        try:
+            lease = LeaseSettings(
+                name=lease_name,
+                namespace=lease_namespace or default_namespace(),
+                lease_duration=lease_duration,
+                renew_deadline=renew_deadline,
+                retry_period=retry_period,
+            )
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        try:
+            api = lease_api()
+        except Exception as exc:  # noqa: BLE001 - the kubernetes client's config errors vary
+            err_console.print(
+                f"error no cluster for leader election: {exc}", markup=False, style="red"
+            )
+            sys.exit(EXIT_UNREACHABLE)
+        elector = LeaderElector(api, lease)
+    health = Health(stuck_after=stuck_after)
+    server = None
+    if health_port is not None:
+        try:
+            server = HealthServer(health, health_address, health_port).start()
+        except OSError as exc:
+            raise click.UsageError(
+                f"cannot serve health on {health_address}:{health_port}: {exc}"
+            ) from None
+        console.print(f"health and metrics on {server.url}", markup=False)
+    try:
+        code = run_daemon(settings, interval, **_echoes(), elector=elector, health=health)
+    finally:
+        if server is not None:
+            server.stop()
+    sys.exit(code)
 
 
 @cli.command()
@@ -312,8 +419,10 @@ def fingerprint(address: str) -> None:
 
 
 from reconciler.cli.rules_cmd import rules  # noqa: E402 - registered after the core commands
+from reconciler.cli.transfer_cmd import transfer  # noqa: E402 - idem
 
 cli.add_command(rules)
+cli.add_command(transfer)
 
 
 def _local_tree(repo: str) -> Path:

@@ -6,7 +6,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.daemon.observe import close_all, observe
+from reconciler.daemon.observe import close_all, destination_targets, observe
 from reconciler.daemon.validate import validate_inventories
 from reconciler.manifests.config import load_config
 from reconciler.manifests.loader import load_repo
@@ -44,7 +44,8 @@ def dry_run(root: Path, state_dir: Path, cluster: Path, secrets: SecretResolver)
             key = f"{ns}/{name}"
             progress[key] = PlanProgress(store.vms(key), store.migrations(key))
         store.close()
-    connections, states, observed = observe(desired, secrets, target)
+    destinations = destination_targets(desired, secrets, target)
+    connections, states, observed = observe(desired, secrets, target, None, destinations)
     try:
         with tempfile.TemporaryDirectory() as scratch:  # a dry run keeps no records
             store = ProgressStore(Path(scratch) / "validation.db")

@@ -8,10 +8,19 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from reconciler.daemon.health import LEADER, STANDBY, Health
 from reconciler.daemon.reconcile import LAST_READ_KEY, PassResult, Reconciler, Settings
 from reconciler.gitops import GitOpsError, RemoteHead
+
+if TYPE_CHECKING:
+    from reconciler.daemon.leader import LeaderElector
+    from reconciler.pipeline.cold import Reporter
+    from reconciler.planner.model import VmPlan
+    from reconciler.transfer.engine import CopyProgress
 
 log = logging.getLogger(__name__)
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE = 0, 1, 3
@@ -74,59 +83,169 @@ class _reporting:
 
 
 def run_daemon(
-    settings: Settings, interval: float, echo: Echo = _stdout, echo_err: Echo = _stderr
+    settings: Settings,
+    interval: float,
+    echo: Echo = _stdout,
+    echo_err: Echo = _stderr,
+    *,
+    elector: LeaderElector | None = None,
+    health: Health | None = None,
 ) -> int:
-    """Poll the remote; run a pass when non-status commits arrived or work is unfinished."""
-    rec = Reconciler(settings)
+    """Poll the remote; run a pass when non-status commits arrived or work is unfinished.
+
+    With an *elector*, passes run only while this process holds the Lease: it stands by
+    (touching neither git nor the state dir) until it leads, halts the pass at once when the
+    Lease is lost, then stands by again.  On SIGTERM it hands the Lease over on its way out.
+    *health* receives what the probes and metrics report.
+    """
+    health = health or Health()
+    health.watch(threading.current_thread())
+    settings = replace(settings, reporter=_HealthReporter(settings.reporter, health))
     stop = threading.Event()
     wake = threading.Event()
+    running: list[Reconciler] = []  # the reconciler of the current term, for halt()
+
+    def halt() -> None:
+        wake.set()
+        for rec in list(running):
+            rec.stop()
 
     def on_signal(signum: int, frame: object) -> None:
         stop.set()
-        wake.set()
-        rec.stop()
+        halt()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
     observer = _watch(Path(settings.source), wake)
-    work_left, backoff = True, interval
-    echo(f"watching {rec.checkout.remote_display} every {interval:.0f}s")
     try:
         with _reporting(settings):
             while not stop.is_set():
+                lost = threading.Event()
+                if elector is not None:
+                    if not _campaign(elector, stop, health, echo):
+                        break
+
+                    def on_lost(reason: str, lost: threading.Event = lost) -> None:
+                        lost.set()
+                        echo_err(f"lost the lease: {reason}; stopping the pass")
+                        halt()
+
+                    elector.start_renewing(on_lost)
+                    health.role(LEADER)
+                    echo(f"leading as {elector.identity}")
+                rec: Reconciler | None = None
                 try:
-                    head = RemoteHead.poll(rec.checkout.remote, rec.checkout.branch)
-                    last = rec.store.get(LAST_READ_KEY) or None
-                    if head != last and last is not None and not work_left:
-                        head = rec.checkout.sync()  # fetch what moved, to look at it
-                    if (
-                        work_left
-                        or last is None
-                        or (head != last and rec.checkout.needs_pass(last, head))
-                    ):
-                        result = rec.run_pass()
-                        echo(_summary(result))
-                        work_left = result.work_left
-                    elif head != last:
-                        rec.store.set(LAST_READ_KEY, head)
-                    backoff = interval
-                except GitOpsError as exc:
-                    echo_err(f"git: {exc}; retrying in {backoff:.0f}s")
-                    backoff = min(backoff * 2, 600)
-                except Exception as exc:  # noqa: BLE001 - a bug in one pass must not end the daemon
-                    log.exception("reconcile pass failed")
-                    echo_err(
-                        f"pass failed: {type(exc).__name__}: {exc}; retrying in {backoff:.0f}s"
-                    )
-                    work_left = False
-                    backoff = min(backoff * 2, 600)
-                wake.wait(0 if work_left and not stop.is_set() else backoff)
-                wake.clear()
+                    rec = Reconciler(settings)
+                    running.append(rec)
+                    health.vm_phases_from(rec.store.phase_counts)
+                    _term(rec, interval, stop, lost, wake, health, echo, echo_err)
+                finally:
+                    health.vm_phases_from(None)
+                    if rec is not None:
+                        running.remove(rec)
+                        rec.close()
+                    if elector is not None and lost.is_set():
+                        elector.abandon()
+                    elif elector is not None:
+                        elector.release()  # the next replica need not wait for it to expire
+                if elector is None:
+                    break
     finally:
         if observer is not None:
             observer.stop()
-        rec.close()
     return EXIT_OK
+
+
+def _campaign(elector: LeaderElector, stop: threading.Event, health: Health, echo: Echo) -> bool:
+    """Stand by until this process leads (True) or is stopped (False)."""
+    health.role(STANDBY, elector.holder)
+    where = f"{elector.settings.namespace}/{elector.settings.name}"
+    echo(f"standing by: {elector.identity} campaigns for lease {where}")
+    return elector.acquire(stop, tick=lambda: health.role(STANDBY, elector.holder))
+
+
+def _term(
+    rec: Reconciler,
+    interval: float,
+    stop: threading.Event,
+    lost: threading.Event,
+    wake: threading.Event,
+    health: Health,
+    echo: Echo,
+    echo_err: Echo,
+) -> None:
+    """Reconcile until stopped or the Lease is lost: one leadership term (or the whole run)."""
+    work_left, backoff = True, interval
+    echo(f"watching {rec.checkout.remote_display} every {interval:.0f}s")
+    while not (stop.is_set() or lost.is_set()):
+        health.beat()
+        in_pass = False
+        try:
+            head = RemoteHead.poll(rec.checkout.remote, rec.checkout.branch)
+            health.synced()
+            last = rec.store.get(LAST_READ_KEY) or None
+            if head != last and last is not None and not work_left:
+                head = rec.checkout.sync()  # fetch what moved, to look at it
+            if work_left or last is None or (head != last and rec.checkout.needs_pass(last, head)):
+                if lost.is_set():
+                    break
+                in_pass = True
+                result = rec.run_pass()
+                health.pass_done()
+                health.synced()
+                echo(_summary(result))
+                work_left = result.work_left
+            elif head != last:
+                rec.store.set(LAST_READ_KEY, head)
+            backoff = interval
+        except GitOpsError as exc:
+            if in_pass:
+                health.pass_done(failed=True)
+            health.synced(str(exc))
+            echo_err(f"git: {exc}; retrying in {backoff:.0f}s")
+            backoff = min(backoff * 2, 600)
+        except Exception as exc:  # noqa: BLE001 - a bug in one pass must not end the daemon
+            if in_pass:
+                health.pass_done(failed=True)
+            log.exception("reconcile pass failed")
+            echo_err(f"pass failed: {type(exc).__name__}: {exc}; retrying in {backoff:.0f}s")
+            work_left = False
+            backoff = min(backoff * 2, 600)
+        wake.wait(0 if work_left and not (stop.is_set() or lost.is_set()) else backoff)
+        wake.clear()
+
+
+class _HealthReporter:
+    """Passes the pipeline's reports on, counting them as signs of life and copied bytes."""
+
+    def __init__(self, inner: Reporter, health: Health) -> None:
+        self.inner = inner
+        self.health = health
+        self._done: dict[tuple[str, str], int] = {}  # (namespace, disk) -> bytes of this copy
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> _HealthReporter:
+        if hasattr(self.inner, "__enter__"):
+            self.inner.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if hasattr(self.inner, "__exit__"):
+            self.inner.__exit__(*exc)
+
+    def step(self, vm: VmPlan, step: str, phase: str, message: str = "") -> None:
+        self.health.beat()
+        self.inner.step(vm, step, phase, message)
+
+    def disk_progress(self, vm: VmPlan, disk: str, progress: CopyProgress) -> None:
+        done = max(0, progress.bytes_done - progress.resumed_bytes)  # copied by this run
+        with self._lock:
+            before = self._done.get((vm.namespace, disk), 0)
+            self._done[(vm.namespace, disk)] = done
+        self.health.copied(done - before if done >= before else done)  # a new copy restarts
+        self.health.beat()
+        self.inner.disk_progress(vm, disk, progress)
 
 
 def _watch(path: Path, wake: threading.Event):

@@ -5,21 +5,23 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.inventory.model import Inventory
 from reconciler.manifests.loader import Desired, Manifest
+from reconciler.manifests.references import resolve
 from reconciler.planner.planner import Observed
 from reconciler.plugins import connect
 from reconciler.secrets.resolver import SecretError, SecretResolver
 from reconciler.sources import SourceConnection, SourceError
 from reconciler.status.projection import ProviderState
-from reconciler.targets.base import Target
+from reconciler.targets.base import SourceRef, Target, TargetError
+from reconciler.targets.destination import destination_target
 
-Key = tuple[str, str]
+Key = tuple[str, str]  # (namespace, name)
 
 
 def connect_provider(
@@ -34,6 +36,20 @@ def connect_provider(
         secret,
         dict(provider.spec.settings),
         provider_hosts(provider, secrets, desired) if desired else {},
+    )
+
+
+def source_ref(provider: Manifest, secrets: SecretResolver) -> SourceRef:
+    """The source Provider for a copy that connects by itself (a transfer Job)."""
+    ref = provider.spec.secret
+    return SourceRef(
+        namespace=provider.namespace,
+        name=provider.name,
+        type=provider.spec.type,
+        url=provider.spec.url,
+        settings=dict(provider.spec.settings),
+        secret_ref=(ref.namespace or provider.namespace, ref.name) if ref else None,
+        secret=_provider_secret(provider, secrets),
     )
 
 
@@ -171,13 +187,56 @@ def _close(conn: SourceConnection) -> None:
         pass
 
 
+def destination_targets(
+    desired: Desired,
+    secrets: SecretResolver,
+    local: Target,
+    cache: dict[Key, tuple[str, Target | str]] | None = None,
+) -> dict[Key, Target | str]:
+    """The target of every destination Provider (type openshift), or why there is none.
+
+    With ``cache`` (the daemon's), a target is made again only when its Provider or secret
+    changed, so its connection pool outlives the pass."""
+    cache = {} if cache is None else cache
+    out: dict[Key, Target | str] = {}
+    for key, provider in desired.of("Provider").items():
+        if provider.spec.type != "openshift":
+            continue
+        spec, ref = provider.spec, provider.spec.secret
+        sref = f"{ref.namespace or provider.namespace}/{ref.name}" if ref else None
+        try:
+            secret = secrets.resolve(*sref.split("/", 1)) if sref else {}
+        except SecretError as exc:
+            out[key] = f"destination Provider {key[0]}/{key[1]}: {exc}"
+            continue
+        blob = json.dumps([spec.url, sref, secret, spec.settings], sort_keys=True)
+        fingerprint = hashlib.sha256(blob.encode()).hexdigest()
+        cached = cache.get(key)
+        if cached is None or cached[0] != fingerprint:
+            try:
+                made: Target | str = destination_target(
+                    f"{key[0]}/{key[1]}", spec.url, sref, secret, spec.settings, local
+                )
+            except TargetError as exc:
+                made = str(exc)
+            cached = cache[key] = (fingerprint, made)
+        out[key] = cached[1]
+    return out
+
+
 def observe(
-    desired: Desired, secrets: SecretResolver, target: Target, sources: Sources | None = None
+    desired: Desired,
+    secrets: SecretResolver,
+    target: Target,
+    sources: Sources | None = None,
+    destinations: Mapping[Key, Target | str] | None = None,
 ) -> tuple[dict[Key, SourceConnection | str], dict[Key, ProviderState], Observed]:
-    """Connections (or why not) for every source provider a plan uses, and what they hold.
+    """Connections (or why not) for every source provider a plan uses, and what they hold;
+    the VMs each plan's target namespace already has.
 
     With ``sources`` (the daemon's), connections outlive the pass; without, the caller closes
-    them with :func:`close_all`."""
+    them with :func:`close_all`. ``destinations`` gives the target of each destination
+    Provider (or why there is none); one it does not name is ``target``."""
     sources = sources if sources is not None else Sources()
     used: set[Key] = set()
     for plan in desired.of("Plan").values():
@@ -199,14 +258,34 @@ def observe(
         connections[key], inventories[key] = conn, inv
         counts = {"vms": len(inv.vms), "networks": len(inv.networks), "storages": len(inv.storages)}
         states[key] = ProviderState(True, "Connected; inventory read.", counts)
+    dests = destinations or {}
     for key, provider in desired.of("Provider").items():
-        if provider.spec.type == "openshift" and key not in states:
+        if provider.spec.type != "openshift" or key in states:
+            continue
+        dest = dests.get(key, target)
+        if isinstance(dest, str):
+            states[key] = ProviderState(False, dest)
+        elif dest is target:
             states[key] = ProviderState(True, f"Embedded target: {target.describe()}.")
-    names = {
-        p.spec.targetNamespace: target.vm_names(p.spec.targetNamespace)
-        for p in desired.of("Plan").values()
-    }
-    return connections, states, Observed(inventories, names)
+        else:
+            states[key] = ProviderState(True, f"Target: {dest.describe()}.")
+    names: dict[str, set[str]] = {}
+    unready: dict[Key, str] = {}
+    for plan in desired.of("Plan").values():
+        dkey = resolve(plan.spec.provider.destination, plan)
+        dest = dests.get(dkey, target)
+        if isinstance(dest, str):
+            unready[dkey] = dest
+            continue
+        ns = plan.spec.targetNamespace
+        try:
+            names.setdefault(ns, set()).update(dest.vm_names(ns))
+        except Exception as exc:  # noqa: BLE001 - an unreachable cluster is the Provider's state
+            why = str(exc) if isinstance(exc, TargetError) else f"{type(exc).__name__}: {exc}"
+            unready[dkey] = why
+            if dkey in states:
+                states[dkey] = ProviderState(False, why)
+    return connections, states, Observed(inventories, names, destination_errors=unready)
 
 
 def close_all(connections: dict[Key, SourceConnection | str]) -> None:

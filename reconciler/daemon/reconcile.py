@@ -13,7 +13,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from reconciler.daemon.observe import Sources, observe
+from reconciler.daemon.observe import (
+    Key,
+    Sources,
+    destination_targets,
+    observe,
+    source_ref,
+)
 from reconciler.daemon.state_dir import remember_cluster
 from reconciler.daemon.validate import validate_inventories
 from reconciler.gitops import GitOpsError
@@ -36,9 +42,10 @@ from reconciler.planner.model import PlanDecision, VmPlan
 from reconciler.planner.planner import Observed, PlanProgress, decide
 from reconciler.planner.schedule import Job, schedule
 from reconciler.progress.store import MigrationRecord, ProgressStore, VmProgress
-from reconciler.secrets.resolver import SecretResolver, plaintext_secrets
+from reconciler.secrets.resolver import SecretError, SecretResolver, plaintext_secrets
 from reconciler.status.projection import Snapshot, commit_message, render
-from reconciler.targets.base import Target
+from reconciler.targets.base import SourceRef, Target, TargetError
+from reconciler.targets.kubevirt_manifests import StorageSettings
 from reconciler.targets.local import LocalTarget
 from reconciler.validation.service import Validator
 
@@ -91,7 +98,11 @@ class Reconciler:
         )
         cluster = settings.cluster or settings.state_dir / "cluster"
         remember_cluster(settings.state_dir, cluster)
-        self.target: Target = LocalTarget(cluster)
+        # the embedded target: destination Providers with an empty url, outside a cluster
+        self.local = LocalTarget(cluster)
+        # destination Provider -> (what it was made from, its target), kept across passes
+        self._targets: dict[Key, tuple[str, Target | str]] = {}
+        self._plan_targets: dict[Key, Target | str] = {}  # this pass's
         self.validator = Validator(self.store)
         # source connections live across passes, so inventories refresh incrementally
         self.sources = Sources()
@@ -171,8 +182,9 @@ class Reconciler:
         desired.errors[:0] = config_errors
         ref_errors = check_references(desired)
         self.settings.secrets.plaintext = plaintext_secrets(desired)
+        destinations = self._destinations(desired)
         connections, states, observed = observe(
-            desired, self.settings.secrets, self.target, self.sources
+            desired, self.settings.secrets, self.local, self.sources, destinations
         )
         for (ns, name), inv in observed.inventories.items():
             if not isinstance(inv, str):
@@ -204,6 +216,18 @@ class Reconciler:
             writer.commits,
             self._problems(desired, decisions),
         )
+
+    def _destinations(self, desired: Desired) -> dict[Key, Target | str]:
+        self._plan_targets = destination_targets(
+            desired, self.settings.secrets, self.local, self._targets
+        )
+        return self._plan_targets
+
+    def _target_of(self, d: PlanDecision) -> Target:
+        found = self._plan_targets.get(d.destination, self.local)
+        if isinstance(found, str):  # the planner holds such plans: not ready
+            raise TargetError(found)
+        return found
 
     def _problems(self, desired: Desired, decisions: list[PlanDecision]) -> list[str]:
         out = [f"error {e}" for e in desired.errors]
@@ -251,10 +275,11 @@ class Reconciler:
         writer.commit()
         failed = 0
         if d.run_vms:
+            target = self._target_of(d)
             ctx = RunContext(
                 store=self.store,
                 source=connections[d.source],
-                target=self.target,
+                target=target,
                 plan_key=d.key,
                 migration=d.migration,
                 streams=config.transfer.streams,
@@ -266,6 +291,8 @@ class Reconciler:
                 reporter=self.settings.reporter,
                 on_change=writer.commit,
                 cancel=self.cancel,
+                source_ref=self._source_ref(writer.desired, d),
+                storage=_storage(target, config),
             )
             failed = self._run_vms(d, ctx)
         if self.cancel.is_set():
@@ -288,6 +315,15 @@ class Reconciler:
         self.store.put_migration(rec)
         writer.commit(force=True)
         return failed
+
+    def _source_ref(self, desired: Desired, d: PlanDecision) -> SourceRef | None:
+        provider = desired.get("Provider", *d.source)
+        if provider is None:
+            return None
+        try:
+            return source_ref(provider, self.settings.secrets)
+        except SecretError:
+            return None  # the connection made this pass resolved it; a copy elsewhere says so
 
     def _run_vms(self, d: PlanDecision, base: RunContext) -> int:
         """Run the plan's VMs in threads, at most ``controller_max_vm_inflight`` at once (per
@@ -379,6 +415,21 @@ class Reconciler:
         for halt in halts:
             if halt is not None:
                 halt.set()
+
+
+def _storage(target: Target, config: RepoConfig) -> StorageSettings:
+    """How PVCs are sized and moded: the target's storage classes, the repo's overheads."""
+    try:
+        provisioners, default = target.storage_classes()
+    except TargetError as exc:  # e.g. not allowed to list them: the docs' fallback modes
+        log.warning("storage classes of %s not read: %s", target.describe(), exc)
+        provisioners, default = {}, ""
+    return StorageSettings(
+        provisioners=provisioners,
+        default_class=default,
+        filesystem_overhead=config.target.filesystemOverhead,
+        overhead_by_class=dict(config.target.filesystemOverheadByStorageClass),
+    )
 
 
 def _split(key: str) -> tuple[str, str]:

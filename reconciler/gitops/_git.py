@@ -2,7 +2,8 @@
 
 Every git call in this package goes through :func:`run_git`, so commits never depend on the
 host's global git config (CI has no ``user.name``), a missing credential fails instead of
-waiting for a prompt, and a URL's ``user:password@`` never reaches a message or a log.
+waiting for a prompt, the credentials of ``$MTV_GITOPS_GIT_CREDENTIALS`` are used (see
+``credentials.py``), and a URL's ``user:password@`` never reaches a message or a log.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import git
+
+from reconciler.gitops.credentials import git_auth
 
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s'\"]+@")
 
@@ -67,11 +70,12 @@ def run_git(
     GitPython's own exceptions would carry the full command line (and with it any URL with a
     password), so callers turn a failure into a :class:`GitOpsError` with :func:`fail`.
     """
+    auth = git_auth()
     command: list[str] = ["git"]
-    for setting in _CONFIG:
+    for setting in (*_CONFIG, *auth.config):
         command += ["-c", setting]
     command += list(args)
-    full_env = {"GIT_TERMINAL_PROMPT": "0"}
+    full_env = {"GIT_TERMINAL_PROMPT": "0", **auth.env}
     full_env.update(env or {})
     runner = git.Git(str(cwd) if cwd is not None else None)
     status, out, err = runner.execute(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from reconciler.pipeline.phases import (
@@ -25,13 +25,21 @@ from reconciler.pipeline.phases import (
 from reconciler.planner.model import VmPlan
 from reconciler.progress.store import ProgressStore, VmProgress
 from reconciler.sources import SourceConnection
-from reconciler.targets.base import DiskClaim, Target, TargetError
-from reconciler.targets.kubevirt_manifests import disk_claims, vm_manifest
-from reconciler.transfer.engine import CopyProgress, DigestMismatch, TransferCanceled, copy_disk
-from reconciler.transfer.throttle import ThrottledReader
+from reconciler.targets.base import (
+    CopyOutcome,
+    CopyRequest,
+    DiskClaim,
+    DiskLost,
+    SourceRef,
+    Target,
+    TargetError,
+)
+from reconciler.targets.kubevirt_manifests import StorageSettings, disk_claims, vm_manifest
+from reconciler.transfer.engine import CopyProgress, DigestMismatch, TransferCanceled
 
 MB = 1024 * 1024  # Forklift reports disk progress in "MB" of 2**20 bytes
 POWER_OFF_TIMEOUT = 600.0
+DISK_LOST_RETRIES = 2  # a PVC deleted under a running copy is re-created at most this often
 
 
 class Reporter(Protocol):
@@ -70,6 +78,20 @@ class RunContext:
     # the user cancels it, or when the pass fails; VMs that run at once never share one
     halt: threading.Event = field(default_factory=threading.Event)
     canceled: Callable[[], bool] = lambda: False  # the user canceled this VM (spec.cancel)
+    # the source Provider for copies that run outside this process (a transfer Job)
+    source_ref: SourceRef | None = None
+    storage: StorageSettings | None = None  # how PVCs are sized and moded on this target
+
+
+def labelled(ctx: RunContext, vm: VmPlan) -> VmPlan:
+    """The VM with the Migration among its labels, so everything made for this run of it on
+    the target (PVCs, Jobs, the VirtualMachine) can be found and cleaned up by label."""
+    value = ctx.migration[:63].rstrip("-_.") or "migration"
+    return replace(vm, labels={**vm.labels, "migration": value})
+
+
+def claims_of(ctx: RunContext, vm: VmPlan) -> list[DiskClaim]:
+    return disk_claims(vm, ctx.storage)
 
 
 def start_record(ctx: RunContext, vm: VmPlan, prior: VmProgress | None) -> VmProgress:
@@ -106,6 +128,7 @@ def mark_started(ctx: RunContext, rec: VmProgress) -> None:
 def run_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
     """Walk the remaining steps; a failure ends the VM with the step's error, never a crash."""
     mark_started(ctx, rec)
+    vm = labelled(ctx, vm)
     handlers = {
         "PreHook": _not_built,
         "PostHook": _not_built,
@@ -171,10 +194,14 @@ def cancel_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
     """The user canceled the VM: remove what was made for it on the target, as MTV does.
 
     Also for a VM still queued for a slot: a run cut short by a killed pass left disks behind."""
-    for claim in disk_claims(vm):
+    for claim in claims_of(ctx, vm):
         ctx.target.delete_disk(claim)
         ctx.store.reset_disk(disk_id(ctx, vm, claim))
     ctx.target.delete_vm(vm.namespace, vm.target_name)
+    # and whatever else a failed attempt left (transfer Jobs, their Secrets)
+    selector = {k: vm.labels[k] for k in ("plan", "vmID") if k in vm.labels}
+    if len(selector) == 2:
+        ctx.target.cleanup(vm.namespace, selector)
     for step in rec.steps:
         if step["phase"] == RUNNING:
             step["phase"] = "Canceled"
@@ -231,18 +258,24 @@ def ensure_source_stopped(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: di
 
 
 def ensure_disks_allocated(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
-    """Namespace, PVC manifests and sparse images; refuse early when space is short."""
-    claims = disk_claims(vm)
+    """Namespace, PVC manifests and sparse images; refuse early when space is short.
+
+    A disk without its PVC starts afresh: what the store recorded of an earlier copy was
+    written to storage that is gone (a PVC deleted by hand, a canceled VM)."""
+    claims = claims_of(ctx, vm)
+    free = ctx.target.free_bytes(vm.namespace)
     needed = 0
     for disk, claim in zip(vm.disks, claims, strict=True):
         if ctx.target.disk_exists(claim):
             continue
+        ctx.store.reset_disk(disk_id(ctx, vm, claim))
+        if free is None:
+            continue  # the target cannot tell: a full PVC is reported by its copy
         reader = ctx.source.open_disk(vm.vm_id, disk.key)
         try:
             needed += sum(e.length for e in reader.extents() if not e.zero)
         finally:
             reader.close()
-    free = ctx.target.free_bytes(vm.namespace)
     if free is not None and needed > free:
         raise TargetError(
             f"not enough free space on {ctx.target.describe()}: the disks of {vm.source_name} "
@@ -256,7 +289,7 @@ def ensure_disks_allocated(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: d
 
 
 def ensure_disks_copied(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
-    claims = disk_claims(vm)
+    claims = claims_of(ctx, vm)
     total = sum(c.size for c in claims)
     tasks = step.setdefault("tasks", [])
     by_name = {t["name"]: t for t in tasks}
@@ -297,38 +330,32 @@ def ensure_disks_copied(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict
                 ctx.store.put_vm(rec)
                 ctx.on_change()
 
-        reader = ctx.source.open_disk(vm.vm_id, disk.key)
-        if ctx.max_bytes_per_second:
-            reader = ThrottledReader(reader, ctx.max_bytes_per_second)
-        writer = ctx.target.open_writer(claim)
-        verify = ctx.target.open_reader(claim) if ctx.verify else None
-        try:
-            result = copy_disk(
-                reader,
-                writer,
-                ctx.store,
-                disk_id(ctx, vm, claim),
-                chunk_size=ctx.chunk_size,
-                streams=ctx.streams,
-                on_progress=progress,
-                cancel=ctx.halt,
-                verify_reader=verify,
-            )
-        except DigestMismatch:
-            # nothing recorded for this disk can be trusted: the next run starts it afresh
-            ctx.store.reset_disk(disk_id(ctx, vm, claim))
-            ctx.target.delete_disk(claim)
-            raise
-        finally:
-            for closable in (reader, writer, verify):
-                if closable is not None:
-                    closable.close()
+        request = CopyRequest(
+            claim=claim,
+            vm_id=vm.vm_id,
+            disk_key=disk.key,
+            disk_id=disk_id(ctx, vm, claim),
+            labels={**vm.labels, "vmDisk": disk.key},
+            source=ctx.source_ref,
+            open_source=lambda key=disk.key: ctx.source.open_disk(vm.vm_id, key),
+            store=ctx.store,
+            on_progress=progress,
+            halt=ctx.halt,
+            verify=ctx.verify,
+            chunk_size=ctx.chunk_size,
+            streams=ctx.streams,
+            max_bytes_per_second=ctx.max_bytes_per_second,
+        )
+        outcome = _copy_one(ctx, request, task)
+        result = outcome.result
         task["phase"] = COMPLETED
         task["completed"] = now()
         task["progress"]["completed"] = claim.size // MB
         task["digest"] = result.source_digest
         if result.resumed_chunks:
             task["annotations"]["resumedChunks"] = str(result.resumed_chunks)
+        if outcome.attempts > 1:
+            task["annotations"]["attempts"] = str(outcome.attempts)
         if ctx.verify:
             task["verified"] = result.target_digest == result.source_digest
         done_before += claim.size
@@ -339,7 +366,38 @@ def ensure_disks_copied(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict
     return f"{len(claims)} disk(s) copied, digests {how}"
 
 
+def _copy_one(ctx: RunContext, request: CopyRequest, task: dict) -> CopyOutcome:
+    """One disk through the target; a PVC found missing (deleted by hand) is re-created and
+    its copy restarts, a copy that does not read back leaves nothing to resume from."""
+    claim = request.claim
+    for attempt in range(DISK_LOST_RETRIES + 1):
+        if not ctx.target.disk_exists(claim):
+            ctx.store.reset_disk(request.disk_id)
+            ctx.target.ensure_disk(claim)
+            task["annotations"]["recreated"] = (
+                f"PVC {claim.namespace}/{claim.name} was missing: re-created, copy restarted"
+            )
+        try:
+            return ctx.target.copy_disk(request)
+        except DiskLost:
+            if attempt == DISK_LOST_RETRIES:
+                raise
+        except DigestMismatch:
+            # nothing recorded for this disk can be trusted: the next run starts it afresh
+            ctx.store.reset_disk(request.disk_id)
+            ctx.target.delete_disk(claim)
+            raise
+    raise AssertionError("unreachable")
+
+
 def ensure_vm_created(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
+    for claim in claims_of(ctx, vm):
+        if not ctx.target.disk_exists(claim):
+            ctx.store.reset_disk(disk_id(ctx, vm, claim))
+            raise TargetError(
+                f"PVC {claim.namespace}/{claim.name} is gone after its disk was copied (deleted "
+                "by hand?); push a new Migration to copy it again"
+            )
     running = _stored_power(rec) == "On"
     ctx.target.ensure_vm(vm_manifest(vm, running=running))
     state = "Always (source was on)" if running else "Halted (source was off)"

@@ -75,6 +75,7 @@ class PlanDecision:
     namespace: str
     name: str
     source: tuple[str, str] = ("", "")  # (namespace, name) of the source Provider
+    destination: tuple[str, str] = ("", "")  # (namespace, name) of the destination Provider
     conditions: list[Condition] = field(default_factory=list)
     vms: list[VmPlan] = field(default_factory=list)
     vm_errors: dict[str, str] = field(default_factory=dict)  # plan vm label -> why unresolved

@@ -23,6 +23,8 @@ class Observed:
     target_vm_names: Mapping[str, set[str]] = field(default_factory=dict)
     # provider -> VM id -> the concerns the validation rules raised
     concerns: Mapping[tuple[str, str], Mapping[str, tuple[dict, ...]]] = field(default_factory=dict)
+    # destination provider -> why its target cannot be used (no token, unreachable ...)
+    destination_errors: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
 
 @dataclass
@@ -87,6 +89,18 @@ def _decide_plan(
                 "True",
                 "Critical",
                 f"source provider {src_key[0]}/{src_key[1]}: {why}",
+            )
+        )
+        return _with_ready(d)
+    d.destination = resolve(spec.provider.destination, plan)
+    why = observed.destination_errors.get(d.destination)
+    if why:
+        d.conditions.append(
+            Condition(
+                "DestinationProviderNotReady",
+                "True",
+                "Critical",
+                f"destination provider {d.destination[0]}/{d.destination[1]}: {why}",
             )
         )
         return _with_ready(d)
@@ -194,6 +208,20 @@ def _decide_plan(
                 items=tuple(renamed),
             )
         )
+    missing = _deleted_on_target(d, pp, observed, spec.targetNamespace)
+    if missing:
+        d.conditions.append(
+            Condition(
+                "TargetVMMissing",
+                "True",
+                "Warning",
+                "VirtualMachines deleted on the target after their migration completed: "
+                + ", ".join(missing)
+                + ". mtv-gitops does not re-create a completed migration (its disks may be "
+                "gone or in use); to migrate such a VM again, put it in a new Plan",
+                items=tuple(missing),
+            )
+        )
     if hooks:
         d.conditions.append(
             Condition(
@@ -208,6 +236,24 @@ def _decide_plan(
     _with_ready(d)
     _choose_migration(d, plan, desired, pp)
     return d
+
+
+def _deleted_on_target(
+    d: PlanDecision, pp: PlanProgress, observed: Observed, namespace: str
+) -> list[str]:
+    """``ns/name`` of the VMs this plan migrated that the target no longer has."""
+    if namespace not in observed.target_vm_names:
+        return []  # the target was not read this pass
+    present = observed.target_vm_names[namespace]
+    listed = {v.vm_id for v in d.vms}
+    return sorted(
+        f"{namespace}/{v.target_name}"
+        for v in pp.vms
+        if v.result == "Succeeded"
+        and v.target_name
+        and v.vm_id in listed
+        and v.target_name not in present
+    )
 
 
 def _with_ready(d: PlanDecision) -> PlanDecision:

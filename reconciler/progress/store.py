@@ -136,6 +136,12 @@ class ProgressStore:
             ).fetchone()
         return _vm(row) if row else None
 
+    def phase_counts(self) -> dict[str, int]:
+        """How many VMs are in each pipeline phase, over every plan (the daemon's metrics)."""
+        with self._lock:
+            rows = self._db.execute("SELECT phase, count(*) FROM vms GROUP BY phase").fetchall()
+        return {phase: count for phase, count in rows}
+
     def vms(self, plan: str) -> list[VmProgress]:
         with self._lock:
             rows = self._db.execute(

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from reconciler.transfer.extents import DiskReader, DiskWriter
+from reconciler.progress.store import ProgressStore
+from reconciler.transfer.engine import CopyProgress, CopyResult
+from reconciler.transfer.extents import DiskReader
 
 
 class TargetError(Exception):
     """The target refused or cannot hold what the migration needs; the message says why."""
+
+
+class DiskLost(TargetError):
+    """A disk's PVC vanished (deleted by hand) while its copy ran: re-create it and copy again."""
 
 
 @dataclass(frozen=True)
@@ -20,6 +28,57 @@ class DiskClaim:
     namespace: str
     size: int
     manifest: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """The source Provider as a process elsewhere (a transfer Job) needs it to connect on its
+    own. ``secret`` holds the resolved values; it is never shown (``repr=False``)."""
+
+    namespace: str
+    name: str
+    type: str
+    url: str
+    settings: dict[str, str] = field(default_factory=dict)
+    secret_ref: tuple[str, str] | None = None  # (namespace, name) of the Provider's spec.secret
+    secret: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class CopyRequest:
+    """Everything a target needs to fill one PVC from one source disk.
+
+    A target copies in-process (``open_source``, the pass's live connection) or elsewhere
+    (``source``, for a process that connects by itself); the pipeline gives both and does not
+    know which one is used.
+    """
+
+    claim: DiskClaim
+    vm_id: str
+    disk_key: str
+    disk_id: str  # the key of this copy in ``store``
+    labels: dict[str, str]  # plan, migration and VM ids: every object made for the copy has them
+    source: SourceRef | None
+    open_source: Callable[[], DiskReader]
+    store: ProgressStore
+    on_progress: Callable[[CopyProgress], None]
+    halt: threading.Event  # set: stop at a durable point; the next run resumes
+    verify: bool = True
+    chunk_size: int = 4 * 1024 * 1024
+    streams: int = 4
+    max_bytes_per_second: float | None = None
+
+
+@dataclass(frozen=True)
+class CopyOutcome:
+    """A finished copy: the engine's result and, for people, how many attempts it took."""
+
+    result: CopyResult
+    attempts: int = 1
 
 
 class Target(Protocol):
@@ -34,6 +93,9 @@ class Target(Protocol):
     def free_bytes(self, namespace: str) -> int | None:
         """Bytes that can still be written, or None when the target cannot tell."""
 
+    def storage_classes(self) -> tuple[dict[str, str], str]:
+        """``({storage class: provisioner}, default class)``; empty when the target has none."""
+
     def ensure_namespace(self, namespace: str, labels: dict[str, str]) -> None: ...
 
     def ensure_disk(self, claim: DiskClaim) -> None:
@@ -41,16 +103,21 @@ class Target(Protocol):
 
     def disk_exists(self, claim: DiskClaim) -> bool: ...
 
-    def open_writer(self, claim: DiskClaim) -> DiskWriter: ...
+    def copy_disk(self, request: CopyRequest) -> CopyOutcome:
+        """Fill the claim from the source disk, resuming what an earlier run made durable.
 
-    def open_reader(self, claim: DiskClaim) -> DiskReader:
-        """Read the disk back, to verify the copy."""
+        Raises TransferCanceled when ``request.halt`` is set, DigestMismatch when the copy
+        does not read back, DiskLost when the PVC vanished, TargetError or TransferError with
+        what to do otherwise."""
 
     def delete_disk(self, claim: DiskClaim) -> None:
         """Remove the PVC and its data (a canceled VM); absent is fine."""
 
     def delete_vm(self, namespace: str, name: str) -> None:
         """Remove the VirtualMachine; absent is fine."""
+
+    def cleanup(self, namespace: str, labels: dict[str, str]) -> int:
+        """Remove everything in the namespace that carries all ``labels``; returns how many."""
 
     def ensure_vm(self, manifest: dict[str, Any]) -> None:
         """Create or update the VirtualMachine."""

@@ -16,10 +16,12 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from reconciler.manifests.emit import dump_yaml
-from reconciler.targets.base import DiskClaim, TargetError
+from reconciler.targets.base import CopyOutcome, CopyRequest, DiskClaim, TargetError
 from reconciler.targets.schema import check_manifest
+from reconciler.transfer.engine import copy_disk
 from reconciler.transfer.extents import DiskReader, DiskWriter
 from reconciler.transfer.rawfile import RawDiskReader, RawDiskWriter
+from reconciler.transfer.throttle import ThrottledReader
 
 
 def _dump(path: Path, manifest: dict[str, Any]) -> None:
@@ -56,6 +58,9 @@ class LocalTarget:
             path = path.parent
         return shutil.disk_usage(path).free
 
+    def storage_classes(self) -> tuple[dict[str, str], str]:
+        return {}, ""
+
     def ensure_namespace(self, namespace: str, labels: dict[str, str]) -> None:
         path = self._ns(namespace) / "namespace.yaml"
         if not path.exists():
@@ -85,12 +90,56 @@ class LocalTarget:
     def open_reader(self, claim: DiskClaim) -> DiskReader:
         return RawDiskReader(self._disk(claim))
 
+    def copy_disk(self, request: CopyRequest) -> CopyOutcome:
+        """Copy in this process, with the pass's own connection to the source."""
+        reader: DiskReader = request.open_source()
+        writer = verify = None
+        try:
+            if request.max_bytes_per_second:
+                reader = ThrottledReader(reader, request.max_bytes_per_second)
+            writer = self.open_writer(request.claim)
+            verify = self.open_reader(request.claim) if request.verify else None
+            result = copy_disk(
+                reader,
+                writer,
+                request.store,
+                request.disk_id,
+                chunk_size=request.chunk_size,
+                streams=request.streams,
+                on_progress=request.on_progress,
+                cancel=request.halt,
+                verify_reader=verify,
+            )
+        finally:
+            for closable in (reader, writer, verify):
+                if closable is not None:
+                    closable.close()
+        return CopyOutcome(result)
+
     def delete_disk(self, claim: DiskClaim) -> None:
         self._disk(claim).unlink(missing_ok=True)
         (self._ns(claim.namespace) / "pvcs" / f"{claim.name}.yaml").unlink(missing_ok=True)
 
     def delete_vm(self, namespace: str, name: str) -> None:
         (self._ns(namespace) / "virtualmachines" / f"{name}.yaml").unlink(missing_ok=True)
+
+    def cleanup(self, namespace: str, labels: dict[str, str]) -> int:
+        """Remove the PVC manifests (with their images) and VirtualMachines that carry all
+        ``labels`` (never everything: an empty selector removes nothing)."""
+        if not labels:
+            return 0
+        removed = 0
+        ns = self._ns(namespace)
+        for kind in ("pvcs", "virtualmachines"):
+            for path in sorted((ns / kind).glob("*.yaml")) if (ns / kind).exists() else []:
+                meta = (YAML(typ="safe").load(path.read_text()) or {}).get("metadata", {})
+                have = meta.get("labels") or {}
+                if all(have.get(k) == v for k, v in labels.items()):
+                    if kind == "pvcs":
+                        (ns / "disks" / f"{path.stem}.img").unlink(missing_ok=True)
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        return removed
 
     def ensure_vm(self, manifest: dict[str, Any]) -> None:
         check_manifest(manifest)

@@ -505,3 +505,39 @@ def test_every_map_source_found_adds_no_condition(tmp_path: Path) -> None:
     basic_repo(tmp_path, vms="    - id: vm-1\n")
     c = conds(run(tmp_path, inventory(vm("vm-1", "a"))))
     assert "SourceNetworkNotValid" not in c and "SourceStorageNotValid" not in c
+
+
+def test_a_destination_that_cannot_be_used_holds_the_plan(tmp_path: Path) -> None:
+    basic_repo(tmp_path)
+    migration(tmp_path, "m1")
+    desired = load(tmp_path)
+    observed = Observed(
+        {SRC: inventory(vm("vm-1", "web01"))},
+        {"vms": set()},
+        destination_errors={("openshift-mtv", "host"): "its secret has no 'token'"},
+    )
+    [d] = decide(desired, check_references(desired), observed, {PLAN: PlanProgress()})
+    assert not d.ready and d.migration == ""
+    assert conds(d)["DestinationProviderNotReady"] == (
+        "Critical",
+        "destination provider openshift-mtv/host: its secret has no 'token'",
+    )
+
+
+def test_a_migrated_vm_deleted_on_the_target_is_reported_not_run_again(tmp_path: Path) -> None:
+    basic_repo(tmp_path, vms="    - id: vm-1\n    - id: vm-2\n")
+    migration(tmp_path, "m1")
+    migration(tmp_path, "m2")
+    progress = PlanProgress(
+        [
+            VmProgress(PLAN, "vm-1", "a", "m1", "a", "Completed", "Succeeded"),
+            VmProgress(PLAN, "vm-2", "b", "m1", "b", "Completed", "Succeeded"),
+        ],
+        [MigrationRecord(PLAN, "m1", started="t0", completed="t1", result="Succeeded")],
+    )
+    d = run(tmp_path, inventory(vm("vm-1", "a"), vm("vm-2", "b")), progress, {"b"})
+    category, message = conds(d)["TargetVMMissing"]
+    assert category == "Warning" and d.ready
+    assert message.startswith("VirtualMachines deleted on the target after their migration ")
+    assert "completed: vms/a. " in message
+    assert d.run_vms == []  # a completed migration is not re-created behind the user's back

@@ -1,0 +1,224 @@
+"""Probes and metrics for the daemon: ``/healthz``, ``/readyz`` and ``/metrics`` over HTTP.
+
+The daemon loop writes into a :class:`Health` as it goes; a small stdlib HTTP server in a
+thread answers from it.  Liveness means the loop thread runs and has shown a sign of life
+(a poll, a pass, a copied chunk, a step) within ``stuck_after`` seconds; readiness means the
+last git sync worked, and a standby replica (another one leads) is ready and says so.
+``/metrics`` is the Prometheus text format, kept to a handful of series.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+log = logging.getLogger(__name__)
+
+STUCK_AFTER = 1800.0  # a pass may wait this long for a slow vCenter or a VM's shutdown
+CONTENT_TYPE_METRICS = "text/plain; version=0.0.4; charset=utf-8"
+
+SINGLE, LEADER, STANDBY = "single", "leader", "standby"
+
+
+class Health:
+    """What the loop reports and the probes read; every method is thread-safe."""
+
+    def __init__(
+        self, stuck_after: float = STUCK_AFTER, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.stuck_after = stuck_after
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._beat = clock()
+        self._synced: bool | None = None  # None: no sync tried yet
+        self._sync_error = ""
+        self._role = SINGLE
+        self._leader = ""
+        self._passes = 0
+        self._failed_passes = 0
+        self._copied = 0
+        self._vm_phases: Callable[[], dict[str, int]] | None = None
+
+    # -- written by the daemon --------------------------------------------------------------
+
+    def watch(self, thread: threading.Thread) -> None:
+        """The loop's thread: liveness fails once it has ended."""
+        with self._lock:
+            self._thread = thread
+            self._beat = self.clock()
+
+    def beat(self) -> None:
+        """A sign that the loop is not stuck."""
+        with self._lock:
+            self._beat = self.clock()
+
+    def synced(self, error: str = "") -> None:
+        """The outcome of the latest git sync or poll: *error* empty when it worked.  The
+        message must already be safe to show (``GitOpsError`` messages are)."""
+        with self._lock:
+            self._beat = self.clock()
+            self._synced = not error
+            self._sync_error = error
+
+    def pass_done(self, failed: bool = False) -> None:
+        with self._lock:
+            self._beat = self.clock()
+            self._passes += 1
+            self._failed_passes += failed
+
+    def copied(self, nbytes: int) -> None:
+        if nbytes > 0:
+            with self._lock:
+                self._beat = self.clock()
+                self._copied += nbytes
+
+    def role(self, role: str, leader: str = "") -> None:
+        """``single`` (no election), ``leader``, or ``standby`` while *leader* holds the lease."""
+        with self._lock:
+            self._role, self._leader = role, leader
+            self._beat = self.clock()
+            if role == STANDBY:
+                self._synced, self._sync_error = None, ""  # a new leadership syncs anew
+
+    def vm_phases_from(self, source: Callable[[], dict[str, int]] | None) -> None:
+        """Where ``/metrics`` reads VMs per phase (None while there is no progress store)."""
+        with self._lock:
+            self._vm_phases = source
+
+    # -- read by the probes -----------------------------------------------------------------
+
+    def liveness(self) -> tuple[bool, str]:
+        with self._lock:
+            thread, quiet = self._thread, self.clock() - self._beat
+        if thread is not None and not thread.is_alive():
+            return False, "the daemon loop has ended"
+        if quiet > self.stuck_after:
+            return False, f"no sign of life from the daemon loop for {quiet:.0f}s"
+        return True, "ok"
+
+    def readiness(self) -> tuple[bool, str]:
+        with self._lock:
+            role, leader, synced, error = self._role, self._leader, self._synced, self._sync_error
+        if role == STANDBY:
+            return True, f"ok: standby, {leader or 'another replica'} leads"
+        if synced is None:
+            return False, "not ready: no git sync yet"
+        if not synced:
+            return False, f"not ready: the last git sync failed: {error}"
+        return True, f"ok: {role}, the last git sync worked"
+
+    def metrics(self) -> str:
+        """The Prometheus text exposition (format 0.0.4)."""
+        with self._lock:
+            passes, failed, copied = self._passes, self._failed_passes, self._copied
+            leading = self._role != STANDBY
+            source = self._vm_phases
+        phases: dict[str, int] = {}
+        if source is not None:
+            try:
+                phases = source()
+            except Exception as exc:  # noqa: BLE001 - a closing store must not break a scrape
+                log.debug("VM phases unavailable: %s", exc)
+        out: list[str] = []
+
+        def family(name: str, kind: str, help_text: str, samples: list[tuple[str, int]]) -> None:
+            out.append(f"# HELP {name} {help_text}")
+            out.append(f"# TYPE {name} {kind}")
+            out.extend(f"{name}{labels} {value}" for labels, value in samples)
+
+        family("mtv_gitops_passes_total", "counter", "Reconcile passes run.", [("", passes)])
+        family(
+            "mtv_gitops_failed_passes_total",
+            "counter",
+            "Passes that ended in an error (git unreachable, or a bug).",
+            [("", failed)],
+        )
+        family(
+            "mtv_gitops_vms",
+            "gauge",
+            "VMs in the progress store, by pipeline phase.",
+            [(f'{{phase="{_label(p)}"}}', n) for p, n in sorted(phases.items())],
+        )
+        family(
+            "mtv_gitops_copied_bytes_total",
+            "counter",
+            "Disk bytes copied by this process (logical bytes, holes included).",
+            [("", copied)],
+        )
+        family(
+            "mtv_gitops_leader",
+            "gauge",
+            "1 when this replica reconciles, 0 while it stands by.",
+            [("", int(leading))],
+        )
+        return "\n".join(out) + "\n"
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", r"\\").replace('"', r"\"").replace("\n", r"\n")
+
+
+class HealthServer:
+    """``/healthz``, ``/readyz`` and ``/metrics`` on *host*:*port* in a daemon thread
+    (port 0: any free port, see :attr:`port`)."""
+
+    def __init__(self, health: Health, host: str = "127.0.0.1", port: int = 8080) -> None:
+        self.health = health
+        handler = _handler(health)
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.2,), name="health-http", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        host = self._server.server_address[0]
+        return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{self.port}"
+
+    def start(self) -> HealthServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+def _handler(health: Health) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            path = self.path.split("?", 1)[0]
+            if path == "/healthz":
+                self._answer(*health.liveness())
+            elif path == "/readyz":
+                self._answer(*health.readiness())
+            elif path == "/metrics":
+                self._send(200, health.metrics(), CONTENT_TYPE_METRICS)
+            else:
+                self._send(404, "not found: try /healthz, /readyz or /metrics\n")
+
+        def _answer(self, ok: bool, text: str) -> None:
+            self._send(200 if ok else 503, text + "\n")
+
+        def _send(self, code: int, text: str, ctype: str = "text/plain; charset=utf-8") -> None:
+            body = text.encode()
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            log.debug("health: " + format, *args)  # probes every few seconds: not for stderr
+
+    return Handler

@@ -1,0 +1,759 @@
+"""The kubevirt target: a real cluster through the official kubernetes client.
+
+What it makes, in the plan's target namespace, every object labelled with the plan, the
+Migration and the VM id (``plan``, ``migration``, ``vmID``) so it can be found and cleaned up:
+
+- the Namespace, one PVC per disk (``kubevirt_manifests.disk_claims``) and the kubevirt.io/v1
+  VirtualMachine (``kubevirt_manifests.vm_manifest``);
+- per disk, a batch/v1 Job that runs this project's image with ``mtv-gitops transfer`` and the
+  PVC mounted (``/data/disk.img`` on a Filesystem PVC, the block device ``/dev/disk0`` on a
+  Block one), and a Secret beside it with the source Provider's credentials (a pod can only
+  read Secrets of its own namespace), handed to the container as environment variables
+  through ``secretKeyRef``: the Job spec holds no secret value.
+
+How a Job talks back (see ``reconciler.transfer.report``): progress lines in its log, its
+outcome in the pod's termination message; the pod needs no API access at all. Resume: the
+transfer command keeps its checkpoints beside ``disk.img`` on a Filesystem PVC, and on a small
+companion PVC (``<pvc>-ckpt``, Filesystem, the disk's storage class) for a Block one, so a new
+pod (a retry, or a Job made again after the reconciler stopped) continues where the last
+stopped. Retries: the Job's ``backoffLimit``; a full disk or a digest mismatch fails the Job at
+once through its ``podFailurePolicy`` (exit code ``report.EXIT_FATAL``).
+
+Requests go through ``ApiClient`` as JSON, one code path for core, batch and kubevirt.io
+resources (the manifests are dicts already). Label selectors are sent and also checked here,
+so a server that ignores them (a test emulator) cannot widen a delete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+
+from reconciler import __version__
+from reconciler.secrets.resolver import KEYS, env_name
+from reconciler.targets.base import (
+    CopyOutcome,
+    CopyRequest,
+    DiskClaim,
+    DiskLost,
+    SourceRef,
+    TargetError,
+)
+from reconciler.targets.schema import check_manifest
+from reconciler.transfer import report
+from reconciler.transfer.engine import CopyProgress, DigestMismatch, TransferCanceled
+
+MIB = 1024 * 1024
+DEFAULT_IMAGE = f"quay.io/mtv-gitops/mtv-gitops:{__version__}"
+IMAGE_ENV = "MTV_GITOPS_TRANSFER_IMAGE"
+CONTAINER = "transfer"
+DATA_DIR, FS_IMAGE = "/data", "/data/disk.img"
+BLOCK_DEVICE = "/dev/disk0"
+CKPT_DIR = "/checkpoints"
+TERMINATION_LOG = "/dev/termination-log"
+QEMU_UID = 107  # KubeVirt's qemu user: the image it boots must be readable by it
+DELETE_WAIT_SECONDS = 120.0
+RESULT_RERUNS = 2  # a Job that succeeded but whose outcome is lost is run again this often
+
+VM_PATH = "/apis/kubevirt.io/v1/namespaces/{ns}/virtualmachines"
+PVC_PATH = "/api/v1/namespaces/{ns}/persistentvolumeclaims"
+JOB_PATH = "/apis/batch/v1/namespaces/{ns}/jobs"
+SECRET_PATH = "/api/v1/namespaces/{ns}/secrets"
+POD_PATH = "/api/v1/namespaces/{ns}/pods"
+NS_PATH = "/api/v1/namespaces"
+SC_PATH = "/apis/storage.k8s.io/v1/storageclasses"
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """How transfer Jobs run; from the destination Provider's ``spec.settings``."""
+
+    image: str = DEFAULT_IMAGE
+    retries: int = 2  # the Job's backoffLimit: attempts after the first
+    poll_seconds: float = 2.0
+    pull_policy: str = "IfNotPresent"
+
+    @classmethod
+    def from_settings(
+        cls, settings: dict[str, str], environ: dict[str, str] | None = None
+    ) -> JobSettings:
+        """``transferImage`` (else $MTV_GITOPS_TRANSFER_IMAGE, else this version's image),
+        ``transferRetries``, ``jobPollSeconds``, ``imagePullPolicy``."""
+        env = os.environ if environ is None else environ
+        try:
+            return cls(
+                image=settings.get("transferImage") or env.get(IMAGE_ENV) or DEFAULT_IMAGE,
+                retries=max(0, int(settings.get("transferRetries", cls.retries))),
+                poll_seconds=max(0.05, float(settings.get("jobPollSeconds", cls.poll_seconds))),
+                pull_policy=settings.get("imagePullPolicy", cls.pull_policy),
+            )
+        except ValueError as exc:
+            raise TargetError(
+                f"destination Provider settings: {exc}; transferRetries is a whole number, "
+                "jobPollSeconds a number of seconds"
+            ) from None
+
+
+def short_name(name: str, limit: int = 63) -> str:
+    """A DNS-1123 label: ``name`` when it fits, else cut with a hash of the whole kept."""
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]  # noqa: S324 - a name, not security
+    return f"{name[: limit - 9].rstrip('-')}-{digest}"
+
+
+def transfer_name(claim: DiskClaim) -> str:
+    """The Job (and its credentials Secret) that fills ``claim``."""
+    return short_name(f"{claim.name}-xfer")
+
+
+def checkpoint_name(claim: DiskClaim) -> str:
+    return short_name(f"{claim.name}-ckpt")
+
+
+def _matches(obj: dict[str, Any], labels: dict[str, str]) -> bool:
+    have = (obj.get("metadata") or {}).get("labels") or {}
+    return all(have.get(k) == v for k, v in labels.items())
+
+
+def _selector(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def _terminating(obj: dict[str, Any] | None) -> bool:
+    return bool(obj and (obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
+class KubeApi:
+    """JSON requests through the kubernetes client; failures become TargetErrors that say
+    which cluster and what to do."""
+
+    def __init__(self, api_client: k8s.ApiClient, where: str) -> None:
+        self.api_client = api_client
+        self.where = where
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+        raw: bool = False,
+    ) -> Any:
+        headers = {"Accept": "*/*" if raw else "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        request = self.api_client.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=query,
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = self.api_client.call_api(*request, _request_timeout=(10, 60))
+            response.read()
+        except urllib3.exceptions.HTTPError as exc:
+            raise TargetError(f"cannot reach the cluster at {self.where}: {exc}") from None
+        except ApiException as exc:  # TLS failures arrive here with status 0
+            raise self._error(method, path, exc.status, exc.reason or "") from None
+        if not 200 <= response.status < 300:
+            raise _HttpError(
+                response.status, self._error(method, path, response.status, _why(response.data))
+            )
+        if raw:
+            return response.data.decode(errors="replace")
+        return json.loads(response.data) if response.data else None
+
+    def _error(self, method: str, path: str, status: int, why: str) -> TargetError:
+        if status == 401:
+            return TargetError(
+                f"the cluster at {self.where} refused the token (401 Unauthorized): put a valid "
+                "service account token in the destination Provider's secret"
+            )
+        if status == 403:
+            return TargetError(
+                f"the cluster at {self.where} forbids {method} {path} (403): grant the "
+                f"reconciler's service account that permission; {why}"
+            )
+        if status == 0:
+            return TargetError(f"cannot reach the cluster at {self.where}: {why}")
+        return TargetError(f"{method} {path} on {self.where} failed ({status}): {why}")
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        try:
+            return self._call("GET", path)
+        except _HttpError as exc:
+            if exc.status == 404:
+                return None
+            raise exc.error from None
+
+    def list(self, path: str, labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        query = [("labelSelector", _selector(labels))] if labels else None
+        try:
+            items = (self._call("GET", path, query=query) or {}).get("items") or []
+        except _HttpError as exc:
+            if exc.status == 404:
+                return []
+            raise exc.error from None
+        return [i for i in items if not labels or _matches(i, labels)]
+
+    def create(self, path: str, body: dict[str, Any]) -> bool:
+        """True when created, False when it existed already."""
+        try:
+            self._call("POST", path, body)
+        except _HttpError as exc:
+            if exc.status == 409:
+                return False
+            raise exc.error from None
+        return True
+
+    def patch(self, path: str, body: dict[str, Any]) -> None:
+        try:
+            self._call("PATCH", path, body, content_type="application/merge-patch+json")
+        except _HttpError as exc:
+            raise exc.error from None
+
+    def delete(self, path: str) -> bool:
+        """True when something was deleted; dependants (a Job's pods) go in the background."""
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
+        try:
+            self._call("DELETE", path, body)
+        except _HttpError as exc:
+            if exc.status == 404:
+                return False
+            raise exc.error from None
+        return True
+
+    def text(self, path: str, query: list[tuple[str, str]]) -> str | None:
+        try:
+            return self._call("GET", path, query=query, raw=True)
+        except (_HttpError, TargetError):
+            return None
+
+
+class _HttpError(Exception):
+    def __init__(self, status: int, error: TargetError) -> None:
+        super().__init__(str(error))
+        self.status = status
+        self.error = error
+
+
+def _why(data: bytes | None) -> str:
+    try:
+        doc = json.loads(data or b"")
+    except ValueError:
+        return (data or b"").decode(errors="replace")[:300]
+    return str(doc.get("message") or doc.get("reason") or "") if isinstance(doc, dict) else ""
+
+
+class KubevirtTarget:
+    """A KubeVirt cluster; see the module docstring for what it creates and how it copies."""
+
+    def __init__(
+        self, api_client: k8s.ApiClient, host: str, settings: JobSettings | None = None
+    ) -> None:
+        self.host = host.rstrip("/")
+        self.api = KubeApi(api_client, self.host)
+        self.settings = settings or JobSettings()
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        token: str,
+        cacert: str = "",
+        insecure: bool = False,
+        settings: JobSettings | None = None,
+    ) -> KubevirtTarget:
+        """The API server at ``url`` with a service account ``token``."""
+        cfg = k8s.Configuration()
+        cfg.host = url.rstrip("/")
+        cfg.api_key = {"BearerToken": token}
+        cfg.api_key_prefix = {"BearerToken": "Bearer"}
+        if cacert:
+            with tempfile.NamedTemporaryFile("w", suffix=".crt", delete=False) as f:
+                f.write(cacert)
+            cfg.ssl_ca_cert = f.name
+        if insecure:
+            cfg.verify_ssl = False
+        return cls(k8s.ApiClient(cfg), cfg.host, settings)
+
+    @classmethod
+    def in_cluster(cls, settings: JobSettings | None = None) -> KubevirtTarget:
+        """The cluster this process runs in, with its pod's service account."""
+        from kubernetes.config import ConfigException, load_incluster_config
+
+        cfg = k8s.Configuration()
+        try:
+            load_incluster_config(client_configuration=cfg)
+        except ConfigException as exc:
+            raise TargetError(f"cannot use the cluster this pod runs in: {exc}") from None
+        return cls(k8s.ApiClient(cfg), cfg.host, settings)
+
+    def describe(self) -> str:
+        return f"KubeVirt cluster at {self.host}"
+
+    # -- observing ---------------------------------------------------------------------------
+
+    def vm_names(self, namespace: str) -> set[str]:
+        return {
+            vm["metadata"]["name"]
+            for vm in self.api.list(VM_PATH.format(ns=namespace))
+            if not _terminating(vm)
+        }
+
+    def free_bytes(self, namespace: str) -> int | None:
+        return None  # quotas and provisioners decide; a full PVC is reported by its Job
+
+    def storage_classes(self) -> tuple[dict[str, str], str]:
+        provisioners, default = {}, ""
+        for sc in self.api.list(SC_PATH):
+            meta = sc.get("metadata") or {}
+            provisioners[meta.get("name", "")] = sc.get("provisioner", "")
+            ann = meta.get("annotations") or {}
+            if ann.get("storageclass.kubernetes.io/is-default-class") == "true":
+                default = meta.get("name", "")
+        return provisioners, default
+
+    def get_vm(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.api.get(f"{VM_PATH.format(ns=namespace)}/{name}")
+
+    def locate(self, namespace: str, name: str) -> dict[str, str]:
+        return {
+            "virtualmachine": f"{self.host}{VM_PATH.format(ns=namespace)}/{name}",
+            "pvcs": f"{self.host}{PVC_PATH.format(ns=namespace)}",
+        }
+
+    # -- namespace, PVCs, VirtualMachine -------------------------------------------------------
+
+    def ensure_namespace(self, namespace: str, labels: dict[str, str]) -> None:
+        if self.api.get(f"{NS_PATH}/{namespace}") is None:
+            body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+            body["metadata"]["labels"] = dict(labels)
+            self.api.create(NS_PATH, body)
+
+    def _pvc(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.api.get(f"{PVC_PATH.format(ns=namespace)}/{name}")
+
+    def disk_exists(self, claim: DiskClaim) -> bool:
+        pvc = self._pvc(claim.namespace, claim.name)
+        return pvc is not None and not _terminating(pvc)
+
+    def ensure_disk(self, claim: DiskClaim) -> None:
+        check_manifest(claim.manifest)
+        self._ensure_pvc(claim.namespace, claim.name, claim.manifest)
+
+    def _ensure_pvc(self, namespace: str, name: str, manifest: dict[str, Any]) -> None:
+        """Create the PVC; one still being deleted (its pods hold it) is waited for first."""
+        deadline = time.monotonic() + DELETE_WAIT_SECONDS
+        while True:
+            pvc = self._pvc(namespace, name)
+            if pvc is None:
+                if self.api.create(PVC_PATH.format(ns=namespace), manifest):
+                    return
+                continue  # made meanwhile: look again
+            if not _terminating(pvc):
+                return
+            if time.monotonic() > deadline:
+                raise TargetError(
+                    f"PVC {namespace}/{name} is still being deleted after "
+                    f"{DELETE_WAIT_SECONDS:.0f}s; a pod may still use it: delete that pod"
+                )
+            time.sleep(1.0)
+
+    def delete_disk(self, claim: DiskClaim) -> None:
+        ns = claim.namespace
+        self._delete_transfer(ns, transfer_name(claim), wait=False)
+        self.api.delete(f"{PVC_PATH.format(ns=ns)}/{checkpoint_name(claim)}")
+        self.api.delete(f"{PVC_PATH.format(ns=ns)}/{claim.name}")
+
+    def ensure_vm(self, manifest: dict[str, Any]) -> None:
+        check_manifest(manifest)
+        meta = manifest["metadata"]
+        path = VM_PATH.format(ns=meta["namespace"])
+        if not self.api.create(path, manifest):
+            self.api.patch(f"{path}/{meta['name']}", manifest)
+
+    def delete_vm(self, namespace: str, name: str) -> None:
+        self.api.delete(f"{VM_PATH.format(ns=namespace)}/{name}")
+
+    def cleanup(self, namespace: str, labels: dict[str, str]) -> int:
+        """Delete the Jobs, Secrets, PVCs and VirtualMachines of the namespace that carry all
+        ``labels`` (an empty selector deletes nothing)."""
+        if not labels:
+            return 0
+        removed = 0
+        for template in (JOB_PATH, SECRET_PATH, PVC_PATH, VM_PATH):
+            path = template.format(ns=namespace)
+            for obj in self.api.list(path, labels):
+                removed += self.api.delete(f"{path}/{obj['metadata']['name']}")
+        return removed
+
+    # -- the transfer Job ----------------------------------------------------------------------
+
+    def copy_disk(self, request: CopyRequest) -> CopyOutcome:
+        """Run (or find again) the disk's transfer Job and watch it to its end."""
+        if request.source is None:
+            raise TargetError(
+                f"{self.describe()} copies through transfer Jobs and needs the source Provider"
+            )
+        claim = request.claim
+        ns, name = claim.namespace, transfer_name(claim)
+        job_path = f"{JOB_PATH.format(ns=ns)}/{name}"
+        job = self.api.get(job_path)
+        migration = request.labels.get("migration", "")
+        if job is not None and (
+            _terminating(job) or (job["metadata"].get("labels") or {}).get("migration") != migration
+        ):
+            self._delete_transfer(ns, name, wait=True)  # an earlier Migration's: start anew
+            job = None
+        reruns = 0
+        done = 0
+        while True:
+            if request.halt.is_set():
+                self._delete_transfer(ns, name, wait=False)
+                raise TransferCanceled(request.disk_id, done)
+            if job is None:
+                job = self._start(request, name)
+            if not self.disk_exists(claim):
+                self._delete_transfer(ns, name, wait=False)
+                raise DiskLost(f"PVC {ns}/{claim.name} was deleted while its disk was being copied")
+            job = self.api.get(job_path)
+            if job is None:
+                continue  # deleted by hand: made again, it resumes from its checkpoints
+            status = job.get("status") or {}
+            attempts = int(status.get("failed") or 0) + 1
+            if _condition(job, "Complete") or int(status.get("succeeded") or 0) > 0:
+                outcome = self._outcome(ns, job)
+                if outcome is None or outcome.result is None:
+                    if reruns >= RESULT_RERUNS:
+                        raise TargetError(
+                            f"transfer Job {ns}/{name} succeeded but its pod's termination "
+                            "message is gone; delete the Job and push a new Migration"
+                        )
+                    reruns += 1  # run it again: it ends at once from its checkpoints
+                    self._delete_transfer(ns, name, wait=True)
+                    job = None
+                    continue
+                self._delete_transfer(ns, name, wait=False)
+                self.api.delete(f"{PVC_PATH.format(ns=ns)}/{checkpoint_name(claim)}")
+                return CopyOutcome(outcome.result, attempts)
+            if _condition(job, "Failed"):
+                raise self._failure(request, job, attempts - 1)
+            progress = self._progress(ns, job)
+            if progress is not None:
+                done = progress.bytes_done
+                request.on_progress(progress)
+            request.halt.wait(self.settings.poll_seconds)
+
+    def _start(self, request: CopyRequest, name: str) -> dict[str, Any]:
+        """Secret, checkpoint PVC (Block disks) and Job, each created unless it exists."""
+        claim, ns = request.claim, request.claim.namespace
+        labels = {**request.labels, "app.kubernetes.io/component": "transfer"}
+        secret = self._secret_manifest(request.source, ns, name, labels)
+        if secret is not None:
+            check_manifest(secret)
+            if not self.api.create(SECRET_PATH.format(ns=ns), secret):  # left by a killed pass
+                path = f"{SECRET_PATH.format(ns=ns)}/{name}"
+                self.api.patch(path, {"stringData": secret["stringData"]})
+        if _volume_mode(claim) == "Block":
+            ckpt = checkpoint_pvc(claim, labels)
+            check_manifest(ckpt)
+            self._ensure_pvc(ns, ckpt["metadata"]["name"], ckpt)
+        job = transfer_job(request, name, self.settings, labels)
+        check_manifest(job)
+        self.api.create(JOB_PATH.format(ns=ns), job)
+        return job
+
+    def _secret_manifest(
+        self, source: SourceRef | None, ns: str, name: str, labels: dict[str, str]
+    ) -> dict[str, Any] | None:
+        if source is None or source.secret_ref is None:
+            return None
+        data = {k: v for k, v in source.secret.items() if k in KEYS}
+        if not data:
+            return None
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": ns, "labels": labels},
+            "type": "Opaque",
+            "stringData": data,
+        }
+
+    def _delete_transfer(self, ns: str, name: str, wait: bool) -> None:
+        """The Job (its pods in the background) and its credentials Secret."""
+        path = f"{JOB_PATH.format(ns=ns)}/{name}"
+        self.api.delete(path)
+        self.api.delete(f"{SECRET_PATH.format(ns=ns)}/{name}")
+        if not wait:
+            return
+        deadline = time.monotonic() + DELETE_WAIT_SECONDS
+        while self.api.get(path) is not None:
+            if time.monotonic() > deadline:
+                raise TargetError(f"transfer Job {ns}/{name} is still being deleted; delete it")
+            time.sleep(0.5)
+
+    def _pods(self, ns: str, job: dict[str, Any]) -> list[dict[str, Any]]:
+        """The Job's pods, oldest first."""
+        name = job["metadata"]["name"]
+        uid = job["metadata"].get("uid")
+        pods = []
+        for pod in self.api.list(POD_PATH.format(ns=ns), {"job-name": name}):
+            labels = pod["metadata"].get("labels") or {}
+            owner = labels.get("batch.kubernetes.io/controller-uid") or labels.get("controller-uid")
+            if uid and owner and owner != uid:
+                continue  # a pod of an earlier Job of the same name
+            pods.append(pod)
+        return sorted(
+            pods, key=lambda p: (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"])
+        )
+
+    def _progress(self, ns: str, job: dict[str, Any]) -> CopyProgress | None:
+        running = [
+            p for p in self._pods(ns, job) if (p.get("status") or {}).get("phase") == "Running"
+        ]
+        if not running:
+            return None
+        pod = running[-1]["metadata"]["name"]
+        text = self.api.text(
+            f"{POD_PATH.format(ns=ns)}/{pod}/log", [("container", CONTAINER), ("tailLines", "2")]
+        )
+        return report.parse_progress(text) if text else None
+
+    def _outcome(self, ns: str, job: dict[str, Any]) -> report.Outcome | None:
+        for pod in reversed(self._pods(ns, job)):
+            terminated = _terminated(pod)
+            if terminated is not None and terminated.get("exitCode") == 0:
+                return report.parse_outcome(terminated.get("message") or "")
+        return None
+
+    def _failure(self, request: CopyRequest, job: dict[str, Any], failed: int) -> Exception:
+        """The error a failed Job ends the VM with: the last pod's own message."""
+        claim, ns = request.claim, request.claim.namespace
+        name = job["metadata"]["name"]
+        message, outcome = "", None
+        for pod in reversed(self._pods(ns, job)):
+            terminated = _terminated(pod)
+            if terminated is None:
+                continue
+            outcome = report.parse_outcome(terminated.get("message") or "")
+            if outcome is not None and not outcome.ok:
+                message = outcome.message
+            else:
+                message = (
+                    f"container {terminated.get('reason') or 'ended'} with exit code "
+                    f"{terminated.get('exitCode')}"
+                    + (f": {terminated['message'].strip()}" if terminated.get("message") else "")
+                )
+            break
+        if not message:
+            cond = _condition(job, "Failed") or {}
+            message = f"{cond.get('reason', 'Failed')}: {cond.get('message', 'no pod left to ask')}"
+        if outcome is not None and outcome.reason == report.DISK_FULL:
+            requested = (
+                claim.manifest.get("spec", {})
+                .get("resources", {})
+                .get("requests", {})
+                .get("storage", "?")
+            )
+            return TargetError(
+                f"PVC {ns}/{claim.name} ({requested} requested, {_volume_mode(claim)} mode) is "
+                f"full: the disk needs {claim.size} bytes ({claim.size / MIB:.0f} MiB): "
+                f"{message}. Give the storage more room (raise target.filesystemOverhead in "
+                ".mtv-gitops.yaml, or map to a storage class that provisions what is asked), "
+                "then push a new Migration"
+            )
+        if outcome is not None and outcome.reason == report.DIGEST_MISMATCH:
+            return DigestMismatch(f"transfer Job {ns}/{name}: {message}", request.disk_id)
+        tries = max(1, failed)
+        return TargetError(
+            f"transfer Job {ns}/{name} failed after {tries} attempt(s): {message}; `kubectl "
+            f"logs -n {ns} job/{name}` has the rest"
+        )
+
+
+def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == kind and cond.get("status") == "True":
+            return cond
+    return None
+
+
+def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        if cs.get("name") == CONTAINER:
+            return (cs.get("state") or {}).get("terminated")
+    return None
+
+
+def _volume_mode(claim: DiskClaim) -> str:
+    return claim.manifest.get("spec", {}).get("volumeMode") or "Filesystem"
+
+
+def checkpoint_pvc(claim: DiskClaim, labels: dict[str, str]) -> dict[str, Any]:
+    """The small Filesystem PVC that keeps a Block disk's copy checkpoints (about 64 bytes per
+    4 MiB chunk; 64 MiB holds those of a 4 TiB disk)."""
+    spec: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "volumeMode": "Filesystem",
+        "resources": {"requests": {"storage": "64Mi"}},
+    }
+    storage_class = claim.manifest.get("spec", {}).get("storageClassName")
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": checkpoint_name(claim),
+            "namespace": claim.namespace,
+            "labels": labels,
+        },
+        "spec": spec,
+    }
+
+
+def transfer_command(request: CopyRequest, output: str, checkpoints: str) -> list[str]:
+    """``mtv-gitops transfer ...`` for one disk: everything but the credentials."""
+    src = request.source
+    assert src is not None
+    argv = ["mtv-gitops", "transfer", "--provider", src.key, "--type", src.type]
+    if src.url:
+        argv += ["--url", src.url]
+    for key, value in sorted(src.settings.items()):
+        argv += ["--setting", f"{key}={value}"]
+    if src.secret_ref is not None and src.secret:
+        argv += ["--secret", "/".join(src.secret_ref)]
+    argv += [
+        "--vm",
+        request.vm_id,
+        "--disk",
+        request.disk_key,
+        "--output",
+        output,
+        "--checkpoints",
+        checkpoints,
+        "--streams",
+        str(request.streams),
+        "--chunk-mib",
+        str(max(1, request.chunk_size // MIB)),
+        "--termination-log",
+        TERMINATION_LOG,
+    ]
+    if not request.verify:
+        argv.append("--no-verify")
+    if request.max_bytes_per_second:
+        argv += ["--max-mibps", f"{request.max_bytes_per_second / MIB:g}"]
+    return argv
+
+
+def _env(source: SourceRef | None, secret_name: str) -> list[dict[str, Any]]:
+    """The Provider's credentials as the environment SecretResolver reads, by reference."""
+    if source is None or source.secret_ref is None:
+        return []
+    sns, sname = source.secret_ref
+    return [
+        {
+            "name": env_name(sns, sname, key),
+            "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}},
+        }
+        for key in sorted(k for k in source.secret if k in KEYS)
+    ]
+
+
+def transfer_job(
+    request: CopyRequest, name: str, settings: JobSettings, labels: dict[str, str]
+) -> dict[str, Any]:
+    """The batch/v1 Job that copies one disk into its PVC."""
+    claim = request.claim
+    block = _volume_mode(claim) == "Block"
+    volumes: list[dict[str, Any]] = [
+        {"name": "disk", "persistentVolumeClaim": {"claimName": claim.name}}
+    ]
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": settings.image,
+        "imagePullPolicy": settings.pull_policy,
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "resources": {
+            "requests": {"cpu": "250m", "memory": "256Mi"},
+            "limits": {"memory": "1Gi"},
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    if block:
+        container["volumeDevices"] = [{"name": "disk", "devicePath": BLOCK_DEVICE}]
+        container["volumeMounts"] = [{"name": "checkpoints", "mountPath": CKPT_DIR}]
+        volumes.append(
+            {"name": "checkpoints", "persistentVolumeClaim": {"claimName": checkpoint_name(claim)}}
+        )
+        output, checkpoints = BLOCK_DEVICE, f"{CKPT_DIR}/transfer.db"
+    else:
+        container["volumeMounts"] = [{"name": "disk", "mountPath": DATA_DIR}]
+        output, checkpoints = FS_IMAGE, f"{DATA_DIR}/.mtv-gitops-transfer.db"
+    container["command"] = transfer_command(request, output, checkpoints)
+    env = _env(request.source, name)
+    if env:
+        container["env"] = env
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": claim.namespace,
+            "labels": labels,
+            "annotations": {"mtv-gitops/pvc": claim.name, "mtv-gitops/disk-id": request.disk_id},
+        },
+        "spec": {
+            "backoffLimit": settings.retries,
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {
+                            "containerName": CONTAINER,
+                            "operator": "In",
+                            "values": [report.EXIT_FATAL],
+                        },
+                    },
+                    {
+                        "action": "Ignore",
+                        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+                    },
+                ]
+            },
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "automountServiceAccountToken": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": QEMU_UID,
+                        "runAsGroup": QEMU_UID,
+                        "fsGroup": QEMU_UID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [container],
+                    "volumes": volumes,
+                },
+            },
+        },
+    }

@@ -1,0 +1,159 @@
+"""``mtv-gitops transfer``: what a transfer Job runs, run here as a real process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from plugins.ova.factory import DiskSpec, build_ova, semi_random
+from reconciler.plugins import connect
+from reconciler.secrets.resolver import env_name
+from reconciler.transfer import report
+from reconciler.transfer.digest import disk_digest_of_file
+
+MIB = 1024 * 1024
+CLI = [sys.executable, "-m", "reconciler.cli", "transfer"]
+
+
+@pytest.fixture(scope="module")
+def ova(tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("ova")
+    disk = DiskSpec(64 * MIB, [(4 * MIB, semi_random(16 * MIB, 3))])
+    info = build_ova(folder / "vm.ova", "vm", disks=[disk])
+    conn = connect("ova", str(folder), {}, {})
+    (vm,) = conn.inventory().vms
+    conn.close()
+    return folder, vm.id, vm.disks[0].key, info.disks[0].digest
+
+
+def args(ova, output: Path, *extra: str) -> list[str]:
+    folder, vm_id, disk, _ = ova
+    return [
+        *CLI,
+        "--provider",
+        "openshift-mtv/ova-files",
+        "--type",
+        "ova",
+        "--url",
+        str(folder),
+        "--vm",
+        vm_id,
+        "--disk",
+        disk,
+        "--output",
+        str(output),
+        "--progress-seconds",
+        "0",
+        *extra,
+    ]
+
+
+def run(argv: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}
+    )
+
+
+def test_copies_reports_progress_and_the_outcome(ova, tmp_path: Path) -> None:
+    out, term = tmp_path / "pvc" / "disk.img", tmp_path / "termination-log"
+    out.parent.mkdir()
+    proc = run(args(ova, out, "--termination-log", str(term)))
+    assert proc.returncode == 0, proc.stderr
+    assert disk_digest_of_file(out) == ova[3]
+    lines = proc.stdout.splitlines()
+    last = report.parse_progress("\n".join(lines[:-1]))
+    assert last is not None and last.bytes_done == last.total == 64 * MIB
+    outcome = report.parse_outcome(term.read_text())
+    assert outcome is not None and outcome.ok
+    assert outcome.result.source_digest == outcome.result.target_digest == ova[3]
+    assert (out.parent / ".mtv-gitops-transfer.db").exists()  # the checkpoints, beside it
+
+    again = report.parse_outcome(run(args(ova, out)).stdout.splitlines()[-1])
+    assert again.result.resumed_chunks == again.result.chunks_total  # nothing copied twice
+
+
+def test_sigterm_stops_at_a_durable_point_and_a_new_run_resumes(ova, tmp_path: Path) -> None:
+    out = tmp_path / "disk.img"
+    argv = args(ova, out, "--max-mibps", "4", "--chunk-mib", "1", "--streams", "1")
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        p = report.parse_progress(line)
+        if p is not None and p.data_bytes_written >= 4 * MIB:
+            proc.send_signal(signal.SIGTERM)  # what deleting the Job does to its pod
+            break
+    assert proc.wait(60) == report.EXIT_FAILED
+    proc.stdout.close()
+    assert "canceled" in proc.stderr.read()
+    proc.stderr.close()
+    done = run(args(ova, out, "--chunk-mib", "1"))
+    assert done.returncode == 0, done.stderr
+    result = report.parse_outcome(done.stdout.splitlines()[-1]).result
+    assert 0 < result.resumed_chunks < result.chunks_total
+    assert disk_digest_of_file(out) == ova[3]
+
+
+def test_a_full_disk_is_fatal_and_says_so(ova, tmp_path: Path) -> None:
+    term = tmp_path / "termination-log"
+    argv = args(ova, Path("/dev/full"), "--checkpoints", str(tmp_path / "c.db"))
+    proc = run([*argv, "--termination-log", str(term)])
+    assert proc.returncode == report.EXIT_FATAL
+    outcome = report.parse_outcome(term.read_text())
+    assert outcome is not None and not outcome.ok and outcome.reason == report.DISK_FULL
+    assert outcome.message.startswith("no space left writing /dev/full")
+
+
+def test_a_failure_is_retryable_and_has_no_traceback(ova, tmp_path: Path) -> None:
+    term = tmp_path / "termination-log"
+    out = tmp_path / "missing" / "disk.img"
+    ckpt = ["--checkpoints", str(tmp_path / "c.db")]
+    proc = run(args(ova, out, "--termination-log", str(term), *ckpt))
+    assert proc.returncode == report.EXIT_FAILED
+    outcome = report.parse_outcome(term.read_text())
+    assert outcome.reason == report.FAILED and "No such file or directory" in outcome.message
+    assert "Traceback" not in proc.stderr
+
+
+def test_the_secret_comes_from_the_environment_and_is_never_printed(ova, tmp_path: Path) -> None:
+    out = tmp_path / "disk.img"
+    term = tmp_path / "termination-log"
+    secret = ["--secret", "openshift-mtv/ova-creds", "--termination-log", str(term)]
+    missing = run(args(ova, out, *secret), env={"MTV_GITOPS_SECRETS": ""})
+    assert missing.returncode == report.EXIT_FATAL
+    assert "secret openshift-mtv/ova-creds not found" in missing.stderr
+
+    value = "pa55-word-never-shown"
+    env = {env_name("openshift-mtv", "ova-creds", "password"): value}
+    proc = run(args(ova, out, *secret), env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert value not in proc.stdout + proc.stderr + term.read_text()
+
+
+def test_the_provider_may_come_from_its_manifest(ova, tmp_path: Path) -> None:
+    folder, vm_id, disk, digest = ova
+    manifest = tmp_path / "provider.yaml"
+    manifest.write_text(
+        "apiVersion: forklift.konveyor.io/v1beta1\nkind: Provider\n"
+        "metadata: {name: ova-files, namespace: openshift-mtv}\n"
+        f"spec: {{type: ova, url: '{folder}', settings: {{streams: '2'}}}}\n"
+    )
+    out = tmp_path / "disk.img"
+    argv = [*CLI, "--provider", "openshift-mtv/ova-files", "--provider-file", str(manifest)]
+    proc = run([*argv, "--vm", vm_id, "--disk", disk, "--output", str(out)])
+    assert proc.returncode == 0, proc.stderr
+    assert disk_digest_of_file(out) == digest
+
+
+def test_bad_usage_exits_2(tmp_path: Path) -> None:
+    proc = run([*CLI, "--provider", "nons", "--vm", "v", "--disk", "d", "--output", "x"])
+    assert proc.returncode == 2 and "NAMESPACE/NAME" in proc.stderr
+    started = time.monotonic()
+    proc = run([*CLI, "--provider", "a/b", "--vm", "v", "--disk", "d", "--output", "x"])
+    assert proc.returncode == 2 and "--type" in proc.stderr
+    assert time.monotonic() - started < 30

@@ -1,0 +1,179 @@
+"""Leader election against an API server (kmock's KubernetesEmulator): one of two candidates
+leads, the other waits and takes over when the first dies; a leader that loses the Lease stops.
+
+Timings are short (lease 1 s, renew deadline 0.5 s, retry 0.1 s); the tests wait for events
+with generous timeouts and never assert on how fast anything was.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from ruamel.yaml import YAML
+
+from reconciler.daemon.leader import LeaderElector, LeaseSettings
+from tests.kube_emulator import Emulator
+
+ROOT = Path(__file__).resolve().parents[2]
+NS, NAME = "mtv-gitops", "mtv-gitops"
+FAST = dict(lease_duration=1, renew_deadline=0.5, retry_period=0.1)
+PATIENCE = 30.0  # seconds before a wait is a failure (never a measure of speed)
+
+
+@pytest.fixture
+def kube() -> Iterator[Emulator]:
+    emu = Emulator().start()
+    yield emu
+    emu.stop()
+
+
+def _elector(kube: Emulator, identity: str) -> LeaderElector:
+    api = client.CoordinationV1Api(kube.api_client())
+    return LeaderElector(api, LeaseSettings(name=NAME, namespace=NS, identity=identity, **FAST))
+
+
+def _lease(kube: Emulator) -> client.V1Lease:
+    return client.CoordinationV1Api(kube.api_client()).read_namespaced_lease(NAME, NS)
+
+
+def _wait(pred: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + PATIENCE
+    while not pred():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+class _Candidate:
+    """Campaigns in a thread, as a standby replica's main loop does."""
+
+    def __init__(self, elector: LeaderElector) -> None:
+        self.elector = elector
+        self.stop = threading.Event()
+        self.attempts = 0
+        self.leads = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        if self.elector.acquire(self.stop, tick=self._tick):
+            self.leads.set()
+
+    def _tick(self) -> None:
+        self.attempts += 1
+
+    def end(self) -> None:
+        self.stop.set()
+        self.thread.join(PATIENCE)
+
+
+def test_one_leads_the_other_waits_then_takes_over_when_the_leader_dies(kube) -> None:
+    a, b = _elector(kube, "replica-a"), _elector(kube, "replica-b")
+    assert a.acquire(threading.Event())  # a free Lease is taken at once
+    lost_a: list[str] = []
+    a.start_renewing(lost_a.append)
+    assert _lease(kube).spec.holder_identity == "replica-a"
+
+    standby = _Candidate(b)
+    try:
+        # b tries again and again for well over the lease duration: a renews, b waits
+        _wait(lambda: standby.attempts >= 15, "the standby's attempts")
+        assert not standby.leads.is_set() and not b.is_leader
+        assert b.holder == "replica-a"
+        assert a.is_leader and not lost_a
+
+        a.abandon()  # the leader dies: no more renewals, no release
+        _wait(standby.leads.is_set, "the standby to take over")
+        assert b.is_leader
+        lease = _lease(kube)
+        assert lease.spec.holder_identity == "replica-b"
+        assert lease.spec.lease_transitions == 1
+        assert lease.spec.lease_duration_seconds == 1
+    finally:
+        standby.end()
+        b.abandon()
+
+
+def test_a_graceful_leader_hands_the_lease_over(kube) -> None:
+    a, b = _elector(kube, "replica-a"), _elector(kube, "replica-b")
+    assert a.acquire(threading.Event())
+    a.start_renewing(lambda reason: None)
+    standby = _Candidate(b)
+    try:
+        _wait(lambda: standby.attempts >= 3, "the standby's attempts")
+        a.release()
+        assert not a.is_leader
+        _wait(standby.leads.is_set, "the standby to take over")
+        assert _lease(kube).spec.holder_identity == "replica-b"
+    finally:
+        standby.end()
+        b.release()
+    assert not _lease(kube).spec.holder_identity  # released: nobody holds it
+    _assert_allowed_by_the_role(kube)
+
+
+VERBS = {"GET": "get", "POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}
+
+
+def _assert_allowed_by_the_role(kube: Emulator) -> None:
+    """Every request the electors made is one that deploy/rbac.yaml's Role allows."""
+    docs = YAML(typ="safe").load_all((ROOT / "deploy" / "rbac.yaml").read_text())
+    [role] = [d for d in docs if d["kind"] == "Role"]
+    rules = [r for r in role["rules"] if "leases" in r["resources"]]
+    prefix = f"/apis/coordination.k8s.io/v1/namespaces/{role['metadata']['namespace']}/leases"
+    requests = [r for r in kube.emulator if r.url.path.startswith(prefix)]
+    assert requests
+    for request in requests:
+        name = request.url.path[len(prefix) :].strip("/")
+        verb = VERBS[request.method.value]
+        assert any(
+            verb in r["verbs"] and (not r.get("resourceNames") or name in r["resourceNames"])
+            for r in rules
+        ), f"{request.method.value} {request.url.path} is not allowed by the Role"
+
+
+def test_a_leader_that_finds_another_holder_stops(kube) -> None:
+    a = _elector(kube, "replica-a")
+    assert a.acquire(threading.Event())
+    lost = threading.Event()
+    reasons: list[str] = []
+    a.start_renewing(lambda reason: (reasons.append(reason), lost.set()))
+
+    # someone else writes the Lease (a split brain, or an admin): the leader must stop at once
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    client.CoordinationV1Api(kube.api_client()).patch_namespaced_lease(
+        NAME,
+        NS,
+        {"spec": {"holderIdentity": "intruder", "renewTime": now, "leaseDurationSeconds": 60}},
+        _content_type="application/merge-patch+json",
+    )
+    assert lost.wait(PATIENCE)
+    assert not a.is_leader
+    assert reasons == ["the lease is held by intruder"]
+    a.abandon()
+    assert _lease(kube).spec.holder_identity == "intruder"  # the loser wrote nothing more
+
+
+def test_a_leader_that_cannot_renew_stops_after_the_renew_deadline(kube) -> None:
+    a = _elector(kube, "replica-a")
+    assert a.acquire(threading.Event())
+    lost = threading.Event()
+    reasons: list[str] = []
+    a.start_renewing(lambda reason: (reasons.append(reason), lost.set()))
+    kube.stop()  # the API server goes away
+    assert lost.wait(PATIENCE)
+    assert not a.is_leader
+    assert reasons[0].startswith("not renewed for 0.5s")
+    a.abandon()
+
+
+def test_the_timings_must_leave_the_leader_time_to_stop() -> None:
+    with pytest.raises(ValueError, match="lease duration > renew deadline"):
+        LeaseSettings(lease_duration=10, renew_deadline=10, retry_period=2)
+    with pytest.raises(ValueError):
+        LeaseSettings(lease_duration=15, renew_deadline=2, retry_period=2)
