@@ -395,10 +395,18 @@ class KubevirtTarget:
         if not labels:
             return 0
         removed = 0
-        for template in (JOB_PATH, SECRET_PATH, PVC_PATH, VM_PATH):
+        secrets = SECRET_PATH.format(ns=namespace)
+        for template in (JOB_PATH, PVC_PATH, VM_PATH):
             path = template.format(ns=namespace)
             for obj in self.api.list(path, labels):
-                removed += self.api.delete(f"{path}/{obj['metadata']['name']}")
+                name = obj["metadata"]["name"]
+                # Secrets are never listed (that would let the reconciler read every Secret):
+                # a transfer's credentials Secret is named after its Job, i.e. after its PVC
+                if template == JOB_PATH:
+                    removed += self.api.delete(f"{secrets}/{name}")
+                elif template == PVC_PATH:
+                    removed += self.api.delete(f"{secrets}/{short_name(f'{name}-xfer')}")
+                removed += self.api.delete(f"{path}/{name}")
         return removed
 
     # -- the transfer Job ----------------------------------------------------------------------
@@ -466,8 +474,10 @@ class KubevirtTarget:
         if secret is not None:
             check_manifest(secret)
             if not self.api.create(SECRET_PATH.format(ns=ns), secret):  # left by a killed pass
-                path = f"{SECRET_PATH.format(ns=ns)}/{name}"
-                self.api.patch(path, {"stringData": secret["stringData"]})
+                # replaced rather than patched: the reconciler may write Secrets, never read
+                # them, and a patch answers with the whole Secret
+                self.api.delete(f"{SECRET_PATH.format(ns=ns)}/{name}")
+                self.api.create(SECRET_PATH.format(ns=ns), secret)
         if _volume_mode(claim) == "Block":
             ckpt = checkpoint_pvc(claim, labels)
             check_manifest(ckpt)
