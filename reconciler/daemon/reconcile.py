@@ -42,9 +42,15 @@ from reconciler.planner.model import PlanDecision, VmPlan
 from reconciler.planner.planner import Observed, PlanProgress, decide
 from reconciler.planner.schedule import Job, schedule
 from reconciler.progress.store import MigrationRecord, ProgressStore, VmProgress
-from reconciler.secrets.resolver import SecretError, SecretResolver, plaintext_secrets
+from reconciler.secrets.resolver import (
+    ClusterSecrets,
+    SecretError,
+    SecretResolver,
+    plaintext_secrets,
+)
 from reconciler.status.projection import Snapshot, commit_message, render
 from reconciler.targets.base import SourceRef, Target, TargetError
+from reconciler.targets.destination import in_cluster
 from reconciler.targets.kubevirt_manifests import StorageSettings
 from reconciler.targets.local import LocalTarget
 from reconciler.validation.service import Validator
@@ -104,6 +110,10 @@ class Reconciler:
         self._targets: dict[Key, tuple[str, Target | str]] = {}
         self._plan_targets: dict[Key, Target | str] = {}  # this pass's
         self.validator = Validator(self.store)
+        if in_cluster() and settings.secrets.cluster is None:
+            # in a pod, Providers' secrets are the cluster's own Secrets (the file and the
+            # environment still override them key by key)
+            settings.secrets.cluster = _cluster_secrets()
         # source connections live across passes, so inventories refresh incrementally
         self.sources = Sources()
         self.inventories = InventoryStore(settings.state_dir / "inventory.db")
@@ -430,6 +440,23 @@ def _storage(target: Target, config: RepoConfig) -> StorageSettings:
         filesystem_overhead=config.target.filesystemOverhead,
         overhead_by_class=dict(config.target.filesystemOverheadByStorageClass),
     )
+
+
+def _cluster_secrets() -> ClusterSecrets:
+    """Read Secrets from the cluster this pod runs in, connecting on first use."""
+    from reconciler.targets.kubevirt import KubevirtTarget
+
+    cluster: list[KubevirtTarget] = []
+
+    def read(namespace: str, name: str) -> dict[str, str] | None:
+        if not cluster:
+            try:
+                cluster.append(KubevirtTarget.in_cluster())
+            except TargetError as exc:
+                raise SecretError(f"secret {namespace}/{name}: {exc}") from None
+        return cluster[0].read_secret(namespace, name)
+
+    return read
 
 
 def _split(key: str) -> tuple[str, str]:

@@ -1,7 +1,8 @@
 """Resolve a Provider's ``spec.secret`` without ever keeping credentials in git.
 
-Outside a cluster: the YAML file named by ``MTV_GITOPS_SECRETS`` maps ``<namespace>/<name>`` to
-the Secret's ``stringData`` keys, and each key can be overridden by an environment variable
+In a cluster: the Secret itself, read from the cluster the reconciler runs in. Outside (and on
+top): the YAML file named by ``MTV_GITOPS_SECRETS`` maps ``<namespace>/<name>`` to the
+Secret's ``stringData`` keys, and each key can be overridden by an environment variable
 ``MTV_GITOPS_SECRET_<NAMESPACE>_<NAME>_<KEY>`` (upper case, ``-`` and ``/`` become ``_``).
 """
 
@@ -11,6 +12,7 @@ import base64
 import binascii
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,19 +54,26 @@ def _text(value: object) -> str:
     return str(value)
 
 
+ClusterSecrets = Callable[[str, str], "dict[str, str] | None"]
+
+
 class SecretResolver:
-    """Looks secrets up in the secrets file, then lets the environment override keys."""
+    """Looks secrets up in the cluster (when given a reader for it), then the secrets file,
+    then lets the environment override keys."""
 
     def __init__(
         self,
         path: Path | None = None,
         environ: dict[str, str] | None = None,
         plaintext: dict[tuple[str, str], dict[str, str]] | None = None,
+        cluster: ClusterSecrets | None = None,
     ) -> None:
         self.environ = dict(os.environ if environ is None else environ)
         env_path = self.environ.get(SECRETS_ENV)
         self.path = path or (Path(env_path) if env_path else None)
         self.plaintext = plaintext or {}
+        # (namespace, name) -> the Secret's values, None when absent; raises SecretError
+        self.cluster = cluster
         self._file: dict[str, dict[str, str]] | None = None
 
     def _load(self) -> dict[str, dict[str, str]]:
@@ -88,6 +97,8 @@ class SecretResolver:
     def resolve(self, namespace: str, name: str) -> dict[str, str]:
         """The Secret's keys; raises SecretError naming where it looked when not found."""
         found = dict(self.plaintext.get((namespace, name), {}))
+        if self.cluster is not None:
+            found.update(self.cluster(namespace, name) or {})
         found.update(self._load().get(f"{namespace}/{name}", {}))
         for key in KEYS:
             value = self.environ.get(env_name(namespace, name, key))
@@ -95,9 +106,10 @@ class SecretResolver:
                 found[key] = value
         if not found:
             where = f"the secrets file {self.path}" if self.path else f"${SECRETS_ENV} (unset)"
+            cluster = "create it in the cluster, or " if self.cluster is not None else ""
             raise SecretError(
-                f"secret {namespace}/{name} not found: add '{namespace}/{name}:' to {where} "
-                f"or set {env_name(namespace, name, 'password')} and friends"
+                f"secret {namespace}/{name} not found: {cluster}add '{namespace}/{name}:' to "
+                f"{where} or set {env_name(namespace, name, 'password')} and friends"
             )
         return found
 

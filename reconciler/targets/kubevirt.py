@@ -26,6 +26,8 @@ so a server that ignores them (a test emulator) cannot widen a delete.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import os
@@ -39,7 +41,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from reconciler import __version__
-from reconciler.secrets.resolver import KEYS, env_name
+from reconciler.secrets.resolver import KEYS, SecretError, env_name
 from reconciler.targets.base import (
     CopyOutcome,
     CopyRequest,
@@ -304,6 +306,24 @@ class KubevirtTarget:
 
     def describe(self) -> str:
         return f"KubeVirt cluster at {self.host}"
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Provider's Secret as its keys and values (None when absent): how an in-cluster
+        reconciler gets credentials. Errors never carry a value."""
+        try:
+            obj = self.api.get(f"{SECRET_PATH.format(ns=namespace)}/{name}")
+        except TargetError as exc:
+            raise SecretError(f"secret {namespace}/{name}: {exc}") from None
+        if obj is None:
+            return None
+        values: dict[str, str] = {}
+        for key, raw in (obj.get("data") or {}).items():
+            try:
+                values[key] = base64.b64decode(raw, validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                continue  # not text: no credential key of ours is binary
+        values.update(obj.get("stringData") or {})
+        return values
 
     # -- observing ---------------------------------------------------------------------------
 

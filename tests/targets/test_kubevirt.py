@@ -455,3 +455,37 @@ def test_names_stay_dns_labels() -> None:
     long = DiskClaim("x" * 60 + "-disk-12", NS, MIB, {})
     assert len(transfer_name(long)) <= 63 and len(checkpoint_name(long)) <= 63
     assert transfer_name(long) != checkpoint_name(long)
+
+
+def test_provider_secrets_are_read_from_the_cluster_and_overridden_by_file_and_env(
+    cluster, tmp_path
+) -> None:
+    """In a pod, a Provider's spec.secret is the cluster's Secret; the secrets file and the
+    environment still override single keys; a missing Secret says where it looked."""
+    import base64
+
+    from reconciler.secrets.resolver import SecretError, SecretResolver, env_name
+
+    cluster.create(
+        "/api/v1/namespaces/openshift-mtv/secrets",
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "vcenter-creds", "namespace": "openshift-mtv"},
+            "data": {
+                "user": base64.b64encode(b"admin@vsphere.local").decode(),
+                "password": base64.b64encode(b"s3cret-Pa55").decode(),
+            },
+        },
+    )
+    target = KubevirtTarget.from_url(cluster.url, TOKEN)
+    override = {env_name("openshift-mtv", "vcenter-creds", "thumbprint"): "AA:BB"}
+    resolver = SecretResolver(environ=override, cluster=target.read_secret)
+    assert resolver.resolve("openshift-mtv", "vcenter-creds") == {
+        "user": "admin@vsphere.local",
+        "password": "s3cret-Pa55",
+        "thumbprint": "AA:BB",
+    }
+    with pytest.raises(SecretError, match="create it in the cluster") as err:
+        resolver.resolve("openshift-mtv", "nope")
+    assert "s3cret" not in str(err.value)
