@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from reconciler.targets.base import Target, TargetError
-from reconciler.targets.kubevirt import JobSettings, KubevirtTarget
+from reconciler.targets.kubevirt import IMAGE_ENV, JobSettings, KubevirtTarget
 
 SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 
@@ -48,7 +49,9 @@ def destination_target(
                 "cluster the reconciler runs in"
             )
         if in_cluster(env):
-            return KubevirtTarget.in_cluster(job_settings)
+            target = KubevirtTarget.in_cluster(job_settings)
+            _run_own_image(target, settings, env)
+            return target
         return local
     if not secret_ref:
         raise TargetError(
@@ -65,3 +68,21 @@ def destination_target(
     return KubevirtTarget.from_url(
         url, token, secret.get("cacert", ""), insecure=insecure, settings=job_settings
     )
+
+
+def _run_own_image(
+    target: KubevirtTarget, settings: Mapping[str, str], env: Mapping[str, str]
+) -> None:
+    """In a pod, transfer Jobs run the reconciler's own image unless one is named: the
+    image deploy/ was given (kustomize ``images:``) is then the only one to set."""
+    if settings.get("transferImage") or env.get(IMAGE_ENV):
+        return
+    ns, pod = env.get("POD_NAMESPACE", ""), env.get("POD_NAME", "")
+    if not (ns and pod):
+        return
+    try:
+        image = target.pod_image(ns, pod)
+    except TargetError:
+        return  # the default image stays; the Jobs say so if it cannot be pulled
+    if image:
+        target.settings = replace(target.settings, image=image)

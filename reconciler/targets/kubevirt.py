@@ -307,6 +307,13 @@ class KubevirtTarget:
     def describe(self) -> str:
         return f"KubeVirt cluster at {self.host}"
 
+    def pod_image(self, namespace: str, pod: str) -> str | None:
+        """The image of a pod's first container: the reconciler's own, which its transfer
+        Jobs run too unless the Provider or $MTV_GITOPS_TRANSFER_IMAGE names another."""
+        obj = self.api.get(f"/api/v1/namespaces/{namespace}/pods/{pod}")
+        containers = ((obj or {}).get("spec") or {}).get("containers") or []
+        return containers[0].get("image") if containers else None
+
     def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
         """A Provider's Secret as its keys and values (None when absent): how an in-cluster
         reconciler gets credentials. Errors never carry a value."""

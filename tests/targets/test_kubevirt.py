@@ -489,3 +489,18 @@ def test_provider_secrets_are_read_from_the_cluster_and_overridden_by_file_and_e
     with pytest.raises(SecretError, match="create it in the cluster") as err:
         resolver.resolve("openshift-mtv", "nope")
     assert "s3cret" not in str(err.value)
+
+
+def test_transfer_jobs_can_run_the_reconcilers_own_image(cluster) -> None:
+    cluster.create(
+        "/api/v1/namespaces/mtv-gitops/pods",
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "mtv-gitops-7d9f", "namespace": "mtv-gitops"},
+            "spec": {"containers": [{"name": "reconciler", "image": "registry.example/mtv:1.2"}]},
+        },
+    )
+    target = KubevirtTarget.from_url(cluster.url, TOKEN)
+    assert target.pod_image("mtv-gitops", "mtv-gitops-7d9f") == "registry.example/mtv:1.2"
+    assert target.pod_image("mtv-gitops", "gone") is None
