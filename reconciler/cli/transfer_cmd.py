@@ -106,6 +106,20 @@ def disk_full(exc: BaseException) -> bool:
     help="The Provider's spec.secret; its keys come from MTV_GITOPS_SECRET_<NS>_<NAME>_<KEY> "
     "(or the secrets file of $MTV_GITOPS_SECRETS).",
 )
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    metavar="ID=ADDRESS",
+    help="A source host's migration-network address (a vSphere Host manifest); repeatable.",
+)
+@click.option(
+    "--host-secret",
+    "host_secrets",
+    multiple=True,
+    metavar="ID=NS/NAME",
+    help="That host's credentials Secret, read like --secret; repeatable.",
+)
 @click.option("--vm", "vm_id", required=True, help="The source VM's id.")
 @click.option("--disk", "disk_key", required=True, help="The disk's key in the inventory.")
 @click.option(
@@ -139,6 +153,8 @@ def transfer(
     url: str,
     settings: tuple[str, ...],
     secret: str | None,
+    hosts: tuple[str, ...],
+    host_secrets: tuple[str, ...],
     vm_id: str,
     disk_key: str,
     output: Path,
@@ -187,6 +203,8 @@ def transfer(
             url=url,
             settings=merged,
             secret=secret,
+            hosts=_pairs(hosts, "--host"),
+            host_secrets=_pairs(host_secrets, "--host-secret"),
             vm_id=vm_id,
             disk_key=disk_key,
             output=output,
@@ -206,6 +224,16 @@ def transfer(
     _write_termination(termination_log, text)
 
 
+def _pairs(items: tuple[str, ...], option: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key or not value:
+            raise click.BadParameter(f"{item!r}: give ID=VALUE", param_hint=option)
+        out[key] = value
+    return out
+
+
 class _Failure(Exception):
     def __init__(self, code: int, reason: str, message: str) -> None:
         super().__init__(message)
@@ -220,6 +248,8 @@ def _run(
     url: str,
     settings: dict[str, str],
     secret: str | None,
+    hosts: dict[str, str],
+    host_secrets: dict[str, str],
     vm_id: str,
     disk_key: str,
     output: Path,
@@ -246,11 +276,16 @@ def _run(
     from reconciler.transfer.throttle import ThrottledReader
 
     values: dict[str, str] = {}
-    if secret:
-        try:
+    host_access: dict[str, dict[str, Any]] = {}
+    try:
+        if secret:
             values = SecretResolver().resolve(*_split(secret, "--secret"))
-        except SecretError as exc:
-            raise _Failure(report.EXIT_FATAL, report.FAILED, str(exc)) from None
+        for host_id, address in hosts.items():
+            ref = host_secrets.get(host_id)
+            host_values = SecretResolver().resolve(*_split(ref, "--host-secret")) if ref else {}
+            host_access[host_id] = {"ipAddress": address, "secret": host_values}
+    except SecretError as exc:
+        raise _Failure(report.EXIT_FATAL, report.FAILED, str(exc)) from None
     scratch = None
     if checkpoints is None:
         if _is_device(output):
@@ -272,7 +307,7 @@ def _run(
 
     try:
         try:
-            conn = connect(ptype, url, values, settings)
+            conn = connect(ptype, url, values, settings, host_access)
             reader = conn.open_disk(vm_id, disk_key)
             if max_bps:
                 reader = ThrottledReader(reader, max_bps)

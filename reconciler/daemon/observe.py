@@ -18,7 +18,7 @@ from reconciler.plugins import connect
 from reconciler.secrets.resolver import SecretError, SecretResolver
 from reconciler.sources import SourceConnection, SourceError
 from reconciler.status.projection import ProviderState
-from reconciler.targets.base import SourceRef, Target, TargetError
+from reconciler.targets.base import HostRef, SourceRef, Target, TargetError
 from reconciler.targets.destination import destination_target
 
 Key = tuple[str, str]  # (namespace, name)
@@ -39,9 +39,27 @@ def connect_provider(
     )
 
 
-def source_ref(provider: Manifest, secrets: SecretResolver) -> SourceRef:
-    """The source Provider for a copy that connects by itself (a transfer Job)."""
+def source_ref(
+    provider: Manifest, secrets: SecretResolver, desired: Desired | None = None
+) -> SourceRef:
+    """The source Provider for a copy that connects by itself (a transfer Job), with its
+    Host manifests so the Job reads over the hosts' migration networks too."""
     ref = provider.spec.secret
+    hosts = []
+    for host in desired.of("Host").values() if desired is not None else ():
+        pref = host.spec.provider
+        if (pref.namespace or host.namespace, pref.name) != (provider.namespace, provider.name):
+            continue
+        sref = host.spec.secret
+        key = (sref.namespace or host.namespace, sref.name) if sref else None
+        hosts.append(
+            HostRef(
+                host.spec.id,
+                host.spec.ipAddress,
+                key,
+                secrets.resolve(*key) if key else {},
+            )
+        )
     return SourceRef(
         namespace=provider.namespace,
         name=provider.name,
@@ -50,6 +68,7 @@ def source_ref(provider: Manifest, secrets: SecretResolver) -> SourceRef:
         settings=dict(provider.spec.settings),
         secret_ref=(ref.namespace or provider.namespace, ref.name) if ref else None,
         secret=_provider_secret(provider, secrets),
+        hosts=tuple(sorted(hosts, key=lambda h: h.id)),
     )
 
 

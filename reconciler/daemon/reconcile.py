@@ -331,7 +331,7 @@ class Reconciler:
         if provider is None:
             return None
         try:
-            return source_ref(provider, self.settings.secrets)
+            return source_ref(provider, self.settings.secrets, desired)
         except SecretError:
             return None  # the connection made this pass resolved it; a copy elsewhere says so
 

@@ -31,6 +31,17 @@ class DiskClaim:
 
 
 @dataclass(frozen=True)
+class HostRef:
+    """A source host reached over its own migration network (a vSphere Host manifest): the
+    address disk reads go to, and the host's own credentials (never shown)."""
+
+    id: str
+    address: str
+    secret_ref: tuple[str, str] | None = None
+    secret: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
 class SourceRef:
     """The source Provider as a process elsewhere (a transfer Job) needs it to connect on its
     own. ``secret`` holds the resolved values; it is never shown (``repr=False``)."""
@@ -42,6 +53,7 @@ class SourceRef:
     settings: dict[str, str] = field(default_factory=dict)
     secret_ref: tuple[str, str] | None = None  # (namespace, name) of the Provider's spec.secret
     secret: dict[str, str] = field(default_factory=dict, repr=False)
+    hosts: tuple[HostRef, ...] = ()
 
     @property
     def key(self) -> str:

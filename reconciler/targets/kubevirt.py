@@ -517,9 +517,12 @@ class KubevirtTarget:
     def _secret_manifest(
         self, source: SourceRef | None, ns: str, name: str, labels: dict[str, str]
     ) -> dict[str, Any] | None:
-        if source is None or source.secret_ref is None:
+        if source is None:
             return None
-        data = {k: v for k, v in source.secret.items() if k in KEYS}
+        data = {k: v for k, v in source.secret.items() if k in KEYS and source.secret_ref}
+        for i, host in enumerate(source.hosts):
+            if host.secret_ref is not None:
+                data |= {f"host{i}-{k}": v for k, v in host.secret.items() if k in KEYS}
         if not data:
             return None
         return {
@@ -674,6 +677,10 @@ def transfer_command(request: CopyRequest, output: str, checkpoints: str) -> lis
         argv += ["--setting", f"{key}={value}"]
     if src.secret_ref is not None and src.secret:
         argv += ["--secret", "/".join(src.secret_ref)]
+    for host in src.hosts:
+        argv += ["--host", f"{host.id}={host.address}"]
+        if host.secret_ref is not None:
+            argv += ["--host-secret", f"{host.id}={'/'.join(host.secret_ref)}"]
     argv += [
         "--vm",
         request.vm_id,
@@ -698,16 +705,22 @@ def transfer_command(request: CopyRequest, output: str, checkpoints: str) -> lis
 
 
 def _env(source: SourceRef | None, secret_name: str) -> list[dict[str, Any]]:
-    """The Provider's credentials as the environment SecretResolver reads, by reference."""
-    if source is None or source.secret_ref is None:
+    """The Provider's (and its Hosts') credentials as the environment SecretResolver reads,
+    by reference to the transfer's Secret."""
+    if source is None:
         return []
-    sns, sname = source.secret_ref
+    refs: list[tuple[tuple[str, str], str, str]] = []  # (secret ref, key, key in our Secret)
+    if source.secret_ref is not None:
+        refs += [(source.secret_ref, k, k) for k in sorted(source.secret) if k in KEYS]
+    for i, host in enumerate(source.hosts):
+        if host.secret_ref is not None:
+            refs += [(host.secret_ref, k, f"host{i}-{k}") for k in sorted(host.secret) if k in KEYS]
     return [
         {
-            "name": env_name(sns, sname, key),
-            "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}},
+            "name": env_name(*ref, key),
+            "valueFrom": {"secretKeyRef": {"name": secret_name, "key": ours}},
         }
-        for key in sorted(k for k in source.secret if k in KEYS)
+        for ref, key, ours in refs
     ]
 
 

@@ -504,3 +504,31 @@ def test_transfer_jobs_can_run_the_reconcilers_own_image(cluster) -> None:
     target = KubevirtTarget.from_url(cluster.url, TOKEN)
     assert target.pod_image("mtv-gitops", "mtv-gitops-7d9f") == "registry.example/mtv:1.2"
     assert target.pod_image("mtv-gitops", "gone") is None
+
+
+def test_a_source_hosts_migration_network_reaches_the_transfer_job(source, tmp_path) -> None:
+    """vSphere Host manifests: the Job is told each host's address and reads the host's own
+    credentials by reference; no value is in the Job, the Secret holds them apart."""
+    from reconciler.targets.base import HostRef
+    from reconciler.targets.kubevirt import transfer_command, transfer_job
+
+    ref, vm, _ = source
+    host_secret = {"user": "root", "password": "esx-Secret-9"}
+    with_hosts = replace(
+        ref,
+        hosts=(HostRef("host-21", "10.10.0.21", ("openshift-mtv", "esx-21"), host_secret),),
+    )
+    claim = disk_claims(vm, STORAGE)[0]
+    req = request(vm, claim, with_hosts, ProgressStore(tmp_path / "p.db"))
+    argv = transfer_command(req, "/data/disk.img", "/data/ckpt.db")
+    assert argv[argv.index("--host") + 1] == "host-21=10.10.0.21"
+    assert argv[argv.index("--host-secret") + 1] == "host-21=openshift-mtv/esx-21"
+    job = transfer_job(req, "web-disk-0-xfer", JobSettings(image="x"), {})
+    env = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]["key"]
+        for e in job["spec"]["template"]["spec"]["containers"][0]["env"]
+        if "valueFrom" in e
+    }
+    assert env[env_name("openshift-mtv", "esx-21", "password")] == "host0-password"
+    assert env[env_name("openshift-mtv", "ova-creds", "password")] == "password"
+    assert "esx-Secret-9" not in str(job)

@@ -250,3 +250,44 @@ def test_a_host_manifest_sends_disk_reads_to_the_esxi_migration_network(sim) -> 
             conn.close()
     finally:
         esx.stop()
+
+
+def test_the_transfer_command_reads_over_the_hosts_migration_network(sim, tmp_path) -> None:
+    """What a transfer Job runs: `mtv-gitops transfer` with --host/--host-secret reads the
+    VM's disk from its ESXi host, credentials from the environment only."""
+    import os
+    import subprocess
+    import sys
+
+    from reconciler.secrets.resolver import env_name
+
+    data = content(2 * MiB, seed=9)
+    vm_id, disk = fresh_disk(sim, len(data), ds="LocalDS_0")
+    write_flat_disk(sim, disk.backing.fileName, bytes(len(data)))
+    esx = start_simulator(esx="true", username="root", password="esx-Secret-2")
+    try:
+        write_flat_disk(esx, disk.backing.fileName, data, dc="ha-datacenter")
+        probe = connect(sim)
+        host_id = first_vm(probe).runtime.host._moId
+        probe.close()
+        env = dict(os.environ)
+        for (ns, name), values in {
+            ("openshift-mtv", "vc"): sim.secret(thumbprint=sha1_fingerprint(sim.host, sim.port)),
+            ("openshift-mtv", "esx"): esx.secret(thumbprint=sha1_fingerprint(esx.host, esx.port)),
+        }.items():
+            env |= {env_name(ns, name, k): v for k, v in values.items()}
+        out = tmp_path / "disk.img"
+        argv = [
+            *(sys.executable, "-m", "reconciler.cli", "transfer"),
+            *("--provider", "openshift-mtv/vcenter", "--type", "vsphere", "--url", sim.url),
+            *("--secret", "openshift-mtv/vc"),
+            *("--host", f"{host_id}={esx.host}:{esx.port}"),
+            *("--host-secret", f"{host_id}=openshift-mtv/esx"),
+            *("--vm", vm_id, "--disk", str(disk.key), "--output", str(out)),
+        ]
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert out.read_bytes() == data  # the host's copy, not vCenter's zeros
+        assert "esx-Secret-2" not in proc.stdout + proc.stderr
+    finally:
+        esx.stop()
