@@ -114,6 +114,7 @@ def _decide_plan(
     taken -= ours
     not_found, dup, unmapped_net, unmapped_sto, renamed, hooks = [], [], [], [], [], []
     critical, warned = [], []
+    no_cbt: list[str] = []
     rule_concerns = observed.concerns.get(src_key, {})
     seen: set[str] = set()
     for entry in spec.vms:
@@ -137,6 +138,8 @@ def _decide_plan(
             )
             if ids:
                 into.append(f"{vm.name} ({', '.join(ids)})")
+        if spec.warm and vm.change_tracking is False:
+            no_cbt.append(vm.name)
         nics, missing_net = _nics(vm, nmap, inv, spec.targetNamespace)
         disks_, missing_sto = _disks(vm, smap, inv)
         unmapped_net += [f"{vm.name}: {n}" for n in missing_net]
@@ -154,6 +157,12 @@ def _decide_plan(
             hooks.append(vm.name)
         d.vms.append(_vm_plan(plan, vm, target, nics, disks_, entry))
     for ctype, items, msg in (
+        (
+            "VMChangeTrackingDisabled",
+            no_cbt,
+            "warm migration needs changed block tracking; enable CBT on these VMs (and their "
+            "disks) on the source, or run the plan cold",
+        ),
         ("VMNotFound", not_found, "VMs not found in the source inventory"),
         ("DuplicateVM", dup, "VMs listed more than once"),
         ("VMNetworksNotMapped", unmapped_net, "VM networks not mapped by the NetworkMap"),

@@ -541,3 +541,22 @@ def test_a_migrated_vm_deleted_on_the_target_is_reported_not_run_again(tmp_path:
     assert message.startswith("VirtualMachines deleted on the target after their migration ")
     assert "completed: vms/a. " in message
     assert d.run_vms == []  # a completed migration is not re-created behind the user's back
+
+
+def test_a_warm_plan_names_the_vms_without_changed_block_tracking(tmp_path: Path) -> None:
+    basic_repo(
+        tmp_path,
+        vms="    - id: vm-1\n    - id: vm-2\n    - id: vm-3\n",
+        plan_extra="  warm: true\n",
+    )
+    inv = inventory(
+        vm("vm-1", "tracked", change_tracking=True),
+        vm("vm-2", "untracked", change_tracking=False),
+        vm("vm-3", "not-applicable"),  # None: the provider has no CBT notion
+    )
+    d = run(tmp_path, inv)
+    cat, msg = conds(d)["VMChangeTrackingDisabled"]
+    assert cat == "Critical" and msg.endswith(": untracked")
+    assert not d.ready
+    basic_repo(tmp_path, vms="    - id: vm-2\n")  # the same VM in a cold plan: no matter
+    assert "VMChangeTrackingDisabled" not in conds(run(tmp_path, inv))
