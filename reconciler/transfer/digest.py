@@ -147,6 +147,26 @@ def disk_digest_of_reader(
         raise ValueError(f"digest of {size} bytes asked from a {reader.size}-byte disk")
     flags = data_chunk_flags(reader.extents(), size, chunk_size)
     hashes: list[bytes] = [b""] * len(flags)
+    for idx, flag in enumerate(flags):
+        if not flag:
+            hashes[idx] = zero_chunk_hash(chunk_length(idx, size, chunk_size))
+    work = [i for i, f in enumerate(flags) if f]
+    for idx, h in chunk_hashes_of_reader(reader, work, size, chunk_size, streams).items():
+        hashes[idx] = h
+    return combine(hashes, chunk_size)
+
+
+def chunk_hashes_of_reader(
+    reader: DiskReader,
+    indices: Iterable[int],
+    size: int,
+    chunk_size: int = CHUNK_SIZE,
+    streams: int = 4,
+) -> dict[int, bytes]:
+    """Hashes of some chunks of a reader's first ``size`` bytes, read in parallel.
+
+    Lets a precopy round verify the chunks it wrote without reading the whole disk again.
+    """
 
     def one(idx: int) -> tuple[int, bytes]:
         n = chunk_length(idx, size, chunk_size)
@@ -155,15 +175,12 @@ def disk_digest_of_reader(
             raise OSError(f"short read at offset {idx * chunk_size}: {len(data)} of {n} bytes")
         return idx, zero_chunk_hash(n) if is_zero(data) else chunk_hash(data)
 
-    for idx, flag in enumerate(flags):
-        if not flag:
-            hashes[idx] = zero_chunk_hash(chunk_length(idx, size, chunk_size))
-    work = [i for i, f in enumerate(flags) if f]
     streams = max(1, streams)
+    out: dict[int, bytes] = {}
     with ThreadPoolExecutor(max_workers=streams, thread_name_prefix="digest") as pool:
-        for idx, h in bounded_map(pool, one, work, streams * 2):
-            hashes[idx] = h
-    return combine(hashes, chunk_size)
+        for idx, h in bounded_map(pool, one, indices, streams * 2):
+            out[idx] = h
+    return out
 
 
 def disk_digest_of_file(

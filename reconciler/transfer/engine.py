@@ -7,6 +7,23 @@ written (the target is a sparse image or a disk that already reads as zeros).
 A chunk is recorded in the progress store only after the writer has made it durable, so a copy
 killed at any point (kill -9 included) resumes without losing or duplicating a byte range.
 
+Warm migration's precopy rounds use copy_changes: only the chunks a list of changed areas
+touches are read and written, into a target that holds the previous round's data, so zeros
+inside changed areas are written too (a guest that zeroed a block gets zeros on the target).
+Zero pieces are still left out where the target is known to read as zeros (a chunk no round
+ever wrote data to).  ``store.begin_round`` first drops the touched chunks' records in one
+transaction, so a round killed midway resumes with only what it has not made durable, and the
+other chunks keep their recorded hashes: a round's digest is the digest of the whole disk as the
+round's snapshot holds it.  A round left unfinished for good is absorbed by the next one (its
+uncopied chunks are carried over and written whole), so no changed area is ever lost.
+
+The safe order of a warm migration's steps (store the new change id, then remove the previous
+snapshot, then create the next one: MTV-1656) is the pipeline's job.  What the engine gives it
+is the round records (``store.last_round``): the change id each round copied up to and whether
+it completed, so a killed reconciler either continues the unfinished round under its number,
+with the same changed areas (a different list is refused), or asks for the areas changed since
+the last completed round's change id.
+
 Threads: ``streams`` workers call ``reader.read`` and ``writer.write`` concurrently, and one
 checkpointer thread calls ``writer.flush`` (while writes of later chunks go on) and then
 ``store.record_chunks``; progress callbacks come from the calling thread only.
@@ -14,20 +31,22 @@ checkpointer thread calls ``writer.flush`` (while writes of later chunks go on) 
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from reconciler.progress.store import ProgressStore
+from reconciler.progress.store import ProgressStore, RoundChunk, RoundError, RoundRecord
 from reconciler.transfer.digest import (
     CHUNK_SIZE,
     MiB,
     chunk_count,
     chunk_hash,
+    chunk_hashes_of_reader,
     chunk_length,
     combine,
     data_chunk_flags,
@@ -36,7 +55,7 @@ from reconciler.transfer.digest import (
     zero_chunk_hash,
     zeros,
 )
-from reconciler.transfer.extents import DiskReader, DiskWriter
+from reconciler.transfer.extents import DiskReader, DiskWriter, Extent
 
 CHECKPOINT_BYTES = 64 * MiB  # flush + record after this much new data ...
 CHECKPOINT_SECONDS = 1.0  # ... or this much time, whichever comes first
@@ -68,7 +87,10 @@ class TransferCanceled(Exception):
 
 @dataclass(frozen=True)
 class CopyProgress:
-    """A snapshot for status and logs; ``bytes_done`` counts logical bytes, holes included."""
+    """A snapshot for status and logs; ``bytes_done`` counts logical bytes, holes included.
+
+    In a precopy round ``total`` and ``bytes_done`` count the chunks the round copies.
+    """
 
     disk_id: str
     total: int
@@ -81,12 +103,20 @@ class CopyProgress:
 
 @dataclass(frozen=True)
 class CopyResult:
+    """How a copy ended; the digests are of the whole disk, after a round too.
+
+    ``round`` is 0 for a full copy; ``chunks_touched`` counts the chunks a round copies (every
+    chunk for a full copy); ``bytes_written`` and ``resumed_chunks`` are of this call.
+    """
+
     source_digest: str
     target_digest: str
     bytes_written: int
     resumed_chunks: int
     chunks_total: int
     seconds: float
+    round: int = 0
+    chunks_touched: int = 0
 
 
 class _Skipped(Exception):
@@ -120,25 +150,146 @@ def copy_disk(
     on_progress: Callable[[CopyProgress], None] | None = None,
     cancel: threading.Event | None = None,
     verify_reader: DiskReader | None = None,
+    change_id: str = "",
 ) -> CopyResult:
     """Copy ``reader`` into ``writer``, resuming whatever ``store`` says is already durable.
 
     Raises TransferCanceled when ``cancel`` is set, TransferError on a read/write/flush error or
     when ``verify_reader``'s digest differs from the source's (the store is then left as is so
     the caller decides whether to reset).  A disk the store marks completed returns at once.
+    ``change_id`` (the snapshot's, in a warm migration) is recorded as round 0 when the copy
+    completes: the first precopy round asks for the areas changed since it.
     """
     rec = store.get_disk(disk_id)
     if rec is not None and rec.completed and rec.size == reader.size:
         n = chunk_count(rec.size, rec.chunk_size)
-        return CopyResult(rec.source_digest, rec.target_digest, 0, n, n, 0.0)
+        return CopyResult(rec.source_digest, rec.target_digest, 0, n, n, 0.0, 0, n)
+    last = store.last_round(disk_id)
+    if last is not None and not last.completed:
+        raise TransferError(
+            f"disk {disk_id}: precopy round {last.round} is unfinished and the target is not"
+            " blank; continue it with copy_changes, or reset the disk for a full copy",
+            disk_id,
+        )
+    _check_target(writer, reader, disk_id)
+    return _DiskCopy(
+        reader, writer, store, disk_id, chunk_size, max(1, streams), on_progress, cancel
+    ).run(verify_reader, change_id)
+
+
+def copy_changes(
+    reader: DiskReader,
+    writer: DiskWriter,
+    store: ProgressStore,
+    disk_id: str,
+    changed: Sequence[Extent],
+    *,
+    round: int,
+    change_id: str = "",
+    chunk_size: int = CHUNK_SIZE,
+    streams: int = 4,
+    on_progress: Callable[[CopyProgress], None] | None = None,
+    cancel: threading.Event | None = None,
+    verify_reader: DiskReader | None = None,
+) -> CopyResult:
+    """Precopy round ``round`` (1, 2, ...): copy the chunks that ``changed`` touches.
+
+    ``changed`` is what the source reports changed since the previous round's change id
+    (vSphere QueryChangedDiskAreas; an extent's ``zero`` flag is ignored: a changed area is
+    read and written whatever it holds).  ``change_id`` is the id of the snapshot ``reader``
+    reads, recorded with the round.  Calling again with the same round and areas resumes it
+    (or, once completed, returns its result at once); the same round with other areas, an
+    older round, or a disk without a finished copy raise TransferError.  ``verify_reader``
+    re-reads only the chunks the round copied: the others were not written since an earlier
+    round (or the full copy) verified them, and re-reading a whole disk each round would
+    defeat rounds that cost what changed.  Raises like copy_disk otherwise.
+    """
+    rec = store.get_disk(disk_id)
+    if rec is None:
+        raise TransferError(f"disk {disk_id}: no full copy to apply round {round} to", disk_id)
+    if (rec.size, rec.chunk_size) != (reader.size, chunk_size):
+        raise TransferError(
+            f"disk {disk_id}: round {round} reads {reader.size} bytes in {chunk_size}-byte"
+            f" chunks, the copy it builds on has {rec.size} bytes in {rec.chunk_size}-byte chunks",
+            disk_id,
+        )
+    _check_target(writer, reader, disk_id)
+    areas = merge_areas(changed, reader.size, disk_id)
+    ranges = chunk_ranges(areas, reader.size, chunk_size)
+    try:
+        rr = store.begin_round(
+            disk_id,
+            round,
+            ranges.keys(),
+            changes=areas_fingerprint(areas),
+            change_id=change_id,
+            when=_now_iso(),
+        )
+    except RoundError as e:
+        raise TransferError(str(e), disk_id) from e
+    n = chunk_count(reader.size, chunk_size)
+    if rr.completed:
+        return CopyResult(
+            rr.source_digest, rr.target_digest, 0, rr.chunks, n, 0.0, round, rr.chunks
+        )
+    return _DiskCopy(
+        reader, writer, store, disk_id, chunk_size, max(1, streams), on_progress, cancel
+    ).run_round(rr, ranges, verify_reader)
+
+
+def merge_areas(changed: Iterable[Extent], size: int, disk_id: str = "") -> list[tuple[int, int]]:
+    """Changed extents as sorted, merged ``(start, end)`` ranges; empty ones are dropped.
+
+    An area outside the disk means the list belongs to another disk (or a resized one), so it
+    raises TransferError rather than being clipped.
+    """
+    spans = sorted((e.start, e.end) for e in changed if e.length > 0)
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if start < 0 or end > size:
+            raise TransferError(
+                f"disk {disk_id}: changed area [{start}, {end}) lies outside its {size} bytes",
+                disk_id,
+                start,
+            )
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def areas_fingerprint(areas: Sequence[tuple[int, int]]) -> str:
+    """Names a round's changed areas, so a resumed round is known to be the same round."""
+    h = hashlib.sha256()
+    for start, end in areas:
+        h.update(f"{start}+{end - start};".encode())
+    return f"{len(areas)}:{sum(e - s for s, e in areas)}:sha256:{h.hexdigest()}"
+
+
+def chunk_ranges(
+    areas: Sequence[tuple[int, int]], size: int, chunk_size: int
+) -> dict[int, list[tuple[int, int]]]:
+    """For each chunk the areas touch, the ``(start, end)`` ranges inside it (chunk-relative)."""
+    out: dict[int, list[tuple[int, int]]] = {}
+    for start, end in areas:
+        end = min(end, size)
+        pos = start
+        while pos < end:
+            idx = pos // chunk_size
+            base = idx * chunk_size
+            stop = min(end, base + chunk_size)
+            out.setdefault(idx, []).append((pos - base, stop - base))
+            pos = stop
+    return out
+
+
+def _check_target(writer: DiskWriter, reader: DiskReader, disk_id: str) -> None:
     if writer.size < reader.size:
         raise TransferError(
             f"disk {disk_id}: target holds {writer.size} bytes, source needs {reader.size}",
             disk_id,
         )
-    return _DiskCopy(
-        reader, writer, store, disk_id, chunk_size, max(1, streams), on_progress, cancel
-    ).run(verify_reader)
 
 
 class _DiskCopy:
@@ -162,7 +313,12 @@ class _DiskCopy:
         self.on_progress = on_progress
         self.cancel = cancel
         self.size = reader.size
+        self.total = self.size  # what progress counts up to
         self.n = chunk_count(self.size, chunk_size)
+        self.work: Iterable[int] = range(self.n)  # chunks to consider, in order
+        self.flags: bytearray | None = None  # full copy: 0 for chunks inside zero extents
+        # chunk -> ranges to write as read, zeros included; other chunks are written sparsely
+        self.ranges: dict[int, list[tuple[int, int]]] = {}
         self.stop = threading.Event()  # tells workers not to start queued chunks
         self.failure: _ChunkError | None = None
         self.hashes: list[bytes | None] = [None] * self.n
@@ -184,7 +340,8 @@ class _DiskCopy:
 
     # -- the calling thread --------------------------------------------------------------
 
-    def run(self, verify_reader: DiskReader | None) -> CopyResult:
+    def run(self, verify_reader: DiskReader | None, change_id: str = "") -> CopyResult:
+        """The full copy: every chunk not yet recorded, holes skipped, into a blank target."""
         self.store.start_disk(self.disk_id, self.size, self.chunk_size)
         for idx, (h, _nbytes) in self.store.done_chunks(self.disk_id).items():
             if 0 <= idx < self.n:
@@ -193,18 +350,84 @@ class _DiskCopy:
                 self.resumed_bytes += chunk_length(idx, self.size, self.chunk_size)
         self.bytes_done = self.resumed_bytes
         try:
-            flags = data_chunk_flags(self.reader.extents(), self.size, self.chunk_size)
+            self.flags = data_chunk_flags(self.reader.extents(), self.size, self.chunk_size)
         except Exception as e:
             raise TransferError(
                 f"disk {self.disk_id}: reading extents failed: {_describe(e)}", self.disk_id
             ) from e
+        self._copy_all()
+        source_digest = self._source_digest()
+        target_digest = ""
+        if verify_reader is not None:
+            target_digest = self._verify_whole(verify_reader, source_digest)
+        self.store.finish_disk(
+            self.disk_id, source_digest, target_digest, _now_iso(), change_id=change_id
+        )
+        self._report(force=True)
+        return self._result(source_digest, target_digest, 0, self.n)
 
+    def run_round(
+        self,
+        rr: RoundRecord,
+        ranges: dict[int, list[tuple[int, int]]],
+        verify_reader: DiskReader | None,
+    ) -> CopyResult:
+        """A precopy round begun in the store: copy its chunks not yet done this round."""
+        members = self.store.round_chunks(self.disk_id)
+        recorded = self.store.done_chunks(self.disk_id)
+        for idx in range(self.n):
+            if idx in recorded:
+                self.hashes[idx] = recorded[idx][0]
+            elif idx not in members:  # never held data, untouched since: reads as zeros
+                self.hashes[idx] = zero_chunk_hash(chunk_length(idx, self.size, self.chunk_size))
+        self.total = 0
+        work: list[int] = []
+        for idx in sorted(members):
+            length = chunk_length(idx, self.size, self.chunk_size)
+            self.total += length
+            if members[idx].done:
+                self.resumed_chunks += 1
+                self.resumed_bytes += length
+                continue
+            work.append(idx)
+            plan = self._round_plan(members[idx], ranges.get(idx), length)
+            if plan is not None:
+                self.ranges[idx] = plan
+        self.work = work
+        self.bytes_done = self.resumed_bytes
+        self._copy_all()
+        source_digest = self._source_digest()
+        target_digest = ""
+        if verify_reader is not None:
+            target_digest = self._verify_chunks(verify_reader, sorted(members), source_digest)
+        self.store.finish_round(self.disk_id, rr.round, source_digest, target_digest, _now_iso())
+        self._report(force=True)
+        return self._result(source_digest, target_digest, rr.round, len(members))
+
+    @staticmethod
+    def _round_plan(
+        member: RoundChunk, ranges: list[tuple[int, int]] | None, length: int
+    ) -> list[tuple[int, int]] | None:
+        """What to write of a round's chunk; None: only its data, the target reads zeros there.
+
+        A chunk an unfinished earlier round may have half-written is written whole; a chunk
+        that held data is written where it changed, zeros included.  Within one round the
+        source is one snapshot, so a resumed write repeats the same bytes.
+        """
+        if member.whole or ranges is None:
+            return [(0, length)]
+        if member.prev_hash is None or member.prev_hash == zero_chunk_hash(length):
+            return None
+        return ranges
+
+    def _copy_all(self) -> None:
+        """Copy every chunk of ``self.work`` not hashed yet, then make them durable."""
         pending: set[Future[tuple[int, bytes, int]]] = set()
         self.ckpt_thread.start()
         try:
             with ThreadPoolExecutor(self.streams, thread_name_prefix="copy") as pool:
                 try:
-                    self._dispatch(pool, flags, pending)
+                    self._dispatch(pool, pending)
                     while pending:
                         pending = self._collect(pending, PROGRESS_INTERVAL)
                 except BaseException:
@@ -218,28 +441,61 @@ class _DiskCopy:
         finally:
             self._close_checkpointer()
 
+    def _source_digest(self) -> str:
         hashes = [h for h in self.hashes if h is not None]
         assert len(hashes) == self.n, "every chunk is hashed before a digest is made"
-        source_digest = combine(hashes, self.chunk_size)
-        target_digest = ""
-        if verify_reader is not None:
-            try:
-                target_digest = disk_digest_of_reader(
-                    verify_reader, self.chunk_size, self.streams, size=self.size
-                )
-            except Exception as e:
-                raise TransferError(
-                    f"disk {self.disk_id}: reading the target to verify failed: {_describe(e)}",
-                    self.disk_id,
-                ) from e
-            if target_digest != source_digest:
-                raise DigestMismatch(
-                    f"disk {self.disk_id}: digest mismatch: source {source_digest},"
-                    f" target {target_digest}",
-                    self.disk_id,
-                )
-        self.store.finish_disk(self.disk_id, source_digest, target_digest, _now_iso())
-        self._report(force=True)
+        return combine(hashes, self.chunk_size)
+
+    def _verify_whole(self, verify_reader: DiskReader, source_digest: str) -> str:
+        """Digest the whole target; raises DigestMismatch when it differs from the source."""
+        try:
+            target_digest = disk_digest_of_reader(
+                verify_reader, self.chunk_size, self.streams, size=self.size
+            )
+        except Exception as e:
+            raise TransferError(
+                f"disk {self.disk_id}: reading the target to verify failed: {_describe(e)}",
+                self.disk_id,
+            ) from e
+        if target_digest != source_digest:
+            raise DigestMismatch(
+                f"disk {self.disk_id}: digest mismatch: source {source_digest},"
+                f" target {target_digest}",
+                self.disk_id,
+            )
+        return target_digest
+
+    def _verify_chunks(
+        self, verify_reader: DiskReader, indices: list[int], source_digest: str
+    ) -> str:
+        """Re-read ``indices`` from the target; the disk's target digest takes the others'
+        recorded hashes.  Raises DigestMismatch naming the first chunk that differs."""
+        try:
+            read = chunk_hashes_of_reader(
+                verify_reader, indices, self.size, self.chunk_size, self.streams
+            )
+        except Exception as e:
+            raise TransferError(
+                f"disk {self.disk_id}: reading the target to verify failed: {_describe(e)}",
+                self.disk_id,
+            ) from e
+        target_digest = combine(
+            [read.get(i, h) for i, h in enumerate(self.hashes) if h is not None], self.chunk_size
+        )
+        bad = [i for i in indices if read[i] != self.hashes[i]]
+        if bad:
+            raise DigestMismatch(
+                f"disk {self.disk_id}: digest mismatch: {len(bad)} of the round's chunks differ"
+                f" on the target, the first at offset {bad[0] * self.chunk_size}:"
+                f" source {source_digest}, target {target_digest}",
+                self.disk_id,
+                bad[0] * self.chunk_size,
+            )
+        return target_digest
+
+    def _result(
+        self, source_digest: str, target_digest: str, round_no: int, touched: int
+    ) -> CopyResult:
         return CopyResult(
             source_digest,
             target_digest,
@@ -247,6 +503,8 @@ class _DiskCopy:
             self.resumed_chunks,
             self.n,
             time.monotonic() - self.t0,
+            round_no,
+            touched,
         )
 
     def _canceled(self) -> bool:
@@ -255,19 +513,18 @@ class _DiskCopy:
     def _dispatch(
         self,
         pool: ThreadPoolExecutor,
-        flags: bytearray,
         pending: set[Future[tuple[int, bytes, int]]],
     ) -> None:
         """Walk the chunks in order: zero ones finish here, data ones go to the workers."""
         max_inflight = self.streams * 2  # bounded: never a queue of buffers waiting to be written
-        for idx in range(self.n):
+        for idx in self.work:
             if self.hashes[idx] is not None:
                 continue
             if self._canceled():
                 self.stop.set()
             if self.stop.is_set():
                 break
-            if not flags[idx]:
+            if self.flags is not None and not self.flags[idx]:
                 length = chunk_length(idx, self.size, self.chunk_size)
                 self.hashes[idx] = zero_chunk_hash(length)
                 self.bytes_done += length
@@ -407,11 +664,11 @@ class _DiskCopy:
         self.last_report = now
         elapsed = now - self.t0
         rate = (self.bytes_done - self.resumed_bytes) / elapsed if elapsed > 0 else 0.0
-        eta = (self.size - self.bytes_done) / rate if rate > 0 else None
+        eta = (self.total - self.bytes_done) / rate if rate > 0 else None
         self.on_progress(
             CopyProgress(
                 self.disk_id,
-                self.size,
+                self.total,
                 self.bytes_done,
                 self.bytes_written,
                 rate,
@@ -423,7 +680,7 @@ class _DiskCopy:
     # -- worker threads ------------------------------------------------------------------
 
     def _copy_chunk(self, idx: int) -> tuple[int, bytes, int]:
-        """Read, hash and write one chunk; returns (index, hash, data bytes written)."""
+        """Read, hash and write one chunk; returns (index, hash, bytes written)."""
         if self.stop.is_set() or self._canceled():
             raise _Skipped
         offset = idx * self.chunk_size
@@ -436,11 +693,15 @@ class _DiskCopy:
             raise _ChunkError(
                 offset, length, "read", OSError(f"short read: {len(data)} of {length} bytes")
             )
+        runs = self.ranges.get(idx)
         if is_zero(data):
-            return idx, zero_chunk_hash(length), 0  # the target already reads as zeros
-        h = chunk_hash(data)
+            if runs is None:
+                return idx, zero_chunk_hash(length), 0  # the target already reads as zeros
+            h = zero_chunk_hash(length)
+        else:
+            h = chunk_hash(data)
         written = 0
-        for start, end in nonzero_runs(data):
+        for start, end in nonzero_runs(data) if runs is None else runs:
             piece = data if end - start == length else data[start:end]  # copies edges only
             try:
                 self.writer.write(offset + start, piece)

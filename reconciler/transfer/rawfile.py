@@ -1,7 +1,8 @@
 """Raw disk images and block devices: the local target's disks and the engine's simplest peer.
 
-Images stay sparse: the writer never writes zeros (the engine skips them) and the file is grown
-with ftruncate, so a 100 GiB disk holding 3 GiB of data takes 3 GiB on the filesystem.
+Images stay sparse: the engine hands the writer no zero pieces where the image reads as zeros
+already (a precopy round writes zeros only over data it replaces), and the file is grown with
+ftruncate, so a 100 GiB disk holding 3 GiB of data takes 3 GiB on the filesystem.
 """
 
 from __future__ import annotations
