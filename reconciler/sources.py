@@ -8,7 +8,7 @@ import ssl
 from typing import Any, Protocol
 
 from reconciler.inventory.model import Inventory
-from reconciler.transfer.extents import DiskReader
+from reconciler.transfer.extents import DiskReader, Extent
 
 
 def sha1_fingerprint(host: str, port: int = 443, timeout: float = 10.0) -> str:
@@ -57,3 +57,33 @@ class SourceConnection(Protocol):
 
     def close(self) -> None:
         """Release sessions, sockets and helper processes."""
+
+
+class WarmSource(SourceConnection, Protocol):
+    """A source that can take a running VM's disks in rounds: snapshots and the areas
+    changed between them (vSphere changed block tracking)."""
+
+    def open_disk(self, vm_id: str, disk_key: str, snapshot_id: str = "") -> DiskReader:
+        """A reader for one disk, as the snapshot ``snapshot_id`` holds it when given."""
+
+    def create_snapshot(self, vm_id: str, name: str, description: str = "") -> str:
+        """Take a snapshot (no memory, no quiescing); returns its id."""
+
+    def remove_snapshot(self, vm_id: str, snapshot_id: str) -> None:
+        """Remove one snapshot, consolidating it; an absent one is fine."""
+
+    def change_ids(self, vm_id: str, snapshot_id: str) -> dict[str, str]:
+        """Each disk's change id at the snapshot ("" where tracking is off)."""
+
+    def changed_extents(
+        self, vm_id: str, snapshot_id: str, disk_key: str, change_id: str
+    ) -> list[Extent]:
+        """The disk areas written between ``change_id`` and the snapshot."""
+
+
+def warm_source(source: SourceConnection) -> WarmSource:
+    """The connection as a :class:`WarmSource`, or a SourceError saying it cannot be one."""
+    needed = ("create_snapshot", "remove_snapshot", "change_ids", "changed_extents")
+    if not all(callable(getattr(source, name, None)) for name in needed):
+        raise SourceError("this source provider has no snapshots or changed block tracking")
+    return source  # type: ignore[return-value]

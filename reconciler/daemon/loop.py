@@ -177,6 +177,7 @@ def _term(
 ) -> None:
     """Reconcile until stopped or the Lease is lost: one leadership term (or the whole run)."""
     work_left, backoff = True, interval
+    wake_at: float | None = None
     echo(f"watching {rec.checkout.remote_display} every {interval:.0f}s")
     while not (stop.is_set() or lost.is_set()):
         health.beat()
@@ -187,7 +188,13 @@ def _term(
             last = rec.store.get(LAST_READ_KEY) or None
             if head != last and last is not None and not work_left:
                 head = rec.checkout.sync()  # fetch what moved, to look at it
-            if work_left or last is None or (head != last and rec.checkout.needs_pass(last, head)):
+            due = wake_at is not None and time.time() >= wake_at  # a warm VM's next round
+            if (
+                work_left
+                or due
+                or last is None
+                or (head != last and rec.checkout.needs_pass(last, head))
+            ):
                 if lost.is_set():
                     break
                 in_pass = True
@@ -195,7 +202,7 @@ def _term(
                 health.pass_done()
                 health.synced()
                 echo(_summary(result))
-                work_left = result.work_left
+                work_left, wake_at = result.work_left, result.wake_at
             elif head != last:
                 rec.store.set(LAST_READ_KEY, head)
             backoff = interval
@@ -212,7 +219,10 @@ def _term(
             echo_err(f"pass failed: {type(exc).__name__}: {exc}; retrying in {backoff:.0f}s")
             work_left = False
             backoff = min(backoff * 2, 600)
-        wake.wait(0 if work_left and not (stop.is_set() or lost.is_set()) else backoff)
+        pause = backoff
+        if wake_at is not None:  # back by the earliest next precopy round
+            pause = max(0.0, min(backoff, wake_at - time.time()))
+        wake.wait(0 if work_left and not (stop.is_set() or lost.is_set()) else pause)
         wake.clear()
 
 

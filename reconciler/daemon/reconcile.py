@@ -9,8 +9,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 
 from reconciler.daemon.observe import (
@@ -24,6 +26,7 @@ from reconciler.daemon.state_dir import remember_cluster
 from reconciler.daemon.validate import validate_inventories
 from reconciler.gitops import GitOpsError
 from reconciler.gitops.checkout import GitCheckout
+from reconciler.gitops.cutover import propose_cutover
 from reconciler.inventory.store import InventoryStore
 from reconciler.manifests.config import RepoConfig, load_config
 from reconciler.manifests.loader import Desired, load_repo
@@ -38,6 +41,7 @@ from reconciler.pipeline.cold import (
     start_record,
 )
 from reconciler.pipeline.phases import now
+from reconciler.pipeline.warm import abandon_snapshots, next_wake, run_warm_vm
 from reconciler.planner.model import PlanDecision, VmPlan
 from reconciler.planner.planner import Observed, PlanProgress, decide
 from reconciler.planner.schedule import Job, schedule
@@ -70,6 +74,9 @@ class PassResult:
     failed_vms: int = 0
     status_commits: int = 0
     problems: list[str] = field(default_factory=list)  # what a person must read and fix
+    # epoch seconds when a warm VM waiting between precopy rounds (or for its scheduled
+    # cutover) has work again; None when none waits
+    wake_at: float | None = None
 
     @property
     def not_ready(self) -> list[str]:
@@ -214,9 +221,7 @@ class Reconciler:
                 failed += self._execute(d, connections, config, writer)
         finally:
             writer.commit(force=True, final=True)
-        work_left = any(
-            d.migration and d.run_vms for d in self._redecide(desired, ref_errors, observed)
-        )
+        work_left, wake_at = self._work_left(self._redecide(desired, ref_errors, observed))
         return PassResult(
             revision,
             decisions,
@@ -225,7 +230,25 @@ class Reconciler:
             failed,
             writer.commits,
             self._problems(desired, decisions),
+            wake_at,
         )
+
+    def _work_left(self, decisions: list[PlanDecision]) -> tuple[bool, float | None]:
+        """Whether a VM has work now, and the earliest time a waiting warm VM has work: a
+        VM paused between precopy rounds is not work until its round (or cutover) is due."""
+        work, wakes = False, []
+        clock = time.time()
+        for d in decisions:
+            if not d.migration:
+                continue
+            for vm_id in d.run_vms:
+                rec = self.store.get_vm(d.key, vm_id)
+                wake = next_wake(rec, d.cutover) if rec and rec.migration == d.migration else None
+                if wake is None or wake <= clock:
+                    work = True
+                else:
+                    wakes.append(wake)
+        return work, min(wakes) if wakes else None
 
     def _destinations(self, desired: Desired) -> dict[Key, Target | str]:
         self._plan_targets = destination_targets(
@@ -274,6 +297,11 @@ class Reconciler:
         self.store.put_migration(rec)
         for vm_id in d.canceled_vms:
             prior = self.store.get_vm(d.key, vm_id)
+            if prior is not None and not prior.finished and prior.warm and d.source in connections:
+                try:  # a warm VM canceled between rounds: its snapshots go
+                    abandon_snapshots(connections[d.source], vm_id, prior)
+                except Exception as exc:  # noqa: BLE001 - said in status; the cancel goes on
+                    prior.error = {"cleanup": f"{type(exc).__name__}: {exc}"}
             if prior is None or not prior.finished:
                 vm = next((v for v in d.vms if v.vm_id == vm_id), None)
                 if prior is None and vm is not None:
@@ -303,6 +331,10 @@ class Reconciler:
                 cancel=self.cancel,
                 source_ref=self._source_ref(writer.desired, d),
                 storage=_storage(target, config),
+                warm=d.warm,
+                precopy_interval=config.warm.precopyIntervalSeconds or d.precopy_interval,
+                cutover=d.cutover,
+                propose=self._proposer(d) if d.warm else None,
             )
             failed = self._run_vms(d, ctx)
         if self.cancel.is_set():
@@ -325,6 +357,18 @@ class Reconciler:
         self.store.put_migration(rec)
         writer.commit(force=True)
         return failed
+
+    def _proposer(self, d: PlanDecision) -> Callable[[datetime], tuple[str, str]]:
+        """How a warm VM proposes its Migration's cutover: the branch and what status says."""
+        namespace = d.migration_namespace or d.namespace
+
+        def propose(when: datetime) -> tuple[str, str]:
+            proposal = propose_cutover(
+                self.checkout, namespace, d.migration, when, path=d.migration_file or None
+            )
+            return proposal.branch, proposal.instruction
+
+        return propose
 
     def _source_ref(self, desired: Desired, d: PlanDecision) -> SourceRef | None:
         provider = desired.get("Provider", *d.source)
@@ -364,7 +408,8 @@ class Reconciler:
                             queue.clear()  # they stay Pending; the next start runs them
                         for vm_id in self._take_slots(d, base, vms, records, queue, running):
                             ctx = self._vm_context(base, vm_id)
-                            future = pool.submit(run_vm, ctx, vms[vm_id], records[vm_id])
+                            run = run_warm_vm if d.warm else run_vm
+                            future = pool.submit(run, ctx, vms[vm_id], records[vm_id])
                             running[future] = vm_id
                         if not running:
                             break

@@ -35,6 +35,14 @@ class TargetSettings(BaseModel):
     filesystemOverheadByStorageClass: dict[str, float] = Field(default_factory=dict)
 
 
+class WarmSettings(BaseModel):
+    """Warm migration: ``precopyIntervalSeconds`` overrides the ForkliftController's
+    ``controller_precopy_interval`` (minutes), e.g. seconds for tests and demos."""
+
+    model_config = ConfigDict(extra="forbid")
+    precopyIntervalSeconds: float | None = Field(default=None, gt=0)
+
+
 class RepoConfig(BaseModel):
     """Settings that belong to the repo rather than to one migration."""
 
@@ -47,6 +55,7 @@ class RepoConfig(BaseModel):
     transfer: TransferSettings = Field(default_factory=TransferSettings)
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
     target: TargetSettings = Field(default_factory=TargetSettings)
+    warm: WarmSettings = Field(default_factory=WarmSettings)
 
 
 def load_config(root: Path) -> tuple[RepoConfig, list[ManifestError]]:

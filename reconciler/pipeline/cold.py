@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Protocol
 
 from reconciler.pipeline.phases import (
@@ -24,7 +25,7 @@ from reconciler.pipeline.phases import (
 )
 from reconciler.planner.model import VmPlan
 from reconciler.progress.store import ProgressStore, VmProgress
-from reconciler.sources import SourceConnection
+from reconciler.sources import SourceConnection, warm_source
 from reconciler.targets.base import (
     CopyOutcome,
     CopyRequest,
@@ -36,6 +37,7 @@ from reconciler.targets.base import (
 )
 from reconciler.targets.kubevirt_manifests import StorageSettings, disk_claims, vm_manifest
 from reconciler.transfer.engine import CopyProgress, DigestMismatch, TransferCanceled
+from reconciler.transfer.extents import DiskReader
 
 MB = 1024 * 1024  # Forklift reports disk progress in "MB" of 2**20 bytes
 POWER_OFF_TIMEOUT = 600.0
@@ -81,6 +83,25 @@ class RunContext:
     # the source Provider for copies that run outside this process (a transfer Job)
     source_ref: SourceRef | None = None
     storage: StorageSettings | None = None  # how PVCs are sized and moded on this target
+    # warm migration: the plan's spec.warm, seconds between precopy rounds, the Migration's
+    # spec.cutover, and how to propose a cutover (pushes the branch; returns the branch and
+    # the sentence for status)
+    warm: bool = False
+    precopy_interval: float = 3600.0
+    cutover: datetime | None = None
+    propose: Callable[[datetime], tuple[str, str]] | None = None
+
+
+class Paused(Exception):
+    """A step has nothing more to do in this pass (a warm VM between precopy rounds): the VM
+    waits in ``phase`` with the step still running, and the next pass continues it."""
+
+    def __init__(self, phase: str) -> None:
+        super().__init__(phase)
+        self.phase = phase
+
+
+Handler = Callable[["RunContext", VmPlan, VmProgress, dict], str]
 
 
 def labelled(ctx: RunContext, vm: VmPlan) -> VmPlan:
@@ -106,7 +127,8 @@ def start_record(ctx: RunContext, vm: VmPlan, prior: VmProgress | None) -> VmPro
         migration=ctx.migration,
         target_name=vm.target_name,
         phase=PENDING,
-        steps=itinerary(hooks),
+        steps=itinerary(hooks, warm=ctx.warm),
+        warm={"precopies": []} if ctx.warm else None,
     )
     ctx.store.put_vm(rec)
     return rec
@@ -126,10 +148,8 @@ def mark_started(ctx: RunContext, rec: VmProgress) -> None:
 
 
 def run_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
-    """Walk the remaining steps; a failure ends the VM with the step's error, never a crash."""
-    mark_started(ctx, rec)
-    vm = labelled(ctx, vm)
-    handlers = {
+    """Walk the remaining cold steps; a failure ends the VM with the step's error, never a crash."""
+    handlers: dict[str, Handler] = {
         "PreHook": _not_built,
         "PostHook": _not_built,
         "ConvertGuest": _not_built,
@@ -140,10 +160,26 @@ def run_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
         "CopyDisks": ensure_disks_copied,
         "CreateVM": ensure_vm_created,
     }
+    return run_steps(ctx, vm, rec, handlers)
+
+
+def run_steps(
+    ctx: RunContext,
+    vm: VmPlan,
+    rec: VmProgress,
+    handlers: dict[str, Handler],
+    cleanup: Callable[[RunContext, VmPlan, VmProgress], None] | None = None,
+) -> VmProgress:
+    """Walk the record's remaining steps with ``handlers``; ``cleanup`` runs before the VM
+    ends failed or canceled (a warm VM's snapshots).  A step raising :class:`Paused` leaves
+    the VM waiting for a later pass."""
+    mark_started(ctx, rec)
+    vm = labelled(ctx, vm)
     for step in rec.steps:
         if step["phase"] in (COMPLETED, SKIPPED):
             continue
         if ctx.canceled():
+            _clean(ctx, vm, rec, cleanup)
             return cancel_vm(ctx, vm, rec)
         if ctx.cancel.is_set() or ctx.halt.is_set():
             return _pause(ctx, rec)
@@ -155,14 +191,23 @@ def run_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
         ctx.on_change()
         try:
             message = handlers[step["name"]](ctx, vm, rec, step)
+        except Paused as paused:
+            rec.phase = paused.phase
+            ctx.store.put_vm(rec)
+            ctx.on_change(force=True)
+            return rec
         except TransferCanceled:
-            return cancel_vm(ctx, vm, rec) if ctx.canceled() else _pause(ctx, rec)
+            if ctx.canceled():
+                _clean(ctx, vm, rec, cleanup)
+                return cancel_vm(ctx, vm, rec)
+            return _pause(ctx, rec)
         except Exception as exc:  # noqa: BLE001 - any failure ends this VM, not the pass
             reason = f"{type(exc).__name__}: {exc}" if not _is_user_facing(exc) else str(exc)
             step["phase"] = FAILED
             step["error"] = {"phase": step["name"], "reasons": [reason]}
             step["completed"] = now()
             ctx.reporter.step(vm, step["name"], FAILED, reason)
+            _clean(ctx, vm, rec, cleanup)
             return _finish(ctx, rec, "Failed", {"phase": step["name"], "reasons": [reason]})
         if message and message.startswith("skipped:"):
             step["phase"] = SKIPPED
@@ -175,6 +220,22 @@ def run_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
         ctx.reporter.step(vm, step["name"], step["phase"], message or "")
         ctx.on_change()
     return _finish(ctx, rec, "Succeeded", None)
+
+
+def _clean(
+    ctx: RunContext,
+    vm: VmPlan,
+    rec: VmProgress,
+    cleanup: Callable[[RunContext, VmPlan, VmProgress], None] | None,
+) -> None:
+    """Run the itinerary's cleanup; its own failure is logged in the record, never raised."""
+    if cleanup is None:
+        return
+    try:
+        cleanup(ctx, vm, rec)
+    except Exception as exc:  # noqa: BLE001 - the VM ends anyway; say what was left
+        rec.error = {**(rec.error or {}), "cleanup": f"{type(exc).__name__}: {exc}"}
+        ctx.store.put_vm(rec)
 
 
 def _is_user_facing(exc: Exception) -> bool:
@@ -288,8 +349,17 @@ def ensure_disks_allocated(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: d
     return f"{len(claims)} PVC(s) in namespace {vm.namespace}"
 
 
-def ensure_disks_copied(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
+def ensure_disks_copied(
+    ctx: RunContext,
+    vm: VmPlan,
+    rec: VmProgress,
+    step: dict,
+    snapshot_id: str = "",
+    change_ids: dict[str, str] | None = None,
+) -> str:
+    """Copy every disk whole; a warm VM's at its snapshot, recording its change ids."""
     claims = claims_of(ctx, vm)
+    change_ids = change_ids or {}
     total = sum(c.size for c in claims)
     tasks = step.setdefault("tasks", [])
     by_name = {t["name"]: t for t in tasks}
@@ -337,7 +407,7 @@ def ensure_disks_copied(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict
             disk_id=disk_id(ctx, vm, claim),
             labels={**vm.labels, "vmDisk": disk.key},
             source=ctx.source_ref,
-            open_source=lambda key=disk.key: ctx.source.open_disk(vm.vm_id, key),
+            open_source=lambda key=disk.key: open_source(ctx, vm.vm_id, key, snapshot_id),
             store=ctx.store,
             on_progress=progress,
             halt=ctx.halt,
@@ -345,6 +415,7 @@ def ensure_disks_copied(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict
             chunk_size=ctx.chunk_size,
             streams=ctx.streams,
             max_bytes_per_second=ctx.max_bytes_per_second,
+            change_id=change_ids.get(disk.key, ""),
         )
         outcome = _copy_one(ctx, request, task)
         result = outcome.result
@@ -364,6 +435,13 @@ def ensure_disks_copied(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict
     step["annotations"] = {"unit": "MB"}
     how = "verified" if ctx.verify else "not verified (verify off)"
     return f"{len(claims)} disk(s) copied, digests {how}"
+
+
+def open_source(ctx: RunContext, vm_id: str, disk_key: str, snapshot_id: str = "") -> DiskReader:
+    """A reader of the disk, at the snapshot when one is given (a warm VM's)."""
+    if snapshot_id:
+        return warm_source(ctx.source).open_disk(vm_id, disk_key, snapshot_id=snapshot_id)
+    return ctx.source.open_disk(vm_id, disk_key)
 
 
 def _copy_one(ctx: RunContext, request: CopyRequest, task: dict) -> CopyOutcome:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,13 @@ class PlanDecision:
     # ForkliftController spec.controller_max_vm_inflight, and whether it counts per source host
     max_vm_inflight: int = 20
     per_host: bool = False
+    # warm migration: the Plan's spec.warm, the precopy interval (ForkliftController
+    # controller_precopy_interval, in seconds), the running Migration's spec.cutover and file
+    warm: bool = False
+    precopy_interval: float = 3600.0
+    cutover: datetime | None = None
+    migration_file: str = ""
+    migration_namespace: str = ""
 
     @property
     def key(self) -> str:

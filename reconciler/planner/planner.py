@@ -65,20 +65,25 @@ def _decide_plan(
             Condition("RefNotValid", "True", "Critical", "; ".join(str(e) for e in own))
         )
         return _with_ready(d)
-    if spec.warm:
-        d.conditions.append(
-            Condition(
-                "WarmNotSupported",
-                "True",
-                "Critical",
-                "warm migration is not built yet in mtv-gitops; set spec.warm: false to run "
-                "this plan cold",
-            )
-        )
     src_key = resolve(spec.provider.source, plan)
     d.source = src_key
-    d.max_vm_inflight = controller_settings(desired, plan.namespace).controller_max_vm_inflight
+    controller = controller_settings(desired, plan.namespace)
+    d.max_vm_inflight = controller.controller_max_vm_inflight
     provider = desired.get("Provider", *src_key)
+    if spec.warm:
+        d.warm = True
+        d.precopy_interval = controller.controller_precopy_interval * 60.0
+        destination = desired.get("Provider", *resolve(spec.provider.destination, plan))
+        why = _warm_refused(provider, destination)
+        if why:
+            d.conditions.append(
+                Condition(
+                    "WarmNotSupported",
+                    "True",
+                    "Critical",
+                    f"{why}; set spec.warm: false to run this plan cold",
+                )
+            )
     d.per_host = provider is not None and counts_per_host(provider.spec.type)
     inv = observed.inventories.get(src_key)
     if not isinstance(inv, Inventory):
@@ -247,6 +252,19 @@ def _decide_plan(
     return d
 
 
+def _warm_refused(source: Manifest | None, destination: Manifest | None) -> str:
+    """Why warm migration cannot run for this pair of providers ("" when it can): built for
+    vSphere sources (changed block tracking) onto the embedded local target only."""
+    if source is not None and source.spec.type != "vsphere":
+        return (
+            f"warm migration is built for vSphere sources only in mtv-gitops, not for "
+            f"{source.spec.type}"
+        )
+    if destination is not None and (destination.spec.url or "").strip():
+        return "warm migration onto a cluster (the kubevirt target) is not built yet"
+    return ""
+
+
 def _deleted_on_target(
     d: PlanDecision, pp: PlanProgress, observed: Observed, namespace: str
 ) -> list[str]:
@@ -402,6 +420,9 @@ def _choose_migration(d: PlanDecision, plan: Manifest, desired: Desired, pp: Pla
             d.skipped_migrations[name] = "the plan is not ready"
             continue
         mig = migs[name]
+        d.cutover = mig.spec.cutover
+        d.migration_file = mig.location.file
+        d.migration_namespace = mig.namespace
         done = {v.vm_id for v in pp.vms if v.result == "Succeeded"}
         cancel = {c.id or "" for c in mig.spec.cancel} | {c.name or "" for c in mig.spec.cancel}
         d.migration = name

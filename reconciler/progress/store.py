@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS vms (
     phase TEXT NOT NULL DEFAULT 'Pending', result TEXT NOT NULL DEFAULT '',
     started TEXT NOT NULL DEFAULT '', completed TEXT NOT NULL DEFAULT '',
     steps TEXT NOT NULL DEFAULT '[]', error TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (plan, vm_id));
+    warm TEXT NOT NULL DEFAULT '', PRIMARY KEY (plan, vm_id));
 CREATE TABLE IF NOT EXISTS migrations (
     plan TEXT NOT NULL, migration TEXT NOT NULL,
     started TEXT NOT NULL DEFAULT '', completed TEXT NOT NULL DEFAULT '',
@@ -67,6 +67,9 @@ class VmProgress:
     completed: str = ""
     steps: list[dict[str, Any]] = field(default_factory=list)
     error: dict[str, Any] | None = None
+    # a warm migration's state across passes: snapshot and change ids, precopy rounds,
+    # next precopy time, cutover record and proposal, downtime (None for a cold one)
+    warm: dict[str, Any] | None = None
 
     @property
     def finished(self) -> bool:
@@ -157,6 +160,9 @@ class ProgressStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(vms)")}
+        if "warm" not in columns:  # a store made before warm migration existed
+            self._db.execute("ALTER TABLE vms ADD COLUMN warm TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         with self._lock:
@@ -179,7 +185,7 @@ class ProgressStore:
         with self._lock:
             row = self._db.execute(
                 "SELECT plan, vm_id, vm_name, migration, target_name, phase, result, started,"
-                " completed, steps, error FROM vms WHERE plan=? AND vm_id=?",
+                " completed, steps, error, warm FROM vms WHERE plan=? AND vm_id=?",
                 (plan, vm_id),
             ).fetchone()
         return _vm(row) if row else None
@@ -194,7 +200,7 @@ class ProgressStore:
         with self._lock:
             rows = self._db.execute(
                 "SELECT plan, vm_id, vm_name, migration, target_name, phase, result, started,"
-                " completed, steps, error FROM vms WHERE plan=? ORDER BY rowid",
+                " completed, steps, error, warm FROM vms WHERE plan=? ORDER BY rowid",
                 (plan,),
             ).fetchall()
         return [_vm(r) for r in rows]
@@ -203,7 +209,7 @@ class ProgressStore:
         with self._tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO vms (plan, vm_id, vm_name, migration, target_name, phase,"
-                " result, started, completed, steps, error) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " result, started, completed, steps, error, warm) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     vm.plan,
                     vm.vm_id,
@@ -216,6 +222,7 @@ class ProgressStore:
                     vm.completed,
                     json.dumps(vm.steps),
                     json.dumps(vm.error) if vm.error else "",
+                    json.dumps(vm.warm) if vm.warm is not None else "",
                 ),
             )
 
@@ -530,4 +537,5 @@ def _vm(row: tuple) -> VmProgress:
         completed=row[8],
         steps=json.loads(row[9] or "[]"),
         error=json.loads(row[10]) if row[10] else None,
+        warm=json.loads(row[11]) if row[11] else None,
     )

@@ -186,6 +186,8 @@ def vm_status(rec: VmProgress, waiting: str = "") -> dict[str, Any]:
     if rec.completed:
         out["completed"] = rec.completed
     out["pipeline"] = rec.steps
+    if rec.warm is not None:
+        out["warm"] = rec.warm
     if rec.error:
         out["error"] = rec.error
     if rec.result:

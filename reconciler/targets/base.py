@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from reconciler.progress.store import ProgressStore
 from reconciler.transfer.engine import CopyProgress, CopyResult
-from reconciler.transfer.extents import DiskReader
+from reconciler.transfer.extents import DiskReader, Extent
 
 
 class TargetError(Exception):
@@ -83,6 +83,11 @@ class CopyRequest:
     chunk_size: int = 4 * 1024 * 1024
     streams: int = 4
     max_bytes_per_second: float | None = None
+    # warm migration: the snapshot's change id recorded with the copy (round 0, the full copy)
+    # or the round; a round (1, 2, ...) copies only the ``changed`` areas
+    change_id: str = ""
+    round: int = 0
+    changed: tuple[Extent, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 from reconciler.manifests.emit import dump_yaml
 from reconciler.targets.base import CopyOutcome, CopyRequest, DiskClaim, TargetError
 from reconciler.targets.schema import check_manifest
-from reconciler.transfer.engine import copy_disk
+from reconciler.transfer.engine import copy_changes, copy_disk
 from reconciler.transfer.extents import DiskReader, DiskWriter
 from reconciler.transfer.rawfile import RawDiskReader, RawDiskWriter
 from reconciler.transfer.throttle import ThrottledReader
@@ -91,7 +91,8 @@ class LocalTarget:
         return RawDiskReader(self._disk(claim))
 
     def copy_disk(self, request: CopyRequest) -> CopyOutcome:
-        """Copy in this process, with the pass's own connection to the source."""
+        """Copy in this process, with the pass's own connection to the source: the full copy,
+        or a warm migration's precopy round (``request.round``)."""
         reader: DiskReader = request.open_source()
         writer = verify = None
         try:
@@ -99,17 +100,34 @@ class LocalTarget:
                 reader = ThrottledReader(reader, request.max_bytes_per_second)
             writer = self.open_writer(request.claim)
             verify = self.open_reader(request.claim) if request.verify else None
-            result = copy_disk(
-                reader,
-                writer,
-                request.store,
-                request.disk_id,
-                chunk_size=request.chunk_size,
-                streams=request.streams,
-                on_progress=request.on_progress,
-                cancel=request.halt,
-                verify_reader=verify,
-            )
+            if request.round:
+                result = copy_changes(
+                    reader,
+                    writer,
+                    request.store,
+                    request.disk_id,
+                    request.changed,
+                    round=request.round,
+                    change_id=request.change_id,
+                    chunk_size=request.chunk_size,
+                    streams=request.streams,
+                    on_progress=request.on_progress,
+                    cancel=request.halt,
+                    verify_reader=verify,
+                )
+            else:
+                result = copy_disk(
+                    reader,
+                    writer,
+                    request.store,
+                    request.disk_id,
+                    chunk_size=request.chunk_size,
+                    streams=request.streams,
+                    on_progress=request.on_progress,
+                    cancel=request.halt,
+                    verify_reader=verify,
+                    change_id=request.change_id,
+                )
         finally:
             for closable in (reader, writer, verify):
                 if closable is not None:

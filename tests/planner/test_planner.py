@@ -253,15 +253,31 @@ def test_warning_concern_keeps_the_plan_ready(tmp_path: Path) -> None:
     assert run(tmp_path, inventory(w)).ready
 
 
-def test_warm_plan_is_not_ready_yet(tmp_path: Path) -> None:
+def test_a_warm_vsphere_plan_onto_the_local_target_runs(tmp_path: Path) -> None:
     basic_repo(tmp_path, plan_extra="  warm: true\n")
     migration(tmp_path, "m1")
-    d = run(tmp_path, inventory(vm("vm-1", "a")))
-    assert not d.ready
+    d = run(tmp_path, inventory(vm("vm-1", "a", change_tracking=True)))
+    assert d.ready and "WarmNotSupported" not in conds(d)
+    assert d.warm and d.precopy_interval == 60 * 60  # controller_precopy_interval: 60 minutes
+    assert (d.migration, d.run_vms, d.cutover) == ("m1", ["vm-1"], None)
+    assert d.migration_file == "migrations/m1.yaml"
+
+
+def test_a_warm_plan_onto_a_cluster_or_from_another_source_is_refused(tmp_path: Path) -> None:
+    basic_repo(tmp_path, plan_extra="  warm: true\n")
+    migration(tmp_path, "m1")
+    providers = tmp_path / "providers" / "providers.yaml"
+    text = providers.read_text()
+    providers.write_text(
+        text.replace("  type: openshift\n", "  type: openshift\n  url: https://api.c:6443\n")
+    )
+    d = run(tmp_path, inventory(vm("vm-1", "a", change_tracking=True)))
     cat, msg = conds(d)["WarmNotSupported"]
-    assert cat == "Critical"
-    assert "set spec.warm: false" in msg
+    assert cat == "Critical" and "kubevirt target" in msg and "set spec.warm: false" in msg
     assert d.migration == "" and d.run_vms == []
+    providers.write_text(text.replace("type: vsphere", "type: ovirt"))
+    cat, msg = conds(run(tmp_path, inventory(vm("vm-1", "a"))))["WarmNotSupported"]
+    assert cat == "Critical" and "not for ovirt" in msg
 
 
 def test_source_inventory_missing_or_failed(tmp_path: Path) -> None:

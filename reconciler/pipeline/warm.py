@@ -1,0 +1,351 @@
+"""Run one VM through the warm itinerary, a little in each pass; no pass waits for a round.
+
+The VM keeps running at the source.  First pass: the initial snapshot, the PVCs, a full copy
+of every disk as that snapshot holds it (round 0, recorded with the disk's change id), then the
+VM waits in ``CopyingPaused`` until ``nextPrecopyAt`` and the cutover is proposed as a branch
+to merge.  Each later pass that finds a round due runs it in the safe order (MTV-1656): the
+change ids of the previous snapshot are stored already, so remove that snapshot, create the
+next one, ask for the areas changed since the stored change id, copy them, store the new change
+ids.  When :func:`decide_cutover` says so: power off, remove the previous snapshot, final
+snapshot, final delta, remove it, create the VirtualMachine running.
+
+Everything a later pass needs is in the VM's record (``VmProgress.warm``): the snapshot this
+tool has on the VM, each disk's change id, the round in flight, the rounds done, the cutover
+record and proposal, the power-off time.  Snapshots this tool made are removed when the VM
+fails or is canceled.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from reconciler.pipeline.cold import (
+    Handler,
+    Paused,
+    RunContext,
+    _not_built,
+    claims_of,
+    disk_id,
+    ensure_disks_allocated,
+    ensure_disks_copied,
+    ensure_source_off,
+    ensure_source_stopped,
+    run_steps,
+)
+from reconciler.pipeline.phases import COPYING_PAUSED, now
+from reconciler.planner.cutover import CutoverAction, CutoverRecord, decide_cutover
+from reconciler.planner.model import VmPlan
+from reconciler.progress.store import VmProgress
+from reconciler.sources import SourceConnection, SourceError, WarmSource, warm_source
+from reconciler.targets.base import CopyRequest, TargetError
+from reconciler.targets.kubevirt_manifests import vm_manifest
+
+SNAPSHOT_PREFIX = "mtv-gitops"  # every snapshot this tool takes is named so
+MAX_ROUNDS = 28  # MTV's limit of snapshots per VM
+RETRY_LIMIT = "warm import retry limit reached"
+
+
+def run_warm_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
+    """Walk the warm steps this pass can do; the VM may end the pass in ``CopyingPaused``."""
+    if rec.warm is None:
+        rec.warm = {"precopies": []}
+    handlers: dict[str, Handler] = {
+        "PreHook": _not_built,
+        "PostHook": _not_built,
+        "ConvertGuest": _not_built,
+        "CreateInitialSnapshot": ensure_initial_snapshot,
+        "AllocateDisks": ensure_disks_allocated,
+        "CopyDisks": ensure_initial_copy,
+        "Precopy": ensure_precopied,
+        "PowerOffSource": ensure_source_powered_off,
+        "WaitForPowerOff": ensure_source_stopped,
+        "CreateFinalSnapshot": ensure_final_snapshot,
+        "CopyFinalDelta": ensure_final_delta,
+        "RemoveFinalSnapshot": ensure_final_snapshot_removed,
+        "CreateVM": ensure_warm_vm_created,
+    }
+    return run_steps(ctx, vm, rec, handlers, cleanup=remove_snapshots)
+
+
+def _state(rec: VmProgress) -> dict[str, Any]:
+    if rec.warm is None:
+        rec.warm = {"precopies": []}
+    return rec.warm
+
+
+def _stamp(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch_of(stamp: str) -> float:
+    """Seconds since the epoch of a time status shows (``now()``'s format)."""
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+
+
+def _snapshot_name(ctx: RunContext, label: str) -> str:
+    return f"{SNAPSHOT_PREFIX}-{ctx.migration}-{label}"
+
+
+def ensure_initial_snapshot(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
+    """Check the disks can be read, store the power state, take the first snapshot and store
+    each disk's change id at it; a disk without changed block tracking fails the VM here."""
+    src = warm_source(ctx.source)
+    w = _state(rec)
+    if not w.get("snapshotId"):
+        for disk in vm.disks:
+            src.open_disk(vm.vm_id, disk.key).close()
+        w["powerState"] = src.power_state(vm.vm_id)
+        w["snapshotId"] = src.create_snapshot(
+            vm.vm_id, _snapshot_name(ctx, "0"), "mtv-gitops warm migration: initial copy"
+        )
+        ctx.store.put_vm(rec)
+    if not w.get("changeIds"):
+        ids = src.change_ids(vm.vm_id, w["snapshotId"])
+        off = [d.key for d in vm.disks if not ids.get(d.key)]
+        if off:
+            raise SourceError(
+                f"changed block tracking is off for disk(s) {', '.join(off)} of "
+                f"{vm.source_name}: enable it on the source, or run the plan cold"
+            )
+        w["changeIds"] = {d.key: ids[d.key] for d in vm.disks}
+        ctx.store.put_vm(rec)
+    return f"snapshot {w['snapshotId']}; source VM is {w.get('powerState', 'Unknown')}"
+
+
+def ensure_initial_copy(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
+    """Round 0: every disk whole, as the initial snapshot holds it."""
+    w = _state(rec)
+    message = ensure_disks_copied(
+        ctx, vm, rec, step, snapshot_id=w["snapshotId"], change_ids=w["changeIds"]
+    )
+    w["nextPrecopyAt"] = _stamp(time.time() + ctx.precopy_interval)
+    ctx.store.put_vm(rec)
+    return f"{message}; round 0 (full copy) at snapshot {w['snapshotId']}"
+
+
+def _record(w: dict[str, Any]) -> CutoverRecord:
+    doc = w.get("cutover") or {}
+
+    def when(key: str) -> datetime | None:
+        return datetime.fromisoformat(doc[key]) if doc.get(key) else None
+
+    return CutoverRecord(when("proposed"), when("scheduled"), bool(doc.get("started")))
+
+
+def _record_doc(record: CutoverRecord) -> dict[str, Any]:
+    doc: dict[str, Any] = {"started": record.started}
+    if record.proposed is not None:
+        doc["proposed"] = record.proposed.isoformat()
+    if record.scheduled is not None:
+        doc["scheduled"] = record.scheduled.isoformat()
+    return doc
+
+
+def ensure_precopied(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
+    """Between rounds: propose the cutover, run a round when one is due, then pause; ends
+    (so the cutover steps follow) when the Migration's ``spec.cutover`` is due."""
+    w = _state(rec)
+    if not w.get("current"):
+        decision = decide_cutover(ctx.cutover, datetime.now(UTC), True, _record(w))
+        w["cutover"] = _record_doc(decision.record)
+        w["cutoverMessage"] = decision.message
+        if decision.action in (CutoverAction.CUTOVER, CutoverAction.TOO_LATE):
+            ctx.store.put_vm(rec)
+            return decision.message
+        if decision.action == CutoverAction.PROPOSE and ctx.propose is not None:
+            assert decision.when is not None
+            try:
+                w["cutoverBranch"], w["cutoverInstruction"] = ctx.propose(decision.when)
+            except Exception as exc:  # noqa: BLE001 - proposing again next pass; copying goes on
+                w["cutoverInstruction"] = f"cutover proposal not pushed yet: {exc}"
+        elif decision.action == CutoverAction.WAIT and decision.when is not None:
+            w["cutoverAt"] = _stamp(decision.when.timestamp())
+        elif decision.action == CutoverAction.CANCEL:
+            w.pop("cutoverAt", None)
+        ctx.store.put_vm(rec)
+    due = epoch_of(w.get("nextPrecopyAt") or now()) <= time.time()
+    if w.get("current") or due:
+        if not w.get("current"):
+            if len(w["precopies"]) + 1 > MAX_ROUNDS:
+                raise SourceError(
+                    f"{RETRY_LIMIT}: {MAX_ROUNDS} precopy rounds ran without a cutover; "
+                    "merge the cutover branch sooner, or raise controller_precopy_interval"
+                )
+            _next_snapshot(ctx, vm, rec, str(len(w["precopies"]) + 1))
+        _copy_round(ctx, vm, rec)
+        w["nextPrecopyAt"] = _stamp(time.time() + ctx.precopy_interval)
+        ctx.store.put_vm(rec)
+    raise Paused(COPYING_PAUSED)
+
+
+def _next_snapshot(ctx: RunContext, vm: VmPlan, rec: VmProgress, label: str) -> None:
+    """The safe order: the previous snapshot's change ids are stored, so remove it, then take
+    the next one; the round in flight is recorded before anything is copied."""
+    src = warm_source(ctx.source)
+    w = _state(rec)
+    if w.get("snapshotId"):
+        src.remove_snapshot(vm.vm_id, w["snapshotId"])
+        w["snapshotId"] = ""
+        ctx.store.put_vm(rec)
+    snap = src.create_snapshot(vm.vm_id, _snapshot_name(ctx, label), "mtv-gitops precopy")
+    w["snapshotId"] = snap
+    w["current"] = {"round": len(w["precopies"]) + 1, "snapshot": snap, "start": now()}
+    ctx.store.put_vm(rec)
+
+
+def _copy_round(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> dict[str, Any]:
+    """Copy what changed since the stored change ids up to the round's snapshot; a round a
+    killed pass left is continued under its number with the same areas."""
+    src: WarmSource = warm_source(ctx.source)
+    w = _state(rec)
+    cur = w["current"]
+    k, snap = cur["round"], cur["snapshot"]
+    new_ids = src.change_ids(vm.vm_id, snap)
+    written = extents = chunks = 0
+    for disk, claim in zip(vm.disks, claims_of(ctx, vm), strict=True):
+        changed = src.changed_extents(vm.vm_id, snap, disk.key, w["changeIds"][disk.key])
+        extents += len(changed)
+        request = CopyRequest(
+            claim=claim,
+            vm_id=vm.vm_id,
+            disk_key=disk.key,
+            disk_id=disk_id(ctx, vm, claim),
+            labels={**vm.labels, "vmDisk": disk.key},
+            source=ctx.source_ref,
+            open_source=lambda key=disk.key: src.open_disk(vm.vm_id, key, snapshot_id=snap),
+            store=ctx.store,
+            on_progress=lambda p, name=claim.name: ctx.reporter.disk_progress(vm, name, p),
+            halt=ctx.halt,
+            verify=ctx.verify,
+            chunk_size=ctx.chunk_size,
+            streams=ctx.streams,
+            max_bytes_per_second=ctx.max_bytes_per_second,
+            change_id=new_ids.get(disk.key, ""),
+            round=k,
+            changed=tuple(changed),
+        )
+        result = ctx.target.copy_disk(request).result
+        if ctx.verify and result.target_digest != result.source_digest:
+            raise TargetError(f"disk {claim.name}: round {k} does not read back")
+        written += result.bytes_written
+        chunks += result.chunks_touched
+    done = {
+        "round": k,
+        "start": cur["start"],
+        "end": now(),
+        "bytes": written,
+        "extents": extents,
+        "chunks": chunks,
+        "snapshot": snap,
+    }
+    # store the new change ids with the round: the next round starts from them
+    w["changeIds"] = {d.key: new_ids.get(d.key, "") for d in vm.disks}
+    w["precopies"].append(done)
+    del w["current"]
+    ctx.store.put_vm(rec)
+    return done
+
+
+def ensure_source_powered_off(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
+    """Cutover begins: record when the source went down (downtime counts from here)."""
+    w = _state(rec)
+    if not w.get("powerOffAt"):
+        w["powerOffAt"] = now()
+        w["powerOffEpoch"] = time.time()
+        ctx.store.put_vm(rec)
+    return ensure_source_off(ctx, vm, rec, step)
+
+
+def ensure_final_snapshot(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
+    """Remove the previous snapshot and take the final one (the source is off)."""
+    w = _state(rec)
+    if not w.get("current"):
+        _next_snapshot(ctx, vm, rec, "final")
+        w["current"]["final"] = True
+        ctx.store.put_vm(rec)
+    return f"final snapshot {w['current']['snapshot']}"
+
+
+def ensure_final_delta(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
+    """The last round: what changed since the last precopy round, up to the power-off."""
+    w = _state(rec)
+    if w.get("current"):
+        done = _copy_round(ctx, vm, rec)
+        done["final"] = True
+        w["cutoverBytes"] = done["bytes"]
+        ctx.store.put_vm(rec)
+    return f"{w.get('cutoverBytes', 0)} bytes copied in the final delta"
+
+
+def ensure_final_snapshot_removed(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
+    w = _state(rec)
+    if w.get("snapshotId"):
+        warm_source(ctx.source).remove_snapshot(vm.vm_id, w["snapshotId"])
+        w["snapshotId"] = ""
+        ctx.store.put_vm(rec)
+    return "no snapshot of mtv-gitops left on the source VM"
+
+
+def ensure_warm_vm_created(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
+    """The VirtualMachine, running when the source ran; the downtime ends here."""
+    w = _state(rec)
+    for claim in claims_of(ctx, vm):
+        if not ctx.target.disk_exists(claim):
+            raise TargetError(
+                f"PVC {claim.namespace}/{claim.name} is gone after its disk was copied (deleted "
+                "by hand?); push a new Migration to copy it again"
+            )
+    running = w.get("powerState") == "On"
+    ctx.target.ensure_vm(vm_manifest(vm, running=running))
+    if "downtimeSeconds" not in w and w.get("powerOffEpoch"):
+        w["downtimeSeconds"] = round(time.time() - w["powerOffEpoch"], 1)
+        ctx.store.put_vm(rec)
+    state = "Always (source was on)" if running else "Halted (source was off)"
+    return (
+        f"VirtualMachine {vm.namespace}/{vm.target_name} with runStrategy {state}; downtime "
+        f"{w.get('downtimeSeconds', 0)}s, {w.get('cutoverBytes', 0)} bytes copied during it"
+    )
+
+
+def remove_snapshots(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> None:
+    """Remove the snapshots this tool has on the VM (failure, cancel)."""
+    abandon_snapshots(ctx.source, vm.vm_id, rec)
+    ctx.store.put_vm(rec)
+
+
+def abandon_snapshots(source: SourceConnection, vm_id: str, rec: VmProgress) -> None:
+    """Remove the snapshot a warm record holds, if any; the record forgets it."""
+    w = rec.warm or {}
+    snaps = {w.get("snapshotId") or "", (w.get("current") or {}).get("snapshot") or ""} - {""}
+    if not snaps:
+        return
+    src = warm_source(source)
+    for snap in sorted(snaps):
+        src.remove_snapshot(vm_id, snap)
+    w["snapshotId"] = ""
+    w.pop("current", None)
+
+
+def next_wake(rec: VmProgress, cutover: datetime | None) -> float | None:
+    """When a paused warm VM has something to do: its next round or its scheduled cutover."""
+    if rec.finished or rec.phase != COPYING_PAUSED or rec.warm is None:
+        return None
+    times = []
+    if rec.warm.get("nextPrecopyAt"):
+        times.append(epoch_of(rec.warm["nextPrecopyAt"]))
+    if cutover is not None:
+        times.append(cutover.timestamp())
+    return min(times) if times else None
+
+
+__all__ = [
+    "MAX_ROUNDS",
+    "RETRY_LIMIT",
+    "SNAPSHOT_PREFIX",
+    "abandon_snapshots",
+    "epoch_of",
+    "next_wake",
+    "run_warm_vm",
+]

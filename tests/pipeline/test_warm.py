@@ -1,0 +1,184 @@
+"""The warm itinerary against an in-memory source with snapshots and changed areas: passes
+that never wait, rounds in the safe order, the retry limit, snapshots removed on failure."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from reconciler.pipeline.cold import RunContext, start_record
+from reconciler.pipeline.phases import COPYING_PAUSED
+from reconciler.pipeline.warm import MAX_ROUNDS, RETRY_LIMIT, next_wake, run_warm_vm
+from reconciler.planner.model import DiskPlan, VmPlan
+from reconciler.progress.store import ProgressStore
+from reconciler.targets.local import LocalTarget
+from reconciler.transfer.extents import Extent
+
+MIB = 1024 * 1024
+SIZE = 4 * MIB
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.size = data, len(data)
+
+    def extents(self) -> Iterator[Extent]:
+        yield Extent(0, self.size, False)
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self.data[offset : offset + length]
+
+    def close(self) -> None:
+        pass
+
+
+class FakeSource:
+    """One VM, one disk; every write is remembered under the change id it followed."""
+
+    def __init__(self) -> None:
+        self.data = bytearray(bytes(range(256)) * (SIZE // 256))
+        self.epoch = 0
+        self.writes: list[tuple[int, int, int]] = []  # (epoch, offset, length)
+        self.snapshots: dict[str, tuple[bytes, int]] = {}
+        self.calls: list[str] = []
+        self.power = "On"
+
+    def write(self, offset: int, blob: bytes) -> None:
+        self.data[offset : offset + len(blob)] = blob
+        self.writes.append((self.epoch, offset, len(blob)))
+
+    def power_state(self, vm_id: str) -> str:
+        return self.power
+
+    def power_off(self, vm_id: str, timeout: float) -> None:
+        self.power = "Off"
+
+    def open_disk(self, vm_id: str, disk_key: str, snapshot_id: str = "") -> _Reader:
+        return _Reader(self.snapshots[snapshot_id][0] if snapshot_id else bytes(self.data))
+
+    def create_snapshot(self, vm_id: str, name: str, description: str = "") -> str:
+        self.epoch += 1
+        snap = f"snap-{self.epoch}"
+        self.snapshots[snap] = (bytes(self.data), self.epoch)
+        self.calls.append(f"create {snap}")
+        return snap
+
+    def remove_snapshot(self, vm_id: str, snapshot_id: str) -> None:
+        self.calls.append(f"remove {snapshot_id}")
+        self.snapshots.pop(snapshot_id, None)
+
+    def change_ids(self, vm_id: str, snapshot_id: str) -> dict[str, str]:
+        return {"2000": f"cid/{self.snapshots[snapshot_id][1]}"}
+
+    def changed_extents(
+        self, vm_id: str, snapshot_id: str, disk_key: str, change_id: str
+    ) -> list[Extent]:
+        since, upto = int(change_id.split("/")[1]), self.snapshots[snapshot_id][1]
+        return [Extent(o, n, False) for e, o, n in self.writes if since <= e < upto]
+
+
+@pytest.fixture
+def warm(tmp_path: Path):
+    source = FakeSource()
+    store = ProgressStore(tmp_path / "progress.db")
+    target = LocalTarget(tmp_path / "cluster")
+    ctx = RunContext(
+        store=store,
+        source=source,  # type: ignore[arg-type]
+        target=target,
+        plan_key="ns/p",
+        migration="p-1",
+        chunk_size=MIB,
+        warm=True,
+        precopy_interval=3600,
+    )
+    vm = VmPlan(
+        vm_id="vm-1",
+        source_name="vm-a",
+        target_name="vm-a",
+        namespace="vms",
+        cpus=1,
+        cores_per_socket=1,
+        memory_mb=1024,
+        firmware="bios",
+        power_state="On",
+        guest_os="",
+        disks=(DiskPlan("2000", SIZE, "vm-a-disk-0", "", "", ""),),
+        nics=(),
+        labels={"plan": "p", "vmID": "vm-1"},
+    )
+    yield ctx, vm, source, tmp_path / "cluster" / "vms" / "disks" / "vm-a-disk-0.img"
+    store.close()
+
+
+def _due(ctx: RunContext, rec) -> None:
+    rec.warm["nextPrecopyAt"] = "2000-01-01T00:00:00Z"
+    ctx.store.put_vm(rec)
+
+
+def test_rounds_copy_what_changed_in_the_safe_order_and_cutover_ends_clean(warm) -> None:
+    ctx, vm, source, image = warm
+    rec = run_warm_vm(ctx, vm, start_record(ctx, vm, None))
+    assert rec.phase == COPYING_PAUSED and not rec.finished
+    assert rec.warm["changeIds"] == {"2000": "cid/1"} and rec.warm["snapshotId"] == "snap-1"
+    assert next_wake(rec, None) == pytest.approx(time.time() + 3600, abs=5)
+    assert image.read_bytes() == bytes(source.data)
+
+    source.write(MIB + 10, b"\xaa" * 100)
+    rec = run_warm_vm(ctx, vm, rec)  # not due: nothing copied, no snapshot taken
+    assert rec.warm["precopies"] == [] and source.calls == ["create snap-1"]
+    _due(ctx, rec)
+    rec = run_warm_vm(ctx, vm, rec)
+    assert source.calls == ["create snap-1", "remove snap-1", "create snap-2"]  # MTV-1656
+    [r1] = rec.warm["precopies"]
+    assert (r1["round"], r1["extents"], r1["chunks"]) == (1, 1, 1)
+    assert rec.warm["changeIds"] == {"2000": "cid/2"}
+    assert image.read_bytes() == bytes(source.data)
+
+    source.write(3 * MIB, b"\xbb" * 4096)
+    ctx.cutover = datetime.now(UTC) - timedelta(seconds=1)
+    rec = run_warm_vm(ctx, vm, rec)
+    assert rec.result == "Succeeded", rec.error
+    assert source.power == "Off" and source.snapshots == {}
+    assert rec.warm["precopies"][-1]["final"] is True and rec.warm["cutoverBytes"] >= 4096
+    assert image.read_bytes() == bytes(source.data)
+
+
+def test_more_rounds_than_the_limit_fail_and_leave_no_snapshot(warm) -> None:
+    ctx, vm, source, _ = warm
+    rec = run_warm_vm(ctx, vm, start_record(ctx, vm, None))
+    rec.warm["precopies"] = [{"round": k} for k in range(1, MAX_ROUNDS + 1)]
+    _due(ctx, rec)
+    rec = run_warm_vm(ctx, vm, rec)
+    assert rec.result == "Failed"
+    assert RETRY_LIMIT in rec.error["reasons"][0]
+    assert source.snapshots == {}
+
+
+def test_a_round_stopped_midway_resumes_under_its_number_from_the_stored_change_id(warm) -> None:
+    ctx, vm, source, image = warm
+    rec = run_warm_vm(ctx, vm, start_record(ctx, vm, None))
+    source.write(2 * MIB, b"\xcc" * 5000)
+    opened = source.open_disk
+
+    def stop_on_first_read(vm_id: str, disk_key: str, snapshot_id: str = "") -> _Reader:
+        ctx.halt.set()  # as a shutdown would, while the round's reader is open
+        return opened(vm_id, disk_key, snapshot_id)
+
+    source.open_disk = stop_on_first_read  # type: ignore[method-assign]
+    _due(ctx, rec)
+    rec = run_warm_vm(ctx, vm, rec)
+    assert not rec.finished and rec.warm["current"]["round"] == 1
+    assert rec.warm["changeIds"] == {"2000": "cid/1"}  # not moved on: the round is unfinished
+    source.open_disk = opened  # type: ignore[method-assign]
+    ctx.halt.clear()
+    rec = run_warm_vm(ctx, vm, ctx.store.get_vm("ns/p", "vm-1"))  # as a restarted reconciler
+    assert rec.phase == COPYING_PAUSED and "current" not in rec.warm
+    assert [r["round"] for r in rec.warm["precopies"]] == [1]
+    assert rec.warm["changeIds"] == {"2000": "cid/2"}
+    assert source.calls == ["create snap-1", "remove snap-1", "create snap-2"]  # no new snapshot
+    assert image.read_bytes() == bytes(source.data)
