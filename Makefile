@@ -4,7 +4,7 @@ VENV ?= .venv
 WORKSPACE ?= /tmp/mtv-gitops-demo
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench system-deps install clean
+.PHONY: demo demo-warm test lint bench system-deps install clean
 
 system-deps:
 	@if ! command -v qemu-img >/dev/null 2>&1 || ! command -v qemu-nbd >/dev/null 2>&1; then \
@@ -44,6 +44,10 @@ install: system-deps $(BIN)/mtv-gitops
 
 demo: install
 	$(BIN)/mtv-gitops demo --workspace $(WORKSPACE)
+
+# a warm migration from the vCenter simulator (system-deps installs go and govmomi for it)
+demo-warm: install
+	$(BIN)/mtv-gitops demo --warm --workspace $(WORKSPACE)-warm
 
 test: install
 	$(BIN)/ruff check reconciler plugins tests bench

@@ -1,7 +1,7 @@
 """Benchmark: reading a 5,000-VM vCenter inventory in full, incrementally, and one VM at a time.
 
 Run ``python bench/bench_vsphere_inventory.py [--vms-per-pool 2500 --runs 3 --naive-sample 200]``.
-It starts govmomi's vCenter simulator (``tests/plugins/vsphere/simulator``, the tests' peer)
+It starts govmomi's vCenter simulator (``plugins/vsphere/simulator``, the tests' peer)
 with one datacenter holding a cluster of ``--hosts`` hosts and one standalone host, each with a
 resource pool of ``--vms-per-pool`` VMs (2 x 2,500 = 5,000 VMs), logs in over TLS, and times
   (a) full: ``InventoryCache.snapshot()`` on a fresh cache (its own PropertyCollector, a view

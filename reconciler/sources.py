@@ -72,6 +72,9 @@ class WarmSource(SourceConnection, Protocol):
     def remove_snapshot(self, vm_id: str, snapshot_id: str) -> None:
         """Remove one snapshot, consolidating it; an absent one is fine."""
 
+    def snapshots(self, vm_id: str) -> dict[str, str]:
+        """The VM's snapshots now, id to name (to find those a killed pass left behind)."""
+
     def change_ids(self, vm_id: str, snapshot_id: str) -> dict[str, str]:
         """Each disk's change id at the snapshot ("" where tracking is off)."""
 
@@ -83,7 +86,7 @@ class WarmSource(SourceConnection, Protocol):
 
 def warm_source(source: SourceConnection) -> WarmSource:
     """The connection as a :class:`WarmSource`, or a SourceError saying it cannot be one."""
-    needed = ("create_snapshot", "remove_snapshot", "change_ids", "changed_extents")
+    needed = ("create_snapshot", "remove_snapshot", "snapshots", "change_ids", "changed_extents")
     if not all(callable(getattr(source, name, None)) for name in needed):
         raise SourceError("this source provider has no snapshots or changed block tracking")
     return source  # type: ignore[return-value]

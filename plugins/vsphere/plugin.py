@@ -363,6 +363,27 @@ class VsphereConnection:
         )
         return _wait(task, time.monotonic() + 600)._moId
 
+    def snapshots(self, vm_id: str) -> dict[str, str]:
+        """Every snapshot the VM has now, id to name, read through the property collector
+        (the inventory cache may lag a task that just ended)."""
+        from pyVmomi import vmodl
+
+        obj = self._vm(vm_id)["_obj"]
+        pc = vmodl.query.PropertyCollector
+        spec = pc.FilterSpec(
+            objectSet=[pc.ObjectSpec(obj=obj)],
+            propSet=[pc.PropertySpec(type=type(obj), pathSet=["snapshot"])],
+        )
+        found: dict[str, str] = {}
+        for content in self.si.RetrieveContent().propertyCollector.RetrieveContents([spec]):
+            for prop in content.propSet:
+                todo = list(prop.val.rootSnapshotList) if prop.val is not None else []
+                while todo:
+                    node = todo.pop()
+                    found[node.snapshot._moId] = node.name
+                    todo += list(node.childSnapshotList or [])
+        return found
+
     def remove_snapshot(self, vm_id: str, snapshot_id: str) -> None:
         """Remove one snapshot (its changes are consolidated into the disk); absent is fine."""
         from pyVmomi import vmodl

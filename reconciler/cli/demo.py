@@ -123,11 +123,17 @@ def seed_remote(workspace: Path, ova_dir: Path) -> Path:
             doc["spec"]["url"] = str(ova_dir)
     with providers.open("w") as f:
         yaml.dump_all(docs, f)
+    return push_seed(workspace, seed, "Plan: migrate three VMs from OVA files")
+
+
+def push_seed(workspace: Path, seed: Path, message: str) -> Path:
+    """Commit the folder ``seed`` as the user, make it the bare ``DIR/remote.git`` (``seed``
+    removed) and clone it to ``DIR/repo``; returns the remote."""
     env = identity_env("Demo User", "demo@example.com")
     repo = git.Repo.init(seed, initial_branch="main")
     with repo.git.custom_environment(**env):
         repo.git.add(A=True)
-        repo.git.commit(m="Plan: migrate three VMs from OVA files")
+        repo.git.commit(m=message)
     remote = workspace / "remote.git"
     git.Repo.clone_from(str(seed), str(remote), bare=True)
     shutil.rmtree(seed)

@@ -107,6 +107,9 @@ def status_tables(docs: list[dict[str, Any]]) -> list[Table]:
     concerns = Table(title="Concerns (validation rules)", title_justify="left")
     for col in ("Plan", "VM", "Category", "Concern", "What to do"):
         concerns.add_column(col)
+    warm = Table(title="Warm migration", title_justify="left")
+    for col in ("Plan", "VM", "Rounds", "Last round", "Next precopy", "Cutover"):
+        warm.add_column(col, overflow="fold")  # a branch to merge is never cut short
     for doc in docs:
         if doc.get("kind") != "Plan":
             continue
@@ -145,6 +148,16 @@ def status_tables(docs: list[dict[str, Any]]) -> list[Table]:
                 _progress(v),
                 _result(v),
             )
+            if isinstance(v.get("warm"), dict):
+                w = v["warm"]
+                warm.add_row(
+                    name,
+                    escape(v.get("name", "")),
+                    _rounds(w),
+                    _last_round(w),
+                    escape(str(w.get("nextPrecopyAt") or "-")),
+                    _cutover(w, next((c["type"] for c in v.get("conditions", [])), "")),
+                )
         for v in status.get("validation", {}).get("vms", []):
             for c in v.get("concerns", []):
                 label = c.get("label", "") + (f" ({c['id']})" if c.get("id") else "")
@@ -155,7 +168,11 @@ def status_tables(docs: list[dict[str, Any]]) -> list[Table]:
                     escape(label),
                     escape(c.get("assessment", "")),
                 )
-    return [plans, vms] + ([concerns] if concerns.row_count else [])
+    return (
+        [plans, vms]
+        + ([warm] if warm.row_count else [])
+        + ([concerns] if concerns.row_count else [])
+    )
 
 
 _CATEGORY_STYLE = {"Critical": "[red]", "Warning": "[yellow]", "Information": "[cyan]"}
@@ -180,3 +197,74 @@ def _result(vm: dict[str, Any]) -> str:
         )
     conds = vm.get("conditions", [])
     return conds[0]["type"] if conds else ""
+
+
+def human_bytes(n: int | float) -> str:
+    """``512 B``, ``192 KiB``, ``1.5 MiB``: binary units, at most one decimal."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            break
+        value /= 1024
+    if unit == "B":
+        return f"{int(value)} B"
+    return f"{value:.1f}".removesuffix(".0") + f" {unit}"
+
+
+def _text(value: Any) -> str:
+    """Anything from a status document as plain text in a table cell (never read as markup)."""
+    return escape(str(value))
+
+
+def _rounds(w: dict[str, Any]) -> str:
+    """Rounds done and failed; the last failure while failures run in a row."""
+    text = f"{_text(w.get('successes', 0))} done"
+    failures = w.get("failures", 0)
+    if failures:
+        text += f", [red]{_text(failures)} failed[/]"
+        row = w.get("consecutiveFailures", 0)
+        if row:
+            text += f" ({_text(row)} in a row)"
+    failure = w.get("lastFailure") or {}
+    if w.get("consecutiveFailures") and failure.get("message"):
+        text += f"\n[red]{escape(str(failure['message']))}[/]"
+    return text
+
+
+def _last_round(w: dict[str, Any]) -> str:
+    """The last round done (end, extents, bytes) and the round in flight, if any."""
+    lines = []
+    rounds = w.get("precopies") or []
+    if rounds:
+        r = rounds[-1]
+        label = "final" if r.get("final") else f"#{_text(r.get('round', len(rounds)))}"
+        lines.append(
+            f"{label} ended {_text(r.get('end', '?'))}: {_text(r.get('extents', 0))} extent(s), "
+            f"{human_bytes(r.get('bytes', 0))}"
+        )
+    current = w.get("roundInFlight")
+    if current:
+        label = "final round" if current.get("final") else f"round {_text(current.get('round'))}"
+        lines.append(f"{label} copying since {_text(current.get('start', '?'))}")
+    return "\n".join(lines) or "-"
+
+
+def _cutover(w: dict[str, Any], result: str = "") -> str:
+    """Where the cutover is: branch to merge, scheduled, under way, or done with its downtime;
+    ``result`` is the VM's, so a cutover a failed or canceled VM left half done says so."""
+    c = w.get("cutover") or {}
+    if "downtimeSeconds" in c:
+        return (
+            f"[green]done[/]: downtime {float(c['downtimeSeconds']):.1f} s, "
+            f"{human_bytes(c.get('bytes', 0))} copied"
+        )
+    if c.get("started") or c.get("powerOffAt"):
+        since = f": source off since {escape(str(c['powerOffAt']))}" if c.get("powerOffAt") else ""
+        if result in ("Failed", "Canceled"):
+            return f"[red]stopped ({result.lower()})[/]{since}"
+        return f"[yellow]in progress[/]{since}"
+    if c.get("scheduledAt"):
+        return f"scheduled at {escape(str(c['scheduledAt']))}"
+    if c.get("branch"):
+        return f"merge branch {escape(str(c['branch']))}"
+    return escape(str(c.get("instruction") or c.get("message") or "-"))

@@ -249,18 +249,21 @@ def observe(
     target: Target,
     sources: Sources | None = None,
     destinations: Mapping[Key, Target | str] | None = None,
+    also: frozenset[Key] = frozenset(),
 ) -> tuple[dict[Key, SourceConnection | str], dict[Key, ProviderState], Observed]:
     """Connections (or why not) for every source provider a plan uses, and what they hold;
     the VMs each plan's target namespace already has.
 
     With ``sources`` (the daemon's), connections outlive the pass; without, the caller closes
     them with :func:`close_all`. ``destinations`` gives the target of each destination
-    Provider (or why there is none); one it does not name is ``target``."""
+    Provider (or why there is none); one it does not name is ``target``.  ``also`` names
+    source providers to connect though no plan uses them (a deleted plan's, to clean up)."""
     sources = sources if sources is not None else Sources()
     used: set[Key] = set()
     for plan in desired.of("Plan").values():
         ref = plan.spec.provider.source
         used.add((ref.namespace or plan.namespace, ref.name))
+    used |= {key for key in also if desired.get("Provider", *key) is not None}
     sources.keep_only(used)
     connections: dict[Key, SourceConnection | str] = {}
     states: dict[Key, ProviderState] = {}

@@ -41,7 +41,12 @@ from reconciler.pipeline.cold import (
     start_record,
 )
 from reconciler.pipeline.phases import now
-from reconciler.pipeline.warm import abandon_snapshots, next_wake, run_warm_vm
+from reconciler.pipeline.warm import (
+    abandon_snapshots,
+    cancel_paused_vm,
+    next_wake,
+    run_warm_vm,
+)
 from reconciler.planner.model import PlanDecision, VmPlan
 from reconciler.planner.planner import Observed, PlanProgress, decide
 from reconciler.planner.schedule import Job, schedule
@@ -200,9 +205,16 @@ class Reconciler:
         ref_errors = check_references(desired)
         self.settings.secrets.plaintext = plaintext_secrets(desired)
         destinations = self._destinations(desired)
+        orphans = self._deleted_plans_warm_vms(desired)
         connections, states, observed = observe(
-            desired, self.settings.secrets, self.local, self.sources, destinations
+            desired,
+            self.settings.secrets,
+            self.local,
+            self.sources,
+            destinations,
+            also=frozenset(k for k in (_provider_key(v) for v in orphans) if k),
         )
+        self._abandon(orphans, connections)
         for (ns, name), inv in observed.inventories.items():
             if not isinstance(inv, str):
                 self.inventories.save(f"{ns}/{name}", inv)
@@ -232,6 +244,36 @@ class Reconciler:
             self._problems(desired, decisions),
             wake_at,
         )
+
+    def _deleted_plans_warm_vms(self, desired: Desired) -> list[VmProgress]:
+        plans = {f"{ns}/{name}" for ns, name in desired.of("Plan")}
+        return [v for v in self.store.unfinished_warm() if v.plan not in plans]
+
+    def _abandon(self, orphans: list[VmProgress], connections) -> None:
+        """Warm VMs whose Plan was deleted: remove the snapshots this tool left on them and
+        end them Canceled.  Their target disks stay (no plan says where any more)."""
+        for rec in orphans:
+            key = _provider_key(rec)
+            conn = connections.get(key) if key else None
+            if isinstance(conn, str):  # unreachable now: tried again next pass
+                log.warning(
+                    "plan %s deleted; VM %s keeps its snapshots: %s", rec.plan, rec.vm_name, conn
+                )
+                continue
+            if conn is None:
+                why = f"Provider {rec.warm.get('provider') or '?'} is gone"
+                rec.error = {"cleanup": f"snapshots of mtv-gitops may be left on the VM: {why}"}
+                log.warning("plan %s deleted; VM %s: %s", rec.plan, rec.vm_name, why)
+            else:
+                try:
+                    abandon_snapshots(conn, rec.vm_id, rec)
+                except Exception as exc:  # noqa: BLE001 - logged; the record still ends
+                    rec.error = {"cleanup": f"{type(exc).__name__}: {exc}"}
+                    log.warning("plan %s deleted; VM %s: %s", rec.plan, rec.vm_name, exc)
+                else:
+                    log.info("plan %s deleted: snapshots of VM %s removed", rec.plan, rec.vm_name)
+            rec.result, rec.phase, rec.completed = "Canceled", "Canceled", now()
+            self.store.put_vm(rec)
 
     def _work_left(self, decisions: list[PlanDecision]) -> tuple[bool, float | None]:
         """Whether a VM has work now, and the earliest time a waiting warm VM has work: a
@@ -295,47 +337,13 @@ class Reconciler:
         if not rec.started:
             rec.started = now()
         self.store.put_migration(rec)
+        ctx = self._context(d, connections, config, writer) if d.run_vms else None
         for vm_id in d.canceled_vms:
-            prior = self.store.get_vm(d.key, vm_id)
-            if prior is not None and not prior.finished and prior.warm and d.source in connections:
-                try:  # a warm VM canceled between rounds: its snapshots go
-                    abandon_snapshots(connections[d.source], vm_id, prior)
-                except Exception as exc:  # noqa: BLE001 - said in status; the cancel goes on
-                    prior.error = {"cleanup": f"{type(exc).__name__}: {exc}"}
-            if prior is None or not prior.finished:
-                vm = next((v for v in d.vms if v.vm_id == vm_id), None)
-                if prior is None and vm is not None:
-                    prior = VmProgress(d.key, vm_id, vm.source_name, d.migration, vm.target_name)
-                if prior is not None:
-                    prior.result, prior.phase, prior.completed = "Canceled", "Canceled", now()
-                    prior.migration = d.migration
-                    self.store.put_vm(prior)
+            self._cancel_waiting(d, vm_id, connections, config, writer)
         writer.commit()
         failed = 0
         if d.run_vms:
-            target = self._target_of(d)
-            ctx = RunContext(
-                store=self.store,
-                source=connections[d.source],
-                target=target,
-                plan_key=d.key,
-                migration=d.migration,
-                streams=config.transfer.streams,
-                chunk_size=config.transfer.chunkMiB * 1024 * 1024,
-                verify=config.transfer.verify
-                if self.settings.verify is None
-                else self.settings.verify,
-                max_bytes_per_second=(config.transfer.maxMiBps or 0) * 1024 * 1024 or None,
-                reporter=self.settings.reporter,
-                on_change=writer.commit,
-                cancel=self.cancel,
-                source_ref=self._source_ref(writer.desired, d),
-                storage=_storage(target, config),
-                warm=d.warm,
-                precopy_interval=config.warm.precopyIntervalSeconds or d.precopy_interval,
-                cutover=d.cutover,
-                propose=self._proposer(d) if d.warm else None,
-            )
+            assert ctx is not None
             failed = self._run_vms(d, ctx)
         if self.cancel.is_set():
             return failed
@@ -357,6 +365,58 @@ class Reconciler:
         self.store.put_migration(rec)
         writer.commit(force=True)
         return failed
+
+    def _context(self, d: PlanDecision, connections, config: RepoConfig, writer) -> RunContext:
+        """What the pipeline needs to run (or clean up) the plan's VMs in this pass."""
+        target = self._target_of(d)
+        return RunContext(
+            store=self.store,
+            source=connections.get(d.source, "no connection to the source provider"),
+            target=target,
+            plan_key=d.key,
+            migration=d.migration,
+            streams=config.transfer.streams,
+            chunk_size=config.transfer.chunkMiB * 1024 * 1024,
+            verify=config.transfer.verify if self.settings.verify is None else self.settings.verify,
+            max_bytes_per_second=(config.transfer.maxMiBps or 0) * 1024 * 1024 or None,
+            reporter=self.settings.reporter,
+            on_change=writer.commit,
+            cancel=self.cancel,
+            source_ref=self._source_ref(writer.desired, d),
+            storage=_storage(target, config),
+            warm=d.warm,
+            precopy_interval=config.warm.precopyIntervalSeconds or d.precopy_interval,
+            cutover=d.cutover,
+            propose=self._proposer(d) if d.warm else None,
+        )
+
+    def _cancel_waiting(self, d: PlanDecision, vm_id: str, connections, config, writer) -> None:
+        """Cancel a VM no pass is running: one never started ends Canceled; a warm one waiting
+        between rounds also loses its snapshots and its target disks."""
+        prior = self.store.get_vm(d.key, vm_id)
+        if prior is not None and prior.finished:
+            return
+        vm = next((v for v in d.vms if v.vm_id == vm_id), None)
+        if prior is None:
+            if vm is None:
+                return
+            prior = VmProgress(d.key, vm_id, vm.source_name, d.migration, vm.target_name)
+        prior.migration = d.migration
+        if prior.warm is not None and prior.started and vm is not None:
+            try:
+                ctx = self._context(d, connections, config, writer)
+            except TargetError as exc:
+                prior.error = {"cleanup": f"target disks not removed: {exc}"}
+            else:
+                cancel_paused_vm(ctx, vm, prior)
+                return
+        if prior.warm and not isinstance(connections.get(d.source, ""), str):
+            try:
+                abandon_snapshots(connections[d.source], vm_id, prior)
+            except Exception as exc:  # noqa: BLE001 - said in status; the cancel goes on
+                prior.error = {**(prior.error or {}), "cleanup": f"{type(exc).__name__}: {exc}"}
+        prior.result, prior.phase, prior.completed = "Canceled", "Canceled", now()
+        self.store.put_vm(prior)
 
     def _proposer(self, d: PlanDecision) -> Callable[[datetime], tuple[str, str]]:
         """How a warm VM proposes its Migration's cutover: the branch and what status says."""
@@ -470,6 +530,12 @@ class Reconciler:
         for halt in halts:
             if halt is not None:
                 halt.set()
+
+
+def _provider_key(rec: VmProgress) -> Key | None:
+    """The source provider a warm record names, as the key observe uses."""
+    ns, _, name = ((rec.warm or {}).get("provider") or "").partition("/")
+    return (ns, name) if name else None
 
 
 def _storage(target: Target, config: RepoConfig) -> StorageSettings:

@@ -274,7 +274,8 @@ def cancel_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
 def _finish(ctx: RunContext, rec: VmProgress, result: str, error: dict | None) -> VmProgress:
     rec.result = result
     rec.phase = "Completed" if result == "Succeeded" else result
-    rec.error = error
+    cleanup = (rec.error or {}).get("cleanup")  # what a cleanup could not remove stays said
+    rec.error = {**(error or {}), "cleanup": cleanup} if cleanup else error
     rec.completed = now()
     ctx.store.put_vm(rec)
     ctx.on_change(force=True)
@@ -423,6 +424,7 @@ def ensure_disks_copied(
         task["completed"] = now()
         task["progress"]["completed"] = claim.size // MB
         task["digest"] = result.source_digest
+        task["bytes"] = result.bytes_written
         if result.resumed_chunks:
             task["annotations"]["resumedChunks"] = str(result.resumed_chunks)
         if outcome.attempts > 1:

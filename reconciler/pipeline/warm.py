@@ -12,7 +12,13 @@ snapshot, final delta, remove it, create the VirtualMachine running.
 Everything a later pass needs is in the VM's record (``VmProgress.warm``): the snapshot this
 tool has on the VM, each disk's change id, the round in flight, the rounds done, the cutover
 record and proposal, the power-off time.  Snapshots this tool made are removed when the VM
-fails or is canceled.
+fails, is canceled or its plan is deleted; one a killed pass took but never recorded is
+found by its name (``mtv-gitops-...``) and removed before the next is taken.
+
+A precopy round that fails is tried again (the same round, the same snapshot) after
+``min(interval, RETRY_SECONDS)``; :data:`MAX_CONSECUTIVE_FAILURES` in a row, or a round that
+would take more than :data:`MAX_SNAPSHOTS` snapshots, ends the VM with MTV's
+"warm import retry limit reached".
 """
 
 from __future__ import annotations
@@ -25,13 +31,16 @@ from reconciler.pipeline.cold import (
     Handler,
     Paused,
     RunContext,
+    _clean,
     _not_built,
+    cancel_vm,
     claims_of,
     disk_id,
     ensure_disks_allocated,
     ensure_disks_copied,
     ensure_source_off,
     ensure_source_stopped,
+    labelled,
     run_steps,
 )
 from reconciler.pipeline.phases import COPYING_PAUSED, now
@@ -41,9 +50,12 @@ from reconciler.progress.store import VmProgress
 from reconciler.sources import SourceConnection, SourceError, WarmSource, warm_source
 from reconciler.targets.base import CopyRequest, TargetError
 from reconciler.targets.kubevirt_manifests import vm_manifest
+from reconciler.transfer.engine import TransferCanceled
 
 SNAPSHOT_PREFIX = "mtv-gitops"  # every snapshot this tool takes is named so
-MAX_ROUNDS = 28  # MTV's limit of snapshots per VM
+MAX_SNAPSHOTS = 28  # MTV's limit of precopy snapshots per VM
+MAX_CONSECUTIVE_FAILURES = 3  # precopy rounds failing in a row before the VM fails
+RETRY_SECONDS = 60.0  # a failed round is tried again this soon (or at the interval if sooner)
 RETRY_LIMIT = "warm import retry limit reached"
 
 
@@ -97,8 +109,10 @@ def ensure_initial_snapshot(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: 
         for disk in vm.disks:
             src.open_disk(vm.vm_id, disk.key).close()
         w["powerState"] = src.power_state(vm.vm_id)
-        w["snapshotId"] = src.create_snapshot(
-            vm.vm_id, _snapshot_name(ctx, "0"), "mtv-gitops warm migration: initial copy"
+        if ctx.source_ref is not None:
+            w["provider"] = ctx.source_ref.key  # to remove snapshots if the plan is deleted
+        w["snapshotId"] = _take_snapshot(
+            ctx, vm, rec, "0", "mtv-gitops warm migration: initial copy"
         )
         ctx.store.put_vm(rec)
     if not w.get("changeIds"):
@@ -115,12 +129,24 @@ def ensure_initial_snapshot(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: 
 
 
 def ensure_initial_copy(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
-    """Round 0: every disk whole, as the initial snapshot holds it."""
+    """Round 0: every disk whole, as the initial snapshot holds it (Forklift's first precopy)."""
     w = _state(rec)
     message = ensure_disks_copied(
         ctx, vm, rec, step, snapshot_id=w["snapshotId"], change_ids=w["changeIds"]
     )
-    w["nextPrecopyAt"] = _stamp(time.time() + ctx.precopy_interval)
+    if not w["precopies"]:
+        tasks = step.get("tasks", [])
+        w["precopies"].append(
+            {
+                "round": 0,
+                "start": step.get("started") or now(),
+                "end": now(),
+                "bytes": sum(t.get("bytes", 0) for t in tasks),
+                "snapshot": w["snapshotId"],
+                "full": True,
+            }
+        )
+        w["nextPrecopyAt"] = _stamp(time.time() + ctx.precopy_interval)
     ctx.store.put_vm(rec)
     return f"{message}; round 0 (full copy) at snapshot {w['snapshotId']}"
 
@@ -167,17 +193,43 @@ def ensure_precopied(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -
         ctx.store.put_vm(rec)
     due = epoch_of(w.get("nextPrecopyAt") or now()) <= time.time()
     if w.get("current") or due:
-        if not w.get("current"):
-            if len(w["precopies"]) + 1 > MAX_ROUNDS:
-                raise SourceError(
-                    f"{RETRY_LIMIT}: {MAX_ROUNDS} precopy rounds ran without a cutover; "
-                    "merge the cutover branch sooner, or raise controller_precopy_interval"
-                )
-            _next_snapshot(ctx, vm, rec, str(len(w["precopies"]) + 1))
-        _copy_round(ctx, vm, rec)
-        w["nextPrecopyAt"] = _stamp(time.time() + ctx.precopy_interval)
+        if not w.get("current") and w.get("snapshotsTaken", 0) >= MAX_SNAPSHOTS:
+            raise SourceError(
+                f"{RETRY_LIMIT}: {MAX_SNAPSHOTS} precopy snapshots were taken without a "
+                "cutover; merge the cutover branch sooner or raise controller_precopy_interval, "
+                "then push a new Migration"
+            )
+        try:
+            if not w.get("current"):
+                _next_snapshot(ctx, vm, rec, str(_next_round(w)))
+            _copy_round(ctx, vm, rec)
+        except TransferCanceled:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a round is tried again, up to the limit
+            _round_failed(ctx, rec, exc)
+        else:
+            w["consecutiveFailures"] = 0
+            w["nextPrecopyAt"] = _stamp(time.time() + ctx.precopy_interval)
         ctx.store.put_vm(rec)
     raise Paused(COPYING_PAUSED)
+
+
+def _round_failed(ctx: RunContext, rec: VmProgress, exc: Exception) -> None:
+    """Count a failed precopy round and set when it is tried again; the last one allowed
+    fails the VM (its snapshots are then removed)."""
+    w = _state(rec)
+    reason = (
+        str(exc) if isinstance(exc, SourceError | TargetError) else f"{type(exc).__name__}: {exc}"
+    )
+    w["failures"] = w.get("failures", 0) + 1
+    w["consecutiveFailures"] = w.get("consecutiveFailures", 0) + 1
+    w["lastFailure"] = {"time": now(), "message": reason}
+    if w["consecutiveFailures"] >= MAX_CONSECUTIVE_FAILURES:
+        raise SourceError(
+            f"{RETRY_LIMIT}: {w['consecutiveFailures']} precopy rounds failed in a row; "
+            f"the last: {reason}"
+        ) from exc
+    w["nextPrecopyAt"] = _stamp(time.time() + min(ctx.precopy_interval, RETRY_SECONDS))
 
 
 def _next_snapshot(ctx: RunContext, vm: VmPlan, rec: VmProgress, label: str) -> None:
@@ -189,10 +241,40 @@ def _next_snapshot(ctx: RunContext, vm: VmPlan, rec: VmProgress, label: str) -> 
         src.remove_snapshot(vm.vm_id, w["snapshotId"])
         w["snapshotId"] = ""
         ctx.store.put_vm(rec)
-    snap = src.create_snapshot(vm.vm_id, _snapshot_name(ctx, label), "mtv-gitops precopy")
+    snap = _take_snapshot(ctx, vm, rec, label, "mtv-gitops precopy")
     w["snapshotId"] = snap
-    w["current"] = {"round": len(w["precopies"]) + 1, "snapshot": snap, "start": now()}
+    w["current"] = {"round": _next_round(w), "snapshot": snap, "start": now()}
     ctx.store.put_vm(rec)
+
+
+def _next_round(w: dict[str, Any]) -> int:
+    return max((p["round"] for p in w["precopies"]), default=-1) + 1
+
+
+def _take_snapshot(ctx: RunContext, vm: VmPlan, rec: VmProgress, label: str, text: str) -> str:
+    """Take a snapshot, after removing any of ours the record does not hold (a pass killed
+    between taking one and recording it)."""
+    src = warm_source(ctx.source)
+    _sweep(src, vm.vm_id, _held(_state(rec)))
+    snap = src.create_snapshot(vm.vm_id, _snapshot_name(ctx, label), text)
+    _state(rec)["snapshotsTaken"] = _state(rec).get("snapshotsTaken", 0) + 1
+    return snap
+
+
+def _held(w: dict[str, Any]) -> set[str]:
+    return {w.get("snapshotId") or "", (w.get("current") or {}).get("snapshot") or ""} - {""}
+
+
+def _sweep(src: WarmSource, vm_id: str, keep: set[str]) -> list[str]:
+    """Remove the VM's snapshots named as this tool names them, except ``keep``."""
+    gone = [
+        sid
+        for sid, name in src.snapshots(vm_id).items()
+        if name.startswith(f"{SNAPSHOT_PREFIX}-") and sid not in keep
+    ]
+    for sid in gone:
+        src.remove_snapshot(vm_id, sid)
+    return gone
 
 
 def _copy_round(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> dict[str, Any]:
@@ -309,6 +391,13 @@ def ensure_warm_vm_created(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: d
     )
 
 
+def cancel_paused_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
+    """A warm VM canceled while it waits between rounds (no pass runs it): its snapshots go,
+    then what was made for it on the target, as for a VM canceled mid-copy."""
+    _clean(ctx, vm, rec, remove_snapshots)
+    return cancel_vm(ctx, labelled(ctx, vm), rec)
+
+
 def remove_snapshots(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> None:
     """Remove the snapshots this tool has on the VM (failure, cancel)."""
     abandon_snapshots(ctx.source, vm.vm_id, rec)
@@ -316,14 +405,13 @@ def remove_snapshots(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> None:
 
 
 def abandon_snapshots(source: SourceConnection, vm_id: str, rec: VmProgress) -> None:
-    """Remove the snapshot a warm record holds, if any; the record forgets it."""
+    """Remove every snapshot this tool has on the VM, recorded or not; the record forgets
+    them."""
     w = rec.warm or {}
-    snaps = {w.get("snapshotId") or "", (w.get("current") or {}).get("snapshot") or ""} - {""}
-    if not snaps:
-        return
     src = warm_source(source)
-    for snap in sorted(snaps):
+    for snap in sorted(_held(w)):
         src.remove_snapshot(vm_id, snap)
+    _sweep(src, vm_id, set())
     w["snapshotId"] = ""
     w.pop("current", None)
 
@@ -341,10 +429,12 @@ def next_wake(rec: VmProgress, cutover: datetime | None) -> float | None:
 
 
 __all__ = [
-    "MAX_ROUNDS",
+    "MAX_CONSECUTIVE_FAILURES",
+    "MAX_SNAPSHOTS",
     "RETRY_LIMIT",
     "SNAPSHOT_PREFIX",
     "abandon_snapshots",
+    "cancel_paused_vm",
     "epoch_of",
     "next_wake",
     "run_warm_vm",

@@ -68,10 +68,11 @@ def decide_cutover(
 ) -> CutoverDecision:
     """Decide from the Migration's ``spec.cutover`` and the previous record what to do now.
 
-    *precopied* is whether the initial copy and a precopy round have succeeded: only then is
-    there a proposal to make or a final delta to cut over with.  A time at or before *now*
-    means at once.  Once cutover has started, removing or changing ``spec.cutover`` no longer
-    stops it (the source may already be off); the decision says so instead of pretending.
+    *precopied* is whether the first precopy (the initial full copy, as in Forklift) has
+    succeeded: only then is there a proposal to make or a final delta to cut over with.  A
+    time at or before *now* means at once.  Once cutover has started, removing or changing
+    ``spec.cutover`` no longer stops it (the source may already be off); the decision says
+    so instead of pretending.
     """
     _aware("now", now)
     _aware("spec.cutover", cutover)

@@ -205,6 +205,16 @@ class ProgressStore:
             ).fetchall()
         return [_vm(r) for r in rows]
 
+    def unfinished_warm(self) -> list[VmProgress]:
+        """Warm VMs of every plan not finished yet (a deleted plan's may hold snapshots)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT plan, vm_id, vm_name, migration, target_name, phase, result, started,"
+                " completed, steps, error, warm FROM vms WHERE warm != '' AND result = ''"
+                " ORDER BY rowid"
+            ).fetchall()
+        return [_vm(r) for r in rows]
+
     def put_vm(self, vm: VmProgress) -> None:
         with self._tx() as db:
             db.execute(

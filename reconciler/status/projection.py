@@ -187,7 +187,7 @@ def vm_status(rec: VmProgress, waiting: str = "") -> dict[str, Any]:
         out["completed"] = rec.completed
     out["pipeline"] = rec.steps
     if rec.warm is not None:
-        out["warm"] = rec.warm
+        out["warm"] = warm_status(rec.warm, finished=rec.finished)
     if rec.error:
         out["error"] = rec.error
     if rec.result:
@@ -203,6 +203,71 @@ def vm_status(rec: VmProgress, waiting: str = "") -> dict[str, Any]:
         out["conditions"] = [
             {"type": "Waiting", "status": "True", "category": "Advisory", "message": waiting}
         ]
+    return out
+
+
+# a precopy round as status shows it, in this order; ``chunks`` (chunks the round touched) is
+# ours, the rest is Forklift's Precopy plus the round's number, bytes and extents
+_ROUND_KEYS = ("round", "start", "end", "bytes", "extents", "chunks", "snapshot")
+
+
+def _round(r: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    out = {k: r[k] for k in keys if r.get(k) is not None and r.get(k) != ""}
+    for flag in ("full", "final"):  # round 0 copies whole disks; the final one at cutover
+        if r.get(flag):
+            out[flag] = True
+    return out
+
+
+def warm_status(warm: dict[str, Any], finished: bool = False) -> dict[str, Any]:
+    """A warm VM's record (the pipeline's ``VmProgress.warm``) in Forklift's ``plan.Warm``
+    shape (successes, failures, consecutiveFailures, nextPrecopyAt, precopies) plus ours: the
+    round in flight, the last failure and the cutover.  Only facts the record holds, nothing
+    derived from the clock, so an unchanged record gives unchanged status; internal plumbing
+    (change ids, the cutover decision's record, epochs, the provider) stays out.  A
+    ``finished`` VM (succeeded, failed, canceled) shows no next precopy time.
+    """
+    precopies = [_round(r, _ROUND_KEYS) for r in warm.get("precopies") or []]
+    out: dict[str, Any] = {
+        "successes": len(precopies),
+        "failures": int(warm.get("failures") or 0),
+        "consecutiveFailures": int(warm.get("consecutiveFailures") or 0),
+    }
+    decision = warm.get("cutover") or {}
+    cutting_over = bool(
+        decision.get("started")
+        or warm.get("powerOffAt")
+        or any(r.get("final") for r in precopies)
+        or (warm.get("current") or {}).get("final")
+    )
+    if warm.get("nextPrecopyAt") and not finished and not cutting_over:
+        out["nextPrecopyAt"] = warm["nextPrecopyAt"]
+    out["precopies"] = precopies
+    if warm.get("current"):
+        out["roundInFlight"] = _round(warm["current"], ("round", "start", "snapshot"))
+    failure = warm.get("lastFailure") or {}
+    if failure:
+        out["lastFailure"] = {k: failure[k] for k in ("time", "message") if failure.get(k)}
+    cutover: dict[str, Any] = {}
+    for key, name in (
+        ("cutoverBranch", "branch"),
+        ("cutoverInstruction", "instruction"),
+        ("cutoverAt", "scheduledAt"),
+        ("cutoverMessage", "message"),
+    ):
+        if warm.get(key):
+            cutover[name] = warm[key]
+    if decision.get("started"):
+        cutover["started"] = True
+    for key, name in (
+        ("powerOffAt", "powerOffAt"),
+        ("downtimeSeconds", "downtimeSeconds"),
+        ("cutoverBytes", "bytes"),
+    ):
+        if warm.get(key) is not None and warm.get(key) != "":
+            cutover[name] = warm[key]
+    if cutover:
+        out["cutover"] = cutover
     return out
 
 

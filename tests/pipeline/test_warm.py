@@ -12,7 +12,13 @@ import pytest
 
 from reconciler.pipeline.cold import RunContext, start_record
 from reconciler.pipeline.phases import COPYING_PAUSED
-from reconciler.pipeline.warm import MAX_ROUNDS, RETRY_LIMIT, next_wake, run_warm_vm
+from reconciler.pipeline.warm import (
+    MAX_CONSECUTIVE_FAILURES,
+    MAX_SNAPSHOTS,
+    RETRY_LIMIT,
+    next_wake,
+    run_warm_vm,
+)
 from reconciler.planner.model import DiskPlan, VmPlan
 from reconciler.progress.store import ProgressStore
 from reconciler.targets.local import LocalTarget
@@ -43,7 +49,8 @@ class FakeSource:
         self.data = bytearray(bytes(range(256)) * (SIZE // 256))
         self.epoch = 0
         self.writes: list[tuple[int, int, int]] = []  # (epoch, offset, length)
-        self.snapshots: dict[str, tuple[bytes, int]] = {}
+        self.taken: dict[str, tuple[bytes, int]] = {}
+        self.names: dict[str, str] = {}
         self.calls: list[str] = []
         self.power = "On"
 
@@ -58,26 +65,31 @@ class FakeSource:
         self.power = "Off"
 
     def open_disk(self, vm_id: str, disk_key: str, snapshot_id: str = "") -> _Reader:
-        return _Reader(self.snapshots[snapshot_id][0] if snapshot_id else bytes(self.data))
+        return _Reader(self.taken[snapshot_id][0] if snapshot_id else bytes(self.data))
 
     def create_snapshot(self, vm_id: str, name: str, description: str = "") -> str:
         self.epoch += 1
         snap = f"snap-{self.epoch}"
-        self.snapshots[snap] = (bytes(self.data), self.epoch)
+        self.taken[snap] = (bytes(self.data), self.epoch)
+        self.names[snap] = name
         self.calls.append(f"create {snap}")
         return snap
 
     def remove_snapshot(self, vm_id: str, snapshot_id: str) -> None:
         self.calls.append(f"remove {snapshot_id}")
-        self.snapshots.pop(snapshot_id, None)
+        self.taken.pop(snapshot_id, None)
+        self.names.pop(snapshot_id, None)
+
+    def snapshots(self, vm_id: str) -> dict[str, str]:
+        return dict(self.names)
 
     def change_ids(self, vm_id: str, snapshot_id: str) -> dict[str, str]:
-        return {"2000": f"cid/{self.snapshots[snapshot_id][1]}"}
+        return {"2000": f"cid/{self.taken[snapshot_id][1]}"}
 
     def changed_extents(
         self, vm_id: str, snapshot_id: str, disk_key: str, change_id: str
     ) -> list[Extent]:
-        since, upto = int(change_id.split("/")[1]), self.snapshots[snapshot_id][1]
+        since, upto = int(change_id.split("/")[1]), self.taken[snapshot_id][1]
         return [Extent(o, n, False) for e, o, n in self.writes if since <= e < upto]
 
 
@@ -130,11 +142,13 @@ def test_rounds_copy_what_changed_in_the_safe_order_and_cutover_ends_clean(warm)
 
     source.write(MIB + 10, b"\xaa" * 100)
     rec = run_warm_vm(ctx, vm, rec)  # not due: nothing copied, no snapshot taken
-    assert rec.warm["precopies"] == [] and source.calls == ["create snap-1"]
+    [r0] = rec.warm["precopies"]  # the initial full copy is round 0, as in Forklift
+    assert r0["round"] == 0 and r0["full"] and r0["bytes"] == SIZE
+    assert source.calls == ["create snap-1"]
     _due(ctx, rec)
     rec = run_warm_vm(ctx, vm, rec)
     assert source.calls == ["create snap-1", "remove snap-1", "create snap-2"]  # MTV-1656
-    [r1] = rec.warm["precopies"]
+    [_, r1] = rec.warm["precopies"]
     assert (r1["round"], r1["extents"], r1["chunks"]) == (1, 1, 1)
     assert rec.warm["changeIds"] == {"2000": "cid/2"}
     assert image.read_bytes() == bytes(source.data)
@@ -143,7 +157,7 @@ def test_rounds_copy_what_changed_in_the_safe_order_and_cutover_ends_clean(warm)
     ctx.cutover = datetime.now(UTC) - timedelta(seconds=1)
     rec = run_warm_vm(ctx, vm, rec)
     assert rec.result == "Succeeded", rec.error
-    assert source.power == "Off" and source.snapshots == {}
+    assert source.power == "Off" and source.taken == {}
     assert rec.warm["precopies"][-1]["final"] is True and rec.warm["cutoverBytes"] >= 4096
     assert image.read_bytes() == bytes(source.data)
 
@@ -151,12 +165,12 @@ def test_rounds_copy_what_changed_in_the_safe_order_and_cutover_ends_clean(warm)
 def test_more_rounds_than_the_limit_fail_and_leave_no_snapshot(warm) -> None:
     ctx, vm, source, _ = warm
     rec = run_warm_vm(ctx, vm, start_record(ctx, vm, None))
-    rec.warm["precopies"] = [{"round": k} for k in range(1, MAX_ROUNDS + 1)]
+    rec.warm["snapshotsTaken"] = MAX_SNAPSHOTS
     _due(ctx, rec)
     rec = run_warm_vm(ctx, vm, rec)
     assert rec.result == "Failed"
     assert RETRY_LIMIT in rec.error["reasons"][0]
-    assert source.snapshots == {}
+    assert source.taken == {}
 
 
 def test_a_round_stopped_midway_resumes_under_its_number_from_the_stored_change_id(warm) -> None:
@@ -178,7 +192,62 @@ def test_a_round_stopped_midway_resumes_under_its_number_from_the_stored_change_
     ctx.halt.clear()
     rec = run_warm_vm(ctx, vm, ctx.store.get_vm("ns/p", "vm-1"))  # as a restarted reconciler
     assert rec.phase == COPYING_PAUSED and "current" not in rec.warm
-    assert [r["round"] for r in rec.warm["precopies"]] == [1]
+    assert [r["round"] for r in rec.warm["precopies"]] == [0, 1]
     assert rec.warm["changeIds"] == {"2000": "cid/2"}
     assert source.calls == ["create snap-1", "remove snap-1", "create snap-2"]  # no new snapshot
+    assert image.read_bytes() == bytes(source.data)
+
+
+def test_failed_rounds_are_retried_and_fail_the_vm_only_when_they_keep_failing(warm) -> None:
+    ctx, vm, source, image = warm
+    ctx.precopy_interval = 3600
+    rec = run_warm_vm(ctx, vm, start_record(ctx, vm, None))
+    source.write(MIB, b"\x01" * 512)
+    opened = source.open_disk
+
+    def broken(vm_id: str, disk_key: str, snapshot_id: str = "") -> _Reader:
+        raise OSError("datastore went away")
+
+    source.open_disk = broken  # type: ignore[method-assign]
+    for failures in range(1, MAX_CONSECUTIVE_FAILURES):
+        _due(ctx, rec)
+        rec = run_warm_vm(ctx, vm, rec)
+        assert rec.phase == COPYING_PAUSED and not rec.finished
+        assert rec.warm["consecutiveFailures"] == failures
+        assert "datastore went away" in rec.warm["lastFailure"]["message"]
+        # tried again within RETRY_SECONDS, not an hour later
+        assert next_wake(rec, None) < time.time() + 61
+    source.open_disk = opened  # type: ignore[method-assign]
+    _due(ctx, rec)
+    rec = run_warm_vm(ctx, vm, rec)  # the same round, its snapshot kept, now copies
+    assert rec.warm["consecutiveFailures"] == 0
+    assert rec.warm["failures"] == MAX_CONSECUTIVE_FAILURES - 1
+    assert [r["round"] for r in rec.warm["precopies"]] == [0, 1]
+    assert image.read_bytes() == bytes(source.data)
+
+    source.open_disk = broken  # type: ignore[method-assign]
+    for _ in range(MAX_CONSECUTIVE_FAILURES):
+        _due(ctx, rec)
+        rec = run_warm_vm(ctx, vm, rec)
+    assert rec.result == "Failed"
+    assert RETRY_LIMIT in rec.error["reasons"][0] and "in a row" in rec.error["reasons"][0]
+    assert source.taken == {}  # every snapshot removed
+
+
+def test_a_snapshot_taken_by_a_killed_pass_but_never_recorded_is_removed(warm) -> None:
+    ctx, vm, source, image = warm
+    rec = run_warm_vm(ctx, vm, start_record(ctx, vm, None))
+    # a pass killed between CreateSnapshot and storing its id left this one (and the user's)
+    source.create_snapshot("vm-1", "mtv-gitops-p-1-1", "leaked")
+    source.create_snapshot("vm-1", "before patching", "the user's own")
+    _due(ctx, rec)
+    rec = run_warm_vm(ctx, vm, rec)
+    assert sorted(source.names.values()) == ["before patching", "mtv-gitops-p-1-1"]
+    assert source.names[rec.warm["snapshotId"]] == "mtv-gitops-p-1-1"  # the new round's
+    assert "remove snap-2" in source.calls  # the leaked one
+    assert len([n for n in source.names.values() if n.startswith("mtv-gitops")]) == 1
+    ctx.cutover = datetime.now(UTC) - timedelta(seconds=1)
+    rec = run_warm_vm(ctx, vm, rec)
+    assert rec.result == "Succeeded", rec.error
+    assert list(source.names.values()) == ["before patching"]  # the user's is kept
     assert image.read_bytes() == bytes(source.data)

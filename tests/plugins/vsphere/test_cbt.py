@@ -3,38 +3,16 @@ the ground warm migration stands on."""
 
 from __future__ import annotations
 
-import http.client
-import ssl
-from urllib.parse import quote
-
 import pytest
 
 from plugins.vsphere.plugin import VsphereConnection
 from reconciler.sources import SourceError
-from tests.plugins.vsphere.conftest import Simulator, start_simulator
-from tests.plugins.vsphere.datastore_files import add_disk, split_path, wait, write_flat_disk
+from tests.plugins.vsphere.conftest import start_simulator
+from tests.plugins.vsphere.datastore_files import add_disk, guest_write, wait, write_flat_disk
 from tests.plugins.vsphere.test_disks import connect, content, datastore, first_vm
 
 pytestmark = pytest.mark.integration
 MiB = 1024 * 1024
-
-
-def guest_write(sim: Simulator, disk_file: str, offset: int, data: bytes) -> None:
-    """What a running guest does to its disk: the simulator records it for CBT."""
-    ds, path = split_path(disk_file)
-    flat = path.removesuffix(".vmdk") + "-flat.vmdk"
-    ctx = ssl.create_default_context()
-    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    conn = http.client.HTTPSConnection(sim.host, sim.port, context=ctx, timeout=30)
-    try:
-        conn.request(
-            "POST", f"/cbt/write?dsName={quote(ds)}&path={quote(flat)}&offset={offset}", body=data
-        )
-        resp = conn.getresponse()
-        resp.read()
-        assert resp.status == 204, resp.status
-    finally:
-        conn.close()
 
 
 @pytest.fixture

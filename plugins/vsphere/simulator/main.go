@@ -1,5 +1,6 @@
-// A vCenter simulator for the tests: govmomi's simulator.VPX() on 127.0.0.1 over TLS
-// (or, with -esx, a standalone ESXi host: simulator.ESX(), datacenter "ha-datacenter").
+// A vCenter simulator for the tests and `mtv-gitops demo --warm`: govmomi's simulator.VPX()
+// on 127.0.0.1 over TLS (or, with -esx, a standalone ESXi host: simulator.ESX(), datacenter
+// "ha-datacenter").
 //
 // Changed block tracking, which govmomi's simulator lacks, is added around it (see cbt.go):
 // writes made through POST /cbt/write are recorded per disk file, CreateSnapshot_Task gives
