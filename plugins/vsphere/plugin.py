@@ -33,7 +33,24 @@ def _bus(controller: Any) -> str:
     return "scsi"
 
 
-def _disk_doc(dev: Any, controllers: dict[int, Any]) -> dict[str, Any]:
+def _disk_cbt(dev: Any, controllers: dict[int, Any], vm_cbt: bool, extra: Any) -> bool | None:
+    """Whether changed block tracking is on for the disk: off with the VM's; else the
+    ``<bus><n>:<unit>.ctkEnabled`` advanced setting when it is set (vSphere sets it for each
+    disk when CBT is switched on for the VM), None when it is not (on with the VM's)."""
+    if not vm_cbt:
+        return False
+    controller = controllers.get(dev.controllerKey)
+    bus_number = getattr(controller, "busNumber", 0)
+    key = f"{_bus(controller)}{bus_number}:{dev.unitNumber}.ctkEnabled"
+    for option in extra or ():
+        if option.key == key:
+            return str(option.value).strip().upper() == "TRUE"
+    return None
+
+
+def _disk_doc(
+    dev: Any, controllers: dict[int, Any], vm_cbt: bool = False, extra: Any = ()
+) -> dict[str, Any]:
     from pyVmomi import vim
 
     backing = dev.backing
@@ -48,7 +65,7 @@ def _disk_doc(dev: Any, controllers: dict[int, Any]) -> dict[str, Any]:
         "rdm": rdm,
         "mode": getattr(backing, "diskMode", ""),
         "bus": _bus(controllers.get(dev.controllerKey)),
-        "changeTrackingEnabled": bool(getattr(backing, "changeId", None)),
+        "changeTrackingEnabled": _disk_cbt(dev, controllers, vm_cbt, extra) is not False,
     }
 
 
@@ -163,6 +180,8 @@ class VsphereConnection:
             controllers = {
                 d.key: d for d in devices if isinstance(d, vim.vm.device.VirtualController)
             }
+            vm_cbt = bool(p.get("config.changeTrackingEnabled"))
+            extra = p.get("config.extraConfig") or ()
             disks = tuple(
                 Disk(
                     str(d.key),
@@ -171,6 +190,7 @@ class VsphereConnection:
                     file=getattr(d.backing, "fileName", ""),
                     format="vmdk",
                     bus=_bus(controllers.get(d.controllerKey)),
+                    change_tracking=_disk_cbt(d, controllers, vm_cbt, extra),
                 )
                 for d in devices
                 if isinstance(d, vim.vm.device.VirtualDisk)
@@ -247,7 +267,12 @@ class VsphereConnection:
             "ipAddress": p.get("guest.ipAddress") or "",
             "snapshotCount": snapshots,
             "disks": [
-                _disk_doc(d, controllers)
+                _disk_doc(
+                    d,
+                    controllers,
+                    bool(p.get("config.changeTrackingEnabled")),
+                    p.get("config.extraConfig"),
+                )
                 for d in devices
                 if isinstance(d, vim.vm.device.VirtualDisk)
             ],

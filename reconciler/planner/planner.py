@@ -73,8 +73,7 @@ def _decide_plan(
     if spec.warm:
         d.warm = True
         d.precopy_interval = controller.controller_precopy_interval * 60.0
-        destination = desired.get("Provider", *resolve(spec.provider.destination, plan))
-        why = _warm_refused(provider, destination)
+        why = _warm_refused(provider)
         if why:
             d.conditions.append(
                 Condition(
@@ -145,6 +144,9 @@ def _decide_plan(
                 into.append(f"{vm.name} ({', '.join(ids)})")
         if spec.warm and vm.change_tracking is False:
             no_cbt.append(vm.name)
+        elif spec.warm and any(d.change_tracking is False for d in vm.disks):
+            off = ", ".join(d.key for d in vm.disks if d.change_tracking is False)
+            no_cbt.append(f"{vm.name} (disk {off})")
         nics, missing_net = _nics(vm, nmap, inv, spec.targetNamespace)
         disks_, missing_sto = _disks(vm, smap, inv)
         unmapped_net += [f"{vm.name}: {n}" for n in missing_net]
@@ -252,16 +254,15 @@ def _decide_plan(
     return d
 
 
-def _warm_refused(source: Manifest | None, destination: Manifest | None) -> str:
+def _warm_refused(source: Manifest | None) -> str:
     """Why warm migration cannot run for this pair of providers ("" when it can): built for
-    vSphere sources (changed block tracking) onto the embedded local target only."""
+    vSphere sources (changed block tracking), onto the embedded local target or a cluster
+    (the kubevirt target's transfer Jobs copy round by round)."""
     if source is not None and source.spec.type != "vsphere":
         return (
             f"warm migration is built for vSphere sources only in mtv-gitops, not for "
             f"{source.spec.type}"
         )
-    if destination is not None and (destination.spec.url or "").strip():
-        return "warm migration onto a cluster (the kubevirt target) is not built yet"
     return ""
 
 

@@ -393,3 +393,34 @@ def test_cancel_and_plan_deletion_remove_the_snapshots_of_waiting_warm_vms(
         conn.close()
     finally:
         sim.stop()
+
+
+def test_a_disk_without_changed_block_tracking_keeps_a_warm_plan_not_ready(
+    workspace_factory, tmp_path
+) -> None:
+    """CBT on for the VM, off for one disk (scsiX:Y.ctkEnabled = FALSE): the plan is Not
+    Ready naming that disk, and nothing is done to the VM."""
+    from pyVmomi import vim
+
+    sim = start_simulator(hosts=1, vms=1, datastores=2)
+    try:
+        _, key, _, _, _ = _warm_source(sim)
+        conn = connect(sim)
+        vm = _vms(conn.si)["DC0_H0_VM0"]
+        disk = next(d for d in vm.config.hardware.device if str(d.key) == key)
+        controller = next(c for c in vm.config.hardware.device if c.key == disk.controllerKey)
+        setting = f"scsi{controller.busNumber}:{disk.unitNumber}.ctkEnabled"
+        option = vim.option.OptionValue(key=setting, value="FALSE")
+        wait(vm.ReconfigVM_Task(vim.vm.ConfigSpec(extraConfig=[option])))
+        conn.close()
+
+        ws, env = _warm_workspace(workspace_factory, tmp_path, sim, "DC0_H0_VM0")
+        proc = ws.reconcile("--once", env=env, timeout=300)
+        assert proc.returncode == 1, proc.stdout + proc.stderr  # a plan not ready
+        conditions = {c["type"]: c for c in ws.status("plan", "vs-plan")["status"]["conditions"]}
+        cbt = conditions["VMChangeTrackingDisabled"]
+        assert cbt["category"] == "Critical" and f"DC0_H0_VM0 (disk {key})" in cbt["message"]
+        assert "Ready" not in conditions  # Forklift shows Ready only when it is
+        assert _our_snapshots(sim, "DC0_H0_VM0") == []
+    finally:
+        sim.stop()
