@@ -75,6 +75,10 @@ class WarmSource(SourceConnection, Protocol):
     def snapshots(self, vm_id: str) -> dict[str, str]:
         """The VM's snapshots now, id to name (to find those a killed pass left behind)."""
 
+    def disk_change_tracking(self, vm_id: str) -> dict[str, bool]:
+        """Each disk's changed block tracking (disk key to on), read now; optional: a
+        source without it is checked at the initial snapshot instead."""
+
     def change_ids(self, vm_id: str, snapshot_id: str) -> dict[str, str]:
         """Each disk's change id at the snapshot ("" where tracking is off)."""
 

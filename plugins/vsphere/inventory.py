@@ -22,7 +22,6 @@ VM_PROPS = [
     "config.files.vmPathName",
     "config.firmware",
     "config.changeTrackingEnabled",
-    "config.extraConfig",  # per-disk changed block tracking: scsiX:Y.ctkEnabled
     "config.guestId",
     "config.guestFullName",
     "config.cpuHotAddEnabled",

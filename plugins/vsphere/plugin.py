@@ -48,9 +48,7 @@ def _disk_cbt(dev: Any, controllers: dict[int, Any], vm_cbt: bool, extra: Any) -
     return None
 
 
-def _disk_doc(
-    dev: Any, controllers: dict[int, Any], vm_cbt: bool = False, extra: Any = ()
-) -> dict[str, Any]:
+def _disk_doc(dev: Any, controllers: dict[int, Any]) -> dict[str, Any]:
     from pyVmomi import vim
 
     backing = dev.backing
@@ -65,7 +63,7 @@ def _disk_doc(
         "rdm": rdm,
         "mode": getattr(backing, "diskMode", ""),
         "bus": _bus(controllers.get(dev.controllerKey)),
-        "changeTrackingEnabled": _disk_cbt(dev, controllers, vm_cbt, extra) is not False,
+        "changeTrackingEnabled": bool(getattr(backing, "changeId", None)),
     }
 
 
@@ -180,8 +178,6 @@ class VsphereConnection:
             controllers = {
                 d.key: d for d in devices if isinstance(d, vim.vm.device.VirtualController)
             }
-            vm_cbt = bool(p.get("config.changeTrackingEnabled"))
-            extra = p.get("config.extraConfig") or ()
             disks = tuple(
                 Disk(
                     str(d.key),
@@ -190,7 +186,6 @@ class VsphereConnection:
                     file=getattr(d.backing, "fileName", ""),
                     format="vmdk",
                     bus=_bus(controllers.get(d.controllerKey)),
-                    change_tracking=_disk_cbt(d, controllers, vm_cbt, extra),
                 )
                 for d in devices
                 if isinstance(d, vim.vm.device.VirtualDisk)
@@ -267,12 +262,7 @@ class VsphereConnection:
             "ipAddress": p.get("guest.ipAddress") or "",
             "snapshotCount": snapshots,
             "disks": [
-                _disk_doc(
-                    d,
-                    controllers,
-                    bool(p.get("config.changeTrackingEnabled")),
-                    p.get("config.extraConfig"),
-                )
+                _disk_doc(d, controllers)
                 for d in devices
                 if isinstance(d, vim.vm.device.VirtualDisk)
             ],
@@ -387,6 +377,31 @@ class VsphereConnection:
             name=name, description=description, memory=False, quiesce=False
         )
         return _wait(task, time.monotonic() + 600)._moId
+
+    def disk_change_tracking(self, vm_id: str) -> dict[str, bool]:
+        """Each disk's changed block tracking, read now for this VM alone: the advanced
+        settings it needs (``scsiX:Y.ctkEnabled``) are too heavy to read for every VM."""
+        from pyVmomi import vim, vmodl
+
+        obj = self._vm(vm_id)["_obj"]
+        pc = vmodl.query.PropertyCollector
+        paths = ["config.changeTrackingEnabled", "config.extraConfig", "config.hardware.device"]
+        spec = pc.FilterSpec(
+            objectSet=[pc.ObjectSpec(obj=obj)],
+            propSet=[pc.PropertySpec(type=type(obj), pathSet=paths)],
+        )
+        props: dict[str, Any] = {}
+        for content in self.si.RetrieveContent().propertyCollector.RetrieveContents([spec]):
+            props |= {prop.name: prop.val for prop in content.propSet}
+        devices = props.get("config.hardware.device") or []
+        controllers = {d.key: d for d in devices if isinstance(d, vim.vm.device.VirtualController)}
+        vm_cbt = bool(props.get("config.changeTrackingEnabled"))
+        extra = props.get("config.extraConfig")
+        return {
+            str(d.key): _disk_cbt(d, controllers, vm_cbt, extra) is not False
+            for d in devices
+            if isinstance(d, vim.vm.device.VirtualDisk)
+        }
 
     def snapshots(self, vm_id: str) -> dict[str, str]:
         """Every snapshot the VM has now, id to name, read through the property collector

@@ -6,7 +6,12 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.daemon.observe import close_all, destination_targets, observe
+from reconciler.daemon.observe import (
+    close_all,
+    destination_targets,
+    observe,
+    observe_change_tracking,
+)
 from reconciler.daemon.validate import validate_inventories
 from reconciler.manifests.config import load_config
 from reconciler.manifests.loader import load_repo
@@ -52,6 +57,7 @@ def dry_run(root: Path, state_dir: Path, cluster: Path, secrets: SecretResolver)
             validator = Validator(store, config.validation.timeoutSeconds)
             try:
                 rules = validate_inventories(desired, connections, observed, validator, root)
+                observe_change_tracking(desired, connections, observed)
             finally:
                 validator.close()
                 store.close()

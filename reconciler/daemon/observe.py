@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from reconciler.sources import SourceConnection, SourceError
 from reconciler.status.projection import ProviderState
 from reconciler.targets.base import HostRef, SourceRef, Target, TargetError
 from reconciler.targets.destination import destination_target
+
+log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -314,3 +317,30 @@ def close_all(connections: dict[Key, SourceConnection | str]) -> None:
     for conn in connections.values():
         if not isinstance(conn, str):
             _close(conn)
+
+
+def observe_change_tracking(
+    desired: Desired, connections: Mapping[Key, SourceConnection | str], observed: Observed
+) -> None:
+    """Each disk's changed block tracking, for the VMs of warm plans whose VM-wide setting is
+    on (the planner holds a plan with a disk that has it off); a source that cannot tell is
+    left out, and the initial snapshot checks it again."""
+    found: dict[Key, dict[str, dict[str, bool]]] = {}
+    for plan in desired.of("Plan").values():
+        if not plan.spec.warm:
+            continue
+        ref = plan.spec.provider.source
+        key = (ref.namespace or plan.namespace, ref.name)
+        conn, inv = connections.get(key), observed.inventories.get(key)
+        read = getattr(conn, "disk_change_tracking", None)
+        if not callable(read) or not isinstance(inv, Inventory):
+            continue
+        for entry in plan.spec.vms:
+            vm = inv.find_vm(entry.id, entry.name)
+            if vm is None or not vm.change_tracking or vm.id in found.get(key, {}):
+                continue
+            try:
+                found.setdefault(key, {})[vm.id] = read(vm.id)
+            except Exception as exc:  # noqa: BLE001 - the initial snapshot checks it again
+                log.warning("changed block tracking of %s not read: %s", vm.name, exc)
+    observed.disk_change_tracking = found

@@ -20,6 +20,7 @@ from reconciler.daemon.observe import (
     Sources,
     destination_targets,
     observe,
+    observe_change_tracking,
     source_ref,
 )
 from reconciler.daemon.state_dir import remember_cluster
@@ -220,6 +221,7 @@ class Reconciler:
                 self.inventories.save(f"{ns}/{name}", inv)
         self.validator.eval_timeout = config.validation.timeoutSeconds
         rules = validate_inventories(desired, connections, observed, self.validator, root)
+        observe_change_tracking(desired, connections, observed)
         progress = self._progress(desired)
         decisions = decide(desired, ref_errors, observed, progress)
         writer = _StatusWriter(

@@ -15,7 +15,6 @@ class Disk:
     file: str = ""  # where the data is (file name inside an OVA, datastore path...)
     format: str = "raw"
     bus: str = "virtio"
-    change_tracking: bool | None = None  # changed block tracking for this disk (None: unknown)
 
 
 @dataclass(frozen=True)

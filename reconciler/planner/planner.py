@@ -25,6 +25,10 @@ class Observed:
     concerns: Mapping[tuple[str, str], Mapping[str, tuple[dict, ...]]] = field(default_factory=dict)
     # destination provider -> why its target cannot be used (no token, unreachable ...)
     destination_errors: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    # provider -> VM id -> disk key -> changed block tracking on (read for warm plans' VMs)
+    disk_change_tracking: Mapping[tuple[str, str], Mapping[str, Mapping[str, bool]]] = field(
+        default_factory=dict
+    )
 
 
 @dataclass
@@ -144,9 +148,11 @@ def _decide_plan(
                 into.append(f"{vm.name} ({', '.join(ids)})")
         if spec.warm and vm.change_tracking is False:
             no_cbt.append(vm.name)
-        elif spec.warm and any(d.change_tracking is False for d in vm.disks):
-            off = ", ".join(d.key for d in vm.disks if d.change_tracking is False)
-            no_cbt.append(f"{vm.name} (disk {off})")
+        elif spec.warm:
+            tracked = observed.disk_change_tracking.get(src_key, {}).get(vm.id, {})
+            off = [d.key for d in vm.disks if tracked.get(d.key) is False]
+            if off:
+                no_cbt.append(f"{vm.name} (disk {', '.join(off)})")
         nics, missing_net = _nics(vm, nmap, inv, spec.targetNamespace)
         disks_, missing_sto = _disks(vm, smap, inv)
         unmapped_net += [f"{vm.name}: {n}" for n in missing_net]
