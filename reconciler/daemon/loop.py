@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,7 +45,14 @@ def _summary(result: PassResult) -> str:
         f"{result.errors} manifest error(s), {len(result.not_ready)} plan(s) not ready, "
         f"{result.status_commits} status commit(s)"
     )
-    return "\n".join([head, *(f"  {p}" for p in result.problems)])
+    lines = [head, *(f"  {p}" for p in result.problems)]
+    if result.wake_at is not None and not result.work_left:
+        at = datetime.fromtimestamp(result.wake_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        lines.append(
+            f"  warm migration waiting: next precopy round or cutover at {at}; "
+            "`mtv-gitops daemon REPO` runs it then (or run `reconcile` again)"
+        )
+    return "\n".join(lines)
 
 
 def run_until_idle(

@@ -101,6 +101,7 @@ def test_a_warm_plan_copies_rounds_and_cuts_over_when_the_branch_is_merged(
         # pass 1: initial snapshot, full copy, the VM waits; the cutover is proposed
         proc = ws.reconcile("--once", env=env, timeout=300)
         assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "warm migration waiting: next precopy round or cutover at " in proc.stdout
         vm = _vm_status(ws)
         assert vm["phase"] == "CopyingPaused", vm
         warm = vm["warm"]
