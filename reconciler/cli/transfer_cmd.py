@@ -6,6 +6,13 @@ environment), keeps its checkpoints in a SQLite file beside the disk (``--checkp
 new pod continues where a killed one stopped, and reports as ``reconciler.transfer.report``
 describes: JSON progress lines on stdout, the outcome in the termination message, an exit code
 that says whether another attempt can help.
+
+Warm migration runs one Job per round on the same output and checkpoints: round 0 copies the
+disk whole as a snapshot holds it (``--snapshot``) and records the snapshot's change id
+(``--change-id``); round N (``--round N``, 1, 2, ...) asks the source for the areas changed
+between ``--since`` and the snapshot and copies only the chunks they touch, on top of what the
+earlier rounds left. A round needs the checkpoints of the full copy (they say what the target
+holds); a round killed midway resumes with the same areas, one already done ends at once.
 """
 
 from __future__ import annotations
@@ -135,6 +142,37 @@ def disk_full(exc: BaseException) -> bool:
     help=f"Progress file for resuming. Default: {DEFAULT_CHECKPOINTS} beside --output (a "
     "block device has no 'beside': give it, or the copy cannot resume).",
 )
+@click.option(
+    "--snapshot",
+    "snapshot_id",
+    default="",
+    metavar="ID",
+    help="Read the disk as this snapshot of the VM holds it (warm migration; the source must "
+    "support snapshots and changed block tracking).",
+)
+@click.option(
+    "--round",
+    "round_no",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Warm precopy round: 0 copies the disk whole; N >= 1 copies only the areas changed "
+    "since --since, onto the copy earlier rounds left (needs --snapshot and --since).",
+)
+@click.option(
+    "--since",
+    default="",
+    metavar="CHANGE_ID",
+    help="Round >= 1: the change id (of the previous round's snapshot) the changed areas are "
+    "counted from.",
+)
+@click.option(
+    "--change-id",
+    default="",
+    metavar="ID",
+    help="The change id of --snapshot, recorded with the copy (round 0) or the round, for the "
+    "next round to start from.",
+)
 @click.option("--streams", default=4, show_default=True, type=click.IntRange(1, 64))
 @click.option("--chunk-mib", default=4, show_default=True, type=click.IntRange(1, 64))
 @click.option("--verify/--no-verify", default=True, show_default=True, help="Re-read and compare.")
@@ -159,6 +197,10 @@ def transfer(
     disk_key: str,
     output: Path,
     checkpoints: Path | None,
+    snapshot_id: str,
+    round_no: int,
+    since: str,
+    change_id: str,
     streams: int,
     chunk_mib: int,
     verify: bool,
@@ -171,6 +213,11 @@ def transfer(
     Prints a JSON progress line every --progress-seconds, resumes from --checkpoints, verifies
     the copy by its digest. Exit codes: 0 copied; 1 failed (another attempt may help); 2 bad
     usage; 4 failed for good (the output is full, or does not read back what was written).
+
+    Warm migration: --snapshot ID --change-id C copies round 0 (the whole disk at the
+    snapshot); --round N --snapshot ID --since PREV --change-id C copies round N, only what
+    changed between PREV and the snapshot, into the output earlier rounds filled, with the
+    same --checkpoints.
     """
     _split(provider, "--provider")
     if provider_file is not None:
@@ -188,6 +235,10 @@ def transfer(
         merged[key] = value
     if not ptype:
         raise click.UsageError("give the Provider's --type or --provider-file")
+    if round_no and not (snapshot_id and since):
+        raise click.UsageError(f"round {round_no} needs --snapshot and --since")
+    if since and not round_no:
+        raise click.UsageError("--since is for a precopy round (--round 1, 2, ...)")
 
     def finish(code: int, reason: str, message: str) -> None:
         click.echo(f"error {message}", err=True)
@@ -209,6 +260,10 @@ def transfer(
             disk_key=disk_key,
             output=output,
             checkpoints=checkpoints,
+            snapshot_id=snapshot_id,
+            round_no=round_no,
+            since=since,
+            change_id=change_id,
             streams=streams,
             chunk_size=chunk_mib * 1024 * 1024,
             verify=verify,
@@ -254,6 +309,10 @@ def _run(
     disk_key: str,
     output: Path,
     checkpoints: Path | None,
+    snapshot_id: str,
+    round_no: int,
+    since: str,
+    change_id: str,
     streams: int,
     chunk_size: int,
     verify: bool,
@@ -265,11 +324,12 @@ def _run(
     from reconciler.plugins import connect
     from reconciler.progress.store import ProgressStore
     from reconciler.secrets.resolver import SecretError, SecretResolver
-    from reconciler.sources import SourceError
+    from reconciler.sources import SourceError, warm_source
     from reconciler.transfer.engine import (
         DigestMismatch,
         TransferCanceled,
         TransferError,
+        copy_changes,
         copy_disk,
     )
     from reconciler.transfer.rawfile import RawDiskReader, RawDiskWriter
@@ -308,12 +368,39 @@ def _run(
     try:
         try:
             conn = connect(ptype, url, values, settings, host_access)
-            reader = conn.open_disk(vm_id, disk_key)
+            changed = None
+            if snapshot_id:
+                try:
+                    warm = warm_source(conn)
+                except SourceError as exc:  # no other attempt can help
+                    raise _Failure(
+                        report.EXIT_FATAL, report.FAILED, f"--snapshot {snapshot_id}: {exc}"
+                    ) from None
+                if round_no:  # asked before reading: the areas name the round in the store
+                    changed = warm.changed_extents(vm_id, snapshot_id, disk_key, since)
+                reader = warm.open_disk(vm_id, disk_key, snapshot_id=snapshot_id)
+            else:
+                reader = conn.open_disk(vm_id, disk_key)
             if max_bps:
                 reader = ThrottledReader(reader, max_bps)
             store = ProgressStore(checkpoints)
             writer = RawDiskWriter(output, reader.size)
             verify_reader = RawDiskReader(output) if verify else None
+            if changed is not None:
+                return copy_changes(
+                    reader,
+                    writer,
+                    store,
+                    disk_id,
+                    changed,
+                    round=round_no,
+                    change_id=change_id,
+                    chunk_size=chunk_size,
+                    streams=streams,
+                    on_progress=progress,
+                    cancel=stop,
+                    verify_reader=verify_reader,
+                )
             return copy_disk(
                 reader,
                 writer,
@@ -324,6 +411,7 @@ def _run(
                 on_progress=progress,
                 cancel=stop,
                 verify_reader=verify_reader,
+                change_id=change_id,
             )
         finally:
             for closable in (reader, writer, verify_reader, conn, store):
@@ -331,6 +419,8 @@ def _run(
                     closable.close()
             if scratch is not None:
                 scratch.cleanup()
+    except _Failure:
+        raise
     except DigestMismatch as exc:
         _forget(checkpoints, disk_id)
         raise _Failure(report.EXIT_FATAL, report.DIGEST_MISMATCH, str(exc)) from None

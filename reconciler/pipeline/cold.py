@@ -417,6 +417,7 @@ def ensure_disks_copied(
             streams=ctx.streams,
             max_bytes_per_second=ctx.max_bytes_per_second,
             change_id=change_ids.get(disk.key, ""),
+            snapshot_id=snapshot_id,
         )
         outcome = _copy_one(ctx, request, task)
         result = outcome.result

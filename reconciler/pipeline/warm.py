@@ -307,6 +307,8 @@ def _copy_round(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> dict[str, Any]:
             change_id=new_ids.get(disk.key, ""),
             round=k,
             changed=tuple(changed),
+            snapshot_id=snap,
+            since=w["changeIds"][disk.key],
         )
         result = ctx.target.copy_disk(request).result
         if ctx.verify and result.target_digest != result.source_digest:
@@ -381,6 +383,8 @@ def ensure_warm_vm_created(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: d
             )
     running = w.get("powerState") == "On"
     ctx.target.ensure_vm(vm_manifest(vm, running=running))
+    for claim in claims_of(ctx, vm):
+        ctx.target.release_disk(claim)  # no round comes any more
     if "downtimeSeconds" not in w and w.get("powerOffEpoch"):
         w["downtimeSeconds"] = round(time.time() - w["powerOffEpoch"], 1)
         ctx.store.put_vm(rec)

@@ -88,6 +88,11 @@ class CopyRequest:
     change_id: str = ""
     round: int = 0
     changed: tuple[Extent, ...] = ()
+    # for a copy made elsewhere, which reads the source by itself: the snapshot the copy reads
+    # (round 0 of a warm migration too) and the change id a round's ``changed`` areas are
+    # counted from
+    snapshot_id: str = ""
+    since: str = ""
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,10 @@ class Target(Protocol):
 
     def delete_disk(self, claim: DiskClaim) -> None:
         """Remove the PVC and its data (a canceled VM); absent is fine."""
+
+    def release_disk(self, claim: DiskClaim) -> None:
+        """The disk's copy is over for good (its VM is created): drop what was kept beside it
+        to resume or continue it (a warm disk's checkpoints); absent is fine."""
 
     def delete_vm(self, namespace: str, name: str) -> None:
         """Remove the VirtualMachine; absent is fine."""

@@ -19,6 +19,13 @@ pod (a retry, or a Job made again after the reconciler stopped) continues where 
 stopped. Retries: the Job's ``backoffLimit``; a full disk or a digest mismatch fails the Job at
 once through its ``podFailurePolicy`` (exit code ``report.EXIT_FATAL``).
 
+Warm migration: one Job per disk and round, on the same PVC and checkpoints. Round 0 copies the
+disk whole at the snapshot, each later round only what changed since the previous one (the Job
+asks the source itself, see ``mtv-gitops transfer --round``). A Job carries its round and
+snapshot in annotations, so one left from another round is deleted rather than taken for this
+one; a Block disk's checkpoint PVC stays between rounds (a round builds on the full copy's
+checkpoints) and goes when the VM is created (``release_disk``), after a cold copy at once.
+
 Requests go through ``ApiClient`` as JSON, one code path for core, batch and kubevirt.io
 resources (the manifests are dicts already). Label selectors are sent and also checked here,
 so a server that ignores them (a test emulator) cannot widen a delete.
@@ -65,6 +72,8 @@ TERMINATION_LOG = "/dev/termination-log"
 QEMU_UID = 107  # KubeVirt's qemu user: the image it boots must be readable by it
 DELETE_WAIT_SECONDS = 120.0
 RESULT_RERUNS = 2  # a Job that succeeded but whose outcome is lost is run again this often
+ROUND_ANNOTATION = "mtv-gitops/round"  # the warm round a transfer Job copies (0: whole disk)
+SNAPSHOT_ANNOTATION = "mtv-gitops/snapshot"  # the snapshot it reads ("" for a cold copy)
 
 VM_PATH = "/apis/kubevirt.io/v1/namespaces/{ns}/virtualmachines"
 PVC_PATH = "/api/v1/namespaces/{ns}/persistentvolumeclaims"
@@ -400,6 +409,12 @@ class KubevirtTarget:
                 )
             time.sleep(1.0)
 
+    def release_disk(self, claim: DiskClaim) -> None:
+        """Delete the checkpoint PVC of a Block disk: no round comes any more.  Not at the
+        final round's end: a reconciler killed before recording that round runs it again, and
+        the round needs the checkpoints."""
+        self.api.delete(f"{PVC_PATH.format(ns=claim.namespace)}/{checkpoint_name(claim)}")
+
     def delete_disk(self, claim: DiskClaim) -> None:
         ns = claim.namespace
         self._delete_transfer(ns, transfer_name(claim), wait=False)
@@ -439,25 +454,31 @@ class KubevirtTarget:
     # -- the transfer Job ----------------------------------------------------------------------
 
     def copy_disk(self, request: CopyRequest) -> CopyOutcome:
-        """Run (or find again) the disk's transfer Job and watch it to its end."""
-        if request.round or request.change_id:
-            raise TargetError(
-                f"warm migration onto {self.describe()} is not built yet: transfer Jobs copy "
-                "whole disks only; run the plan cold (spec.warm: false)"
-            )
+        """Run (or find again) the disk's transfer Job and watch it to its end.
+
+        A warm migration's round (``request.round``) or its round 0 (``request.snapshot_id``)
+        is a Job of its own; the Block disk's checkpoint PVC is kept until the final round."""
         if request.source is None:
             raise TargetError(
                 f"{self.describe()} copies through transfer Jobs and needs the source Provider"
+            )
+        if (request.round or request.change_id) and not request.snapshot_id:
+            raise TargetError(
+                f"warm copy of disk {request.disk_key} onto {self.describe()}: the transfer Job "
+                "reads the source at a snapshot, and the request names none"
+            )
+        if request.round and not request.since:
+            raise TargetError(
+                f"precopy round {request.round} of disk {request.disk_key}: the transfer Job "
+                "needs the change id the changed areas are counted from, and the request has none"
             )
         claim = request.claim
         ns, name = claim.namespace, transfer_name(claim)
         job_path = f"{JOB_PATH.format(ns=ns)}/{name}"
         job = self.api.get(job_path)
-        migration = request.labels.get("migration", "")
-        if job is not None and (
-            _terminating(job) or (job["metadata"].get("labels") or {}).get("migration") != migration
-        ):
-            self._delete_transfer(ns, name, wait=True)  # an earlier Migration's: start anew
+        if job is not None and (_terminating(job) or not _same_copy(job, request)):
+            # an earlier Migration's, or another round's: start anew
+            self._delete_transfer(ns, name, wait=True)
             job = None
         reruns = 0
         done = 0
@@ -469,6 +490,8 @@ class KubevirtTarget:
                 job = self._start(request, name)
             if not self.disk_exists(claim):
                 self._delete_transfer(ns, name, wait=False)
+                # its checkpoints describe a disk that is gone: a new PVC starts from nothing
+                self.api.delete(f"{PVC_PATH.format(ns=ns)}/{checkpoint_name(claim)}")
                 raise DiskLost(f"PVC {ns}/{claim.name} was deleted while its disk was being copied")
             job = self.api.get(job_path)
             if job is None:
@@ -488,7 +511,8 @@ class KubevirtTarget:
                     job = None
                     continue
                 self._delete_transfer(ns, name, wait=False)
-                self.api.delete(f"{PVC_PATH.format(ns=ns)}/{checkpoint_name(claim)}")
+                if not _warm(request):  # a warm disk's go when its VM is created
+                    self.release_disk(claim)
                 return CopyOutcome(outcome.result, attempts)
             if _condition(job, "Failed"):
                 raise self._failure(request, job, attempts - 1)
@@ -630,6 +654,24 @@ class KubevirtTarget:
         )
 
 
+def _warm(request: CopyRequest) -> bool:
+    """Whether the copy is part of a warm migration (more rounds may follow)."""
+    return bool(request.round or request.change_id or request.snapshot_id)
+
+
+def _same_copy(job: dict[str, Any], request: CopyRequest) -> bool:
+    """Whether an existing Job is this request's: the same Migration, round and snapshot (a
+    Job made before rounds were annotated counts as round 0 without a snapshot)."""
+    meta = job.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
+    return (
+        labels.get("migration") == request.labels.get("migration", "")
+        and annotations.get(ROUND_ANNOTATION, "0") == str(request.round)
+        and annotations.get(SNAPSHOT_ANNOTATION, "") == request.snapshot_id
+    )
+
+
 def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
     for cond in (obj.get("status") or {}).get("conditions") or []:
         if cond.get("type") == kind and cond.get("status") == "True":
@@ -702,6 +744,12 @@ def transfer_command(request: CopyRequest, output: str, checkpoints: str) -> lis
         "--termination-log",
         TERMINATION_LOG,
     ]
+    if request.snapshot_id:
+        argv += ["--snapshot", request.snapshot_id]
+    if request.round:
+        argv += ["--round", str(request.round), "--since", request.since]
+    if request.change_id:
+        argv += ["--change-id", request.change_id]
     if not request.verify:
         argv.append("--no-verify")
     if request.max_bytes_per_second:
@@ -767,6 +815,13 @@ def transfer_job(
     env = _env(request.source, name)
     if env:
         container["env"] = env
+    annotations = {
+        "mtv-gitops/pvc": claim.name,
+        "mtv-gitops/disk-id": request.disk_id,
+        ROUND_ANNOTATION: str(request.round),
+    }
+    if request.snapshot_id:
+        annotations[SNAPSHOT_ANNOTATION] = request.snapshot_id
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -774,7 +829,7 @@ def transfer_job(
             "name": name,
             "namespace": claim.namespace,
             "labels": labels,
-            "annotations": {"mtv-gitops/pvc": claim.name, "mtv-gitops/disk-id": request.disk_id},
+            "annotations": annotations,
         },
         "spec": {
             "backoffLimit": settings.retries,

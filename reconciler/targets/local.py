@@ -134,6 +134,9 @@ class LocalTarget:
                     closable.close()
         return CopyOutcome(result)
 
+    def release_disk(self, claim: DiskClaim) -> None:
+        """Nothing is kept beside a local disk: its checkpoints are the reconciler's."""
+
     def delete_disk(self, claim: DiskClaim) -> None:
         self._disk(claim).unlink(missing_ok=True)
         (self._ns(claim.namespace) / "pvcs" / f"{claim.name}.yaml").unlink(missing_ok=True)

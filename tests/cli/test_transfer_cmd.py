@@ -157,3 +157,25 @@ def test_bad_usage_exits_2(tmp_path: Path) -> None:
     proc = run([*CLI, "--provider", "a/b", "--vm", "v", "--disk", "d", "--output", "x"])
     assert proc.returncode == 2 and "--type" in proc.stderr
     assert time.monotonic() - started < 30
+
+
+def test_warm_options_need_each_other_and_a_source_with_snapshots(ova, tmp_path: Path) -> None:
+    out = tmp_path / "disk.img"
+    proc = run(args(ova, out, "--round", "1", "--since", "52 1/8"))
+    assert proc.returncode == 2 and "round 1 needs --snapshot and --since" in proc.stderr
+    proc = run(args(ova, out, "--round", "2", "--snapshot", "snapshot-3"))
+    assert proc.returncode == 2 and "round 2 needs --snapshot and --since" in proc.stderr
+    proc = run(args(ova, out, "--snapshot", "snapshot-3", "--since", "52 1/8"))
+    assert proc.returncode == 2 and "--since is for a precopy round" in proc.stderr
+
+    term = tmp_path / "termination-log"
+    proc = run(args(ova, out, "--snapshot", "snapshot-3", "--termination-log", str(term)))
+    assert proc.returncode == report.EXIT_FATAL  # an OVA has no snapshots: no retry helps
+    outcome = report.parse_outcome(term.read_text())
+    assert outcome is not None and outcome.reason == report.FAILED
+    assert "no snapshots or changed block tracking" in outcome.message
+    assert not out.exists()
+
+    help_text = run([*CLI, "--help"]).stdout
+    for option in ("--snapshot", "--round", "--since", "--change-id"):
+        assert option in help_text

@@ -263,7 +263,9 @@ def test_a_warm_vsphere_plan_onto_the_local_target_runs(tmp_path: Path) -> None:
     assert d.migration_file == "migrations/m1.yaml"
 
 
-def test_a_warm_plan_onto_a_cluster_or_from_another_source_is_refused(tmp_path: Path) -> None:
+def test_a_warm_plan_onto_a_cluster_runs_one_from_another_source_is_refused(
+    tmp_path: Path,
+) -> None:
     basic_repo(tmp_path, plan_extra="  warm: true\n")
     migration(tmp_path, "m1")
     providers = tmp_path / "providers" / "providers.yaml"
@@ -272,12 +274,13 @@ def test_a_warm_plan_onto_a_cluster_or_from_another_source_is_refused(tmp_path: 
         text.replace("  type: openshift\n", "  type: openshift\n  url: https://api.c:6443\n")
     )
     d = run(tmp_path, inventory(vm("vm-1", "a", change_tracking=True)))
-    cat, msg = conds(d)["WarmNotSupported"]
-    assert cat == "Critical" and "kubevirt target" in msg and "set spec.warm: false" in msg
-    assert d.migration == "" and d.run_vms == []
+    assert d.ready and "WarmNotSupported" not in conds(d)  # the kubevirt target copies rounds
+    assert d.warm and (d.migration, d.run_vms) == ("m1", ["vm-1"])
     providers.write_text(text.replace("type: vsphere", "type: ovirt"))
-    cat, msg = conds(run(tmp_path, inventory(vm("vm-1", "a"))))["WarmNotSupported"]
-    assert cat == "Critical" and "not for ovirt" in msg
+    d = run(tmp_path, inventory(vm("vm-1", "a")))
+    cat, msg = conds(d)["WarmNotSupported"]
+    assert cat == "Critical" and "not for ovirt" in msg and "set spec.warm: false" in msg
+    assert d.migration == "" and d.run_vms == []
 
 
 def test_source_inventory_missing_or_failed(tmp_path: Path) -> None:
