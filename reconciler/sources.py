@@ -59,6 +59,11 @@ class SourceConnection(Protocol):
         """Release sessions, sockets and helper processes."""
 
 
+# the name of every snapshot mtv-gitops takes starts so (a warm migration's); a source does not
+# count them as the user's (validation would warn of the snapshots a warm migration is taking)
+OWN_SNAPSHOT_PREFIX = "mtv-gitops-"
+
+
 class WarmSource(SourceConnection, Protocol):
     """A source that can take a running VM's disks in rounds: snapshots and the areas
     changed between them (vSphere changed block tracking)."""

@@ -14,7 +14,7 @@ from plugins.vsphere.inventory import Snapshot
 from plugins.vsphere.updates import InventoryCache
 from reconciler.hookspecs import hookimpl
 from reconciler.inventory.model import VM, Disk, Inventory, Network, Nic, Storage
-from reconciler.sources import SourceError
+from reconciler.sources import OWN_SNAPSHOT_PREFIX, SourceError
 from reconciler.transfer.extents import Extent
 
 PROVIDER_TYPE = "vsphere"
@@ -48,7 +48,7 @@ def _disk_cbt(dev: Any, controllers: dict[int, Any], vm_cbt: bool, extra: Any) -
     return None
 
 
-def _disk_doc(dev: Any, controllers: dict[int, Any]) -> dict[str, Any]:
+def _disk_doc(dev: Any, controllers: dict[int, Any], vm_cbt: bool = False) -> dict[str, Any]:
     from pyVmomi import vim
 
     backing = dev.backing
@@ -63,7 +63,9 @@ def _disk_doc(dev: Any, controllers: dict[int, Any]) -> dict[str, Any]:
         "rdm": rdm,
         "mode": getattr(backing, "diskMode", ""),
         "bus": _bus(controllers.get(dev.controllerKey)),
-        "changeTrackingEnabled": bool(getattr(backing, "changeId", None)),
+        # the VM's setting: a disk's own (scsiX:Y.ctkEnabled) is in the VM's advanced
+        # settings, too heavy to read for every VM; it is read for warm plans' VMs only
+        "changeTrackingEnabled": vm_cbt,
     }
 
 
@@ -234,11 +236,11 @@ class VsphereConnection:
         host = snap.hosts.get(host_ref._moId, {}) if host_ref is not None else {}
         parent = host.get("parent")
         cluster = snap.clusters.get(parent._moId, {}) if parent is not None else {}
-        snapshots = 0
+        snapshots = 0  # the user's: a warm migration's own are not the VM's to report
         todo = list(p["snapshot"].rootSnapshotList) if p.get("snapshot") else []
         while todo:
             node = todo.pop()
-            snapshots += 1
+            snapshots += not (node.name or "").startswith(OWN_SNAPSHOT_PREFIX)
             todo += list(node.childSnapshotList or [])
         current = p["snapshot"].currentSnapshot if p.get("snapshot") else None
         doc: dict[str, Any] = {
@@ -262,7 +264,7 @@ class VsphereConnection:
             "ipAddress": p.get("guest.ipAddress") or "",
             "snapshotCount": snapshots,
             "disks": [
-                _disk_doc(d, controllers)
+                _disk_doc(d, controllers, bool(p.get("config.changeTrackingEnabled")))
                 for d in devices
                 if isinstance(d, vim.vm.device.VirtualDisk)
             ],
@@ -274,7 +276,7 @@ class VsphereConnection:
             "devices": [{"kind": type(d).__name__.removeprefix("vim.vm.device.")} for d in devices],
             "concerns": [],
         }
-        if current is not None:
+        if current is not None and snapshots:
             doc["snapshot"] = {"kind": "VirtualMachineSnapshot", "id": current._moId}
         if host:
             doc["host"] = {

@@ -47,12 +47,17 @@ from reconciler.pipeline.phases import COPYING_PAUSED, now
 from reconciler.planner.cutover import CutoverAction, CutoverRecord, decide_cutover
 from reconciler.planner.model import VmPlan
 from reconciler.progress.store import VmProgress
-from reconciler.sources import SourceConnection, SourceError, WarmSource, warm_source
+from reconciler.sources import (
+    OWN_SNAPSHOT_PREFIX,
+    SourceConnection,
+    SourceError,
+    WarmSource,
+    warm_source,
+)
 from reconciler.targets.base import CopyRequest, TargetError
 from reconciler.targets.kubevirt_manifests import vm_manifest
 from reconciler.transfer.engine import TransferCanceled
 
-SNAPSHOT_PREFIX = "mtv-gitops"  # every snapshot this tool takes is named so
 MAX_SNAPSHOTS = 28  # MTV's limit of precopy snapshots per VM
 MAX_CONSECUTIVE_FAILURES = 3  # precopy rounds failing in a row before the VM fails
 RETRY_SECONDS = 60.0  # a failed round is tried again this soon (or at the interval if sooner)
@@ -97,7 +102,7 @@ def epoch_of(stamp: str) -> float:
 
 
 def _snapshot_name(ctx: RunContext, label: str) -> str:
-    return f"{SNAPSHOT_PREFIX}-{ctx.migration}-{label}"
+    return f"{OWN_SNAPSHOT_PREFIX}{ctx.migration}-{label}"
 
 
 def ensure_initial_snapshot(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
@@ -270,7 +275,7 @@ def _sweep(src: WarmSource, vm_id: str, keep: set[str]) -> list[str]:
     gone = [
         sid
         for sid, name in src.snapshots(vm_id).items()
-        if name.startswith(f"{SNAPSHOT_PREFIX}-") and sid not in keep
+        if name.startswith(OWN_SNAPSHOT_PREFIX) and sid not in keep
     ]
     for sid in gone:
         src.remove_snapshot(vm_id, sid)
@@ -436,7 +441,6 @@ __all__ = [
     "MAX_CONSECUTIVE_FAILURES",
     "MAX_SNAPSHOTS",
     "RETRY_LIMIT",
-    "SNAPSHOT_PREFIX",
     "abandon_snapshots",
     "cancel_paused_vm",
     "epoch_of",

@@ -71,3 +71,21 @@ def test_a_bad_change_id_is_a_source_error(cbt_vm) -> None:
     snap = conn.create_snapshot(vm_id, "s")
     with pytest.raises((SourceError, vmodl.MethodFault)):
         conn.changed_extents(vm_id, snap, key, "not-a-change-id")
+
+
+def test_a_warm_migrations_own_snapshots_are_not_reported_as_the_users(cbt_vm) -> None:
+    """The validation document counts the user's snapshots only; the id listing and the
+    per-disk tracking a warm plan reads are there for every snapshot and disk."""
+    _, conn, vm_id, key, _, _ = cbt_vm
+    ours = conn.create_snapshot(vm_id, "mtv-gitops-plan-1-0")
+    conn.inventory()  # the cache applies the change
+    doc = conn.validation_input(vm_id)
+    assert doc["snapshotCount"] == 0 and "snapshot" not in doc
+    assert conn.snapshots(vm_id) == {ours: "mtv-gitops-plan-1-0"}
+    theirs = conn.create_snapshot(vm_id, "before patching")
+    conn.inventory()
+    doc = conn.validation_input(vm_id)
+    assert doc["snapshotCount"] == 1 and doc["snapshot"]["id"] == theirs
+    assert conn.snapshots(vm_id) == {ours: "mtv-gitops-plan-1-0", theirs: "before patching"}
+    tracked = conn.disk_change_tracking(vm_id)
+    assert tracked[key] is True and all(tracked.values())
