@@ -59,6 +59,7 @@ bench: install
 	$(BIN)/python bench/bench_validation.py
 	$(BIN)/python bench/bench_vsphere_inventory.py
 	$(BIN)/python bench/bench_vsphere_disk.py
+	$(BIN)/python bench/bench_warm_round.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

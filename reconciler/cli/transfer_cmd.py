@@ -355,7 +355,7 @@ def _run(
         else:
             checkpoints = output.parent / DEFAULT_CHECKPOINTS
     disk_id = f"{provider}/{vm_id}/{disk_key}"
-    conn = reader = writer = verify_reader = store = None
+    conn = reader = writer = verify_reader = base_reader = store = None
     last = 0.0
 
     def progress(p) -> None:
@@ -387,6 +387,8 @@ def _run(
             writer = RawDiskWriter(output, reader.size)
             verify_reader = RawDiskReader(output) if verify else None
             if changed is not None:
+                # the unchanged rest of a touched chunk is read from the output, not the source
+                base_reader = RawDiskReader(output)
                 return copy_changes(
                     reader,
                     writer,
@@ -400,6 +402,7 @@ def _run(
                     on_progress=progress,
                     cancel=stop,
                     verify_reader=verify_reader,
+                    base_reader=base_reader,
                 )
             return copy_disk(
                 reader,
@@ -414,7 +417,7 @@ def _run(
                 change_id=change_id,
             )
         finally:
-            for closable in (reader, writer, verify_reader, conn, store):
+            for closable in (reader, writer, verify_reader, base_reader, conn, store):
                 if closable is not None:
                     closable.close()
             if scratch is not None:

@@ -14,7 +14,9 @@ import random
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import git
@@ -31,7 +33,7 @@ from reconciler.gitops._git import (
     run_git,
 )
 
-__all__ = ["GitCheckout", "GitOpsError", "STATUS_DIR", "is_status_path"]
+__all__ = ["GitCheckout", "GitOpsError", "ProposalBranch", "STATUS_DIR", "is_status_path"]
 
 STATUS_DIR = "status"
 
@@ -51,6 +53,21 @@ def is_status_path(path: str) -> bool:
     """True for a repo-relative path inside ``status/`` (the only folder we write on a branch)."""
     parts = PurePosixPath(path).parts
     return len(parts) > 1 and parts[0] == STATUS_DIR
+
+
+@dataclass(frozen=True)
+class ProposalBranch:
+    """A proposal branch beside the branch it proposes to, both as just fetched.
+
+    What a proposer needs to choose its next commit without reading git itself: whether
+    there is a branch to build on, whether it was merged already, and whose commits it holds.
+    """
+
+    name: str
+    base: str  # the head of the branch proposed to
+    tip: str | None  # the head of the proposal branch; None when the remote has no such branch
+    merged: bool  # the tip is already in base: merging the branch again would change nothing
+    foreign: tuple[str, ...]  # commits in base..tip not authored by us, newest first
 
 
 def _clean_path(path: str) -> str:
@@ -122,6 +139,14 @@ class GitCheckout:
 
     def __repr__(self) -> str:
         return f"GitCheckout({self.remote_display!r}, {str(self.workdir)!r})"
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the checkout, cloned, across several calls that must not interleave with
+        another thread's sync or push (e.g. a look at a branch and the push it decides)."""
+        with self._lock:
+            self._ensure()
+            yield
 
     def _git(
         self, *args: str, timeout: float | None = None, env: Mapping[str, str] | None = None
@@ -405,6 +430,35 @@ class GitCheckout:
 
     # -- proposals --------------------------------------------------------------------------
 
+    def fetch_tracked(self) -> str:
+        """Fetch the tracked branch and return its head, leaving the working tree alone: the
+        user's newest files for a proposal, without the hard reset of :meth:`sync`."""
+        with self._lock:
+            self._ensure()
+            branch = self.branch
+            head = self._fetch_head(branch)
+            if head is None:
+                raise GitOpsError(f"branch {branch!r} not found ({self.remote_display})")
+            return head
+
+    def proposal_branch(self, branch: str, *, against: str | None = None) -> ProposalBranch:
+        """Fetch *branch* and say how it stands against the tracked branch.
+
+        *against* is the tracked branch's head to compare with (e.g. from
+        :meth:`fetch_tracked`, or an earlier look's ``base``), so decisions made on it hold;
+        without it the tracked branch is fetched too.
+        """
+        with self._lock:
+            self._ensure()
+            return self._look(branch, self.branch, against)
+
+    def tracked_head(self) -> str | None:
+        """The tracked branch's head as last fetched here (no network): what a preceding
+        :meth:`sync`, :meth:`proposal_branch` or :meth:`push_branch` built on."""
+        with self._lock:
+            self._ensure()
+            return self._rev(self._tracking(self.branch))
+
     def push_branch(
         self, branch: str, files: Mapping[str, str], message: str, base: str | None = None
     ) -> str:
@@ -416,43 +470,79 @@ class GitCheckout:
         a new commit goes on top (a fast-forward; never a force-push).  A branch with someone
         else's commits is left alone and :class:`GitOpsError` is raised.
         """
-        cleaned = {_clean_path(p): c for p, c in files.items()}
-        if not cleaned:
-            raise ValueError("a proposal needs at least one file")
-        if not message.strip():
-            raise ValueError("a commit message is required")
+        cleaned = self._proposal_files(files, message)
         with self._lock:
             self._ensure()
             base = base or self.branch
             if branch == base:
                 raise ValueError("a proposal branch must differ from its base")
-            self._fetch(base)
-            base_sha = self._rev(self._tracking(base))
-            if base_sha is None:
-                raise GitOpsError(f"base branch {base!r} not found ({self.remote_display})")
-            existing = self._remote_branch(branch)
-            parent = base_sha
-            if existing is not None:
-                self._fetch(branch)
-                existing = self._rev(self._tracking(branch)) or existing
-                if self._has_contents(existing, cleaned):
-                    return existing
-                foreign = self._foreign_commits(base_sha, existing)
-                if foreign:
+            look = self._look(branch, base, None)
+            parent = look.base
+            if look.tip is not None:
+                if self._has_contents(look.tip, cleaned):
+                    return look.tip
+                if look.foreign:
                     raise GitOpsError(
                         f"branch {branch!r} has commits not made by {self.author_email} "
-                        f"({', '.join(c[:12] for c in foreign[:5])}); not touching it"
+                        f"({', '.join(c[:12] for c in look.foreign[:5])}); not touching it"
                     )
                 # Already merged into the base: start afresh from the base (still a fast-forward).
-                parent = base_sha if self._is_ancestor(existing, base_sha) else existing
-            elif self._has_contents(base_sha, cleaned):
-                return base_sha  # the base already says this: nothing to propose
-            sha = self._commit_onto(parent, cleaned, message)
-            ok, _, err = self._push(sha, branch)
-            if not ok:
-                raise fail(f"push of proposal branch {branch!r} was refused", self.remote, err)
-            self._git("update-ref", self._tracking(branch), sha)
-            return sha
+                parent = look.base if look.merged else look.tip
+            elif self._has_contents(look.base, cleaned):
+                return look.base  # the base already says this: nothing to propose
+            return self._commit_and_push(branch, parent, cleaned, message)
+
+    def push_commit(self, branch: str, parent: str, files: Mapping[str, str], message: str) -> str:
+        """Commit *files* onto *parent* and push that commit to *branch*; return its sha.
+
+        For a proposer that has chosen the parent itself (:meth:`push_branch` chooses for
+        you), e.g. starting afresh from the base after a merge.  The push is never forced, so
+        *parent* must be the branch's tip or contain it; never the tracked branch, which only
+        takes status.  A refused push raises :class:`GitOpsError`.
+        """
+        cleaned = self._proposal_files(files, message)
+        with self._lock:
+            self._ensure()
+            if branch == self.branch:
+                raise ValueError(f"proposals never go onto the tracked branch {branch!r}")
+            return self._commit_and_push(branch, parent, cleaned, message)
+
+    @staticmethod
+    def _proposal_files(files: Mapping[str, str], message: str) -> dict[str, str]:
+        cleaned = {_clean_path(p): c for p, c in files.items()}
+        if not cleaned:
+            raise ValueError("a proposal needs at least one file")
+        if not message.strip():
+            raise ValueError("a commit message is required")
+        return cleaned
+
+    def _look(self, branch: str, base: str, base_sha: str | None) -> ProposalBranch:
+        if base_sha is None:
+            base_sha = self._fetch_head(base)
+            if base_sha is None:
+                raise GitOpsError(f"base branch {base!r} not found ({self.remote_display})")
+        tip = self._remote_branch(branch)
+        foreign: list[str] = []
+        if tip is not None:
+            self._fetch(branch)
+            tip = self._rev(self._tracking(branch)) or tip
+            foreign = self._foreign_commits(base_sha, tip)
+        merged = tip is not None and self._is_ancestor(tip, base_sha)
+        return ProposalBranch(branch, base_sha, tip, merged, tuple(foreign))
+
+    def _fetch_head(self, branch: str) -> str | None:
+        self._fetch(branch)
+        return self._rev(self._tracking(branch))
+
+    def _commit_and_push(
+        self, branch: str, parent: str, files: Mapping[str, str], message: str
+    ) -> str:
+        sha = self._commit_onto(parent, files, message)
+        ok, _, err = self._push(sha, branch)
+        if not ok:
+            raise fail(f"push of proposal branch {branch!r} was refused", self.remote, err)
+        self._git("update-ref", self._tracking(branch), sha)
+        return sha
 
     def _is_ancestor(self, old: str, new: str) -> bool:
         status, _, _ = self._git("merge-base", "--is-ancestor", old, new)

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
-from reconciler.gitops._git import GitOpsError, fail
+from reconciler.gitops._git import GitOpsError
 from reconciler.gitops.checkout import GitCheckout
 from reconciler.manifests.config import load_config
 from reconciler.manifests.edit import EditError, rfc3339, set_cutover
@@ -99,8 +99,7 @@ def propose_cutover(
         raise ValueError("the cutover time must carry a UTC offset")
     when = when.astimezone(UTC).replace(microsecond=0)  # what the file can say
     branch = cutover_branch(namespace, migration)
-    with checkout._lock:
-        checkout._ensure()
+    with checkout.locked():
         if path is None:
             path = _find_file(checkout, namespace, migration)
             if path is None:
@@ -125,10 +124,7 @@ def _propose(
     base = checkout.branch
     stale = False
     for _ in range(_ATTEMPTS):
-        checkout._fetch(base)
-        base_sha = checkout._rev(checkout._tracking(base))
-        if base_sha is None:
-            raise GitOpsError(f"branch {base!r} not found ({checkout.remote_display})")
+        base_sha = checkout.fetch_tracked()
         text = _read(checkout, base_sha, path)
         if text is None:
             return _cannot(branch, path, f"{path} is not on {base} (or is not UTF-8 text)")
@@ -146,16 +142,13 @@ def _propose(
                 when=set_to,
             )
 
-        tip = checkout._remote_branch(branch)
-        if tip is not None:
-            checkout._fetch(branch)
-            tip = checkout._rev(checkout._tracking(branch)) or tip
-            foreign = checkout._foreign_commits(base_sha, tip)
-            if foreign:
-                return _held(checkout, branch, path, namespace, migration, tip, foreign)
+        look = checkout.proposal_branch(branch, against=base_sha)
+        tip = look.tip
+        if tip is not None and look.foreign:
+            return _held(checkout, branch, path, namespace, migration, tip, look.foreign)
         # An open proposal of ours is edited where it stands (one more one-line commit, no
         # rebase needed); a merged one, or none, starts from the user's branch.
-        merged = tip is not None and checkout._is_ancestor(tip, base_sha)
+        merged = look.merged
         live = tip is not None and not merged and not stale
         source = (_read(checkout, tip, path) if live and tip is not None else None) or text
         try:
@@ -167,20 +160,18 @@ def _propose(
         try:
             if merged and tip is not None and _read(checkout, tip, path) == edited:
                 # Merged, then cancelled on main: the old branch says the same, but merging it
-                # again would do nothing.  push_branch would call it current; start afresh.
-                sha = _push_fresh(checkout, branch, base_sha, {path: edited}, message)
+                # again would do nothing.  push_branch would call it current; start afresh
+                # on the base (a fast-forward: the base holds the old tip).
+                sha = checkout.push_commit(branch, base_sha, {path: edited}, message)
             else:
                 sha = checkout.push_branch(branch, {path: edited}, message, base=base)
         except GitOpsError:
             # Someone may have pushed to the branch between our look and our push.
-            now_tip = checkout._remote_branch(branch)
-            if now_tip is not None and now_tip != tip:
-                checkout._fetch(branch)
-                foreign = checkout._foreign_commits(base_sha, now_tip)
-                if foreign:
-                    return _held(checkout, branch, path, namespace, migration, now_tip, foreign)
+            now = checkout.proposal_branch(branch, against=base_sha)
+            if now.tip is not None and now.tip != tip and now.foreign:
+                return _held(checkout, branch, path, namespace, migration, now.tip, now.foreign)
             raise
-        used = checkout._rev(checkout._tracking(base))
+        used = checkout.tracked_head()
         if sha == used:
             continue  # the user's branch gained the same cutover meanwhile: look again
         if not live and used != base_sha and _read(checkout, used or base_sha, path) != text:
@@ -203,18 +194,6 @@ def _propose(
     )
 
 
-def _push_fresh(
-    checkout: GitCheckout, branch: str, base_sha: str, files: dict[str, str], message: str
-) -> str:
-    """One commit on *base_sha* pushed to *branch*: a fast-forward, since base contains it."""
-    sha = checkout._commit_onto(base_sha, files, message)
-    ok, _, err = checkout._push(sha, branch)
-    if not ok:
-        raise fail(f"push of proposal branch {branch!r} was refused", checkout.remote, err)
-    checkout._git("update-ref", checkout._tracking(branch), sha)
-    return sha
-
-
 def _cannot(branch: str, path: str, why: str) -> Proposal:
     return Proposal(
         ProposalState.CANNOT_EDIT,
@@ -231,7 +210,7 @@ def _held(
     namespace: str,
     migration: str,
     tip: str,
-    foreign: list[str],
+    foreign: tuple[str, ...],
 ) -> Proposal:
     """Report a branch others committed to: theirs now, so its time is what it says."""
     set_to = None
@@ -251,7 +230,7 @@ def _held(
         f"merge branch {branch} to cut over {at}",
         when=set_to,
         commit=tip,
-        foreign=tuple(foreign),
+        foreign=foreign,
     )
 
 

@@ -94,13 +94,14 @@ class LocalTarget:
         """Copy in this process, with the pass's own connection to the source: the full copy,
         or a warm migration's precopy round (``request.round``)."""
         reader: DiskReader = request.open_source()
-        writer = verify = None
+        writer = verify = base = None
         try:
             if request.max_bytes_per_second:
                 reader = ThrottledReader(reader, request.max_bytes_per_second)
             writer = self.open_writer(request.claim)
             verify = self.open_reader(request.claim) if request.verify else None
             if request.round:
+                base = self.open_reader(request.claim)  # a chunk's unchanged rest, read here
                 result = copy_changes(
                     reader,
                     writer,
@@ -114,6 +115,7 @@ class LocalTarget:
                     on_progress=request.on_progress,
                     cancel=request.halt,
                     verify_reader=verify,
+                    base_reader=base,
                 )
             else:
                 result = copy_disk(
@@ -129,7 +131,7 @@ class LocalTarget:
                     change_id=request.change_id,
                 )
         finally:
-            for closable in (reader, writer, verify):
+            for closable in (reader, writer, verify, base):
                 if closable is not None:
                     closable.close()
         return CopyOutcome(result)

@@ -191,6 +191,7 @@ def copy_changes(
     on_progress: Callable[[CopyProgress], None] | None = None,
     cancel: threading.Event | None = None,
     verify_reader: DiskReader | None = None,
+    base_reader: DiskReader | None = None,
 ) -> CopyResult:
     """Precopy round ``round`` (1, 2, ...): copy the chunks that ``changed`` touches.
 
@@ -203,6 +204,12 @@ def copy_changes(
     re-reads only the chunks the round copied: the others were not written since an earlier
     round (or the full copy) verified them, and re-reading a whole disk each round would
     defeat rounds that cost what changed.  Raises like copy_disk otherwise.
+
+    ``base_reader`` reads the target: with it, a touched chunk is read from the source only
+    where it changed, the rest of it from the target (which holds the previous round there, as
+    changed block tracking says), so a round reads from the source what changed, not whole
+    chunks.  The chunk hashes, and so the digest, then rest on changed block tracking for the
+    unchanged bytes, as every CBT-based copy does; without it, touched chunks are read whole.
     """
     rec = store.get_disk(disk_id)
     if rec is None:
@@ -232,9 +239,11 @@ def copy_changes(
         return CopyResult(
             rr.source_digest, rr.target_digest, 0, rr.chunks, n, 0.0, round, rr.chunks
         )
-    return _DiskCopy(
+    copy = _DiskCopy(
         reader, writer, store, disk_id, chunk_size, max(1, streams), on_progress, cancel
-    ).run_round(rr, ranges, verify_reader)
+    )
+    copy.base = base_reader
+    return copy.run_round(rr, ranges, verify_reader)
 
 
 def merge_areas(changed: Iterable[Extent], size: int, disk_id: str = "") -> list[tuple[int, int]]:
@@ -319,6 +328,10 @@ class _DiskCopy:
         self.flags: bytearray | None = None  # full copy: 0 for chunks inside zero extents
         # chunk -> ranges to write as read, zeros included; other chunks are written sparsely
         self.ranges: dict[int, list[tuple[int, int]]] = {}
+        # a round: chunk -> its changed ranges, the only bytes read from the source; the rest
+        # comes from ``base`` (the target), or is zeros where the chunk held none (None)
+        self.changed: dict[int, tuple[bool, list[tuple[int, int]]]] = {}
+        self.base: DiskReader | None = None
         self.stop = threading.Event()  # tells workers not to start queued chunks
         self.failure: _ChunkError | None = None
         self.hashes: list[bytes | None] = [None] * self.n
@@ -393,6 +406,9 @@ class _DiskCopy:
             plan = self._round_plan(members[idx], ranges.get(idx), length)
             if plan is not None:
                 self.ranges[idx] = plan
+            partial = not members[idx].whole and ranges.get(idx) is not None
+            if partial and (plan is None or self.base is not None):
+                self.changed[idx] = (plan is None, ranges[idx])
         self.work = work
         self.bytes_done = self.resumed_bytes
         self._copy_all()
@@ -685,14 +701,10 @@ class _DiskCopy:
             raise _Skipped
         offset = idx * self.chunk_size
         length = chunk_length(idx, self.size, self.chunk_size)
-        try:
-            data = self.reader.read(offset, length)
-        except Exception as e:
-            raise _ChunkError(offset, length, "read", e) from e
-        if len(data) != length:
-            raise _ChunkError(
-                offset, length, "read", OSError(f"short read: {len(data)} of {length} bytes")
-            )
+        if idx in self.changed:
+            data = self._merged(idx, offset, length)
+        else:
+            data = self._read(self.reader, offset, length, "read")
         runs = self.ranges.get(idx)
         if is_zero(data):
             if runs is None:
@@ -709,6 +721,30 @@ class _DiskCopy:
                 raise _ChunkError(offset + start, end - start, "write", e) from e
             written += end - start
         return idx, h, written
+
+    def _merged(self, idx: int, offset: int, length: int) -> bytes:
+        """A round's chunk as the source holds it now: the changed ranges read from the
+        source, over what the target holds (zeros where the chunk held no data)."""
+        was_zero, areas = self.changed[idx]
+        if was_zero or self.base is None:
+            buf = bytearray(length)
+        else:
+            buf = bytearray(self._read(self.base, offset, length, "read of the target"))
+        for start, end in areas:
+            buf[start:end] = self._read(self.reader, offset + start, end - start, "read")
+        return bytes(buf)
+
+    @staticmethod
+    def _read(reader: DiskReader, offset: int, length: int, op: str) -> bytes:
+        try:
+            data = reader.read(offset, length)
+        except Exception as e:
+            raise _ChunkError(offset, length, op, e) from e
+        if len(data) != length:
+            raise _ChunkError(
+                offset, length, op, OSError(f"short read: {len(data)} of {length} bytes")
+            )
+        return data
 
 
 def nonzero_runs(data: bytes, block: int = SPARSE_BLOCK) -> list[tuple[int, int]]:

@@ -398,3 +398,55 @@ def test_status_symlink_is_not_followed(checkout, user, remote):
     with pytest.raises(GitOpsError, match="symlink"):
         checkout.write_status({"status/plan1.yaml": "x"}, "status: x")
     assert (checkout.path / "plans/plan1.yaml").read_text() == SEED["plans/plan1.yaml"]
+
+
+def test_proposal_branch_says_how_a_branch_stands(checkout, remote, user, tmp_path):
+    branch = "mtv-gitops/cutover/ns/m3"
+    with checkout.locked():  # clones on first use
+        assert (checkout.path / ".git").exists()
+        base = checkout.fetch_tracked()
+    none = checkout.proposal_branch(branch)
+    assert (none.name, none.base, none.tip, none.merged, none.foreign) == (
+        branch,
+        base,
+        None,
+        False,
+        (),
+    )
+    ours = checkout.push_branch(branch, {"migrations/m3.yaml": "kind: Migration\n"}, "propose")
+    look = checkout.proposal_branch(branch, against=base)
+    assert (look.tip, look.merged, look.foreign) == (ours, False, ())
+    # A reviewer's commit on the branch is reported, newest first, and left in place.
+    verify = fresh_clone(tmp_path, remote)
+    git(verify, "checkout", "-q", branch)
+    theirs = user_commit(verify, "migrations/m3.yaml", "edited by reviewer\n", "review edit")
+    git(verify, "push", "-q", "origin", branch)
+    held = checkout.proposal_branch(branch)
+    assert (held.tip, held.foreign) == (theirs, (theirs,))
+    # Once merged into the tracked branch, the branch is merged and holds nothing foreign.
+    git(user, "pull", "-q")
+    git(user, "merge", "-q", "--no-ff", "-m", "merge cutover", f"origin/{branch}")
+    git(user, "push", "-q", "origin", "main")
+    merged = checkout.proposal_branch(branch)
+    assert merged.base == remote_head(remote) == checkout.tracked_head()
+    assert (merged.tip, merged.merged, merged.foreign) == (theirs, True, ())
+
+
+def test_push_commit_builds_on_the_given_parent_and_never_on_the_tracked_branch(checkout, remote):
+    base = checkout.sync()
+    branch = "mtv-gitops/cutover/ns/m4"
+    files = {"migrations/m4.yaml": "kind: Migration\n"}
+    first = checkout.push_commit(branch, base, files, "propose")
+    assert git(remote, "rev-parse", f"refs/heads/{branch}") == first
+    assert git(remote, "rev-parse", f"{first}^") == base
+    assert checkout.proposal_branch(branch).tip == first  # the tracking ref says so too
+    # The same contents again still make a commit: the caller chose to push one.
+    second = checkout.push_commit(branch, first, files, "again")
+    assert second != first and git(remote, "rev-parse", f"{second}^") == first
+    # Not a fast-forward of the branch: refused, never forced.
+    with pytest.raises(GitOpsError, match="refused"):
+        checkout.push_commit(branch, base, {"migrations/m4.yaml": "other\n"}, "rewind")
+    assert git(remote, "rev-parse", f"refs/heads/{branch}") == second
+    with pytest.raises(ValueError, match="tracked branch"):
+        checkout.push_commit("main", base, files, "onto main")
+    assert remote_head(remote) == base
