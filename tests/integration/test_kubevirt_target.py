@@ -12,24 +12,10 @@ from ruamel.yaml import YAML
 
 from reconciler.transfer.digest import disk_digest_of_file
 from tests.integration.conftest import Workspace, migration_yaml, small_vm
-from tests.targets.cluster import TOKEN, Cluster, Kubelet
+from tests.targets.cluster import TOKEN, Cluster
 
 pytestmark = pytest.mark.integration
 NS = "demo-vms"
-
-
-@pytest.fixture
-def cluster():
-    c = Cluster()
-    yield c
-    c.stop()
-
-
-@pytest.fixture
-def kubelet(cluster: Cluster, tmp_path: Path):
-    k = Kubelet(cluster, tmp_path / "kubelet").start()
-    yield k
-    k.stop()
 
 
 def to_cluster(ws: Workspace, cluster: Cluster, retries: int = 2) -> dict[str, str]:

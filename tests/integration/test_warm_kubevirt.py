@@ -32,20 +32,6 @@ NS = "vs-vms"
 PVCS = f"/api/v1/namespaces/{NS}/persistentvolumeclaims"
 
 
-@pytest.fixture
-def cluster():
-    c = Cluster()
-    yield c
-    c.stop()
-
-
-@pytest.fixture
-def kubelet(cluster: Cluster, tmp_path: Path):
-    k = Kubelet(cluster, tmp_path / "kubelet").start()
-    yield k
-    k.stop()
-
-
 def _to_cluster(ws, cluster: Cluster, env: dict[str, str]) -> None:
     """The destination Provider points at the cluster (a user commit); its token joins the
     vCenter credentials in the secrets file. The StorageMap's ``standard`` class is a Ceph RBD

@@ -28,7 +28,7 @@ from reconciler.targets.kubevirt_manifests import StorageSettings, disk_claims, 
 from reconciler.targets.local import LocalTarget
 from reconciler.transfer.digest import disk_digest_of_file
 from reconciler.transfer.engine import TransferCanceled
-from tests.targets.cluster import TOKEN, Cluster, Kubelet
+from tests.targets.cluster import TOKEN, Cluster
 
 MIB = 1024 * 1024
 NS = "vms"
@@ -40,27 +40,6 @@ LABELS = {
 }
 SECRET = {"user": "administrator@vsphere.local", "password": "s3cret!"}
 STORAGE = StorageSettings(provisioners={"standard": "kubernetes.io/hostpath-provisioner"})
-
-
-@pytest.fixture
-def cluster():
-    c = Cluster()
-    yield c
-    c.stop()
-
-
-@pytest.fixture
-def kubelet(cluster: Cluster, tmp_path: Path):
-    k = Kubelet(cluster, tmp_path / "kubelet").start()
-    yield k
-    k.stop()
-
-
-@pytest.fixture
-def target(cluster: Cluster) -> KubevirtTarget:
-    return KubevirtTarget.from_url(
-        cluster.url, TOKEN, settings=JobSettings(image="example.org/mtv:1", poll_seconds=0.05)
-    )
 
 
 @pytest.fixture(scope="module")

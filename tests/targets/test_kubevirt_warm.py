@@ -6,7 +6,6 @@ round, a Job left from another round is not taken for this one."""
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +15,6 @@ from reconciler.targets.base import CopyRequest, DiskClaim, SourceRef, TargetErr
 from reconciler.targets.kubevirt import (
     ROUND_ANNOTATION,
     SNAPSHOT_ANNOTATION,
-    JobSettings,
-    KubevirtTarget,
     checkpoint_name,
     transfer_job,
     transfer_name,
@@ -25,7 +22,6 @@ from reconciler.targets.kubevirt import (
 from tests.integration.test_warm_vsphere import _warm_source, _write
 from tests.plugins.vsphere.conftest import start_simulator
 from tests.plugins.vsphere.test_disks import connect
-from tests.targets.cluster import TOKEN, Cluster, Kubelet
 
 MiB = 1024 * 1024
 NS = "vms"
@@ -39,27 +35,6 @@ def sim():
     s = start_simulator(hosts=1, vms=2, datastores=2)
     yield s
     s.stop()
-
-
-@pytest.fixture
-def cluster():
-    c = Cluster()
-    yield c
-    c.stop()
-
-
-@pytest.fixture
-def kubelet(cluster: Cluster, tmp_path: Path):
-    k = Kubelet(cluster, tmp_path / "kubelet").start()
-    yield k
-    k.stop()
-
-
-@pytest.fixture
-def target(cluster: Cluster) -> KubevirtTarget:
-    return KubevirtTarget.from_url(
-        cluster.url, TOKEN, settings=JobSettings(image="example.org/mtv:1", poll_seconds=0.05)
-    )
 
 
 def _claim(name: str, mode: str, size: int) -> DiskClaim:
