@@ -6,6 +6,7 @@ the end of the pass (in a ``finally``), so a failure in the middle still leaves 
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -339,14 +340,14 @@ class Reconciler:
         if not rec.started:
             rec.started = now()
         self.store.put_migration(rec)
-        ctx = self._context(d, connections, config, writer) if d.run_vms else None
+        # made once, when first needed: it reads the target's storage classes
+        context = functools.cache(lambda: self._context(d, connections, config, writer))
         for vm_id in d.canceled_vms:
-            self._cancel_waiting(d, vm_id, connections, config, writer)
+            self._cancel_waiting(d, vm_id, connections, context)
         writer.commit()
         failed = 0
         if d.run_vms:
-            assert ctx is not None
-            failed = self._run_vms(d, ctx)
+            failed = self._run_vms(d, context())
         if self.cancel.is_set():
             return failed
         results = [self.store.get_vm(d.key, v) for v in d.run_vms + d.canceled_vms]
@@ -392,7 +393,9 @@ class Reconciler:
             propose=self._proposer(d) if d.warm else None,
         )
 
-    def _cancel_waiting(self, d: PlanDecision, vm_id: str, connections, config, writer) -> None:
+    def _cancel_waiting(
+        self, d: PlanDecision, vm_id: str, connections, context: Callable[[], RunContext]
+    ) -> None:
         """Cancel a VM no pass is running: one never started ends Canceled; a warm one waiting
         between rounds also loses its snapshots and its target disks."""
         prior = self.store.get_vm(d.key, vm_id)
@@ -406,7 +409,7 @@ class Reconciler:
         prior.migration = d.migration
         if prior.warm is not None and prior.started and vm is not None:
             try:
-                ctx = self._context(d, connections, config, writer)
+                ctx = context()
             except TargetError as exc:
                 prior.error = {"cleanup": f"target disks not removed: {exc}"}
             else:

@@ -23,7 +23,7 @@ from reconciler.pipeline.phases import (
     itinerary,
     now,
 )
-from reconciler.planner.model import VmPlan
+from reconciler.planner.model import DiskPlan, VmPlan
 from reconciler.progress.store import ProgressStore, VmProgress
 from reconciler.sources import SourceConnection, warm_source
 from reconciler.targets.base import (
@@ -37,7 +37,7 @@ from reconciler.targets.base import (
 )
 from reconciler.targets.kubevirt_manifests import StorageSettings, disk_claims, vm_manifest
 from reconciler.transfer.engine import CopyProgress, DigestMismatch, TransferCanceled
-from reconciler.transfer.extents import DiskReader
+from reconciler.transfer.extents import DiskReader, Extent
 
 MB = 1024 * 1024  # Forklift reports disk progress in "MB" of 2**20 bytes
 POWER_OFF_TIMEOUT = 600.0
@@ -179,7 +179,7 @@ def run_steps(
         if step["phase"] in (COMPLETED, SKIPPED):
             continue
         if ctx.canceled():
-            _clean(ctx, vm, rec, cleanup)
+            run_cleanup(ctx, vm, rec, cleanup)
             return cancel_vm(ctx, vm, rec)
         if ctx.cancel.is_set() or ctx.halt.is_set():
             return _pause(ctx, rec)
@@ -198,7 +198,7 @@ def run_steps(
             return rec
         except TransferCanceled:
             if ctx.canceled():
-                _clean(ctx, vm, rec, cleanup)
+                run_cleanup(ctx, vm, rec, cleanup)
                 return cancel_vm(ctx, vm, rec)
             return _pause(ctx, rec)
         except Exception as exc:  # noqa: BLE001 - any failure ends this VM, not the pass
@@ -207,7 +207,7 @@ def run_steps(
             step["error"] = {"phase": step["name"], "reasons": [reason]}
             step["completed"] = now()
             ctx.reporter.step(vm, step["name"], FAILED, reason)
-            _clean(ctx, vm, rec, cleanup)
+            run_cleanup(ctx, vm, rec, cleanup)
             return _finish(ctx, rec, "Failed", {"phase": step["name"], "reasons": [reason]})
         if message and message.startswith("skipped:"):
             step["phase"] = SKIPPED
@@ -222,7 +222,7 @@ def run_steps(
     return _finish(ctx, rec, "Succeeded", None)
 
 
-def _clean(
+def run_cleanup(
     ctx: RunContext,
     vm: VmPlan,
     rec: VmProgress,
@@ -401,23 +401,14 @@ def ensure_disks_copied(
                 ctx.store.put_vm(rec)
                 ctx.on_change()
 
-        request = CopyRequest(
-            claim=claim,
-            vm_id=vm.vm_id,
-            disk_key=disk.key,
-            disk_id=disk_id(ctx, vm, claim),
-            labels={**vm.labels, "vmDisk": disk.key},
-            source=ctx.source_ref,
-            open_source=lambda key=disk.key: open_source(ctx, vm.vm_id, key, snapshot_id),
-            store=ctx.store,
-            on_progress=progress,
-            halt=ctx.halt,
-            verify=ctx.verify,
-            chunk_size=ctx.chunk_size,
-            streams=ctx.streams,
-            max_bytes_per_second=ctx.max_bytes_per_second,
-            change_id=change_ids.get(disk.key, ""),
+        request = disk_request(
+            ctx,
+            vm,
+            disk,
+            claim,
+            progress,
             snapshot_id=snapshot_id,
+            change_id=change_ids.get(disk.key, ""),
         )
         outcome = _copy_one(ctx, request, task)
         result = outcome.result
@@ -438,6 +429,44 @@ def ensure_disks_copied(
     step["annotations"] = {"unit": "MB"}
     how = "verified" if ctx.verify else "not verified (verify off)"
     return f"{len(claims)} disk(s) copied, digests {how}"
+
+
+def disk_request(
+    ctx: RunContext,
+    vm: VmPlan,
+    disk: DiskPlan,
+    claim: DiskClaim,
+    on_progress: Callable[[CopyProgress], None],
+    *,
+    snapshot_id: str = "",
+    change_id: str = "",
+    round: int = 0,
+    changed: tuple[Extent, ...] = (),
+    since: str = "",
+) -> CopyRequest:
+    """The request for one disk's copy, the whole disk or a warm round of it (``round``,
+    ``changed`` since the change id ``since``), read at ``snapshot_id`` when given."""
+    return CopyRequest(
+        claim=claim,
+        vm_id=vm.vm_id,
+        disk_key=disk.key,
+        disk_id=disk_id(ctx, vm, claim),
+        labels={**vm.labels, "vmDisk": disk.key},
+        source=ctx.source_ref,
+        open_source=lambda: open_source(ctx, vm.vm_id, disk.key, snapshot_id),
+        store=ctx.store,
+        on_progress=on_progress,
+        halt=ctx.halt,
+        verify=ctx.verify,
+        chunk_size=ctx.chunk_size,
+        streams=ctx.streams,
+        max_bytes_per_second=ctx.max_bytes_per_second,
+        change_id=change_id,
+        round=round,
+        changed=changed,
+        snapshot_id=snapshot_id,
+        since=since,
+    )
 
 
 def open_source(ctx: RunContext, vm_id: str, disk_key: str, snapshot_id: str = "") -> DiskReader:

@@ -31,16 +31,16 @@ from reconciler.pipeline.cold import (
     Handler,
     Paused,
     RunContext,
-    _clean,
     _not_built,
     cancel_vm,
     claims_of,
-    disk_id,
+    disk_request,
     ensure_disks_allocated,
     ensure_disks_copied,
     ensure_source_off,
     ensure_source_stopped,
     labelled,
+    run_cleanup,
     run_steps,
 )
 from reconciler.pipeline.phases import COPYING_PAUSED, now
@@ -54,7 +54,7 @@ from reconciler.sources import (
     WarmSource,
     warm_source,
 )
-from reconciler.targets.base import CopyRequest, TargetError
+from reconciler.targets.base import TargetError
 from reconciler.targets.kubevirt_manifests import vm_manifest
 from reconciler.transfer.engine import TransferCanceled
 
@@ -294,25 +294,16 @@ def _copy_round(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> dict[str, Any]:
     for disk, claim in zip(vm.disks, claims_of(ctx, vm), strict=True):
         changed = src.changed_extents(vm.vm_id, snap, disk.key, w["changeIds"][disk.key])
         extents += len(changed)
-        request = CopyRequest(
-            claim=claim,
-            vm_id=vm.vm_id,
-            disk_key=disk.key,
-            disk_id=disk_id(ctx, vm, claim),
-            labels={**vm.labels, "vmDisk": disk.key},
-            source=ctx.source_ref,
-            open_source=lambda key=disk.key: src.open_disk(vm.vm_id, key, snapshot_id=snap),
-            store=ctx.store,
-            on_progress=lambda p, name=claim.name: ctx.reporter.disk_progress(vm, name, p),
-            halt=ctx.halt,
-            verify=ctx.verify,
-            chunk_size=ctx.chunk_size,
-            streams=ctx.streams,
-            max_bytes_per_second=ctx.max_bytes_per_second,
+        request = disk_request(
+            ctx,
+            vm,
+            disk,
+            claim,
+            lambda p, name=claim.name: ctx.reporter.disk_progress(vm, name, p),
+            snapshot_id=snap,
             change_id=new_ids.get(disk.key, ""),
             round=k,
             changed=tuple(changed),
-            snapshot_id=snap,
             since=w["changeIds"][disk.key],
         )
         result = ctx.target.copy_disk(request).result
@@ -369,11 +360,8 @@ def ensure_final_delta(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict)
 
 
 def ensure_final_snapshot_removed(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
-    w = _state(rec)
-    if w.get("snapshotId"):
-        warm_source(ctx.source).remove_snapshot(vm.vm_id, w["snapshotId"])
-        w["snapshotId"] = ""
-        ctx.store.put_vm(rec)
+    """Remove the final snapshot, and any other of ours, so the message below is checked."""
+    remove_snapshots(ctx, vm, rec)
     return "no snapshot of mtv-gitops left on the source VM"
 
 
@@ -403,7 +391,7 @@ def ensure_warm_vm_created(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: d
 def cancel_paused_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
     """A warm VM canceled while it waits between rounds (no pass runs it): its snapshots go,
     then what was made for it on the target, as for a VM canceled mid-copy."""
-    _clean(ctx, vm, rec, remove_snapshots)
+    run_cleanup(ctx, vm, rec, remove_snapshots)
     return cancel_vm(ctx, labelled(ctx, vm), rec)
 
 

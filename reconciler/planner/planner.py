@@ -261,9 +261,8 @@ def _decide_plan(
 
 
 def _warm_refused(source: Manifest | None) -> str:
-    """Why warm migration cannot run for this pair of providers ("" when it can): built for
-    vSphere sources (changed block tracking), onto the embedded local target or a cluster
-    (the kubevirt target's transfer Jobs copy round by round)."""
+    """Why warm migration cannot run from this source provider ("" when it can): it needs
+    vSphere's snapshots and changed block tracking; either target copies round by round."""
     if source is not None and source.spec.type != "vsphere":
         return (
             f"warm migration is built for vSphere sources only in mtv-gitops, not for "

@@ -239,11 +239,9 @@ def copy_changes(
         return CopyResult(
             rr.source_digest, rr.target_digest, 0, rr.chunks, n, 0.0, round, rr.chunks
         )
-    copy = _DiskCopy(
+    return _DiskCopy(
         reader, writer, store, disk_id, chunk_size, max(1, streams), on_progress, cancel
-    )
-    copy.base = base_reader
-    return copy.run_round(rr, ranges, verify_reader)
+    ).run_round(rr, ranges, verify_reader, base_reader)
 
 
 def merge_areas(changed: Iterable[Extent], size: int, disk_id: str = "") -> list[tuple[int, int]]:
@@ -384,8 +382,10 @@ class _DiskCopy:
         rr: RoundRecord,
         ranges: dict[int, list[tuple[int, int]]],
         verify_reader: DiskReader | None,
+        base_reader: DiskReader | None = None,
     ) -> CopyResult:
         """A precopy round begun in the store: copy its chunks not yet done this round."""
+        self.base = base_reader
         members = self.store.round_chunks(self.disk_id)
         recorded = self.store.done_chunks(self.disk_id)
         for idx in range(self.n):
@@ -726,9 +726,10 @@ class _DiskCopy:
         """A round's chunk as the source holds it now: the changed ranges read from the
         source, over what the target holds (zeros where the chunk held no data)."""
         was_zero, areas = self.changed[idx]
-        if was_zero or self.base is None:
+        if was_zero:
             buf = bytearray(length)
         else:
+            assert self.base is not None, "run_round merges held chunks only with a base"
             buf = bytearray(self._read(self.base, offset, length, "read of the target"))
         for start, end in areas:
             buf[start:end] = self._read(self.reader, offset + start, end - start, "read")
