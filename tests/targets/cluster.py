@@ -197,6 +197,11 @@ class Kubelet:
         if self.before_run is not None and self.before_run(job) is False:
             return
         ns, name = job["metadata"]["namespace"], job["metadata"]["name"]
+        spec = job["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        env = self._env(ns, container.get("env", []))
+        if env is None:  # as a kubelet does: the pod waits for its Secret (or its Job goes)
+            return
         failed = int((job.get("status") or {}).get("failed") or 0)
         pod = f"{name}-{next(self._ids):05d}"
         labels = {**job["spec"]["template"]["metadata"].get("labels", {}), "job-name": name}
@@ -215,14 +220,11 @@ class Kubelet:
                 "status": {"phase": "Running"},
             },
         )
-        spec = job["spec"]["template"]["spec"]
-        (container,) = spec["containers"]
         termination = self.root / "pods" / pod / "termination-log"
         termination.parent.mkdir(parents=True, exist_ok=True)
         argv = [self._path(ns, spec, container, a, termination) for a in container["command"]]
         assert argv[0] == "mtv-gitops"
         argv = [sys.executable, "-m", "reconciler.cli", *argv[1:]]
-        env = self._env(ns, container.get("env", []))
         code, log = self._execute(argv, env, ns, pod, self._job_path(job))
         message = termination.read_text() if termination.exists() else ""
         if not message and code != 0 and container["terminationMessagePolicy"].startswith("Fall"):
@@ -329,7 +331,8 @@ class Kubelet:
                 return str(local)
         return arg
 
-    def _env(self, ns: str, env: list[dict[str, Any]]) -> dict[str, str]:
+    def _env(self, ns: str, env: list[dict[str, Any]]) -> dict[str, str] | None:
+        """The container's environment, secret values read; None while a Secret is missing."""
         out = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.root)}
         for item in env:
             if "value" in item:
@@ -337,7 +340,8 @@ class Kubelet:
                 continue
             ref = item["valueFrom"]["secretKeyRef"]
             secret = self.cluster.get(f"/api/v1/namespaces/{ns}/secrets/{ref['name']}")
-            assert secret is not None, f"Secret {ns}/{ref['name']} of the Job is missing"
+            if secret is None:
+                return None
             if ref["key"] in secret.get("stringData", {}):
                 out[item["name"]] = secret["stringData"][ref["key"]]
             else:
