@@ -34,7 +34,7 @@ from plugins.ova.ovf import OvfDisk, OvfEnvelope, OvfVirtualSystem, parse_ovf
 from plugins.ova.reader import VmdkReader
 from reconciler.hookspecs import hookimpl
 from reconciler.inventory.model import VM, Disk, Inventory, Network, Nic, Storage
-from reconciler.sources import Capabilities, Rules, SourceError
+from reconciler.sources import Capabilities, DemoSource, Rules, SourceError
 from reconciler.transfer.extents import Extent
 
 log = logging.getLogger(__name__)
@@ -518,6 +518,16 @@ def mtv_gitops_capabilities(provider_type: str) -> Capabilities | None:
 def mtv_gitops_secret_keys(provider_type: str) -> list[str] | None:
     """A folder of files needs no credentials."""
     return [] if provider_type == PROVIDER_TYPE else None
+
+
+@hookimpl
+def mtv_gitops_demo(name: str, workspace: Path) -> DemoSource | None:
+    """``mtv-gitops demo``: three VMs from generated OVA files (see :mod:`plugins.ova.demo`)."""
+    if name != "cold":
+        return None
+    from plugins.ova.demo import OvaDemo
+
+    return OvaDemo(workspace)
 
 
 @hookimpl

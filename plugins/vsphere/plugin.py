@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from plugins import bundled
@@ -18,6 +19,7 @@ from reconciler.inventory.model import VM, Disk, Inventory, Network, Nic, Storag
 from reconciler.sources import (
     OWN_SNAPSHOT_PREFIX,
     Capabilities,
+    DemoSource,
     Requirements,
     Rules,
     SourceError,
@@ -562,6 +564,16 @@ def mtv_gitops_secret_keys(provider_type: str) -> list[str] | None:
 def mtv_gitops_requirements(provider_type: str) -> Requirements | None:
     """pyvmomi, from ``pip install 'mtv-gitops[vsphere]'``."""
     return REQUIREMENTS if provider_type == PROVIDER_TYPE else None
+
+
+@hookimpl
+def mtv_gitops_demo(name: str, workspace: Path) -> DemoSource | None:
+    """``mtv-gitops demo --warm``: a running VM of the vCenter simulator (see demo.py)."""
+    if name != "warm":
+        return None
+    from plugins.vsphere.demo import VsphereWarmDemo
+
+    return VsphereWarmDemo(workspace)
 
 
 @hookimpl
