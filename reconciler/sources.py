@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import socket
 import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from reconciler.inventory.model import Inventory
@@ -32,6 +36,50 @@ def sha1_fingerprint(host: str, port: int = 443, timeout: float = 10.0) -> str:
 
 class SourceError(Exception):
     """A provider failed in a way the user must see (unreachable, refused, corrupt data)."""
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Where a provider type's validation rules live (the answer of ``mtv_gitops_rules``)."""
+
+    package: str  # the Rego package, e.g. "io.konveyor.forklift.<name>" as in Forklift
+    folder: Path  # the default rules: validate.rego, rules_version.rego, *_cases.yaml ...
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a source can do (the answer of ``mtv_gitops_capabilities``); the planner gets a
+    mapping provider type -> Capabilities as data, gathered where plugins are loaded."""
+
+    # snapshots and changed block tracking: a running VM's disks copied in rounds
+    warm: bool = False
+    # controller_max_vm_inflight counts the VMs of one source host (they share its disk
+    # connections), not of the plan
+    inflight_per_host: bool = False
+    # the guest needs its drivers converted (virt-v2v) before it boots on KubeVirt
+    guest_conversion: bool = False
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """The optional packages a source needs (the answer of ``mtv_gitops_requirements``)."""
+
+    extra: str  # pip install 'mtv-gitops[<extra>]'
+    modules: tuple[str, ...] = ()  # top-level modules that extra provides
+
+    def missing(self) -> list[str]:
+        """The modules not installed (found without importing them)."""
+        return [m for m in self.modules if importlib.util.find_spec(m) is None]
+
+    def problem(self, provider_type: str) -> str:
+        """Why the source cannot run here, "" when it can."""
+        gone = self.missing()
+        if not gone:
+            return ""
+        return (
+            f"the {provider_type} source needs {', '.join(gone)}, which is not installed: "
+            f"pip install 'mtv-gitops[{self.extra}]'"
+        )
 
 
 class SourceConnection(Protocol):
@@ -99,3 +147,45 @@ def warm_source(source: SourceConnection) -> WarmSource:
     if not all(callable(getattr(source, name, None)) for name in needed):
         raise SourceError("this source provider has no snapshots or changed block tracking")
     return source  # type: ignore[return-value]
+
+
+class DemoSource(Protocol):
+    """A source provider a demo migrates from, made up by its plugin (``mtv_gitops_demo``).
+
+    The core does the rest, as for any repo: a git remote seeded with :meth:`seed`'s files,
+    reconciler passes, and a check of the target's disks against :meth:`disks`.
+    """
+
+    title: str  # the seed commit's subject: "Plan: migrate three VMs from ..."
+    plan: str  # "namespace/name" of the Plan the seed holds
+    target_namespace: str  # where the Plan puts the VMs
+
+    def start(self, log: Callable[[str], None]) -> None:
+        """Make the source (files, a simulator ...); ``log`` says what is ready."""
+
+    def seed(self, folder: Path) -> dict[str, dict[str, str]]:
+        """Write the demo repo (Providers, maps, Plan, Migration) into ``folder``; return the
+        Secrets it names, ``"namespace/name"`` to keys, which the demo keeps out of git."""
+
+    def disks(self) -> dict[str, list[str]]:
+        """Source VM name -> each disk's content digest now (:mod:`reconciler.transfer.digest`),
+        in the order of the VM's disks."""
+
+    def stop(self) -> None:
+        """Stop what :meth:`start` started."""
+
+
+class WarmDemoSource(DemoSource, Protocol):
+    """A demo source whose VM runs during the migration: its guest writes between rounds."""
+
+    migration: str  # "namespace/name" of the Migration the seed holds
+
+    def guest_write(self, step: int) -> str:
+        """The running guest writes (steps 1, 2: before each precopy round; 3: after the
+        last one, copied as the final delta); returns what it wrote, for the reader."""
+
+    def snapshots(self) -> int:
+        """How many snapshots the source VM has now (a finished migration leaves none)."""
+
+    def power_state(self) -> str:
+        """``On`` or ``Off``: the source VM is off after the cutover."""

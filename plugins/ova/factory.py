@@ -116,6 +116,17 @@ def semi_random(length: int, seed: int = 0) -> bytes:
     return bytes(out[:length])
 
 
+def scattered(capacity: int, data: int, pieces: int, seed: int) -> list[tuple[int, bytes]]:
+    """``data`` bytes in ``pieces`` runs spread over a disk of ``capacity``, holes between (the
+    demos' disks: mostly empty, as real ones are)."""
+    mib = 1024 * 1024
+    step, size = capacity // pieces, data // pieces
+    return [
+        (i * step + (step - size) // 2 // mib * mib, semi_random(size, seed * 1000 + i))
+        for i in range(pieces)
+    ]
+
+
 def _logical_digest(raw: Path) -> tuple[str, str]:
     """The digest the transfer engine will compare against, else plain sha256 of the image."""
     try:

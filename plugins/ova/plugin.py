@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from plugins import bundled
 from plugins.ova.ovf import OvfDisk, OvfEnvelope, OvfVirtualSystem, parse_ovf
 from plugins.ova.reader import VmdkReader
 from reconciler.hookspecs import hookimpl
 from reconciler.inventory.model import VM, Disk, Inventory, Network, Nic, Storage
-from reconciler.sources import SourceError
+from reconciler.sources import Capabilities, DemoSource, Rules, SourceError
 from reconciler.transfer.extents import Extent
 
 log = logging.getLogger(__name__)
@@ -495,6 +496,38 @@ def _folder_of(url: str) -> Path:
 def mtv_gitops_source_types() -> list[str]:
     """The OVA plugin answers for Provider ``spec.type: ova``."""
     return [PROVIDER_TYPE]
+
+
+@hookimpl
+def mtv_gitops_rules(provider_type: str) -> Rules | None:
+    """Forklift's OVA rules, shipped in the top-level ``rules/ova/``."""
+    if provider_type != PROVIDER_TYPE:
+        return None
+    return Rules("io.konveyor.forklift.ova", bundled("rules", PROVIDER_TYPE))
+
+
+@hookimpl
+def mtv_gitops_capabilities(provider_type: str) -> Capabilities | None:
+    """Files do not run: cold only; the exported guest still needs its drivers converted."""
+    if provider_type != PROVIDER_TYPE:
+        return None
+    return Capabilities(warm=False, inflight_per_host=False, guest_conversion=True)
+
+
+@hookimpl
+def mtv_gitops_secret_keys(provider_type: str) -> list[str] | None:
+    """A folder of files needs no credentials."""
+    return [] if provider_type == PROVIDER_TYPE else None
+
+
+@hookimpl
+def mtv_gitops_demo(name: str, workspace: Path) -> DemoSource | None:
+    """``mtv-gitops demo``: three VMs from generated OVA files (see :mod:`plugins.ova.demo`)."""
+    if name != "cold":
+        return None
+    from plugins.ova.demo import OvaDemo
+
+    return OvaDemo(workspace)
 
 
 @hookimpl

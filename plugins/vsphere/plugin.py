@@ -6,18 +6,29 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
+from plugins import bundled
 from plugins.vsphere import session
 from plugins.vsphere.datastore import RETRY_SECONDS, DatastoreDisk, DatastoreFile, DatastoreHttp
 from plugins.vsphere.inventory import Snapshot
 from plugins.vsphere.updates import InventoryCache
 from reconciler.hookspecs import hookimpl
 from reconciler.inventory.model import VM, Disk, Inventory, Network, Nic, Storage
-from reconciler.sources import OWN_SNAPSHOT_PREFIX, SourceError
+from reconciler.sources import (
+    OWN_SNAPSHOT_PREFIX,
+    Capabilities,
+    DemoSource,
+    Requirements,
+    Rules,
+    SourceError,
+)
 from reconciler.transfer.extents import Extent
 
 PROVIDER_TYPE = "vsphere"
+# pyvmomi comes with the extra; every use imports it lazily, so the plugin loads without it
+REQUIREMENTS = Requirements(extra="vsphere", modules=("pyVmomi",))
 _POWER = {"poweredOn": "On", "poweredOff": "Off", "suspended": "Off"}
 
 
@@ -527,6 +538,45 @@ def mtv_gitops_source_types() -> list[str]:
 
 
 @hookimpl
+def mtv_gitops_rules(provider_type: str) -> Rules | None:
+    """Forklift's VMware rules (package ``io.konveyor.forklift.vmware``), in ``rules/vsphere/``."""
+    if provider_type != PROVIDER_TYPE:
+        return None
+    return Rules("io.konveyor.forklift.vmware", bundled("rules", PROVIDER_TYPE))
+
+
+@hookimpl
+def mtv_gitops_capabilities(provider_type: str) -> Capabilities | None:
+    """Snapshots and changed block tracking make warm migration; as MTV's vSphere scheduler,
+    the VMs of one ESXi host share its NFC connections, so the in-flight limit is per host."""
+    if provider_type != PROVIDER_TYPE:
+        return None
+    return Capabilities(warm=True, inflight_per_host=True, guest_conversion=True)
+
+
+@hookimpl
+def mtv_gitops_secret_keys(provider_type: str) -> list[str] | None:
+    """The MTV vSphere Secret: the SHA-1 ``thumbprint`` pin beside the shared keys."""
+    return ["thumbprint"] if provider_type == PROVIDER_TYPE else None
+
+
+@hookimpl
+def mtv_gitops_requirements(provider_type: str) -> Requirements | None:
+    """pyvmomi, from ``pip install 'mtv-gitops[vsphere]'``."""
+    return REQUIREMENTS if provider_type == PROVIDER_TYPE else None
+
+
+@hookimpl
+def mtv_gitops_demo(name: str, workspace: Path) -> DemoSource | None:
+    """``mtv-gitops demo --warm``: a running VM of the vCenter simulator (see demo.py)."""
+    if name != "warm":
+        return None
+    from plugins.vsphere.demo import VsphereWarmDemo
+
+    return VsphereWarmDemo(workspace)
+
+
+@hookimpl
 def mtv_gitops_connect(
     provider_type: str,
     url: str,
@@ -537,4 +587,7 @@ def mtv_gitops_connect(
     """Log in to the vCenter at ``url`` with the Provider's secret (see session.py)."""
     if provider_type != PROVIDER_TYPE:
         return None
+    missing = REQUIREMENTS.problem(PROVIDER_TYPE)
+    if missing:
+        raise SourceError(missing)
     return VsphereConnection(session.connect(url, secret), url, secret, settings, hosts)

@@ -302,20 +302,22 @@ def status(repo: str, state_dir: Path | None, as_json: bool) -> None:
     "--workspace",
     type=click.Path(path_type=Path),
     default=None,
-    help="Folder for the demo's remote, clone, OVA files and cluster "
+    help="Folder for the demo's remote, clone, source files and cluster "
     "[default: /tmp/mtv-gitops-demo; with --warm, /tmp/mtv-gitops-demo-warm].",
 )
 @click.option("--no-verify", is_flag=True, help="Skip the digest check (on by default).")
 @click.option(
     "--warm",
     is_flag=True,
-    help="Instead: a warm migration from the vCenter simulator (built from Debian's golang-go "
-    "and govmomi, installed as root): precopy rounds of what a running guest writes, a "
-    "reviewer merging the cutover branch, the downtime and the bytes copied during it.",
+    help="Instead: a warm migration of a running VM from a simulated source (the bundled one "
+    "is built from Debian's golang-go and govmomi, installed as root): precopy rounds of what "
+    "the guest writes, a reviewer merging the cutover branch, the downtime and the bytes copied "
+    "during it.",
 )
 def demo(workspace: Path | None, no_verify: bool, warm: bool) -> None:
-    """Build OVA files, a git remote and a clone, then migrate three VMs to the local target
-    (with --warm: one running VM from the vCenter simulator, cut over by merging a branch)."""
+    """Make a demo source (OVA files, from the bundled plugin), a git remote and a clone, then
+    migrate its VMs to the local target (with --warm: one running VM from the vCenter
+    simulator, cut over by merging a branch)."""
     workspace = workspace or Path("/tmp/mtv-gitops-demo-warm" if warm else "/tmp/mtv-gitops-demo")
     if warm:
         from reconciler.cli.demo_warm import run_warm_demo

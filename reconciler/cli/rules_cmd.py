@@ -17,19 +17,20 @@ EXIT_PROBLEMS = 1
 
 
 def _provider_type(root: Path, value: str) -> str:
-    """A provider type (vsphere, ovirt, openstack, ova), or the name of a Provider in the repo."""
+    """A provider type that has rules, or the name of a Provider in the repo."""
     from reconciler.manifests.config import load_config
     from reconciler.manifests.loader import load_repo
-    from reconciler.validation.ruleset import PACKAGES
+    from reconciler.validation.ruleset import rule_types
 
-    if value in PACKAGES:
+    types = rule_types()
+    if value in types:
         return value
     config, _ = load_config(root)
     for (_, name), provider in load_repo(root, config).of("Provider").items():
-        if value in (name, f"{provider.namespace}/{name}") and provider.spec.type in PACKAGES:
+        if value in (name, f"{provider.namespace}/{name}") and provider.spec.type in types:
             return provider.spec.type
     raise click.BadParameter(
-        f"{value!r} is neither a provider type ({', '.join(sorted(PACKAGES))}) nor the name of "
+        f"{value!r} is neither a provider type ({', '.join(types)}) nor the name of "
         "a source Provider in the repo",
         param_hint="--provider",
     )
@@ -46,7 +47,8 @@ provider_opt = click.option(
     "--provider",
     "-p",
     required=True,
-    help="Provider type (vsphere, ovirt, openstack, ova) or the name of a Provider in REPO.",
+    help="Provider type (any an installed source plugin has rules for: `mtv-gitops rules "
+    "test` lists them) or the name of a Provider in REPO.",
 )
 
 
@@ -126,10 +128,10 @@ def test_cmd(repo: str, provider: str | None, defaults: bool, verbose: bool) -> 
     """
     from reconciler.validation.engine import RegoEngine
     from reconciler.validation.rule_tests import run_all
-    from reconciler.validation.ruleset import PACKAGES, load_rule_set
+    from reconciler.validation.ruleset import load_rule_set, rule_types
 
     root = _tree(repo)
-    types = [_provider_type(root, provider)] if provider else sorted(PACKAGES)
+    types = [_provider_type(root, provider)] if provider else rule_types()
     failed = 0
     table = Table("provider", "where", "test", "result", title="rule tests", show_lines=False)
     summary = []

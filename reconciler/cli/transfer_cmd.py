@@ -103,7 +103,12 @@ def disk_full(exc: BaseException) -> bool:
     default=None,
     help="The Provider manifest (type, url, settings, secret come from it).",
 )
-@click.option("--type", "ptype", default=None, help="The Provider's spec.type (ova, vsphere...).")
+@click.option(
+    "--type",
+    "ptype",
+    default=None,
+    help="The Provider's spec.type (a type an installed source plugin answers for).",
+)
 @click.option("--url", default="", help="The Provider's spec.url.")
 @click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE", help="spec.settings.")
 @click.option(
@@ -118,7 +123,7 @@ def disk_full(exc: BaseException) -> bool:
     "hosts",
     multiple=True,
     metavar="ID=ADDRESS",
-    help="A source host's migration-network address (a vSphere Host manifest); repeatable.",
+    help="A source host's migration-network address (from a Host manifest); repeatable.",
 )
 @click.option(
     "--host-secret",
@@ -321,7 +326,7 @@ def _run(
     stop: threading.Event,
 ) -> CopyResult:
     """The copy itself; every failure becomes a _Failure with its exit code and reason."""
-    from reconciler.plugins import connect
+    from reconciler.plugin_manager import connect
     from reconciler.progress.store import ProgressStore
     from reconciler.secrets.resolver import SecretError, SecretResolver
     from reconciler.sources import SourceError, warm_source

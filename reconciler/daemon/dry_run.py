@@ -90,7 +90,7 @@ def dry_run(root: Path, state_dir: Path, cluster: Path, secrets: SecretResolver)
             waiting = "; ".join(f"{m}: {w}" for m, w in d.skipped_migrations.items())
             out.lines.append(f"  no Migration to run{' (' + waiting + ')' if waiting else ''}")
         else:
-            where = " per ESXi host" if d.per_host else ""
+            where = " per source host" if d.per_host else ""
             out.lines.append(
                 f"  Migration {d.migration} would run {len(d.run_vms)} VM(s), at most "
                 f"{d.max_vm_inflight} at once{where} (controller_max_vm_inflight)"

@@ -15,7 +15,7 @@ from reconciler.inventory.model import Inventory
 from reconciler.manifests.loader import Desired, Manifest
 from reconciler.manifests.references import resolve
 from reconciler.planner.planner import Observed
-from reconciler.plugins import connect
+from reconciler.plugin_manager import capabilities, connect
 from reconciler.secrets.resolver import SecretError, SecretResolver
 from reconciler.sources import SourceConnection, SourceError
 from reconciler.status.projection import ProviderState
@@ -310,7 +310,8 @@ def observe(
             unready[dkey] = why
             if dkey in states:
                 states[dkey] = ProviderState(False, why)
-    return connections, states, Observed(inventories, names, destination_errors=unready)
+    observed = Observed(inventories, names, destination_errors=unready, capabilities=capabilities())
+    return connections, states, observed
 
 
 def close_all(connections: dict[Key, SourceConnection | str]) -> None:

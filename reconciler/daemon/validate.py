@@ -14,7 +14,7 @@ from typing import Any
 from reconciler.manifests.loader import Desired
 from reconciler.planner.planner import Observed
 from reconciler.sources import SourceConnection, SourceError
-from reconciler.validation.ruleset import PACKAGES
+from reconciler.validation.ruleset import rule_types
 from reconciler.validation.service import Validator
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def validate_inventories(
         if isinstance(conn, str) or isinstance(inv, str) or inv is None or provider is None:
             continue
         ptype = provider.spec.type
-        if ptype not in PACKAGES:
+        if ptype not in rule_types():
             continue
         if ptype not in prepared:
             state = validator.prepare(ptype, root)

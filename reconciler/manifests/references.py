@@ -68,8 +68,8 @@ def _providers(desired: Desired, m: Manifest, pair, errors: list[ManifestError])
         errors.append(
             ManifestError(
                 locate(m, "spec", "provider", "source"),
-                f"source provider {src.namespace}/{src.name} is of type openshift: a source "
-                "must be vsphere, ovirt, openstack or ova",
+                f"source provider {src.namespace}/{src.name} is of type openshift: that is the "
+                "destination type; a source is of a type a source plugin answers for",
                 m.ref,
             )
         )

@@ -11,8 +11,9 @@ from reconciler.manifests.loader import Desired, Manifest
 from reconciler.manifests.references import resolve
 from reconciler.planner.model import Condition, DiskPlan, NicPlan, PlanDecision, VmPlan
 from reconciler.planner.naming import dns1123_name, unique_name
-from reconciler.planner.schedule import controller_settings, counts_per_host
+from reconciler.planner.schedule import controller_settings
 from reconciler.progress.store import MigrationRecord, VmProgress
+from reconciler.sources import Capabilities
 
 
 @dataclass
@@ -29,6 +30,8 @@ class Observed:
     disk_change_tracking: Mapping[tuple[str, str], Mapping[str, Mapping[str, bool]]] = field(
         default_factory=dict
     )
+    # provider type -> what its source plugin can do (the installed plugins' answers)
+    capabilities: Mapping[str, Capabilities] = field(default_factory=dict)
 
 
 @dataclass
@@ -77,7 +80,7 @@ def _decide_plan(
     if spec.warm:
         d.warm = True
         d.precopy_interval = controller.controller_precopy_interval * 60.0
-        why = _warm_refused(provider)
+        why = _warm_refused(provider, observed.capabilities)
         if why:
             d.conditions.append(
                 Condition(
@@ -87,7 +90,10 @@ def _decide_plan(
                     f"{why}; set spec.warm: false to run this plan cold",
                 )
             )
-    d.per_host = provider is not None and counts_per_host(provider.spec.type)
+    d.per_host = (
+        provider is not None
+        and observed.capabilities.get(provider.spec.type, Capabilities()).inflight_per_host
+    )
     inv = observed.inventories.get(src_key)
     if not isinstance(inv, Inventory):
         why = inv if isinstance(inv, str) else "inventory not read yet"
@@ -260,15 +266,17 @@ def _decide_plan(
     return d
 
 
-def _warm_refused(source: Manifest | None) -> str:
-    """Why warm migration cannot run from this source provider ("" when it can): it needs
-    vSphere's snapshots and changed block tracking; either target copies round by round."""
-    if source is not None and source.spec.type != "vsphere":
-        return (
-            f"warm migration is built for vSphere sources only in mtv-gitops, not for "
-            f"{source.spec.type}"
-        )
-    return ""
+def _warm_refused(source: Manifest | None, capabilities: Mapping[str, Capabilities]) -> str:
+    """Why warm migration cannot run from this source provider ("" when it can): it needs a
+    source whose plugin declares snapshots and changed block tracking (the capability
+    ``warm``); either target copies round by round."""
+    if source is None or capabilities.get(source.spec.type, Capabilities()).warm:
+        return ""
+    able = ", ".join(sorted(t for t, c in capabilities.items() if c.warm)) or "none installed"
+    return (
+        f"warm migration is built for sources whose plugin can take snapshots and track "
+        f"changed blocks ({able}), not for {source.spec.type}"
+    )
 
 
 def _deleted_on_target(

@@ -1,8 +1,9 @@
 """Which VMs of a Migration start now and which wait, under ``controller_max_vm_inflight``.
 
-MTV counts the limit per ESXi host for vSphere (the VMs whose disks the same host serves share
-its NFC connections) and per plan for the other providers.  Pure: the pass asks again each time
-a VM finishes, with what is still queued and what is still in flight.
+MTV counts the limit per source host where the source says so (vSphere: the VMs whose disks the
+same ESXi host serves share its NFC connections; a plugin declares it as the capability
+``inflight_per_host``) and per plan for the other providers.  Pure: the pass asks again each
+time a VM finishes, with what is still queued and what is still in flight.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from dataclasses import dataclass, field
 from reconciler.manifests.loader import Desired
 from reconciler.manifests.models import ForkliftControllerSpec
 
-# provider types whose limit counts the VMs of one source host, as MTV's vSphere scheduler does
-PER_HOST_PROVIDERS = frozenset({"vsphere"})
 SETTING = "controller_max_vm_inflight"
 
 
@@ -90,8 +89,3 @@ def controller_settings(desired: Desired, namespace: str) -> ForkliftControllerS
     if found:
         return found[min(found)].spec
     return ForkliftControllerSpec()
-
-
-def counts_per_host(provider_type: str) -> bool:
-    """Whether the limit applies per source host (vSphere) rather than per plan."""
-    return provider_type in PER_HOST_PROVIDERS

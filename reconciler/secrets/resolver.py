@@ -19,23 +19,22 @@ from typing import TYPE_CHECKING
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from reconciler.plugin_manager import secret_keys as plugin_secret_keys
+
 if TYPE_CHECKING:
     from reconciler.manifests.loader import Desired
 
 
 SECRETS_ENV = "MTV_GITOPS_SECRETS"
-KEYS = (
-    "user",
-    "password",
-    "url",
-    "thumbprint",
-    "insecureSkipVerify",
-    "cacert",
-    "domainName",
-    "projectName",
-    "regionName",
-    "token",
-)
+# the keys every Provider Secret may have (a destination's token and CA among them); each
+# source plugin adds the keys it reads (mtv_gitops_secret_keys)
+KEYS = ("user", "password", "url", "insecureSkipVerify", "cacert", "token")
+
+
+def secret_keys() -> tuple[str, ...]:
+    """The keys passed on from the environment and into transfer Jobs: the shared ones and
+    those every installed source plugin declares."""
+    return KEYS + tuple(k for k in plugin_secret_keys() if k not in KEYS)
 
 
 class SecretError(Exception):
@@ -100,7 +99,7 @@ class SecretResolver:
         if self.cluster is not None:
             found.update(self.cluster(namespace, name) or {})
         found.update(self._load().get(f"{namespace}/{name}", {}))
-        for key in KEYS:
+        for key in secret_keys():
             value = self.environ.get(env_name(namespace, name, key))
             if value is not None:
                 found[key] = value

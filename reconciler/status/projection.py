@@ -318,7 +318,7 @@ def _plan_status(snap: Snapshot, d: PlanDecision, errors: list[ManifestError]) -
     waiting = _still_waiting(snap.waiting.get(d.key, {}), vms)
     if waiting and running:
         names = [v.source_name for v in d.vms if v.vm_id in waiting]
-        where = " per ESXi host" if d.per_host else ""
+        where = " per source host" if d.per_host else ""
         conds.append(
             {
                 "type": "VMsWaiting",

@@ -48,7 +48,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from reconciler import __version__
-from reconciler.secrets.resolver import KEYS, SecretError, env_name
+from reconciler.secrets.resolver import SecretError, env_name, secret_keys
 from reconciler.targets.base import (
     CopyOutcome,
     CopyRequest,
@@ -548,10 +548,11 @@ class KubevirtTarget:
     ) -> dict[str, Any] | None:
         if source is None:
             return None
-        data = {k: v for k, v in source.secret.items() if k in KEYS and source.secret_ref}
+        keys = secret_keys()
+        data = {k: v for k, v in source.secret.items() if k in keys and source.secret_ref}
         for i, host in enumerate(source.hosts):
             if host.secret_ref is not None:
-                data |= {f"host{i}-{k}": v for k, v in host.secret.items() if k in KEYS}
+                data |= {f"host{i}-{k}": v for k, v in host.secret.items() if k in keys}
         if not data:
             return None
         return {
@@ -762,12 +763,13 @@ def _env(source: SourceRef | None, secret_name: str) -> list[dict[str, Any]]:
     by reference to the transfer's Secret."""
     if source is None:
         return []
+    keys = secret_keys()
     refs: list[tuple[tuple[str, str], str, str]] = []  # (secret ref, key, key in our Secret)
     if source.secret_ref is not None:
-        refs += [(source.secret_ref, k, k) for k in sorted(source.secret) if k in KEYS]
+        refs += [(source.secret_ref, k, k) for k in sorted(source.secret) if k in keys]
     for i, host in enumerate(source.hosts):
         if host.secret_ref is not None:
-            refs += [(host.secret_ref, k, f"host{i}-{k}") for k in sorted(host.secret) if k in KEYS]
+            refs += [(host.secret_ref, k, f"host{i}-{k}") for k in sorted(host.secret) if k in keys]
     return [
         {
             "name": env_name(*ref, key),

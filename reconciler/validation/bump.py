@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from reconciler.validation.ruleset import RULES_DIR, default_rules_dir, package_of
+from reconciler.validation.ruleset import RULES_DIR, default_rules_of, package_of
 
 VERSION_FILE = "rules_version.rego"
 _PATTERNS = (
@@ -44,7 +44,8 @@ def bump(repo_root: Path, provider_type: str, defaults: Path | None = None) -> B
     package_of(provider_type)
     target = repo_root / RULES_DIR / provider_type / VERSION_FILE
     created = not target.exists()
-    source_path = (defaults or default_rules_dir()) / provider_type / VERSION_FILE
+    folder = defaults / provider_type if defaults else default_rules_of(provider_type)
+    source_path = folder / VERSION_FILE
     source = (source_path if created else target).read_text(encoding="utf-8")
     for pattern in _PATTERNS:
         m = pattern.search(source)

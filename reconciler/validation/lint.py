@@ -6,12 +6,12 @@ from pathlib import Path
 
 from reconciler.validation.engine import RegoEngine
 from reconciler.validation.ruleset import (
-    PACKAGES,
     RULES_DIR,
     compile_rules,
     engine_notes,
     load_rule_set,
     repo_provider_types,
+    rule_types,
 )
 from reconciler.validation.service import diagnose, tidy
 
@@ -25,10 +25,10 @@ def lint_rules(root: Path) -> tuple[list[str], list[str]]:
         return errors, warnings
     with RegoEngine() as engine:
         for ptype in types:
-            if ptype not in PACKAGES:
+            if ptype not in rule_types():
                 errors.append(
                     f"{RULES_DIR}/{ptype}/: no provider type {ptype!r}; rule folders are "
-                    f"{', '.join(sorted(PACKAGES))}"
+                    f"{', '.join(rule_types())}"
                 )
                 continue
             rs = load_rule_set(ptype, root)

@@ -12,21 +12,16 @@ import hashlib
 import json
 import os
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reconciler.plugin_manager import rule_types, rules_of
+from reconciler.sources import Rules
 from reconciler.validation.engine import Engine, EvalResult
 from reconciler.validation.regov0 import RegoSyntaxError, Rewrite, upgrade
 
-# provider type -> the Forklift package its rules live in
-PACKAGES = {
-    "vsphere": "io.konveyor.forklift.vmware",
-    "ovirt": "io.konveyor.forklift.ovirt",
-    "openstack": "io.konveyor.forklift.openstack",
-    "ova": "io.konveyor.forklift.ova",
-}
 RULES_DIR = "rules"
+DEFAULTS_ENV = "MTV_GITOPS_DEFAULT_RULES"  # a folder of <type>/ folders instead of the plugins'
 
 
 SPRINTF_NOTE = (
@@ -49,23 +44,27 @@ def engine_notes(f: RuleFile) -> list[str]:
     return notes
 
 
-def default_rules_dir() -> Path:
-    """Where the shipped rules are: beside the source tree, or installed under share/."""
-    env = os.environ.get("MTV_GITOPS_DEFAULT_RULES")
+def _rules(provider_type: str) -> Rules:
+    """The plugin's answer for ``provider_type``; ValueError naming the types that have rules."""
+    found = rules_of(provider_type)
+    if found is None:
+        known = ", ".join(rule_types()) or "none"
+        raise ValueError(f"no rules for provider type {provider_type!r} (known: {known})")
+    return found
+
+
+def default_rules_of(provider_type: str) -> Path:
+    """The folder of the shipped rules of ``provider_type``: its plugin's, unless
+    ``$MTV_GITOPS_DEFAULT_RULES`` names a folder of ``<type>/`` folders to use instead."""
+    env = os.environ.get(DEFAULTS_ENV)
     if env:
-        return Path(env)
-    here = Path(__file__).resolve().parents[2] / RULES_DIR
-    if (here / "vsphere").is_dir():
-        return here
-    return Path(sys.prefix) / "share" / "mtv-gitops" / RULES_DIR
+        return Path(env) / provider_type
+    return _rules(provider_type).folder
 
 
 def package_of(provider_type: str) -> str:
-    try:
-        return PACKAGES[provider_type]
-    except KeyError:
-        known = ", ".join(sorted(PACKAGES))
-        raise ValueError(f"no rules for provider type {provider_type!r} (known: {known})") from None
+    """The Rego package the rules of ``provider_type`` are written in (its plugin says)."""
+    return _rules(provider_type).package
 
 
 def validate_query(provider_type: str) -> str:
@@ -147,7 +146,7 @@ class RuleSet:
 
     def without_custom(self) -> RuleSet:
         """The shipped defaults alone, all of them (the set that is always good)."""
-        return load_rule_set(self.provider_type, None, self.defaults_dir.parent)
+        return _load_rule_set(self.provider_type, None, self.defaults_dir)
 
 
 def _read(path: Path, name: str, custom: bool) -> RuleFile:
@@ -165,12 +164,17 @@ def _rego_files(folder: Path) -> list[Path]:
 def load_rule_set(
     provider_type: str, repo_root: Path | None, defaults: Path | None = None
 ) -> RuleSet:
-    """The defaults for ``provider_type``, with the repo's ``rules/<type>/`` applied on top."""
+    """The defaults for ``provider_type`` (from ``defaults/<type>/`` when given, else its
+    plugin's folder), with the repo's ``rules/<type>/`` applied on top."""
     package_of(provider_type)
-    defaults = defaults or default_rules_dir()
-    rs = RuleSet(provider_type, defaults_dir=(defaults / provider_type).resolve())
+    folder = defaults / provider_type if defaults else default_rules_of(provider_type)
+    return _load_rule_set(provider_type, repo_root, folder)
+
+
+def _load_rule_set(provider_type: str, repo_root: Path | None, folder: Path) -> RuleSet:
+    rs = RuleSet(provider_type, defaults_dir=folder.resolve())
     chosen: dict[str, RuleFile] = {}
-    for path in _rego_files(defaults / provider_type):
+    for path in _rego_files(folder):
         f = _read(path, f"defaults/{provider_type}/{path.name}", False)
         if path.name.endswith("_test.rego"):
             rs.tests.append(f)

@@ -8,23 +8,10 @@ import sys
 
 import pytest
 
-from plugins.ova.factory import semi_random
-from reconciler.cli import demo_warm
-from reconciler.cli.demo import _scattered
+from plugins.vsphere.demo import final_content
 from tests.plugins.vsphere.conftest import simulator_binary
 
 pytestmark = pytest.mark.integration
-
-
-def _expected() -> bytes:
-    """The source disk's final content: the scattered data, then every guest write in order."""
-    data = bytearray(demo_warm.DISK_SIZE)
-    for offset, blob in _scattered(demo_warm.DISK_SIZE, 16 * demo_warm.MIB, 8, 7):
-        data[offset : offset + len(blob)] = blob
-    for key in (1, 2, "final"):
-        for offset, length, seed in demo_warm.WRITES[key]:
-            data[offset : offset + length] = semi_random(length, seed)
-    return bytes(data)
 
 
 def test_the_warm_demo_cuts_over_with_a_small_final_delta(tmp_path) -> None:
@@ -46,7 +33,7 @@ def test_the_warm_demo_cuts_over_with_a_small_final_delta(tmp_path) -> None:
     assert "byte-identical" in out and "0 snapshots left on the source VM" in out
     assert '+  cutover: "' in out  # the one-line diff the reviewer merged
     [image] = (workspace / "cluster" / "demo-warm" / "disks").glob("*.img")
-    assert image.read_bytes() == _expected()
+    assert image.read_bytes() == final_content()
     secrets = (workspace / "secrets.yaml").read_text()
     assert "password" in secrets
     tracked = subprocess.run(

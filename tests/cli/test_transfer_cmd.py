@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from plugins.ova.factory import DiskSpec, build_ova, semi_random
-from reconciler.plugins import connect
+from reconciler.plugin_manager import connect
 from reconciler.secrets.resolver import env_name
 from reconciler.transfer import report
 from reconciler.transfer.digest import disk_digest_of_file

@@ -181,8 +181,8 @@ def test_openshift_provider_as_source_and_vsphere_as_destination(tmp_path: Path)
     assert got[2:] == [
         (
             "plans/plan.yaml:8:5",
-            "source provider openshift-mtv/host is of type openshift: a source must be "
-            "vsphere, ovirt, openstack or ova",
+            "source provider openshift-mtv/host is of type openshift: that is the destination "
+            "type; a source is of a type a source plugin answers for",
             "Plan openshift-mtv/plan",
         ),
         (

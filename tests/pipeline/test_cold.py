@@ -16,7 +16,7 @@ from reconciler.pipeline.cold import (
     labelled,
 )
 from reconciler.planner.model import DiskPlan, VmPlan
-from reconciler.plugins import connect
+from reconciler.plugin_manager import connect
 from reconciler.progress.store import ProgressStore, VmProgress
 from reconciler.targets.base import TargetError
 from reconciler.targets.kubevirt_manifests import disk_claims, vm_manifest

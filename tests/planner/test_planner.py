@@ -9,11 +9,18 @@ from reconciler.manifests.references import check_references
 from reconciler.planner.model import PlanDecision
 from reconciler.planner.planner import Observed, PlanProgress, decide
 from reconciler.progress.store import MigrationRecord, VmProgress
+from reconciler.sources import Capabilities
 from tests.manifests.repo import API, basic_repo, load, write
 
 GiB = 1024**3
 SRC = ("openshift-mtv", "vsphere")
 PLAN = "openshift-mtv/plan"
+# what the installed plugins declare, given to the pure planner as data: the source of
+# basic_repo (type vsphere) runs warm and counts VMs in flight per host; ovirt does neither
+CAPS = {
+    "vsphere": Capabilities(warm=True, inflight_per_host=True),
+    "ovirt": Capabilities(),
+}
 
 
 def vm(id: str, name: str, **kw) -> VM:
@@ -45,7 +52,9 @@ def run(
 ) -> PlanDecision:
     desired = load(root)
     assert desired.errors == []
-    observed = Observed({SRC: inv} if inv is not None else {}, {"vms": target_names or set()})
+    observed = Observed(
+        {SRC: inv} if inv is not None else {}, {"vms": target_names or set()}, capabilities=CAPS
+    )
     [d] = decide(desired, check_references(desired), observed, {PLAN: progress or PlanProgress()})
     return d
 
@@ -491,7 +500,7 @@ def test_the_limit_of_vms_in_flight_comes_from_the_forklift_controller(tmp_path:
     basic_repo(tmp_path)
     migration(tmp_path, "m1")
     d = run(tmp_path, inventory(vm("vm-1", "web01", host="host-21")))
-    assert (d.max_vm_inflight, d.per_host) == (20, True)  # MTV's default, per ESXi host
+    assert (d.max_vm_inflight, d.per_host) == (20, True)  # MTV's default, per source host
     assert d.vms[0].host == "host-21"
     write(
         tmp_path,

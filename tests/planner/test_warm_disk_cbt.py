@@ -8,12 +8,14 @@ from reconciler.inventory.model import Disk
 from reconciler.manifests.references import check_references
 from reconciler.planner.planner import Observed, PlanProgress, decide
 from tests.manifests.repo import basic_repo, load
-from tests.planner.test_planner import PLAN, SRC, GiB, conds, inventory, vm
+from tests.planner.test_planner import CAPS, PLAN, SRC, GiB, conds, inventory, vm
 
 
 def _decide(root: Path, inv, tracked: dict) -> object:
     desired = load(root)
-    observed = Observed({SRC: inv}, {"vms": set()}, disk_change_tracking={SRC: tracked})
+    observed = Observed(
+        {SRC: inv}, {"vms": set()}, disk_change_tracking={SRC: tracked}, capabilities=CAPS
+    )
     [d] = decide(desired, check_references(desired), observed, {PLAN: PlanProgress()})
     return d
 

@@ -13,7 +13,7 @@ import pytest
 
 from plugins.ova.factory import DiskSpec, NicSpec, build_ova, semi_random
 from reconciler.planner.model import DiskPlan, NicPlan, VmPlan
-from reconciler.plugins import connect
+from reconciler.plugin_manager import connect
 from reconciler.progress.store import ProgressStore
 from reconciler.secrets.resolver import env_name
 from reconciler.targets.base import CopyRequest, DiskClaim, DiskLost, SourceRef, TargetError

@@ -11,10 +11,10 @@ from ruamel.yaml import YAML
 from reconciler.validation.engine import RegoEngine
 from reconciler.validation.rule_tests import run_all
 from reconciler.validation.ruleset import (
-    PACKAGES,
     compile_rules,
-    default_rules_dir,
+    default_rules_of,
     load_rule_set,
+    rule_types,
 )
 
 _ID = re.compile(r'"id"\s*:\s*"([^"]+)"')
@@ -26,7 +26,7 @@ def engine():
         yield eng
 
 
-@pytest.mark.parametrize("ptype", sorted(PACKAGES))
+@pytest.mark.parametrize("ptype", rule_types())
 def test_every_default_rule_test_passes(ptype: str, engine: RegoEngine) -> None:
     rs = load_rule_set(ptype, None)
     assert rs.files and rs.cases, f"no default rules or cases for {ptype}"
@@ -41,12 +41,12 @@ def _ids(ptype: str) -> set[str]:
     return {i for f in rs.files for i in _ID.findall(f.source)}
 
 
-@pytest.mark.parametrize("ptype", sorted(PACKAGES))
+@pytest.mark.parametrize("ptype", rule_types())
 def test_every_concern_id_has_a_positive_and_a_negative_case(ptype: str) -> None:
     positive: set[str] = set()
     negative: set[str] = set()
     ids = _ids(ptype)
-    for path in sorted((default_rules_dir() / ptype).glob("*_cases.yaml")):
+    for path in sorted(default_rules_of(ptype).glob("*_cases.yaml")):
         for case in YAML(typ="safe").load(path.read_text()):
             want = set(case.get("expect", [])) | set(case.get("includes", []))
             positive |= want
@@ -57,7 +57,7 @@ def test_every_concern_id_has_a_positive_and_a_negative_case(ptype: str) -> None
     assert ids - negative == set(), "ids never shown absent by a case"
 
 
-@pytest.mark.parametrize("ptype", sorted(PACKAGES))
+@pytest.mark.parametrize("ptype", rule_types())
 def test_a_plain_vm_has_no_concerns_and_a_nameless_one_an_error(
     ptype: str, engine: RegoEngine
 ) -> None:

@@ -10,7 +10,7 @@ from ruamel.yaml import YAML
 
 from reconciler.validation.engine import RegoEngine
 from reconciler.validation.projection import element_keys, input_tree, project
-from reconciler.validation.ruleset import PACKAGES, compile_rules, load_rule_set
+from reconciler.validation.ruleset import compile_rules, load_rule_set, rule_types
 
 DOCS_VM = Path(__file__).parent / "data" / "mtv_docs_vm.json"
 
@@ -55,7 +55,7 @@ def _case_inputs(ptype: str) -> list[dict]:
     return docs
 
 
-@pytest.mark.parametrize("ptype", sorted(PACKAGES))
+@pytest.mark.parametrize("ptype", rule_types())
 def test_projected_documents_give_the_same_verdicts(ptype: str) -> None:
     rs = load_rule_set(ptype, None)
     tree = input_tree(f.source for f in rs.files)

@@ -1,0 +1,1 @@
+"""The OpenStack source (its validation rules; the connection comes next)."""

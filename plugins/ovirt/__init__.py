@@ -1,0 +1,1 @@
+"""The oVirt / Red Hat Virtualization source (its validation rules; the connection comes next)."""
