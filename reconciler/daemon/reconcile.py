@@ -353,7 +353,8 @@ class Reconciler:
         results = [self.store.get_vm(d.key, v) for v in d.run_vms + d.canceled_vms]
         if any(r is not None and not r.finished for r in results):
             return failed  # a VM was paused: the Migration goes on next pass
-        outcomes = [r.result for r in results if r is not None]
+        # every VM this Migration ran, in this process or before a restart: the store knows
+        outcomes = [v.result for v in self.store.vms(d.key) if v.migration == d.migration]
         if "Failed" in outcomes:
             rec.result, rec.message = "Failed", f"{outcomes.count('Failed')} VM(s) failed."
         elif "Canceled" in outcomes:
