@@ -368,7 +368,11 @@ class VmdkReader:
         try:
             client.readinto(offset, view[:n])
         except NbdError as e:
-            raise self._fail(str(e)) from e
+            raise self._fail(
+                f"reading {n} bytes at offset {offset} failed ({e}); an EINVAL or EIO here means "
+                "the VMDK's data is damaged at that offset (e.g. a corrupt compressed grain): "
+                "export or copy the OVA again"
+            ) from e
         finally:
             self._give_back(server, client)
         return n
