@@ -24,7 +24,7 @@ from reconciler.daemon.observe import (
     observe_change_tracking,
     source_ref,
 )
-from reconciler.daemon.state_dir import remember_cluster
+from reconciler.daemon.state_dir import CHECKOUT_DIR, remember_cluster
 from reconciler.daemon.validate import validate_inventories
 from reconciler.gitops import GitOpsError
 from reconciler.gitops.checkout import GitCheckout
@@ -111,7 +111,7 @@ class Reconciler:
         self.store = ProgressStore(settings.state_dir / "progress.db")
         self.checkout = GitCheckout(
             settings.source,
-            settings.state_dir / "checkout",
+            settings.state_dir / CHECKOUT_DIR,
             settings.branch,
             last_pushed=self.store.get(LAST_PUSHED_KEY) or None,
             on_pushed=lambda sha: self.store.set(LAST_PUSHED_KEY, sha),
