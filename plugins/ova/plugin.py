@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from plugins import bundled
+from plugins.ova.manifest import Digest, check_member, parse_manifest
 from plugins.ova.ovf import OvfDisk, OvfEnvelope, OvfVirtualSystem, parse_ovf
 from plugins.ova.reader import VmdkReader
 from reconciler.hookspecs import hookimpl
@@ -81,6 +82,19 @@ class _DiskEntry:
     id: str
     member: _Member | None
     problem: str = ""  # why the disk cannot be read, for open_disk
+    digest: Digest | None = None  # what the OVA's manifest says the member's bytes hash to
+    mf_name: str = ""
+
+
+@dataclass(frozen=True)
+class _Archive:
+    """What a scan learnt of the tar besides the OVF: its files, links and manifest."""
+
+    members: dict[str, _Member]
+    links: dict[str, str]  # name -> "a symbolic link to x" / "a hard link to x"
+    digests: dict[str, Digest]
+    mf_name: str
+    size: int
 
 
 @dataclass
@@ -171,6 +185,7 @@ class OvaConnection:
         return _OvaScan(key, [_VmEntry(vm=vm, ova=path, rel=rel)], {}, problem)
 
     def _read_ova(self, path: Path, rel: str, key: tuple[int, int], file_size: int) -> _OvaScan:
+        mf_text = ""
         try:
             with tarfile.open(path, "r:") as tar:
                 members = tar.getmembers()
@@ -183,19 +198,42 @@ class OvaConnection:
                     raise SourceError(f"{path}: {ovf_member.name} is implausibly large")
                 fobj = tar.extractfile(ovf_member)
                 data = fobj.read() if fobj is not None else b""
+                mf_member = next(
+                    (m for m in members if m.isfile() and m.name.lower().endswith(".mf")), None
+                )
+                if mf_member is not None and mf_member.size <= MAX_OVF_SIZE:
+                    mobj = tar.extractfile(mf_member)
+                    mf_text = mobj.read().decode("utf-8", "replace") if mobj else ""
         except (tarfile.TarError, OSError, EOFError) as e:
             raise SourceError(f"{path}: not a readable OVA (tar) archive: {e}") from e
         if len(data) != ovf_member.size:
             raise SourceError(f"{path}: {ovf_member.name} is truncated")
+        digests, unreadable = parse_manifest(mf_text)
+        mf_name = mf_member.name if mf_member is not None else ""
+        if unreadable:
+            log.warning("%s: %s has lines that are not digests: %s", path, mf_name, unreadable)
+        ovf_digest = digests.get(ovf_member.name) or digests.get(os.path.basename(ovf_member.name))
+        if ovf_digest is not None and ovf_digest.of(data) != ovf_digest.hex:
+            raise SourceError(
+                f"{path}: {ovf_member.name} does not match its {ovf_digest.algo} digest in "
+                f"{mf_name}: the OVA was damaged or edited after it was exported"
+            )
         envelope = parse_ovf(data, f"{path}:{ovf_member.name}")
         by_name: dict[str, _Member] = {}
+        links: dict[str, str] = {}
         for m in members:
+            names = (m.name, os.path.basename(m.name))
             if m.isfile():
-                by_name.setdefault(m.name, _Member(m.name, m.offset_data, m.size))
-                by_name.setdefault(os.path.basename(m.name), _Member(m.name, m.offset_data, m.size))
+                for n in names:
+                    by_name.setdefault(n, _Member(m.name, m.offset_data, m.size))
+            elif m.issym() or m.islnk():
+                what = "a symbolic link" if m.issym() else "a hard link"
+                for n in names:
+                    links.setdefault(n, f"{what} to {m.linkname}")
+        archive = _Archive(by_name, links, digests, mf_name, file_size)
         networks = {network_id(n.name): n.name for n in envelope.networks}
         vms = [
-            self._vm_entry(path, rel, envelope, system, index, by_name, file_size, networks)
+            self._vm_entry(path, rel, envelope, system, index, archive, networks)
             for index, system in enumerate(envelope.systems)
         ]
         return _OvaScan(key, vms, networks)
@@ -207,8 +245,7 @@ class OvaConnection:
         envelope: OvfEnvelope,
         system: OvfVirtualSystem,
         index: int,
-        members: dict[str, _Member],
-        file_size: int,
+        archive: _Archive,
         networks: dict[str, str],
     ) -> _VmEntry:
         concerns: list[dict[str, str]] = []
@@ -217,13 +254,15 @@ class OvaConnection:
         for d in system.disks:
             href = d.file.href if d.file else ""
             did = disk_id(rel, href or f"#{d.disk_id}")
-            member = members.get(href) if href else None
+            member = archive.members.get(href) if href else None
             problem = ""
             unsupported = ""
             if d.file and d.file.compression and d.file.compression != "identity":
                 unsupported = f"is {d.file.compression}-compressed"
             elif d.file and d.file.chunk_size:
                 unsupported = "is split into chunks"
+            elif href and member is None and href in archive.links:
+                unsupported = f"is {archive.links[href]} in the archive, not a file"
             if unsupported:
                 problem = f"{path}: disk file {href} {unsupported}, which cannot be read in place"
                 concerns.append(
@@ -244,10 +283,10 @@ class OvaConnection:
                 )
             elif member is not None:
                 expected = d.file.size if d.file else None
-                if member.offset + member.size > file_size or (
+                if member.offset + member.size > archive.size or (
                     expected is not None and member.size < expected
                 ):
-                    have = min(member.size, max(0, file_size - member.offset))
+                    have = min(member.size, max(0, archive.size - member.offset))
                     want = expected if expected is not None else member.size
                     problem = f"{path}: disk file {href} is truncated ({have} of {want} bytes)"
                     concerns.append(
@@ -257,7 +296,10 @@ class OvaConnection:
                             "the OVA is incomplete or damaged.",
                         )
                     )
-            entries[d.disk_id] = _DiskEntry(d, did, member, problem)
+            digest = None
+            if member is not None:
+                digest = archive.digests.get(member.name) or archive.digests.get(href)
+            entries[d.disk_id] = _DiskEntry(d, did, member, problem, digest, archive.mf_name)
             disks.append(
                 Disk(
                     key=d.disk_id,
@@ -461,6 +503,12 @@ class OvaConnection:
             raise SourceError(de.problem)
         if de.member is None:
             return _ZeroReader(de.ovf.capacity)
+        if de.digest is not None:
+            wrong = check_member(
+                entry.ova, de.member.name, de.member.offset, de.member.size, de.digest, de.mf_name
+            )
+            if wrong:
+                raise SourceError(f"{entry.ova}: disk {disk_key} of VM {entry.vm.name}: {wrong}")
         reader = VmdkReader(
             entry.ova,
             de.member.offset,
@@ -468,6 +516,21 @@ class OvaConnection:
             self.streams,
             member_name=de.member.name,
         )
+        if reader.size > de.ovf.capacity:
+            # the OVF is the VM's declared size: a disk image larger than that holds data the
+            # VM never had room for (or the descriptor is wrong); neither can be copied safely
+            reader.close()
+            raise SourceError(
+                f"{entry.ova}: disk {disk_key} of VM {entry.vm.name}: {de.member.name} holds "
+                f"{reader.size} bytes, more than the {de.ovf.capacity} the OVF declares "
+                "(ovf:capacity); fix the descriptor or export the VM again"
+            )
+        if reader.size < de.ovf.capacity:
+            log.info(
+                "%s: disk %s: %s holds %d bytes, the OVF declares %d: the target disk gets the "
+                "declared size, its end reads as zeros",
+                entry.ova, disk_key, de.member.name, reader.size, de.ovf.capacity,
+            )  # fmt: skip
         with self._lock:
             self._readers = [r for r in self._readers if not r.closed]
             self._readers.append(reader)

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 import weakref
@@ -24,6 +23,7 @@ from types import TracebackType
 from typing import Any
 
 from reconciler.sources import SourceError
+from reconciler.transfer import children
 from reconciler.transfer.extents import Extent
 from reconciler.transfer.nbd import NbdClient, NbdError
 
@@ -31,6 +31,19 @@ QEMU_IMG = "qemu-img"
 QEMU_NBD = "qemu-nbd"
 EXPORT_NAME = "disk"
 START_TIMEOUT = 30.0
+NBD_FOLDER_PREFIX = "mtv-ova-nbd-"
+
+_swept = threading.Lock()
+_sweep_done = False
+
+
+def _sweep_once() -> None:
+    """Before this process's first qemu-nbd: remove what killed predecessors left behind."""
+    global _sweep_done
+    with _swept:
+        if not _sweep_done:
+            children.sweep(NBD_FOLDER_PREFIX)
+            _sweep_done = True
 
 
 def image_spec(
@@ -259,7 +272,8 @@ class VmdkReader:
     def _start_locked(self) -> None:
         """Launch every qemu-nbd, then wait until each one answers a handshake."""
         group = self._group
-        group.tmpdir = tempfile.mkdtemp(prefix="mtv-ova-nbd-")
+        _sweep_once()
+        group.tmpdir = children.private_folder(NBD_FOLDER_PREFIX)
         for server in group.servers:
             server.sock = os.path.join(group.tmpdir, f"nbd{server.index}.sock")
             server.log = os.path.join(group.tmpdir, f"qemu-nbd{server.index}.log")
@@ -277,7 +291,7 @@ class VmdkReader:
             ]
             with open(server.log, "wb") as log:
                 try:
-                    server.proc = subprocess.Popen(
+                    server.proc = children.spawn(
                         cmd,
                         stdin=subprocess.DEVNULL,
                         stdout=log,
@@ -354,7 +368,11 @@ class VmdkReader:
         try:
             client.readinto(offset, view[:n])
         except NbdError as e:
-            raise self._fail(str(e)) from e
+            raise self._fail(
+                f"reading {n} bytes at offset {offset} failed ({e}); an EINVAL or EIO here means "
+                "the VMDK's data is damaged at that offset (e.g. a corrupt compressed grain): "
+                "export or copy the OVA again"
+            ) from e
         finally:
             self._give_back(server, client)
         return n

@@ -10,6 +10,7 @@ self-signed); without one, the certificate must chain to the system CAs or to ``
 from __future__ import annotations
 
 import hashlib
+import logging
 import ssl
 import threading
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from reconciler.sources import SourceError, sha1_fingerprint
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,12 @@ def connect(url: str, secret: dict[str, str], timeout: float = 30.0) -> Any:
             **kwargs,
         )
     except vim.fault.InvalidLogin as exc:
-        raise SourceError(f"vCenter {ep.host} refused the login of {user!r}: {exc.msg}") from exc
+        # status goes to git, where the user name is nobody's business: the log says who
+        log.warning("vCenter %s refused the login of %r", ep.host, user)
+        raise SourceError(
+            f"vCenter {ep.host} refused the login of the user in the Provider's secret: "
+            f"{exc.msg}; check its 'user' and 'password'"
+        ) from exc
     except ssl.SSLCertVerificationError as exc:
         raise SourceError(untrusted_message(where, exc)) from exc
     except (OSError, vim.fault.HostConnectFault) as exc:

@@ -1,7 +1,7 @@
 """``mtv-gitops``: lint, plan, reconcile and watch a GitOps repo of Forklift manifests.
 
 Exit codes: 0 all good; 1 the repo has errors or a VM failed; 2 bad usage; 3 git or a provider
-could not be reached.
+could not be reached; 4 another reconciler holds the state folder (--no-wait).
 """
 
 from __future__ import annotations
@@ -106,6 +106,15 @@ def plan(repo: str, state_dir: Path | None, cluster: Path | None, secrets: Path 
     sys.exit(EXIT_PROBLEMS if report.problems else 0)
 
 
+wait_opt = click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="When another reconciler uses the same state folder: wait for it (saying who it is), "
+    "or exit at once with code 4.",
+)
+
+
 @cli.command()
 @repo_arg
 @click.option("--once", is_flag=True, help="Run exactly one pass, then exit.")
@@ -114,6 +123,7 @@ def plan(repo: str, state_dir: Path | None, cluster: Path | None, secrets: Path 
 @state_opt
 @cluster_opt
 @secrets_opt
+@wait_opt
 def reconcile(
     repo: str,
     once: bool,
@@ -122,6 +132,7 @@ def reconcile(
     state_dir: Path | None,
     cluster: Path | None,
     secrets: Path | None,
+    wait: bool,
 ) -> None:
     """Make the world match REPO's remote branch, then commit status back.
 
@@ -131,7 +142,10 @@ def reconcile(
     from reconciler.daemon.loop import run_until_idle
 
     code = run_until_idle(
-        _settings(repo, branch, state_dir, cluster, secrets, no_verify), once=once, **_echoes()
+        _settings(repo, branch, state_dir, cluster, secrets, no_verify),
+        once=once,
+        wait=wait,
+        **_echoes(),
     )
     sys.exit(code)
 
@@ -143,6 +157,7 @@ def reconcile(
 @state_opt
 @cluster_opt
 @secrets_opt
+@wait_opt
 @click.option(
     "--leader-elect",
     is_flag=True,
@@ -201,6 +216,7 @@ def daemon(
     state_dir: Path | None,
     cluster: Path | None,
     secrets: Path | None,
+    wait: bool,
     leader_elect: bool,
     lease_name: str,
     lease_namespace: str | None,
@@ -263,7 +279,9 @@ def daemon(
             ) from None
         console.print(f"health and metrics on {server.url}", markup=False)
     try:
-        code = run_daemon(settings, interval, **_echoes(), elector=elector, health=health)
+        code = run_daemon(
+            settings, interval, **_echoes(), elector=elector, health=health, wait=wait
+        )
     finally:
         if server is not None:
             server.stop()

@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING
 
 from reconciler.daemon.health import LEADER, STANDBY, Health
 from reconciler.daemon.reconcile import LAST_READ_KEY, PassResult, Reconciler, Settings
+from reconciler.daemon.state_dir import CHECKOUT_DIR
+from reconciler.daemon.state_lock import StateBusy, StateLock
 from reconciler.gitops import GitOpsError, RemoteHead
+from reconciler.gitops.recover import remove_stale_git_locks
 
 if TYPE_CHECKING:
     from reconciler.daemon.leader import LeaderElector
@@ -24,7 +27,7 @@ if TYPE_CHECKING:
     from reconciler.transfer.engine import CopyProgress
 
 log = logging.getLogger(__name__)
-EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE = 0, 1, 3
+EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, EXIT_BUSY = 0, 1, 3, 4
 MAX_PASSES = 50
 Echo = Callable[[str], None]
 
@@ -56,9 +59,31 @@ def _summary(result: PassResult) -> str:
 
 
 def run_until_idle(
-    settings: Settings, once: bool = False, echo: Echo = _stdout, echo_err: Echo = _stderr
+    settings: Settings,
+    once: bool = False,
+    echo: Echo = _stdout,
+    echo_err: Echo = _stderr,
+    *,
+    wait: bool = True,
 ) -> int:
-    """Passes until no migration has work left; exit code for the CLI."""
+    """Passes until no migration has work left; exit code for the CLI.
+
+    The state folder is held for the whole run: another reconciler on it makes this one wait
+    (``wait``) or exit with EXIT_BUSY."""
+    lock = StateLock(settings.state_dir, wait=wait, on_wait=echo_err)
+    try:
+        lock.acquire()
+    except StateBusy as exc:
+        echo_err(f"error {exc}")
+        return EXIT_BUSY
+    try:
+        return _passes(settings, once, echo, echo_err)
+    finally:
+        lock.release()
+
+
+def _passes(settings: Settings, once: bool, echo: Echo, echo_err: Echo) -> int:
+    claim_state(settings.state_dir)
     rec = Reconciler(settings)
     try:
         with _reporting(settings):
@@ -73,6 +98,12 @@ def run_until_idle(
     finally:
         rec.close()
     return EXIT_PROBLEMS if result.errors or result.failed_vms or result.not_ready else EXIT_OK
+
+
+def claim_state(state_dir: Path) -> None:
+    """What a process that just took the state folder's lock may clean up: nothing of a
+    previous holder runs any more, so git's lock files it left are stale."""
+    remove_stale_git_locks(state_dir / CHECKOUT_DIR)
 
 
 class _reporting:
@@ -98,13 +129,16 @@ def run_daemon(
     *,
     elector: LeaderElector | None = None,
     health: Health | None = None,
+    wait: bool = True,
 ) -> int:
     """Poll the remote; run a pass when non-status commits arrived or work is unfinished.
 
     With an *elector*, passes run only while this process holds the Lease: it stands by
     (touching neither git nor the state dir) until it leads, halts the pass at once when the
     Lease is lost, then stands by again.  On SIGTERM it hands the Lease over on its way out.
-    *health* receives what the probes and metrics report.
+    *health* receives what the probes and metrics report. The state folder is locked while
+    this process leads (all the time without an elector); another holder makes it wait
+    (``wait``) or return EXIT_BUSY.
     """
     health = health or Health()
     health.watch(threading.current_thread())
@@ -143,7 +177,11 @@ def run_daemon(
                     health.role(LEADER)
                     echo(f"leading as {elector.identity}")
                 rec: Reconciler | None = None
+                lock = StateLock(settings.state_dir, wait=wait, on_wait=echo_err, stop=stop)
                 try:
+                    if not lock.acquire():
+                        break  # stopped while waiting
+                    claim_state(settings.state_dir)
                     rec = Reconciler(settings)
                     running.append(rec)
                     health.vm_phases_from(rec.store.phase_counts)
@@ -153,12 +191,16 @@ def run_daemon(
                     if rec is not None:
                         running.remove(rec)
                         rec.close()
+                    lock.release()
                     if elector is not None and lost.is_set():
                         elector.abandon()
                     elif elector is not None:
                         elector.release()  # the next replica need not wait for it to expire
                 if elector is None:
                     break
+    except StateBusy as exc:
+        echo_err(f"error {exc}")
+        return EXIT_BUSY
     finally:
         if observer is not None:
             observer.stop()

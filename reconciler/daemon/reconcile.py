@@ -24,7 +24,7 @@ from reconciler.daemon.observe import (
     observe_change_tracking,
     source_ref,
 )
-from reconciler.daemon.state_dir import remember_cluster
+from reconciler.daemon.state_dir import CHECKOUT_DIR, remember_cluster
 from reconciler.daemon.validate import validate_inventories
 from reconciler.gitops import GitOpsError
 from reconciler.gitops.checkout import GitCheckout
@@ -111,7 +111,7 @@ class Reconciler:
         self.store = ProgressStore(settings.state_dir / "progress.db")
         self.checkout = GitCheckout(
             settings.source,
-            settings.state_dir / "checkout",
+            settings.state_dir / CHECKOUT_DIR,
             settings.branch,
             last_pushed=self.store.get(LAST_PUSHED_KEY) or None,
             on_pushed=lambda sha: self.store.set(LAST_PUSHED_KEY, sha),
@@ -353,7 +353,8 @@ class Reconciler:
         results = [self.store.get_vm(d.key, v) for v in d.run_vms + d.canceled_vms]
         if any(r is not None and not r.finished for r in results):
             return failed  # a VM was paused: the Migration goes on next pass
-        outcomes = [r.result for r in results if r is not None]
+        # every VM this Migration ran, in this process or before a restart: the store knows
+        outcomes = [v.result for v in self.store.vms(d.key) if v.migration == d.migration]
         if "Failed" in outcomes:
             rec.result, rec.message = "Failed", f"{outcomes.count('Failed')} VM(s) failed."
         elif "Canceled" in outcomes:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 STATE_ENV = "MTV_GITOPS_STATE"
+CHECKOUT_DIR = "checkout"  # the reconciler's private clone, inside the state dir
 CLUSTER_ENV = "MTV_GITOPS_CLUSTER"
 
 

@@ -16,7 +16,9 @@ import git
 
 from reconciler.gitops.credentials import git_auth
 
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s'\"]+@")
+# userinfo up to the last "@" of the URL: a token may hold "/" or "@" (unencoded, as people paste
+# them), and telling too little of a URL is safer than telling a piece of its password
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s'\"]+@")
 
 # Settings that must hold whatever the host's config says.
 _CONFIG = (

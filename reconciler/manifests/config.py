@@ -6,9 +6,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
 from reconciler.manifests.errors import Location, ManifestError
+from reconciler.secrets.yaml_errors import describe as describe_yaml_error
 
 CONFIG_FILE = ".mtv-gitops.yaml"
 
@@ -65,7 +65,12 @@ def load_config(root: Path) -> tuple[RepoConfig, list[ManifestError]]:
         return RepoConfig(), []
     try:
         data = YAML(typ="safe").load(path.read_text()) or {}
+    except Exception as exc:  # noqa: BLE001 - told without the values it was reading
+        problem = describe_yaml_error(exc)
+        where = Location(CONFIG_FILE, problem.line, problem.column)
+        return RepoConfig(), [ManifestError(where, f"invalid repo config: {problem.message}")]
+    try:
         return RepoConfig.model_validate(data), []
-    except (YAMLError, ValidationError, TypeError) as exc:
+    except (ValidationError, TypeError) as exc:
         msg = str(exc).replace("\n", " ")
         return RepoConfig(), [ManifestError(Location(CONFIG_FILE), f"invalid repo config: {msg}")]

@@ -15,11 +15,11 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from reconciler.manifests.config import CONFIG_FILE, RepoConfig
 from reconciler.manifests.errors import Location, ManifestError
 from reconciler.manifests.models import API_VERSION, SPECS, ObjectMeta, SecretManifest
+from reconciler.secrets.yaml_errors import describe as describe_yaml_error
 
 SKIP_DIRS = {"status", ".git"}
 YAML_SUFFIXES = {".yaml", ".yml"}
@@ -104,14 +104,13 @@ def _documents(path: Path, rel: str, errors: list[ManifestError]) -> Iterator[tu
     try:
         text = path.read_text(encoding="utf-8")
         docs = list(yaml.load_all(text))
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        problem = exc.problem or exc.context or "invalid YAML"
-        errors.append(ManifestError(Location(rel, line, col), f"malformed YAML: {problem}"))
-        return
-    except (YAMLError, UnicodeDecodeError) as exc:
-        errors.append(ManifestError(Location(rel), f"malformed YAML: {exc}"))
+    except Exception as exc:  # noqa: BLE001 - any parse failure is the file's error, told safely
+        problem = describe_yaml_error(exc)
+        errors.append(
+            ManifestError(
+                Location(rel, problem.line, problem.column), f"malformed YAML: {problem.message}"
+            )
+        )
         return
     for doc in docs:
         if doc is None:

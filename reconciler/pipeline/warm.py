@@ -257,12 +257,19 @@ def _next_round(w: dict[str, Any]) -> int:
 
 
 def _take_snapshot(ctx: RunContext, vm: VmPlan, rec: VmProgress, label: str, text: str) -> str:
-    """Take a snapshot, after removing any of ours the record does not hold (a pass killed
-    between taking one and recording it)."""
+    """Take a snapshot, after removing those this record named but does not hold (a pass
+    killed between taking one and storing its id). The name is stored before the snapshot is
+    taken, so such a leftover is always known by name; a snapshot this record never named is
+    not ours to remove, whatever it is called (another reconciler may hold it)."""
     src = warm_source(ctx.source)
-    _sweep(src, vm.vm_id, _held(_state(rec)))
-    snap = src.create_snapshot(vm.vm_id, _snapshot_name(ctx, label), text)
-    _state(rec)["snapshotsTaken"] = _state(rec).get("snapshotsTaken", 0) + 1
+    w = _state(rec)
+    _sweep(src, vm.vm_id, _held(w), _named(w))
+    name = _snapshot_name(ctx, label)
+    if name not in w.setdefault("snapshotNames", []):
+        w["snapshotNames"].append(name)
+        ctx.store.put_vm(rec)
+    snap = src.create_snapshot(vm.vm_id, name, text)
+    w["snapshotsTaken"] = w.get("snapshotsTaken", 0) + 1
     return snap
 
 
@@ -270,13 +277,14 @@ def _held(w: dict[str, Any]) -> set[str]:
     return {w.get("snapshotId") or "", (w.get("current") or {}).get("snapshot") or ""} - {""}
 
 
-def _sweep(src: WarmSource, vm_id: str, keep: set[str]) -> list[str]:
-    """Remove the VM's snapshots named as this tool names them, except ``keep``."""
-    gone = [
-        sid
-        for sid, name in src.snapshots(vm_id).items()
-        if name.startswith(OWN_SNAPSHOT_PREFIX) and sid not in keep
-    ]
+def _named(w: dict[str, Any]) -> set[str]:
+    """The names of every snapshot this record has taken (or was about to take)."""
+    return set(w.get("snapshotNames", []))
+
+
+def _sweep(src: WarmSource, vm_id: str, keep: set[str], names: set[str]) -> list[str]:
+    """Remove the VM's snapshots whose name is one of ``names``, except the ids in ``keep``."""
+    gone = [sid for sid, name in src.snapshots(vm_id).items() if name in names and sid not in keep]
     for sid in gone:
         src.remove_snapshot(vm_id, sid)
     return gone
@@ -360,9 +368,10 @@ def ensure_final_delta(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict)
 
 
 def ensure_final_snapshot_removed(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
-    """Remove the final snapshot, and any other of ours, so the message below is checked."""
+    """Remove the final snapshot, and any other this migration took, so the message below is
+    checked."""
     remove_snapshots(ctx, vm, rec)
-    return "no snapshot of mtv-gitops left on the source VM"
+    return "no snapshot this migration took is left on the source VM"
 
 
 def ensure_warm_vm_created(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
@@ -402,15 +411,16 @@ def remove_snapshots(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> None:
 
 
 def abandon_snapshots(source: SourceConnection, vm_id: str, rec: VmProgress) -> None:
-    """Remove every snapshot this tool has on the VM, recorded or not; the record forgets
-    them."""
+    """Remove every snapshot this record took on the VM, by id or by the name it stored; the
+    record forgets them."""
     w = rec.warm or {}
     src = warm_source(source)
     for snap in sorted(_held(w)):
         src.remove_snapshot(vm_id, snap)
-    _sweep(src, vm_id, set())
+    _sweep(src, vm_id, set(), _named(w))
     w["snapshotId"] = ""
     w.pop("current", None)
+    w.pop("snapshotNames", None)
 
 
 def next_wake(rec: VmProgress, cutover: datetime | None) -> float | None:

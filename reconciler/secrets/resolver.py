@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
 from reconciler.plugin_manager import secret_keys as plugin_secret_keys
+from reconciler.secrets.yaml_errors import describe as describe_yaml_error
 
 if TYPE_CHECKING:
     from reconciler.manifests.loader import Desired
@@ -80,10 +80,18 @@ class SecretResolver:
             self._file = {}
             if self.path is not None:
                 try:
-                    data = YAML(typ="safe").load(self.path.read_text()) or {}
-                except (OSError, YAMLError) as exc:
+                    text = self.path.read_text()
+                except OSError as exc:
                     raise SecretError(
                         f"cannot read secrets file {self.path}: {type(exc).__name__}"
+                    ) from None
+                try:
+                    data = YAML(typ="safe").load(text) or {}
+                except Exception as exc:  # noqa: BLE001 - told without the values it read
+                    problem = describe_yaml_error(exc)
+                    raise SecretError(
+                        f"cannot read secrets file {self.path}: "
+                        f"{problem.where()}: {problem.message}"
                     ) from None
                 if not isinstance(data, dict):
                     raise SecretError(f"secrets file {self.path}: expected a mapping of ns/name")

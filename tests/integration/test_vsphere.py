@@ -340,7 +340,8 @@ def test_a_refused_certificate_or_login_is_a_provider_condition(workspace_factor
         assert proc.returncode == 1
         provider = ws.status("provider", "vcenter")["status"]
         text = " ".join(c["message"] for c in provider["conditions"])
-        assert "refused the login of 'user'" in text
+        assert "refused the login of the user in the Provider's secret" in text
+        assert f"login of {sim.user!r}" not in text  # the user name stays out of git
         assert "not-it" not in proc.stdout + proc.stderr + text
     finally:
         sim.stop()

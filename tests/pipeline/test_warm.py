@@ -234,20 +234,41 @@ def test_failed_rounds_are_retried_and_fail_the_vm_only_when_they_keep_failing(w
     assert source.taken == {}  # every snapshot removed
 
 
+class _Killed(BaseException):
+    """The process dying right after the source took a snapshot."""
+
+
 def test_a_snapshot_taken_by_a_killed_pass_but_never_recorded_is_removed(warm) -> None:
     ctx, vm, source, image = warm
     rec = run_warm_vm(ctx, vm, start_record(ctx, vm, None))
-    # a pass killed between CreateSnapshot and storing its id left this one (and the user's)
-    source.create_snapshot("vm-1", "mtv-gitops-p-1-1", "leaked")
-    source.create_snapshot("vm-1", "before patching", "the user's own")
+    take = source.create_snapshot
+
+    def take_then_die(vm_id: str, name: str, description: str = "") -> str:
+        take(vm_id, name, description)
+        raise _Killed
+
+    source.create_snapshot = take_then_die  # type: ignore[method-assign]
     _due(ctx, rec)
+    with pytest.raises(_Killed):
+        run_warm_vm(ctx, vm, rec)
+    source.create_snapshot = take  # type: ignore[method-assign]
+    assert source.names["snap-2"] == "mtv-gitops-p-1-1"  # taken, its id never stored
+    # snapshots this record never named are left alone, however they are called: the user's,
+    # and one another reconciler holds
+    take("vm-1", "before patching", "the user's own")
+    take("vm-1", "mtv-gitops-q-1-1", "another reconciler's round")
+
+    rec = ctx.store.get_vm("ns/p", "vm-1")  # what a restarted process reads
     rec = run_warm_vm(ctx, vm, rec)
-    assert sorted(source.names.values()) == ["before patching", "mtv-gitops-p-1-1"]
+    assert "remove snap-2" in source.calls  # the leaked one, known by the name stored first
     assert source.names[rec.warm["snapshotId"]] == "mtv-gitops-p-1-1"  # the new round's
-    assert "remove snap-2" in source.calls  # the leaked one
-    assert len([n for n in source.names.values() if n.startswith("mtv-gitops")]) == 1
+    assert sorted(source.names.values()) == [
+        "before patching",
+        "mtv-gitops-p-1-1",
+        "mtv-gitops-q-1-1",
+    ]
     ctx.cutover = datetime.now(UTC) - timedelta(seconds=1)
     rec = run_warm_vm(ctx, vm, rec)
     assert rec.result == "Succeeded", rec.error
-    assert list(source.names.values()) == ["before patching"]  # the user's is kept
+    assert sorted(source.names.values()) == ["before patching", "mtv-gitops-q-1-1"]
     assert image.read_bytes() == bytes(source.data)

@@ -1,0 +1,90 @@
+"""One reconciler per state folder; a git of ours killed mid-way never wedges the next one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from reconciler.daemon.state_lock import StateBusy, StateLock
+from tests.integration.conftest import CLI, small_vm
+
+pytestmark = pytest.mark.integration
+
+
+def _reconcile(ws, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [*CLI, "reconcile", str(ws.clone), "--state-dir", str(ws.state),
+         "--cluster", str(ws.cluster), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+
+
+def _slow(ws) -> None:
+    cfg = (ws.clone / ".mtv-gitops.yaml").read_text()
+    ws.user_commit(
+        {".mtv-gitops.yaml": cfg.replace("verify: true", "verify: true\n  maxMiBps: 1")},
+        "a copy slow enough to be caught holding the state folder",
+    )
+
+
+def _wait_for(predicate, what: str, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + 300  # a safety net: each wait is for an event
+    while not predicate():
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"ended before {what}: {proc.stdout.read()} {proc.stderr.read()}")
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.05)
+
+
+def test_a_stale_index_lock_is_removed_by_the_next_holder(workspace_factory) -> None:
+    ws = workspace_factory([small_vm("one", 1)])
+    ws.reconcile(check=True)
+    lock = ws.state / "checkout" / ".git" / "index.lock"
+    lock.write_text("")  # what a git killed with its process group leaves behind
+    ws.user_commit({"notes.md": "a user commit after the crash\n"}, "notes")
+    proc = ws.reconcile()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not lock.exists()
+
+
+def test_a_second_reconciler_waits_or_refuses_and_a_killed_holder_frees_the_folder(
+    workspace_factory,
+) -> None:
+    ws = workspace_factory([small_vm("held", 1, data_mib=16)])
+    _slow(ws)
+    first = _reconcile(ws)
+    holder = StateLock(ws.state)
+    waiting = None
+    try:
+        _wait_for(lambda: f"pid {first.pid}:" in holder.holder(), "the first one held it", first)
+        assert holder.holder() == f"pid {first.pid}: mtv-gitops reconcile"
+
+        refused = _reconcile(ws, "--no-wait")
+        _, err = refused.communicate(timeout=120)
+        assert refused.returncode == 4
+        assert f"in use by pid {first.pid}: mtv-gitops reconcile" in err
+        assert "--wait" in err
+
+        waiting = _reconcile(ws)
+        line = waiting.stderr.readline()
+        assert f"waiting for the state folder {ws.state}: in use by pid {first.pid}" in line
+
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+        out, err = waiting.communicate(timeout=300)
+        assert waiting.returncode == 0, out + err
+    finally:
+        for p in (first, waiting):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+    [vm] = ws.status("plan", "demo-plan")["status"]["migration"]["vms"]
+    assert vm["phase"] == "Completed"
+    with pytest.raises(StateBusy):  # nothing holds it now: a no-wait lock is taken at once
+        with StateLock(ws.state, wait=False):
+            StateLock(ws.state, wait=False).acquire()
