@@ -40,6 +40,14 @@ def _gone(pid: int) -> bool:
     return state == b"Z"
 
 
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 def _wait_gone(pid: int, seconds: float = 60) -> bool:
     deadline = time.monotonic() + seconds  # a safety net: the kernel kills it at once
     while not _gone(pid):
@@ -55,6 +63,12 @@ def test_a_helper_outlives_the_thread_that_started_it_but_not_the_process() -> N
     )
     try:
         helper = int(holder.stdout.readline())
+        # the parent-death signal is set by setpriv before it runs the helper: wait for that
+        # (a parent killed before it would leave an orphan for the next start's sweep)
+        deadline = time.monotonic() + 120  # a hang guard
+        while _comm(helper) != "sleep":
+            assert time.monotonic() < deadline and not _gone(helper), _comm(helper)
+            time.sleep(0.02)
         # the spawning worker thread has ended; the helper still runs (its parent-death signal
         # belongs to the process's spawner thread, not to the worker)
         assert not _gone(helper)
