@@ -10,6 +10,8 @@ from reconciler.daemon.observe import close_all
 from reconciler.daemon.sense import sense
 from reconciler.manifests.loader import Desired
 from reconciler.planner.planner import PlanProgress
+from reconciler.progress.db import Database
+from reconciler.progress.pipeline import PipelineStore
 from reconciler.progress.store import ProgressStore
 from reconciler.secrets.resolver import SecretResolver
 from reconciler.targets.local import LocalTarget
@@ -32,14 +34,14 @@ def dry_run(root: Path, state_dir: Path, cluster: Path, secrets: SecretResolver)
     def progress(desired: Desired) -> dict[str, PlanProgress]:
         if not db.exists():
             return {}
-        store = ProgressStore(db)
+        pipelines = PipelineStore(Database(db))  # only the VMs' and Migrations' records
         try:
             return {
-                key: PlanProgress(store.vms(key), store.migrations(key))
+                key: PlanProgress(pipelines.vms(key), pipelines.migrations(key))
                 for key in (f"{ns}/{name}" for ns, name in desired.of("Plan"))
             }
         finally:
-            store.close()
+            pipelines.close()
 
     with tempfile.TemporaryDirectory() as scratch:  # a dry run keeps no records
         store = ProgressStore(Path(scratch) / "validation.db")
