@@ -18,8 +18,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from reconciler.planner.model import VmPlan
-from reconciler.transfer.engine import CopyProgress
+from reconciler.progress.events import DiskProgress, Event, Kind
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -53,20 +52,30 @@ class RichReporter:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
-    def step(self, vm: VmPlan, step: str, phase: str, message: str = "") -> None:
-        if phase == "Running":
+    def __call__(self, event: Event) -> None:
+        """An event subscriber: a line per step that ended, a bar per disk being copied."""
+        if event.kind is Kind.STEP:
+            self.step(event)
+        elif event.kind is Kind.DISK and event.progress is not None:
+            self.disk_progress(event, event.progress)
+
+    def step(self, event: Event) -> None:
+        if event.outcome == "Running":
             return
-        colour = {"Completed": "green", "Skipped": "yellow", "Failed": "red"}.get(phase, "white")
-        text = f"  {vm.target_name}: {step} [{colour}]{phase}[/]"
-        if message:
-            text += f" — {escape(message)}"
+        colour = {"Completed": "green", "Skipped": "yellow", "Failed": "red"}.get(
+            event.outcome, "white"
+        )
+        text = f"  {event.target_name}: {event.phase} [{colour}]{event.outcome}[/]"
+        if event.message:
+            text += f" — {escape(event.message)}"
         self.progress.console.print(text)
 
-    def disk_progress(self, vm: VmPlan, disk: str, p: CopyProgress) -> None:
+    def disk_progress(self, event: Event, p: DiskProgress) -> None:
         with self._lock:
-            tid = self.tasks.get((vm.namespace, disk))
+            tid = self.tasks.get((event.namespace, event.disk))
             if tid is None:
-                tid = self.tasks[(vm.namespace, disk)] = self.progress.add_task(disk, total=p.total)
+                tid = self.progress.add_task(event.disk, total=p.total)
+                self.tasks[(event.namespace, event.disk)] = tid
         self.progress.update(tid, completed=p.bytes_done)
 
 

@@ -6,19 +6,14 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reconciler.daemon.observe import (
-    close_all,
-    destination_targets,
-    observe,
-    observe_change_tracking,
-)
-from reconciler.daemon.validate import validate_inventories
-from reconciler.manifests.config import load_config
-from reconciler.manifests.loader import load_repo
-from reconciler.manifests.references import check_references
-from reconciler.planner.planner import PlanProgress, decide
+from reconciler.daemon.observe import close_all
+from reconciler.daemon.sense import sense
+from reconciler.manifests.loader import Desired
+from reconciler.planner.planner import PlanProgress
+from reconciler.progress.db import Database
+from reconciler.progress.pipeline import PipelineStore
 from reconciler.progress.store import ProgressStore
-from reconciler.secrets.resolver import SecretResolver, plaintext_secrets
+from reconciler.secrets.resolver import SecretResolver
 from reconciler.targets.local import LocalTarget
 from reconciler.validation.service import Validator
 
@@ -32,38 +27,36 @@ class DryRun:
 
 
 def dry_run(root: Path, state_dir: Path, cluster: Path, secrets: SecretResolver) -> DryRun:
+    """Sense as a pass does (the same step), then describe the decisions instead of acting."""
     out = DryRun()
-    config, cerrs = load_config(root)
-    desired = load_repo(root, config)
-    ref_errors = check_references(desired)
-    secrets.plaintext = plaintext_secrets(desired)
-    for e in cerrs + desired.errors:
-        out.lines.append(f"error {e}")
-    out.problems += len(cerrs) + len(desired.errors)
-    target = LocalTarget(cluster)
-    progress: dict[str, PlanProgress] = {}
     db = state_dir / "progress.db"
-    if db.exists():
-        store = ProgressStore(db)
-        for ns, name in desired.of("Plan"):
-            key = f"{ns}/{name}"
-            progress[key] = PlanProgress(store.vms(key), store.migrations(key))
-        store.close()
-    destinations = destination_targets(desired, secrets, target)
-    connections, states, observed = observe(desired, secrets, target, None, destinations)
-    try:
-        with tempfile.TemporaryDirectory() as scratch:  # a dry run keeps no records
-            store = ProgressStore(Path(scratch) / "validation.db")
-            validator = Validator(store, config.validation.timeoutSeconds)
-            try:
-                rules = validate_inventories(desired, connections, observed, validator, root)
-                observe_change_tracking(desired, connections, observed)
-            finally:
-                validator.close()
-                store.close()
-        decisions = decide(desired, ref_errors, observed, progress)
-    finally:
-        close_all(connections)
+
+    def progress(desired: Desired) -> dict[str, PlanProgress]:
+        if not db.exists():
+            return {}
+        pipelines = PipelineStore(Database(db))  # only the VMs' and Migrations' records
+        try:
+            return {
+                key: PlanProgress(pipelines.vms(key), pipelines.migrations(key))
+                for key in (f"{ns}/{name}" for ns, name in desired.of("Plan"))
+            }
+        finally:
+            pipelines.close()
+
+    with tempfile.TemporaryDirectory() as scratch:  # a dry run keeps no records
+        store = ProgressStore(Path(scratch) / "validation.db")
+        validator = Validator(store)
+        try:
+            local = LocalTarget(cluster)
+            seen = sense(root, secrets=secrets, local=local, validator=validator, progress=progress)
+        finally:
+            validator.close()
+            store.close()
+    close_all(seen.connections)
+    rules, states, decisions, progress_of = seen.rules, seen.states, seen.decisions, seen.progress
+    for e in seen.desired.errors:
+        out.lines.append(f"error {e}")
+    out.problems += len(seen.desired.errors)
     for ptype, st in rules.items():
         custom = (
             f", {len(st.get('customFiles', []))} file(s) from the repo"
@@ -95,7 +88,7 @@ def dry_run(root: Path, state_dir: Path, cluster: Path, secrets: SecretResolver)
                 f"  Migration {d.migration} would run {len(d.run_vms)} VM(s), at most "
                 f"{d.max_vm_inflight} at once{where} (controller_max_vm_inflight)"
             )
-        records = {v.vm_id: v for v in progress.get(d.key, PlanProgress()).vms}
+        records = {v.vm_id: v for v in progress_of.get(d.key, PlanProgress()).vms}
         for vm in d.vms:
             for c in d.concerns.get(vm.vm_id, ()):
                 cid = f" [{c['id']}]" if c.get("id") else ""

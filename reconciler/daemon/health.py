@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from reconciler.progress.events import Event, Kind
+
 log = logging.getLogger(__name__)
 
 STUCK_AFTER = 1800.0  # a pass may wait this long for a slow vCenter or a VM's shutdown
@@ -42,6 +44,8 @@ class Health:
         self._failed_passes = 0
         self._copied = 0
         self._vm_phases: Callable[[], dict[str, int]] | None = None
+        self._disk_done: dict[tuple[str, str, str], int] = {}  # (plan, VM, disk) -> this copy's
+        self._vm_results: dict[str, int] = {}  # VMs that ended in this process, by result
 
     # -- written by the daemon --------------------------------------------------------------
 
@@ -75,6 +79,23 @@ class Health:
             with self._lock:
                 self._beat = self.clock()
                 self._copied += nbytes
+
+    def __call__(self, event: Event) -> None:
+        """An event subscriber: every pipeline event is a sign of life; copy progress counts
+        copied bytes, a VM's end counts its result."""
+        if event.kind is Kind.DISK and event.progress is not None:
+            p = event.progress
+            done = max(0, p.bytes_done - p.resumed_bytes)  # copied by this run
+            key = (event.plan, event.vm_id, event.disk)
+            with self._lock:
+                before = self._disk_done.get(key, 0)
+                self._disk_done[key] = done
+            self.copied(done - before if done >= before else done)  # a new copy restarts
+        elif event.kind is Kind.VM and event.outcome in ("Succeeded", "Failed", "Canceled"):
+            with self._lock:
+                self._vm_results[event.outcome] = self._vm_results.get(event.outcome, 0) + 1
+                self._disk_done = {k: v for k, v in self._disk_done.items() if k[1] != event.vm_id}
+        self.beat()
 
     def role(self, role: str, leader: str = "") -> None:
         """``single`` (no election), ``leader``, or ``standby`` while *leader* holds the lease."""
@@ -117,6 +138,7 @@ class Health:
             passes, failed, copied = self._passes, self._failed_passes, self._copied
             leading = self._role != STANDBY
             source = self._vm_phases
+            results = dict(self._vm_results)
         phases: dict[str, int] = {}
         if source is not None:
             try:
@@ -148,6 +170,12 @@ class Health:
             "counter",
             "Disk bytes copied by this process (logical bytes, holes included).",
             [("", copied)],
+        )
+        family(
+            "mtv_gitops_vm_results_total",
+            "counter",
+            "VMs whose migration ended in this process, by result.",
+            [(f'{{result="{_label(r)}"}}', n) for r, n in sorted(results.items())],
         )
         family(
             "mtv_gitops_leader",

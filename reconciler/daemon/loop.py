@@ -22,9 +22,7 @@ from reconciler.gitops.recover import remove_stale_git_locks
 
 if TYPE_CHECKING:
     from reconciler.daemon.leader import LeaderElector
-    from reconciler.pipeline.cold import Reporter
-    from reconciler.planner.model import VmPlan
-    from reconciler.transfer.engine import CopyProgress
+    from reconciler.progress.events import Event
 
 log = logging.getLogger(__name__)
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, EXIT_BUSY = 0, 1, 3, 4
@@ -277,13 +275,11 @@ def _term(
 
 
 class _HealthReporter:
-    """Passes the pipeline's reports on, counting them as signs of life and copied bytes."""
+    """Passes the pipeline's events on, and to the health probes and metrics."""
 
-    def __init__(self, inner: Reporter, health: Health) -> None:
+    def __init__(self, inner: Callable[[Event], None] | None, health: Health) -> None:
         self.inner = inner
         self.health = health
-        self._done: dict[tuple[str, str], int] = {}  # (namespace, disk) -> bytes of this copy
-        self._lock = threading.Lock()
 
     def __enter__(self) -> _HealthReporter:
         if hasattr(self.inner, "__enter__"):
@@ -294,18 +290,10 @@ class _HealthReporter:
         if hasattr(self.inner, "__exit__"):
             self.inner.__exit__(*exc)
 
-    def step(self, vm: VmPlan, step: str, phase: str, message: str = "") -> None:
-        self.health.beat()
-        self.inner.step(vm, step, phase, message)
-
-    def disk_progress(self, vm: VmPlan, disk: str, progress: CopyProgress) -> None:
-        done = max(0, progress.bytes_done - progress.resumed_bytes)  # copied by this run
-        with self._lock:
-            before = self._done.get((vm.namespace, disk), 0)
-            self._done[(vm.namespace, disk)] = done
-        self.health.copied(done - before if done >= before else done)  # a new copy restarts
-        self.health.beat()
-        self.inner.disk_progress(vm, disk, progress)
+    def __call__(self, event: Event) -> None:
+        self.health(event)
+        if self.inner is not None:
+            self.inner(event)
 
 
 def _watch(path: Path, wake: threading.Event):

@@ -1,7 +1,9 @@
-"""One reconcile pass: sync git, read desired state, observe, decide, act, write status once.
+"""One reconcile pass: sync git, sense (read, observe, validate, decide), act, write status.
 
-Status is committed on transitions at a throttled pace while work runs and always once more at
-the end of the pass (in a ``finally``), so a failure in the middle still leaves a true record.
+The VMs' pipelines emit events; the pass's status writer (its own thread) commits status on
+transitions and at a throttled pace while work runs, so a slow push never stalls a copy, and
+always once more at the end of the pass (in a ``finally``), so a failure in the middle still
+leaves a true record.
 """
 
 from __future__ import annotations
@@ -16,33 +18,18 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-from reconciler.daemon.observe import (
-    Key,
-    Sources,
-    destination_targets,
-    observe,
-    observe_change_tracking,
-    source_ref,
-)
+from reconciler.daemon.observe import Key, Sources, source_ref
+from reconciler.daemon.sense import sense
 from reconciler.daemon.state_dir import CHECKOUT_DIR, remember_cluster
-from reconciler.daemon.validate import validate_inventories
-from reconciler.gitops import GitOpsError
 from reconciler.gitops.checkout import GitCheckout
 from reconciler.gitops.cutover import propose_cutover
 from reconciler.inventory.store import InventoryStore
-from reconciler.manifests.config import RepoConfig, load_config
+from reconciler.manifests.config import RepoConfig
 from reconciler.manifests.loader import Desired, load_repo
-from reconciler.manifests.references import check_references, resolve
-from reconciler.pipeline.cold import (
-    NullReporter,
-    Reporter,
-    RunContext,
-    cancel_vm,
-    mark_started,
-    run_vm,
-    start_record,
-)
+from reconciler.manifests.references import resolve
+from reconciler.pipeline.cold import run_vm
 from reconciler.pipeline.phases import now
+from reconciler.pipeline.steps import RunContext, cancel_vm, mark_started, start_record
 from reconciler.pipeline.warm import (
     abandon_snapshots,
     cancel_paused_vm,
@@ -52,14 +39,11 @@ from reconciler.pipeline.warm import (
 from reconciler.planner.model import PlanDecision, VmPlan
 from reconciler.planner.planner import Observed, PlanProgress, decide
 from reconciler.planner.schedule import Job, schedule
+from reconciler.progress.events import Event, EventBus, Kind, Subscriber
 from reconciler.progress.store import MigrationRecord, ProgressStore, VmProgress
-from reconciler.secrets.resolver import (
-    ClusterSecrets,
-    SecretError,
-    SecretResolver,
-    plaintext_secrets,
-)
-from reconciler.status.projection import Snapshot, commit_message, render
+from reconciler.secrets.resolver import ClusterSecrets, SecretError, SecretResolver
+from reconciler.status.projection import Snapshot
+from reconciler.status.writer import StatusWriter
 from reconciler.targets.base import SourceRef, Target, TargetError
 from reconciler.targets.destination import in_cluster
 from reconciler.targets.kubevirt_manifests import StorageSettings
@@ -99,7 +83,8 @@ class Settings:
     cluster: Path | None = None
     branch: str | None = None
     secrets: SecretResolver = field(default_factory=SecretResolver)
-    reporter: Reporter = field(default_factory=NullReporter)
+    # told every event of the pipeline (the CLI's progress bars, the daemon's metrics)
+    reporter: Subscriber | None = None
     verify: bool | None = None  # None: the repo config decides
 
 
@@ -132,6 +117,9 @@ class Reconciler:
         self.sources = Sources()
         self.inventories = InventoryStore(settings.state_dir / "inventory.db")
         self.cancel = threading.Event()  # shutdown
+        # what the VMs' pipelines tell: status, progress bars and metrics subscribe here
+        self.events = EventBus()
+        self.events.subscribe(self._report)
         # VMs run in worker threads; this guards the three below.  Reentrant because stop()
         # runs in a signal handler, which may interrupt the main thread while it holds it.
         self._lock = threading.RLock()
@@ -146,6 +134,12 @@ class Reconciler:
             halts = list(self._halts.values())
         for halt in halts:
             halt.set()
+
+    def _report(self, event: Event) -> None:
+        """Pass events to the settings' reporter, whichever it is now (a demo swaps it)."""
+        reporter = self.settings.reporter
+        if reporter is not None:
+            reporter(event)
 
     def waiting(self) -> dict[str, dict[str, str]]:
         """Queued VMs and why they wait, per plan: a copy for the status writer."""
@@ -196,51 +190,58 @@ class Reconciler:
             self._waiting.clear()
         revision = self.checkout.sync()
         self.store.set(LAST_READ_KEY, revision)
-        root = self.checkout.path
-        config, config_errors = load_config(root)
+        orphans: list[VmProgress] = []
+
+        def deleted_plans(desired: Desired) -> frozenset[Key]:
+            orphans.extend(self._deleted_plans_warm_vms(desired))
+            return frozenset(k for k in (_provider_key(v) for v in orphans) if k)
+
+        seen = sense(
+            self.checkout.path,
+            secrets=self.settings.secrets,
+            local=self.local,
+            validator=self.validator,
+            progress=self._progress,
+            sources=self.sources,
+            targets=self._targets,
+            also=deleted_plans,
+        )
+        config, desired, decisions = seen.config, seen.desired, seen.decisions
         self.checkout.author_name, self.checkout.author_email = (
             config.authorName,
             config.authorEmail,
         )
-        desired = load_repo(root, config)
-        desired.errors[:0] = config_errors
-        ref_errors = check_references(desired)
-        self.settings.secrets.plaintext = plaintext_secrets(desired)
-        destinations = self._destinations(desired)
-        orphans = self._deleted_plans_warm_vms(desired)
-        connections, states, observed = observe(
-            desired,
-            self.settings.secrets,
-            self.local,
-            self.sources,
-            destinations,
-            also=frozenset(k for k in (_provider_key(v) for v in orphans) if k),
-        )
-        self._abandon(orphans, connections)
-        for (ns, name), inv in observed.inventories.items():
+        self._plan_targets = seen.destinations
+        self._abandon(orphans, seen.connections)
+        for (ns, name), inv in seen.observed.inventories.items():
             if not isinstance(inv, str):
                 self.inventories.save(f"{ns}/{name}", inv)
-        self.validator.eval_timeout = config.validation.timeoutSeconds
-        rules = validate_inventories(desired, connections, observed, self.validator, root)
-        observe_change_tracking(desired, connections, observed)
-        progress = self._progress(desired)
-        decisions = decide(desired, ref_errors, observed, progress)
-        writer = _StatusWriter(
-            self, self.checkout.desired_revision(), desired, ref_errors, decisions, states, config
+        view = _StatusView(
+            self, self.checkout.desired_revision(), desired, seen.ref_errors, decisions, seen.states
         )
-        writer.rules = rules
+        view.rules = seen.rules
+        writer = StatusWriter(
+            self.checkout,
+            view.snapshot,
+            config.statusCommitSeconds,
+            on_commit=lambda: self.notice_cancels(decisions, config),
+        )
+        unsubscribe = self.events.subscribe(writer)
         failed = 0
         try:
-            writer.commit(force=True)
+            writer.start()
             for d in decisions:
-                failed += self._execute(d, connections, config, writer)
+                failed += self._execute(d, seen.connections, config, view)
         finally:
-            writer.commit(force=True, final=True)
-        work_left, wake_at = self._work_left(self._redecide(desired, ref_errors, observed))
+            unsubscribe()
+            writer.close()
+        work_left, wake_at = self._work_left(
+            self._redecide(desired, seen.ref_errors, seen.observed)
+        )
         return PassResult(
             revision,
             decisions,
-            len(desired.errors) + len(ref_errors),
+            len(desired.errors) + len(seen.ref_errors),
             work_left,
             failed,
             writer.commits,
@@ -295,12 +296,6 @@ class Reconciler:
                     wakes.append(wake)
         return work, min(wakes) if wakes else None
 
-    def _destinations(self, desired: Desired) -> dict[Key, Target | str]:
-        self._plan_targets = destination_targets(
-            desired, self.settings.secrets, self.local, self._targets
-        )
-        return self._plan_targets
-
     def _target_of(self, d: PlanDecision) -> Target:
         found = self._plan_targets.get(d.destination, self.local)
         if isinstance(found, str):  # the planner holds such plans: not ready
@@ -330,7 +325,7 @@ class Reconciler:
             for ns, name in desired.of("Plan")
         }
 
-    def _execute(self, d: PlanDecision, connections, config: RepoConfig, writer) -> int:
+    def _execute(self, d: PlanDecision, connections, config: RepoConfig, view) -> int:
         """Run the decided Migration of one plan; returns how many VMs failed."""
         if not d.migration:
             return 0
@@ -341,10 +336,11 @@ class Reconciler:
             rec.started = now()
         self.store.put_migration(rec)
         # made once, when first needed: it reads the target's storage classes
-        context = functools.cache(lambda: self._context(d, connections, config, writer))
+        context = functools.cache(lambda: self._context(d, connections, config, view))
         for vm_id in d.canceled_vms:
             self._cancel_waiting(d, vm_id, connections, context)
-        writer.commit()
+        if d.canceled_vms:
+            self.events.emit(Event(Kind.PLAN, d.key, phase="Canceled", outcome="Canceled"))
         failed = 0
         if d.run_vms:
             failed = self._run_vms(d, context())
@@ -367,10 +363,12 @@ class Reconciler:
             )
         rec.completed = now()
         self.store.put_migration(rec)
-        writer.commit(force=True)
+        self.events.emit(
+            Event(Kind.MIGRATION, d.key, phase=d.migration, outcome=rec.result, message=rec.message)
+        )
         return failed
 
-    def _context(self, d: PlanDecision, connections, config: RepoConfig, writer) -> RunContext:
+    def _context(self, d: PlanDecision, connections, config: RepoConfig, view) -> RunContext:
         """What the pipeline needs to run (or clean up) the plan's VMs in this pass."""
         target = self._target_of(d)
         return RunContext(
@@ -383,10 +381,9 @@ class Reconciler:
             chunk_size=config.transfer.chunkMiB * 1024 * 1024,
             verify=config.transfer.verify if self.settings.verify is None else self.settings.verify,
             max_bytes_per_second=(config.transfer.maxMiBps or 0) * 1024 * 1024 or None,
-            reporter=self.settings.reporter,
-            on_change=writer.commit,
+            events=self.events,
             cancel=self.cancel,
-            source_ref=self._source_ref(writer.desired, d),
+            source_ref=self._source_ref(view.desired, d),
             storage=_storage(target, config),
             warm=d.warm,
             precopy_interval=config.warm.precopyIntervalSeconds or d.precopy_interval,
@@ -581,26 +578,19 @@ def _split(key: str) -> tuple[str, str]:
     return ns, name
 
 
-class _StatusWriter:
-    """Commits status during a pass at most every ``statusCommitSeconds``, always when forced."""
+class _StatusView:
+    """What status is rendered from during a pass: its sensed facts and the store's records."""
 
-    def __init__(self, rec: Reconciler, revision, desired, ref_errors, decisions, states, config):
+    def __init__(self, rec: Reconciler, revision, desired, ref_errors, decisions, states):
         self.rec = rec
         self.revision = revision
         self.desired = desired
         self.ref_errors = ref_errors
         self.decisions = decisions
         self.states = states
-        self.interval = config.statusCommitSeconds
-        self.config = config
-        self.last = 0.0
-        self.written: dict[str, str] = {}
-        self.commits = 0
         self.rules: dict = {}
-        # VMs in worker threads commit through here: one commit (and its git work) at a time
-        self._lock = threading.Lock()
 
-    def _snapshot(self) -> Snapshot:
+    def snapshot(self) -> Snapshot:
         keys = [d.key for d in self.decisions]
         store = self.rec.store
         return Snapshot(
@@ -614,49 +604,3 @@ class _StatusWriter:
             self.rules,
             self.rec.waiting(),
         )
-
-    def commit(self, force: bool = False, final: bool = False) -> None:
-        """Commit status now if due (``force``: regardless of the pace); only the ``final``
-        commit of a pass raises when git refuses, so a slow remote never stops a copy.
-
-        Thread-safe: a forced commit waits for one in progress; a paced one is skipped then,
-        since the commit in progress or the next one carries its change."""
-        if not self._lock.acquire(blocking=force):
-            return
-        try:
-            self._commit(force, final)
-        finally:
-            self._lock.release()
-
-    def _commit(self, force: bool, final: bool) -> None:
-        if not force and time.monotonic() - self.last < self.interval:
-            return
-        self.last = time.monotonic()
-        snap = self._snapshot()
-        files = render(snap)
-        old = _read_status(self.rec.checkout.path)
-        changes: dict[str, str | None] = {p: c for p, c in files.items() if old.get(p) != c}
-        changes.update({p: None for p in old if p not in files})
-        if not changes:
-            return
-        try:
-            sha = self.rec.checkout.write_status(changes, commit_message(old, files, snap))
-        except GitOpsError as exc:
-            if final:
-                raise
-            log.warning("status commit deferred, the copy goes on: %s", exc)
-            return
-        if sha:
-            self.commits += 1
-            self.rec.notice_cancels(self.decisions, self.config)
-
-
-def _read_status(root: Path) -> dict[str, str]:
-    status = root / "status"
-    if not status.exists():
-        return {}
-    return {
-        str(p.relative_to(root)): p.read_text()
-        for p in sorted(status.rglob("*.yaml"))
-        if p.is_file()
-    }

@@ -4,13 +4,20 @@ Every git call in this package goes through :func:`run_git`, so commits never de
 host's global git config (CI has no ``user.name``), a missing credential fails instead of
 waiting for a prompt, the credentials of ``$MTV_GITOPS_GIT_CREDENTIALS`` are used (see
 ``credentials.py``), and a URL's ``user:password@`` never reaches a message or a log.
+
+:class:`GitRunner` is the private clone's git, one caller at a time: the sync
+(``sync.py``), the status push (``status_push.py``) and the proposal branches
+(``proposals.py``) all run their commands through one runner and hold its lock across the
+commands that must not interleave.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
 
 import git
 
@@ -36,6 +43,18 @@ _CONFIG = (
 )
 
 NETWORK_TIMEOUT = 120.0
+STATUS_DIR = "status"
+
+# Words git prints for a push that lost a race and may succeed after a fetch and rebase.
+_RETRYABLE_PUSH = (
+    "fetch first",
+    "non-fast-forward",
+    "stale info",
+    "cannot lock ref",
+    "failed to update ref",
+    "incorrect old value",
+    "reference already exists",
+)
 
 
 class GitOpsError(RuntimeError):
@@ -147,3 +166,132 @@ def default_branch(remote: str, timeout: float = NETWORK_TIMEOUT) -> str:
     if "refs/heads/main" not in heads and "refs/heads/master" in heads:
         return "master"
     return "main"
+
+
+def is_status_path(path: str) -> bool:
+    """True for a repo-relative path inside ``status/`` (the only folder we write on a branch)."""
+    parts = PurePosixPath(path).parts
+    return len(parts) > 1 and parts[0] == STATUS_DIR
+
+
+def clean_path(path: str) -> str:
+    """Normalise a repo-relative path and refuse anything that could escape the tree."""
+    pure = PurePosixPath(path.replace("\\", "/"))
+    if pure.is_absolute() or not pure.parts or any(p in ("..", ".", ".git") for p in pure.parts):
+        raise ValueError(f"not a plain repo-relative path: {path!r}")
+    return pure.as_posix()
+
+
+class GitRunner:
+    """git in the private clone of one branch of a remote, under one lock.
+
+    ``ensure_clone`` (set by the owner of the clone) makes the clone when a command needs one
+    and none exists yet.
+    """
+
+    def __init__(
+        self,
+        remote: str,
+        workdir: Path,
+        branch: str | None,
+        author_name: str,
+        author_email: str,
+        timeout: float = NETWORK_TIMEOUT,
+    ) -> None:
+        self.remote = remote
+        self.workdir = Path(workdir)
+        self.timeout = timeout
+        self.lock = threading.RLock()
+        self.ensure_clone: Callable[[], object] | None = None
+        self._branch = branch
+        self.set_identity(author_name, author_email)
+
+    def set_identity(self, name: str, email: str) -> None:
+        """Who our commits are by; the email is how our own commits are recognised."""
+        if not email:
+            raise ValueError("an author email is required: it is how we recognise our commits")
+        self.author_name, self.author_email = name, email
+        self.env = identity_env(name, email)
+
+    @property
+    def branch(self) -> str:
+        """The branch we follow; asked of the remote's HEAD the first time it is needed."""
+        if self._branch is None:
+            self._branch = default_branch(self.remote, timeout=self.timeout)
+        return self._branch
+
+    @property
+    def remote_display(self) -> str:
+        """The remote URL without credentials, for messages and status."""
+        return redact(self.remote)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the runner, cloned, across several commands."""
+        with self.lock:
+            self.ensure()
+            yield
+
+    def ensure(self) -> None:
+        if not self.has_clone() and self.ensure_clone is not None:
+            self.ensure_clone()
+
+    def has_clone(self) -> bool:
+        return (self.workdir / ".git").exists()
+
+    def run(
+        self, *args: str, timeout: float | None = None, env: Mapping[str, str] | None = None
+    ) -> tuple[int, str, str]:
+        """``git <args>`` in the clone: (status, stdout, stderr), never raising."""
+        full_env = dict(self.env)
+        full_env.update(env or {})
+        return run_git(args, cwd=self.workdir, env=full_env, timeout=timeout)
+
+    def must(self, what: str, *args: str, timeout: float | None = None) -> str:
+        """``git <args>``'s stdout; :class:`GitOpsError` saying *what* failed otherwise."""
+        status, out, err = self.run(*args, timeout=timeout)
+        if status != 0:
+            raise fail(what, self.remote, err or out)
+        return out
+
+    def rev(self, ref: str) -> str | None:
+        status, out, _ = self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+        return out.strip() if status == 0 else None
+
+    def tracking(self, branch: str) -> str:
+        return f"refs/remotes/origin/{branch}"
+
+    def fetch(self, branch: str) -> None:
+        refspec = f"+refs/heads/{branch}:{self.tracking(branch)}"
+        status, _, err = self.run(
+            "fetch", "--quiet", "--no-tags", "origin", refspec, timeout=self.timeout
+        )
+        if status != 0:
+            raise fail("cannot fetch from the remote", self.remote, err)
+
+    def fetch_head(self, branch: str) -> str | None:
+        """Fetch *branch* and return its head, None when the remote has no such branch."""
+        self.fetch(branch)
+        return self.rev(self.tracking(branch))
+
+    def head(self) -> str:
+        return self.must("cannot read HEAD", "rev-parse", "HEAD").strip()
+
+    def is_ancestor(self, old: str, new: str) -> bool:
+        status, _, _ = self.run("merge-base", "--is-ancestor", old, new)
+        return status == 0
+
+    def push(self, sha: str, branch: str) -> tuple[bool, bool, str]:
+        """Push *sha* to the branch, fast-forward only; answer (pushed, worth retrying, error)."""
+        status, out, err = self.run(
+            "push",
+            "--porcelain",
+            "--no-verify",
+            "origin",
+            f"{sha}:refs/heads/{branch}",
+            timeout=self.timeout,
+        )
+        if status == 0:
+            return True, False, ""
+        text = f"{out}\n{err}"
+        return False, any(word in text for word in _RETRYABLE_PUSH), text

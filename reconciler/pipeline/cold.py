@@ -1,158 +1,51 @@
 """Run one VM through the cold itinerary. Every step is an ``ensure_*`` that may run twice.
 
-The VM's record in the progress store is updated after each step, so a killed reconciler
-resumes at the step it was in, and a resumed copy continues from its recorded chunks.
+The steps are walked by the shared runner (:mod:`reconciler.pipeline.steps`), which records
+each phase; a resumed copy continues from its recorded chunks.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Protocol
 
-from reconciler.pipeline.phases import (
-    COMPLETED,
-    FAILED,
-    NOT_BUILT,
-    PENDING,
-    RUNNING,
-    SKIPPED,
-    itinerary,
-    now,
+from reconciler.pipeline.phases import COMPLETED, PENDING, RUNNING, now
+from reconciler.pipeline.steps import (
+    Handler,
+    RunContext,
+    claims_of,
+    disk_id,
+    emit,
+    not_built,
+    run_steps,
 )
 from reconciler.planner.model import DiskPlan, VmPlan
-from reconciler.progress.store import ProgressStore, VmProgress
-from reconciler.sources import SourceConnection, warm_source
+from reconciler.progress.events import DiskProgress, Kind
+from reconciler.progress.store import VmProgress
+from reconciler.sources import warm_source
 from reconciler.targets.base import (
     CopyOutcome,
     CopyRequest,
     DiskClaim,
     DiskLost,
-    SourceRef,
-    Target,
     TargetError,
 )
-from reconciler.targets.kubevirt_manifests import StorageSettings, disk_claims, vm_manifest
-from reconciler.transfer.engine import CopyProgress, DigestMismatch, TransferCanceled
+from reconciler.targets.kubevirt_manifests import vm_manifest
+from reconciler.transfer.engine import CopyProgress, DigestMismatch
 from reconciler.transfer.extents import DiskReader, Extent
 
 MB = 1024 * 1024  # Forklift reports disk progress in "MB" of 2**20 bytes
 POWER_OFF_TIMEOUT = 600.0
 DISK_LOST_RETRIES = 2  # a PVC deleted under a running copy is re-created at most this often
-
-
-class Reporter(Protocol):
-    """Where long work shows itself (the CLI draws progress bars from it)."""
-
-    def step(self, vm: VmPlan, step: str, phase: str, message: str = "") -> None: ...
-
-    def disk_progress(self, vm: VmPlan, disk: str, progress: CopyProgress) -> None: ...
-
-
-class NullReporter:
-    def step(self, vm: VmPlan, step: str, phase: str, message: str = "") -> None:
-        pass
-
-    def disk_progress(self, vm: VmPlan, disk: str, progress: CopyProgress) -> None:
-        pass
-
-
-@dataclass
-class RunContext:
-    """What a VM's pipeline needs from the pass that runs it."""
-
-    store: ProgressStore
-    source: SourceConnection
-    target: Target
-    plan_key: str
-    migration: str
-    streams: int = 4
-    chunk_size: int = 4 * 1024 * 1024
-    verify: bool = True
-    max_bytes_per_second: float | None = None
-    reporter: Reporter = field(default_factory=NullReporter)
-    on_change: Callable[..., None] = lambda force=False: None
-    cancel: threading.Event = field(default_factory=threading.Event)  # set on shutdown
-    # this VM's own: set to stop it at a durable point (its copy included) on shutdown, when
-    # the user cancels it, or when the pass fails; VMs that run at once never share one
-    halt: threading.Event = field(default_factory=threading.Event)
-    canceled: Callable[[], bool] = lambda: False  # the user canceled this VM (spec.cancel)
-    # the source Provider for copies that run outside this process (a transfer Job)
-    source_ref: SourceRef | None = None
-    storage: StorageSettings | None = None  # how PVCs are sized and moded on this target
-    # warm migration: the plan's spec.warm, seconds between precopy rounds, the Migration's
-    # spec.cutover, and how to propose a cutover (pushes the branch; returns the branch and
-    # the sentence for status)
-    warm: bool = False
-    precopy_interval: float = 3600.0
-    cutover: datetime | None = None
-    propose: Callable[[datetime], tuple[str, str]] | None = None
-
-
-class Paused(Exception):
-    """A step has nothing more to do in this pass (a warm VM between precopy rounds): the VM
-    waits in ``phase`` with the step still running, and the next pass continues it."""
-
-    def __init__(self, phase: str) -> None:
-        super().__init__(phase)
-        self.phase = phase
-
-
-Handler = Callable[["RunContext", VmPlan, VmProgress, dict], str]
-
-
-def labelled(ctx: RunContext, vm: VmPlan) -> VmPlan:
-    """The VM with the Migration among its labels, so everything made for this run of it on
-    the target (PVCs, Jobs, the VirtualMachine) can be found and cleaned up by label."""
-    value = ctx.migration[:63].rstrip("-_.") or "migration"
-    return replace(vm, labels={**vm.labels, "migration": value})
-
-
-def claims_of(ctx: RunContext, vm: VmPlan) -> list[DiskClaim]:
-    return disk_claims(vm, ctx.storage)
-
-
-def start_record(ctx: RunContext, vm: VmPlan, prior: VmProgress | None) -> VmProgress:
-    """The record this run continues: the unfinished one, or a fresh pipeline."""
-    if prior and not prior.finished and prior.migration == ctx.migration and prior.steps:
-        return prior
-    hooks = {step for step, _ in vm.hooks}
-    rec = VmProgress(
-        plan=ctx.plan_key,
-        vm_id=vm.vm_id,
-        vm_name=vm.source_name,
-        migration=ctx.migration,
-        target_name=vm.target_name,
-        phase=PENDING,
-        steps=itinerary(hooks, warm=ctx.warm),
-        warm={"precopies": []} if ctx.warm else None,
-    )
-    ctx.store.put_vm(rec)
-    return rec
-
-
-def disk_id(ctx: RunContext, vm: VmPlan, claim: DiskClaim) -> str:
-    return f"{ctx.plan_key}/{vm.vm_id}/{claim.namespace}/{claim.name}"
-
-
-def mark_started(ctx: RunContext, rec: VmProgress) -> None:
-    """The VM has its slot: record when it started and that it is no longer Pending, before
-    the pass stops saying why it waited, so status never shows it queued without a reason."""
-    if not rec.started:
-        rec.started = now()
-    rec.phase = RUNNING if rec.phase == PENDING else rec.phase
-    ctx.store.put_vm(rec)
+SAVE_EVERY = 1.0  # seconds between saves of a running copy's progress to the record
 
 
 def run_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
     """Walk the remaining cold steps; a failure ends the VM with the step's error, never a crash."""
     handlers: dict[str, Handler] = {
-        "PreHook": _not_built,
-        "PostHook": _not_built,
-        "ConvertGuest": _not_built,
+        "PreHook": not_built,
+        "PostHook": not_built,
+        "ConvertGuest": not_built,
         "StorePowerState": ensure_power_state_stored,
         "PowerOffSource": ensure_source_off,
         "WaitForPowerOff": ensure_source_stopped,
@@ -161,132 +54,6 @@ def run_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
         "CreateVM": ensure_vm_created,
     }
     return run_steps(ctx, vm, rec, handlers)
-
-
-def run_steps(
-    ctx: RunContext,
-    vm: VmPlan,
-    rec: VmProgress,
-    handlers: dict[str, Handler],
-    cleanup: Callable[[RunContext, VmPlan, VmProgress], None] | None = None,
-) -> VmProgress:
-    """Walk the record's remaining steps with ``handlers``; ``cleanup`` runs before the VM
-    ends failed or canceled (a warm VM's snapshots).  A step raising :class:`Paused` leaves
-    the VM waiting for a later pass."""
-    mark_started(ctx, rec)
-    vm = labelled(ctx, vm)
-    for step in rec.steps:
-        if step["phase"] in (COMPLETED, SKIPPED):
-            continue
-        if ctx.canceled():
-            run_cleanup(ctx, vm, rec, cleanup)
-            return cancel_vm(ctx, vm, rec)
-        if ctx.cancel.is_set() or ctx.halt.is_set():
-            return _pause(ctx, rec)
-        rec.phase = step["name"]
-        step["phase"] = RUNNING
-        step.setdefault("started", now())
-        ctx.store.put_vm(rec)
-        ctx.reporter.step(vm, step["name"], RUNNING)
-        ctx.on_change()
-        try:
-            message = handlers[step["name"]](ctx, vm, rec, step)
-        except Paused as paused:
-            rec.phase = paused.phase
-            ctx.store.put_vm(rec)
-            ctx.on_change(force=True)
-            return rec
-        except TransferCanceled:
-            if ctx.canceled():
-                run_cleanup(ctx, vm, rec, cleanup)
-                return cancel_vm(ctx, vm, rec)
-            return _pause(ctx, rec)
-        except Exception as exc:  # noqa: BLE001 - any failure ends this VM, not the pass
-            reason = f"{type(exc).__name__}: {exc}" if not _is_user_facing(exc) else str(exc)
-            step["phase"] = FAILED
-            step["error"] = {"phase": step["name"], "reasons": [reason]}
-            step["completed"] = now()
-            ctx.reporter.step(vm, step["name"], FAILED, reason)
-            run_cleanup(ctx, vm, rec, cleanup)
-            return _finish(ctx, rec, "Failed", {"phase": step["name"], "reasons": [reason]})
-        if message and message.startswith("skipped:"):
-            step["phase"] = SKIPPED
-        else:
-            step["phase"] = COMPLETED
-        if message:
-            step["message"] = message
-        step["completed"] = now()
-        ctx.store.put_vm(rec)
-        ctx.reporter.step(vm, step["name"], step["phase"], message or "")
-        ctx.on_change()
-    return _finish(ctx, rec, "Succeeded", None)
-
-
-def run_cleanup(
-    ctx: RunContext,
-    vm: VmPlan,
-    rec: VmProgress,
-    cleanup: Callable[[RunContext, VmPlan, VmProgress], None] | None,
-) -> None:
-    """Run the itinerary's cleanup; its own failure is logged in the record, never raised."""
-    if cleanup is None:
-        return
-    try:
-        cleanup(ctx, vm, rec)
-    except Exception as exc:  # noqa: BLE001 - the VM ends anyway; say what was left
-        rec.error = {**(rec.error or {}), "cleanup": f"{type(exc).__name__}: {exc}"}
-        ctx.store.put_vm(rec)
-
-
-def _is_user_facing(exc: Exception) -> bool:
-    from reconciler.sources import SourceError
-    from reconciler.transfer.engine import TransferError
-
-    return isinstance(exc, SourceError | TargetError | TransferError)
-
-
-def _pause(ctx: RunContext, rec: VmProgress) -> VmProgress:
-    """The reconciler is shutting down: keep the VM where it is; the next start resumes it."""
-    ctx.store.put_vm(rec)
-    return rec
-
-
-def cancel_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
-    """The user canceled the VM: remove what was made for it on the target, as MTV does.
-
-    Also for a VM still queued for a slot: a run cut short by a killed pass left disks behind."""
-    for claim in claims_of(ctx, vm):
-        ctx.target.delete_disk(claim)
-        ctx.store.reset_disk(disk_id(ctx, vm, claim))
-    ctx.target.delete_vm(vm.namespace, vm.target_name)
-    # and whatever else a failed attempt left (transfer Jobs, their Secrets)
-    selector = {k: vm.labels[k] for k in ("plan", "vmID") if k in vm.labels}
-    if len(selector) == 2:
-        ctx.target.cleanup(vm.namespace, selector)
-    for step in rec.steps:
-        if step["phase"] == RUNNING:
-            step["phase"] = "Canceled"
-            step["completed"] = now()
-    ctx.reporter.step(vm, rec.phase, "Canceled", "canceled by the Migration; target disks removed")
-    return _finish(ctx, rec, "Canceled", None)
-
-
-def _finish(ctx: RunContext, rec: VmProgress, result: str, error: dict | None) -> VmProgress:
-    rec.result = result
-    rec.phase = "Completed" if result == "Succeeded" else result
-    cleanup = (rec.error or {}).get("cleanup")  # what a cleanup could not remove stays said
-    rec.error = {**(error or {}), "cleanup": cleanup} if cleanup else error
-    rec.completed = now()
-    ctx.store.put_vm(rec)
-    ctx.on_change(force=True)
-    return rec
-
-
-# -- steps ----------------------------------------------------------------------------------
-
-
-def _not_built(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
-    return NOT_BUILT[step["name"]]
 
 
 def ensure_power_state_stored(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
@@ -395,11 +162,10 @@ def ensure_disks_copied(
                 "rate": f"{p.rate / MB:.1f} MB/s",
                 "eta": f"{p.eta:.0f}s" if p.eta is not None else "unknown",
             }
-            ctx.reporter.disk_progress(vm, name, p)
-            if time.monotonic() - last_save > 1.0:
+            if time.monotonic() - last_save > SAVE_EVERY:
                 last_save = time.monotonic()
                 ctx.store.put_vm(rec)
-                ctx.on_change()
+            emit_progress(ctx, vm, step.get("name", "CopyDisks"), name, p)
 
         request = disk_request(
             ctx,
@@ -429,6 +195,12 @@ def ensure_disks_copied(
     step["annotations"] = {"unit": "MB"}
     how = "verified" if ctx.verify else "not verified (verify off)"
     return f"{len(claims)} disk(s) copied, digests {how}"
+
+
+def emit_progress(ctx: RunContext, vm: VmPlan, phase: str, disk: str, p: CopyProgress) -> None:
+    """Tell subscribers how far a disk's copy is (never waits on them)."""
+    progress = DiskProgress(p.total, p.bytes_done, p.resumed_bytes, p.rate, p.eta)
+    emit(ctx, vm, Kind.DISK, phase, RUNNING, disk=disk, progress=progress)
 
 
 def disk_request(

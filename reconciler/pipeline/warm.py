@@ -28,22 +28,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.pipeline.cold import (
-    Handler,
-    Paused,
-    RunContext,
-    _not_built,
-    cancel_vm,
-    claims_of,
     disk_request,
+    emit_progress,
     ensure_disks_allocated,
     ensure_disks_copied,
     ensure_source_off,
     ensure_source_stopped,
+)
+from reconciler.pipeline.phases import COPYING_PAUSED, now
+from reconciler.pipeline.steps import (
+    Handler,
+    Paused,
+    RunContext,
+    cancel_vm,
+    claims_of,
     labelled,
+    not_built,
     run_cleanup,
     run_steps,
 )
-from reconciler.pipeline.phases import COPYING_PAUSED, now
 from reconciler.planner.cutover import CutoverAction, CutoverRecord, decide_cutover
 from reconciler.planner.model import VmPlan
 from reconciler.progress.store import VmProgress
@@ -69,9 +72,9 @@ def run_warm_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
     if rec.warm is None:
         rec.warm = {"precopies": []}
     handlers: dict[str, Handler] = {
-        "PreHook": _not_built,
-        "PostHook": _not_built,
-        "ConvertGuest": _not_built,
+        "PreHook": not_built,
+        "PostHook": not_built,
+        "ConvertGuest": not_built,
         "CreateInitialSnapshot": ensure_initial_snapshot,
         "AllocateDisks": ensure_disks_allocated,
         "CopyDisks": ensure_initial_copy,
@@ -307,7 +310,7 @@ def _copy_round(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> dict[str, Any]:
             vm,
             disk,
             claim,
-            lambda p, name=claim.name: ctx.reporter.disk_progress(vm, name, p),
+            lambda p, name=claim.name: emit_progress(ctx, vm, rec.phase, name, p),
             snapshot_id=snap,
             change_id=new_ids.get(disk.key, ""),
             round=k,

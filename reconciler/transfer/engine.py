@@ -40,7 +40,7 @@ from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPo
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from reconciler.progress.store import ProgressStore, RoundChunk, RoundError, RoundRecord
+from reconciler.progress.checkpoints import CheckpointStore, RoundChunk, RoundError, RoundRecord
 from reconciler.transfer.digest import (
     CHUNK_SIZE,
     MiB,
@@ -142,7 +142,7 @@ def _now_iso() -> str:
 def copy_disk(
     reader: DiskReader,
     writer: DiskWriter,
-    store: ProgressStore,
+    store: CheckpointStore,
     disk_id: str,
     *,
     chunk_size: int = CHUNK_SIZE,
@@ -180,7 +180,7 @@ def copy_disk(
 def copy_changes(
     reader: DiskReader,
     writer: DiskWriter,
-    store: ProgressStore,
+    store: CheckpointStore,
     disk_id: str,
     changed: Sequence[Extent],
     *,
@@ -306,7 +306,7 @@ class _DiskCopy:
         self,
         reader: DiskReader,
         writer: DiskWriter,
-        store: ProgressStore,
+        store: CheckpointStore,
         disk_id: str,
         chunk_size: int,
         streams: int,

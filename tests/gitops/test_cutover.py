@@ -303,13 +303,16 @@ class RacingCheckout(GitCheckout):
         self.fetches = 0
         self.race_on = race_on
         self.race = race
+        fetch = self.git.fetch  # every fetch of the checkout goes through its git runner
 
-    def _fetch(self, branch: str) -> None:
-        if branch == "main":
-            self.fetches += 1
-            if self.fetches == self.race_on:
-                self.race()
-        super()._fetch(branch)
+        def racing_fetch(branch: str) -> None:
+            if branch == "main":
+                self.fetches += 1
+                if self.fetches == self.race_on:
+                    self.race()
+            fetch(branch)
+
+        self.git.fetch = racing_fetch
 
 
 def test_a_user_push_between_our_read_and_our_push_is_not_undone(remote, reviewer, tmp_path):

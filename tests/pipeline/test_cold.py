@@ -7,14 +7,8 @@ from pathlib import Path
 import pytest
 
 from plugins.ova.factory import build_ova
-from reconciler.pipeline.cold import (
-    RunContext,
-    disk_id,
-    ensure_disks_allocated,
-    ensure_disks_copied,
-    ensure_vm_created,
-    labelled,
-)
+from reconciler.pipeline.cold import ensure_disks_allocated, ensure_disks_copied, ensure_vm_created
+from reconciler.pipeline.steps import RunContext, disk_id, labelled
 from reconciler.planner.model import DiskPlan, VmPlan
 from reconciler.plugin_manager import connect
 from reconciler.progress.store import ProgressStore, VmProgress

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.pipeline.cold import RunContext, start_record
 from reconciler.pipeline.phases import COPYING_PAUSED
+from reconciler.pipeline.steps import RunContext, start_record
 from reconciler.pipeline.warm import (
     MAX_CONSECUTIVE_FAILURES,
     MAX_SNAPSHOTS,
