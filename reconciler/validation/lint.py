@@ -12,17 +12,20 @@ from reconciler.validation.ruleset import (
     engine_notes,
     load_rule_set,
     repo_provider_types,
+    rewrite_notes,
 )
 from reconciler.validation.service import diagnose, tidy
 
 
-def lint_rules(root: Path) -> tuple[list[str], list[str]]:
-    """(errors, warnings) about the repo's custom rules; nothing when it has none."""
+def lint_rules(root: Path) -> tuple[list[str], list[str], list[str]]:
+    """(errors, warnings, notes) about the repo's custom rules; nothing when it has none.
+    Notes are information: each rewrite made before compiling (file:line, before, after)."""
     errors: list[str] = []
     warnings: list[str] = []
+    notes: list[str] = []
     types = repo_provider_types(root)
     if not types:
-        return errors, warnings
+        return errors, warnings, notes
     with RegoEngine() as engine:
         for ptype in types:
             if ptype not in PACKAGES:
@@ -34,10 +37,11 @@ def lint_rules(root: Path) -> tuple[list[str], list[str]]:
             rs = load_rule_set(ptype, root)
             for f in rs.custom_files:
                 warnings += engine_notes(f)
+                notes += rewrite_notes(f)
             if rs.problems:
                 errors += rs.problems
                 continue
             built = compile_rules(engine, rs)
             if not built.ok:
                 errors += diagnose(rs, engine, tidy(built.error))
-    return errors, warnings
+    return errors, warnings, notes

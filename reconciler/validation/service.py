@@ -28,6 +28,7 @@ from reconciler.validation.ruleset import (
     compile_rules,
     engine_notes,
     load_rule_set,
+    rewrite_notes,
 )
 
 CATEGORIES = ("Critical", "Warning", "Information")
@@ -192,6 +193,7 @@ class Validator:
         ]
         for f in rs.custom_files:
             state.warnings += engine_notes(f)
+            state.notes += rewrite_notes(f)
         engine = self._engine(provider_type)
         result = None
         if not rs.problems:

@@ -20,7 +20,8 @@ openstack_name_on_target(name) := renamed if {
 concerns contains flag if {
 	is_string(input.name)
 	input.name != ""
-	not openstack_name_is_dns1123_label(input.name)
+	vm_name := input.name
+	not openstack_name_is_dns1123_label(vm_name)
 	flag := {
 		"id": "openstack.name.invalid",
 		"category": "Warning",

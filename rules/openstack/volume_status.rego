@@ -15,7 +15,8 @@ openstack_volume_status_offenders contains concat("", [openstack_volume_status_n
 	some vol in input.volumes
 	is_string(vol.status)
 	vol.status != ""
-	not lower(vol.status) in openstack_volume_status_ok
+	status := lower(vol.status)
+	not status in openstack_volume_status_ok
 }
 
 concerns contains flag if {

@@ -10,7 +10,8 @@ ova_nic_model_converted contains concat("", [object.get(nic, "name", "(unnamed)"
 	some nic in input.nics
 	is_string(nic.model)
 	nic.model != ""
-	not replace(lower(nic.model), "virtual", "") in ova_nic_model_kept
+	model := replace(lower(nic.model), "virtual", "")
+	not model in ova_nic_model_kept
 }
 
 concerns contains flag if {

@@ -9,7 +9,8 @@ ovirt_disk_interface_offenders contains concat("", [name, " (", att.interface, "
 	some att in input.diskAttachments
 	is_string(att.interface)
 	att.interface != ""
-	not lower(att.interface) in ovirt_disk_interface_supported
+	interface := lower(att.interface)
+	not interface in ovirt_disk_interface_supported
 	name := object.get(att, ["disk", "name"], object.get(att, "id", "(unnamed)"))
 }
 

@@ -23,7 +23,8 @@ ovirt_disk_storage_type_others contains concat("", [ovirt_disk_storage_type_name
 	is_string(att.disk.storageType)
 	type := att.disk.storageType
 	type != ""
-	not lower(type) in ovirt_disk_storage_type_copied
+	lowered := lower(type)
+	not lowered in ovirt_disk_storage_type_copied
 }
 
 concerns contains flag if {

@@ -9,7 +9,8 @@ ovirt_nic_interface_offenders contains concat("", [object.get(nic, "name", "(unn
 	some nic in input.nics
 	is_string(nic.interface)
 	nic.interface != ""
-	not lower(nic.interface) in ovirt_nic_interface_kept
+	interface := lower(nic.interface)
+	not interface in ovirt_nic_interface_kept
 }
 
 concerns contains flag if {
