@@ -78,6 +78,7 @@ def eval_cmd(repo: str, provider: str, input_file: Any) -> None:
         compile_rules,
         engine_notes,
         load_rule_set,
+        replaced_notes,
         rewrite_notes,
     )
     from reconciler.validation.service import diagnose, tidy
@@ -102,6 +103,8 @@ def eval_cmd(repo: str, provider: str, input_file: Any) -> None:
                 err_console.print(f"error {line}", markup=False, style="red")
             sys.exit(EXIT_PROBLEMS)
         (res,) = list(engine.evaluate([json.dumps(doc)]))
+    for note in replaced_notes(rs):
+        err_console.print(f"note {note}", markup=False)
     for f in rs.custom_files:
         for note in engine_notes(f) + rewrite_notes(f):
             err_console.print(f"note {note}", markup=False)

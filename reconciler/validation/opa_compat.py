@@ -731,3 +731,74 @@ def rewrite(
     rw = Rewriter(source, set(globals_) | rule_names(source), constants)
     rw.run()
     return rw.result()
+
+
+REQUIRED_CONCERN_KEYS = ("category", "label", "assessment")
+
+
+def _object_keys(toks: list[Tok], i: int) -> tuple[set[str], bool]:
+    """The literal keys of the object literal opening at toks[i], and whether it is one."""
+    close = _match(toks, i)
+    keys: set[str] = set()
+    depth, is_object = 0, False
+    for j in range(i + 1, close):
+        t = toks[j]
+        if t.kind == "op" and t.text in _OPEN:
+            depth += 1
+        elif t.kind == "op" and t.text in (")", "]", "}"):
+            depth -= 1
+        elif depth == 0 and t.text == ":" and j > i + 1:
+            is_object = True
+            key = toks[j - 1]
+            if key.kind == "str":
+                keys.add(key.text.strip('"`'))
+    return keys, is_object or close == i + 1
+
+
+def concern_shape_problems(source: str) -> list[tuple[int, str]]:
+    """(line, why) for each ``concerns contains X`` whose X is, as written, not an object with
+    the three fields a concern needs. Concerns built in ways this cannot follow are left to the
+    check at evaluation time."""
+    toks = tokenize(source)
+    out: list[tuple[int, str]] = []
+    n = len(toks)
+    for i in range(n - 2):
+        t = toks[i]
+        at_line_start = i == 0 or toks[i - 1].kind == "nl"
+        if not (at_line_start and t.text == "concerns" and toks[i + 1].text == "contains"):
+            continue
+        term = toks[i + 2]
+        line = source.count("\n", 0, t.start) + 1
+        keys: set[str] | None = None
+        is_obj = True
+        if term.text == "{":
+            keys, is_obj = _object_keys(toks, i + 2)
+        elif term.kind in ("str", "num"):
+            is_obj = False
+        elif term.kind == "id":
+            # the variable's value, if the rule's body assigns it a literal
+            j = i + 3
+            while j < n and toks[j].text != "{":
+                j += 1
+            end = _match(toks, j) if j < n else n
+            for k in range(j, end - 2):
+                if toks[k].text == term.text and toks[k + 1].text in (":=", "="):
+                    value = toks[k + 2]
+                    if value.text == "{":
+                        keys, is_obj = _object_keys(toks, k + 2)
+                    elif value.kind in ("str", "num") or value.text == "[":
+                        is_obj = False
+                    break
+        if not is_obj:
+            out.append((line, "a concern must be an object, not a string, number or array"))
+        elif keys is not None:
+            missing = [k for k in REQUIRED_CONCERN_KEYS if k not in keys]
+            if missing:
+                out.append(
+                    (
+                        line,
+                        'a concern must have "category", "label" and "assessment" '
+                        f"(missing: {', '.join(missing)})",
+                    )
+                )
+    return out

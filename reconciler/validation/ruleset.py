@@ -28,6 +28,7 @@ PACKAGES = {
     "ova": "io.konveyor.forklift.ova",
 }
 RULES_DIR = "rules"
+SAMPLE_VM = "sample_vm.json"  # beside the default rules: a VM document lint evaluates once
 
 
 SPRINTF_NOTE = (
@@ -47,6 +48,12 @@ def rewrite_notes(f: RuleFile) -> list[str]:
                 f"`{rw.before}` -> `{rw.after}`"
             )
     return notes
+
+
+def replaced_notes(rs: RuleSet) -> list[str]:
+    """Which default files the repo's files of the same name replace (said wherever the set is
+    shown: lint, rules eval, status)."""
+    return [f"{name} is replaced by the repo's file of that name" for name in rs.replaced]
 
 
 def engine_notes(f: RuleFile) -> list[str]:
@@ -143,6 +150,11 @@ class RuleSet:
     defaults_dir: Path = field(default_factory=Path)  # where the shipped files came from
 
     @property
+    def sample_vm(self) -> Path:
+        """A typical VM document of this provider type, shipped with the default rules."""
+        return self.defaults_dir / SAMPLE_VM
+
+    @property
     def modules(self) -> list[tuple[str, str]]:
         return [(f.name, f.source) for f in self.files]
 
@@ -215,12 +227,34 @@ def load_rule_set(
             if path.name.endswith("_test.rego"):
                 rs.tests.append(f)
                 continue
+            wrong = _wrong_package(f, provider_type)
+            if wrong:
+                rs.problems.append(wrong)
+                continue
             if path.name in chosen:
                 rs.replaced.append(chosen[path.name].name)
             chosen[path.name] = f
         rs.cases += sorted(p.resolve() for p in folder.glob("*_cases.yaml"))
     rs.files, rs.tests = as_opa_reads([chosen[k] for k in sorted(chosen)], rs.tests, rs.problems)
     return rs
+
+
+_PACKAGE = re.compile(r"^\s*package\s+([\w.]+)", re.MULTILINE)
+
+
+def _wrong_package(f: RuleFile, provider_type: str) -> str:
+    """Why a repo file cannot join the provider's rules: it is in another package."""
+    m = _PACKAGE.search(f.source)
+    want = package_of(provider_type)
+    if m is None:
+        return f"{f.name}:1: no `package` line; the {provider_type} rules are `package {want}`"
+    if m.group(1) != want:
+        line = f.source[: m.start(1)].count("\n") + 1
+        return (
+            f"{f.name}:{line}: `package {m.group(1)}` is not the {provider_type} rules' package "
+            f"`{want}`: its rules would never be queried"
+        )
+    return ""
 
 
 def read_source(name: str, text: str, custom: bool = True) -> RuleFile:
