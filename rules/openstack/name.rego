@@ -23,7 +23,7 @@ concerns contains flag if {
 	vm_name := input.name
 	not openstack_name_is_dns1123_label(vm_name)
 	flag := {
-		"id": "openstack.name.invalid",
+		"id": "openstack.vm.name.invalid",
 		"category": "Warning",
 		"label": "VM name is not a valid Kubernetes name",
 		"assessment": concat("", [

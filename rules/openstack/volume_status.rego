@@ -22,7 +22,7 @@ openstack_volume_status_offenders contains concat("", [openstack_volume_status_n
 concerns contains flag if {
 	count(openstack_volume_status_offenders) > 0
 	flag := {
-		"id": "openstack.volume.status",
+		"id": "openstack.disk.status.unsupported",
 		"category": "Critical",
 		"label": "Volume in an unusable state",
 		"assessment": concat("", [

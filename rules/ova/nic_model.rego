@@ -17,7 +17,7 @@ ova_nic_model_converted contains concat("", [object.get(nic, "name", "(unnamed)"
 concerns contains flag if {
 	count(ova_nic_model_converted) > 0
 	flag := {
-		"id": "ova.nic.model.converted",
+		"id": "mtv-gitops.ova.nic.model.converted",
 		"category": "Information",
 		"label": "NIC model becomes virtio",
 		"assessment": concat("", [

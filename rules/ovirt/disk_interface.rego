@@ -17,7 +17,7 @@ ovirt_disk_interface_offenders contains concat("", [name, " (", att.interface, "
 concerns contains flag if {
 	count(ovirt_disk_interface_offenders) > 0
 	flag := {
-		"id": "ovirt.disk.interface.unsupported",
+		"id": "ovirt.disk.interface_type.unsupported",
 		"category": "Warning",
 		"label": "Unsupported disk interface",
 		"assessment": concat("", [

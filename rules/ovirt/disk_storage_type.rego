@@ -30,7 +30,7 @@ ovirt_disk_storage_type_others contains concat("", [ovirt_disk_storage_type_name
 concerns contains flag if {
 	count(ovirt_disk_storage_type_luns) > 0
 	flag := {
-		"id": "ovirt.disk.lun",
+		"id": "mtv-gitops.ovirt.disk.lun",
 		"category": "Warning",
 		"label": "Direct LUN disk",
 		"assessment": concat("", [

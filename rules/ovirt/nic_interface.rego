@@ -16,7 +16,7 @@ ovirt_nic_interface_offenders contains concat("", [object.get(nic, "name", "(unn
 concerns contains flag if {
 	count(ovirt_nic_interface_offenders) > 0
 	flag := {
-		"id": "ovirt.nic.interface.unsupported",
+		"id": "ovirt.nic.interface_type.unsupported",
 		"category": "Warning",
 		"label": "Unsupported NIC model",
 		"assessment": concat("", [
