@@ -444,7 +444,7 @@ class Rewriter:
         nested: list[tuple[int, int]] = []
         try:
             node = _Parser(toks, s, end_at, nested).whole()
-        except _Unparsed:
+        except (_Unparsed, IndexError):  # not Rego this parser knows: left to the engine
             return
         names: set[str] = set()
         _vars_in(node, names)
@@ -729,7 +729,11 @@ def rewrite(
     Raises RegoSyntaxError for a shape that cannot be rewritten faithfully.
     """
     rw = Rewriter(source, set(globals_) | rule_names(source), constants)
-    rw.run()
+    try:
+        rw.run()
+    except IndexError:
+        # unbalanced brackets or quotes: the engine refuses the file and says where
+        return source, []
     return rw.result()
 
 

@@ -288,6 +288,10 @@ def _opa_reads(
             if not f.custom:
                 raise
             problems.append(f"{f.name}:{exc.line}: {exc}")
+        except RecursionError:
+            if not f.custom:
+                raise
+            problems.append(f"{f.name}: nested too deeply to be read")
     return out
 
 

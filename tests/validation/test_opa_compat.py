@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ import pytest
 from reconciler.validation.engine import RegoEngine
 from reconciler.validation.lint import lint_rules
 from reconciler.validation.opa_compat import rewrite
-from reconciler.validation.ruleset import PACKAGES, compile_rules, load_rule_set
+from reconciler.validation.regov0 import RegoSyntaxError
+from reconciler.validation.ruleset import PACKAGES, compile_rules, default_rules_dir, load_rule_set
 
 V1_RULES = """package io.konveyor.forklift.vmware
 
@@ -145,3 +147,17 @@ def test_the_shipped_rules_need_no_rewrite(ptype: str) -> None:
         if rw.kind == "opa"
     ]
     assert found == []
+
+
+def test_broken_text_is_left_to_the_engine_never_a_crash() -> None:
+    """Cut or unbalanced files (as a user saves them mid-edit) come back unchanged or refused."""
+    rng = random.Random(7)
+    sources = [p.read_text() for p in sorted(default_rules_dir().rglob("*.rego"))]
+    for source in sources:
+        for _ in range(20):
+            at = rng.randrange(len(source))
+            broken = source[:at] + rng.choice(["(", "[", "{", "}", "`", '"', "not ", "_", ""])
+            try:
+                rewrite(broken + source[at + rng.randrange(0, 30) :])
+            except RegoSyntaxError:
+                pass
