@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,29 @@ def test_broken_text_is_left_to_the_engine_never_a_crash() -> None:
                 rewrite(broken + source[at + rng.randrange(0, 30) :])
             except RegoSyntaxError:
                 pass
+
+
+def test_default_rule_files_are_rewritten_too(tmp_path: Path, engine: RegoEngine) -> None:
+    """A shipped rule file with either shape is read as OPA reads it (the loader treats default
+    and repo files alike); ours have none today (test above), this keeps the path honest."""
+    defaults = tmp_path / "defaults"
+    shutil.copytree(default_rules_dir() / "ova", defaults / "ova")
+    (defaults / "ova" / "shapes.rego").write_text(
+        "package io.konveyor.forklift.ova\n\nimport rego.v1\n\n"
+        "concerns contains flag if {\n"
+        '\tlower(input.disks[i].bus) == "ide"\n'
+        '\tflag := {"id": "t.ide", "category": "Warning", "label": "l", "assessment": "a"}\n'
+        "}\n\n"
+        "concerns contains flag if {\n"
+        '\tnot startswith(input.ovaPath, "/srv/")\n'
+        '\tflag := {"id": "t.path", "category": "Warning", "label": "l", "assessment": "a"}\n'
+        "}\n"
+    )
+    rs = load_rule_set("ova", None, defaults)
+    shapes = next(f for f in rs.files if f.base == "shapes.rego")
+    assert [rw.line for rw in shapes.rewrites] == [6, 11]
+    assert compile_rules(engine, rs).ok
+    doc = {"name": "vm", "disks": [{"bus": "scsi"}, {"bus": "IDE"}]}
+    (res,) = engine.evaluate([json.dumps(doc)])
+    ids = {c.get("id") for c in res.result["concerns"]}
+    assert "t.ide" in ids and "t.path" not in ids  # ovaPath absent: OPA does not fire
