@@ -72,13 +72,15 @@ def lint(repo: str, secrets: Path | None) -> None:
 
     root = _local_tree(repo)
     report = lint_repo(root, SecretResolver(secrets))
-    rule_errors, rule_warnings = lint_rules(root)
+    rule_errors, rule_warnings, rule_notes = lint_rules(root)
     errors = [str(e) for e in report.errors] + rule_errors
     warnings = [str(w) for w in report.warnings] + rule_warnings
     for e in errors:
         console.print(f"[red]error[/] {escape(e)}")
     for w in warnings:
         console.print(f"[yellow]warning[/] {escape(w)}")
+    for n in rule_notes:
+        console.print(f"note {escape(n)}")
     counts = {k: len(v) for k, v in sorted(report.desired.objects.items()) if v}
     summary = ", ".join(f"{n} {k}" for k, n in counts.items()) or "no objects"
     console.print(f"{summary}; {len(errors)} error(s), {len(warnings)} warning(s)")

@@ -76,7 +76,13 @@ def rules() -> None:
 def eval_cmd(repo: str, provider: str, input_file: Any) -> None:
     """Validate one VM document with REPO's rules; print {rules_version, errors, concerns}."""
     from reconciler.validation.engine import RegoEngine
-    from reconciler.validation.ruleset import compile_rules, load_rule_set
+    from reconciler.validation.ruleset import (
+        compile_rules,
+        engine_notes,
+        load_rule_set,
+        replaced_notes,
+        rewrite_notes,
+    )
     from reconciler.validation.service import diagnose, tidy
 
     root = _tree(repo)
@@ -99,12 +105,11 @@ def eval_cmd(repo: str, provider: str, input_file: Any) -> None:
                 err_console.print(f"error {line}", markup=False, style="red")
             sys.exit(EXIT_PROBLEMS)
         (res,) = list(engine.evaluate([json.dumps(doc)]))
+    for note in replaced_notes(rs):
+        err_console.print(f"note {note}", markup=False)
     for f in rs.custom_files:
-        for rw in f.rewrites:
-            err_console.print(
-                f"note {f.name}:{rw.line}: Rego v0 `{rw.before}` read as `{rw.after}`",
-                markup=False,
-            )
+        for note in engine_notes(f) + rewrite_notes(f):
+            err_console.print(f"note {note}", markup=False)
     if not res.ok:
         err_console.print(f"error evaluating: {tidy(res.error)}", markup=False, style="red")
         sys.exit(EXIT_PROBLEMS)

@@ -14,6 +14,7 @@ from reconciler.planner.naming import dns1123_name, unique_name
 from reconciler.planner.schedule import controller_settings
 from reconciler.progress.store import MigrationRecord, VmProgress
 from reconciler.sources import Capabilities
+from reconciler.validation.service import FAILED_ID
 
 
 @dataclass
@@ -130,6 +131,7 @@ def _decide_plan(
     critical, warned = [], []
     no_cbt: list[str] = []
     rule_concerns = observed.concerns.get(src_key, {})
+    not_validated: list[str] = []
     seen: set[str] = set()
     for entry in spec.vms:
         vm = inv.find_vm(entry.id, entry.name)
@@ -146,9 +148,15 @@ def _decide_plan(
         found = rule_concerns.get(vm.id, ())
         if found:
             d.concerns[vm.id] = found
+        if any(c.get("id") == FAILED_ID for c in found):
+            not_validated.append(vm.name)
         for category, into in (("Critical", critical), ("Warning", warned)):
             ids = sorted(
-                {c.get("id") or c.get("label", "") for c in found if c.get("category") == category}
+                {
+                    c.get("id") or c.get("label", "")
+                    for c in found
+                    if c.get("category") == category and c.get("id") != FAILED_ID
+                }
             )
             if ids:
                 into.append(f"{vm.name} ({', '.join(ids)})")
@@ -181,6 +189,12 @@ def _decide_plan(
             no_cbt,
             "warm migration needs changed block tracking; enable CBT on these VMs (and their "
             "disks) on the source, or run the plan cold",
+        ),
+        (
+            "VMValidationFailed",
+            not_validated,
+            "VMs whose validation failed (a rule errors, conflicts or overruns its deadline on "
+            "them; read each VM's concerns and fix the rules)",
         ),
         ("VMNotFound", not_found, "VMs not found in the source inventory"),
         ("DuplicateVM", dup, "VMs listed more than once"),

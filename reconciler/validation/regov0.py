@@ -29,6 +29,7 @@ class Rewrite:
     line: int  # 1-based
     before: str
     after: str
+    kind: str = "v0"  # v0: a v0 head read as v1; opa: bound first as OPA evaluates it
 
 
 class RegoSyntaxError(ValueError):

@@ -18,10 +18,12 @@ from pathlib import Path
 from reconciler.plugin_manager import rule_types, rules_of
 from reconciler.sources import Rules
 from reconciler.validation.engine import Engine, EvalResult
+from reconciler.validation.opa_compat import constant_names, rewrite, rule_names
 from reconciler.validation.regov0 import RegoSyntaxError, Rewrite, upgrade
 
 RULES_DIR = "rules"
 DEFAULTS_ENV = "MTV_GITOPS_DEFAULT_RULES"  # a folder of <type>/ folders instead of the plugins'
+SAMPLE_VM = "sample_vm.json"  # beside the default rules: a VM document lint evaluates once
 
 
 SPRINTF_NOTE = (
@@ -31,12 +33,31 @@ SPRINTF_NOTE = (
 )
 
 
+def rewrite_notes(f: RuleFile) -> list[str]:
+    """Each rewrite made before compiling, as information: file:line, before and after."""
+    notes = []
+    for rw in f.rewrites:
+        if rw.kind == "opa":
+            notes.append(
+                f"{f.name}:{rw.line}: rewritten so that regopy evaluates it as OPA does: "
+                f"`{rw.before}` -> `{rw.after}`"
+            )
+    return notes
+
+
+def replaced_notes(rs: RuleSet) -> list[str]:
+    """Which default files the repo's files of the same name replace (said wherever the set is
+    shown: lint, rules eval, status)."""
+    return [f"{name} is replaced by the repo's file of that name" for name in rs.replaced]
+
+
 def engine_notes(f: RuleFile) -> list[str]:
     """What a rule author should know about this engine before it bites."""
     notes = [
         f"{f.name}:{rw.line}: Rego v0 `{rw.before}` read as the partial set rule `{rw.after}` "
         "(write it that way, with `import rego.v1`)"
         for rw in f.rewrites
+        if rw.kind == "v0"
     ]
     if "sprintf(" in f.source:
         line = f.source[: f.source.index("sprintf(")].count("\n") + 1
@@ -128,6 +149,11 @@ class RuleSet:
     defaults_dir: Path = field(default_factory=Path)  # where the shipped files came from
 
     @property
+    def sample_vm(self) -> Path:
+        """A typical VM document of this provider type, shipped with the default rules."""
+        return self.defaults_dir / SAMPLE_VM
+
+    @property
     def modules(self) -> list[tuple[str, str]]:
         return [(f.name, f.source) for f in self.files]
 
@@ -150,9 +176,18 @@ class RuleSet:
 
 
 def _read(path: Path, name: str, custom: bool) -> RuleFile:
+    """The file with v0 heads in v1 form; the OPA rewrites come once the set is known."""
     text = path.read_text(encoding="utf-8")
     source, rewrites = upgrade(text)
     return RuleFile(name, path, source, custom, tuple(rewrites))
+
+
+def _as_opa_reads(f: RuleFile, names: set[str], constants: set[str]) -> RuleFile:
+    """``f`` with the shapes regopy misreads bound first, as OPA evaluates them."""
+    source, rewrites = rewrite(f.source, names, constants)
+    if not rewrites:
+        return f
+    return RuleFile(f.name, f.path, source, f.custom, (*f.rewrites, *rewrites))
 
 
 def _rego_files(folder: Path) -> list[Path]:
@@ -196,12 +231,72 @@ def _load_rule_set(provider_type: str, repo_root: Path | None, folder: Path) -> 
             if path.name.endswith("_test.rego"):
                 rs.tests.append(f)
                 continue
+            wrong = _wrong_package(f, provider_type)
+            if wrong:
+                rs.problems.append(wrong)
+                continue
             if path.name in chosen:
                 rs.replaced.append(chosen[path.name].name)
             chosen[path.name] = f
         rs.cases += sorted(p.resolve() for p in folder.glob("*_cases.yaml"))
-    rs.files = [chosen[k] for k in sorted(chosen)]
+    rs.files, rs.tests = as_opa_reads([chosen[k] for k in sorted(chosen)], rs.tests, rs.problems)
     return rs
+
+
+_PACKAGE = re.compile(r"^\s*package\s+([\w.]+)", re.MULTILINE)
+
+
+def _wrong_package(f: RuleFile, provider_type: str) -> str:
+    """Why a repo file cannot join the provider's rules: it is in another package."""
+    m = _PACKAGE.search(f.source)
+    want = package_of(provider_type)
+    if m is None:
+        return f"{f.name}:1: no `package` line; the {provider_type} rules are `package {want}`"
+    if m.group(1) != want:
+        line = f.source[: m.start(1)].count("\n") + 1
+        return (
+            f"{f.name}:{line}: `package {m.group(1)}` is not the {provider_type} rules' package "
+            f"`{want}`: its rules would never be queried"
+        )
+    return ""
+
+
+def read_source(name: str, text: str, custom: bool = True) -> RuleFile:
+    """A module given as text (tests, samples), read as a rule file is."""
+    source, rewrites = upgrade(text)
+    return RuleFile(name, Path(name), source, custom, tuple(rewrites))
+
+
+def as_opa_reads(
+    files: list[RuleFile], tests: list[RuleFile], problems: list[str]
+) -> tuple[list[RuleFile], list[RuleFile]]:
+    """The files of one package with the shapes regopy misreads rewritten as OPA reads them;
+    a repo file that cannot be rewritten faithfully is left out and said in ``problems``."""
+    names = {n for f in files for n in rule_names(f.source)}
+    consts = {n for f in files for n in constant_names(f.source)}
+    return (
+        _opa_reads(files, names, consts, problems),
+        _opa_reads(tests, names, consts, problems),
+    )
+
+
+def _opa_reads(
+    files: list[RuleFile], names: set[str], consts: set[str], problems: list[str]
+) -> list[RuleFile]:
+    """The files rewritten; a repo file that cannot be is refused (a default one raises)."""
+    out = []
+    for f in files:
+        try:
+            out.append(_as_opa_reads(f, names | rule_names(f.source), consts))
+        except RegoSyntaxError as exc:
+            if not f.custom:
+                raise
+            problems.append(f"{f.name}:{exc.line}: {exc}")
+        except RecursionError:
+            if not f.custom:
+                raise
+            problems.append(f"{f.name}: nested too deeply to be read")
+    return out
 
 
 def repo_provider_types(repo_root: Path) -> list[str]:

@@ -28,6 +28,8 @@ from reconciler.validation.ruleset import (
     compile_rules,
     engine_notes,
     load_rule_set,
+    replaced_notes,
+    rewrite_notes,
 )
 
 CATEGORIES = ("Critical", "Warning", "Information")
@@ -187,11 +189,10 @@ class Validator:
             return rejected[1]  # the same broken files as last pass: same verdict, no recompiles
         state = RuleSetState(provider_type, custom_files=[f.name for f in rs.custom_files])
         state.in_use = "defaults + repo" if rs.custom_files else "defaults"
-        state.notes += [
-            f"{name} is replaced by the repo's file of that name" for name in rs.replaced
-        ]
+        state.notes += replaced_notes(rs)
         for f in rs.custom_files:
             state.warnings += engine_notes(f)
+            state.notes += rewrite_notes(f)
         engine = self._engine(provider_type)
         result = None
         if not rs.problems:
@@ -381,8 +382,8 @@ def _cut(rs: RuleSet) -> Cut:
 def _failed(reason: str) -> dict[str, str]:
     return {
         "id": FAILED_ID,
-        "category": "Warning",
+        "category": "Critical",
         "label": "VM could not be validated",
-        "assessment": f"{reason}. Other VMs are not affected; fix or remove the rule and "
-        "bump the rules version to validate this VM again.",
+        "assessment": f"{reason}. The VM is not migrated until it is validated (other VMs are "
+        "not affected); fix or remove the rule and bump the rules version to validate it again.",
     }

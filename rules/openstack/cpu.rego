@@ -15,7 +15,7 @@ openstack_cpu_policies contains lower(v) if {
 concerns contains flag if {
 	"dedicated" in openstack_cpu_policies
 	flag := {
-		"id": "openstack.cpu.dedicated",
+		"id": "mtv-gitops.openstack.cpu.dedicated",
 		"category": "Warning",
 		"label": "Dedicated (pinned) CPUs",
 		"assessment": "The VM's flavor or image pins its vCPUs to dedicated host CPUs (hw:cpu_policy=dedicated). The pinning is not carried over; the target VM's vCPUs float. If the workload needs dedicated CPUs, enable dedicatedCpuPlacement on the target VM after migration.",
@@ -25,8 +25,8 @@ concerns contains flag if {
 concerns contains flag if {
 	input.flavor.extraSpecs["quota:cpu_shares"]
 	flag := {
-		"id": "openstack.cpu.shares",
-		"category": "Information",
+		"id": "openstack.cpu.shares.defined",
+		"category": "Warning",
 		"label": "CPU shares set",
 		"assessment": "The VM's flavor sets CPU shares (quota:cpu_shares), a relative weight for CPU time on the compute host. They are not carried over; on the target, CPU time follows the VM's resource requests and limits. Set those after migration if the VM must be favoured or restrained.",
 	}
@@ -42,7 +42,7 @@ openstack_cpu_other_quotas contains key if {
 concerns contains flag if {
 	count(openstack_cpu_other_quotas) > 0
 	flag := {
-		"id": "openstack.flavor.quota",
+		"id": "mtv-gitops.openstack.flavor.quota",
 		"category": "Information",
 		"label": "Flavor resource limits",
 		"assessment": concat("", [

@@ -11,7 +11,7 @@ concerns contains flag if {
 	bus != ""
 	not bus in openstack_disk_bus_kept
 	flag := {
-		"id": "openstack.disk.bus.unsupported",
+		"id": "openstack.disk.unsupported_interface",
 		"category": "Warning",
 		"label": "Unsupported disk bus",
 		"assessment": concat("", [

@@ -12,8 +12,8 @@ openstack_floating_ip_addresses contains object.get(address, "addr", "(unknown)"
 concerns contains flag if {
 	count(openstack_floating_ip_addresses) > 0
 	flag := {
-		"id": "openstack.network.floating_ip",
-		"category": "Information",
+		"id": "openstack.network.floating_ips.detected",
+		"category": "Warning",
 		"label": "Floating IP address",
 		"assessment": concat("", [
 			"The server is reachable through floating IP addresses: ",

@@ -11,7 +11,7 @@ openstack_host_devices_specs contains key if {
 concerns contains flag if {
 	count(openstack_host_devices_specs) > 0
 	flag := {
-		"id": "openstack.host_devices.passthrough",
+		"id": "openstack.host_devices.mapped",
 		"category": "Warning",
 		"label": "Host devices passed through",
 		"assessment": concat("", [

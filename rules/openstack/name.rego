@@ -20,9 +20,10 @@ openstack_name_on_target(name) := renamed if {
 concerns contains flag if {
 	is_string(input.name)
 	input.name != ""
-	not openstack_name_is_dns1123_label(input.name)
+	vm_name := input.name
+	not openstack_name_is_dns1123_label(vm_name)
 	flag := {
-		"id": "openstack.name.invalid",
+		"id": "openstack.vm.name.invalid",
 		"category": "Warning",
 		"label": "VM name is not a valid Kubernetes name",
 		"assessment": concat("", [

@@ -15,7 +15,7 @@ openstack_numa_settings contains key if {
 concerns contains flag if {
 	count(openstack_numa_settings) > 0
 	flag := {
-		"id": "openstack.numa.topology",
+		"id": "openstack.numa_tuning.detected",
 		"category": "Warning",
 		"label": "Guest NUMA topology",
 		"assessment": concat("", [

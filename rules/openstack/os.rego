@@ -34,9 +34,13 @@ openstack_os_reasons contains concat("", ["operating system '", distro, " ", ver
 	openstack_os_unsupported(distro, version)
 }
 
+# `not is_string(input.image.properties.os_version)` would be undefined, not true, when the
+# property is absent (OPA binds a negated call's arguments first): negate a rule instead.
+openstack_os_has_version if is_string(input.image.properties.os_version)
+
 openstack_os_reasons contains concat("", ["operating system '", distro, "'"]) if {
 	is_string(input.image.properties.os_distro)
-	not is_string(input.image.properties.os_version)
+	not openstack_os_has_version
 	distro := lower(input.image.properties.os_distro)
 	distro in openstack_os_other_systems
 }

@@ -8,7 +8,7 @@ concerns contains flag if {
 	is_string(input.imageID)
 	input.imageID != ""
 	flag := {
-		"id": "openstack.vm.image_based",
+		"id": "mtv-gitops.openstack.vm.image_based",
 		"category": "Critical",
 		"label": "Root disk is not a Cinder volume",
 		"assessment": "The server was booted from an image: its root disk is an ephemeral disk on the compute host, not a Cinder volume. Only servers whose disks are Cinder volumes can be migrated. Create a volume from a snapshot of the server and boot a new server from it (or rebuild the server to boot from a volume), then migrate that server.",
@@ -25,7 +25,7 @@ openstack_root_disk_ephemeral_gb contains size if {
 concerns contains flag if {
 	count(openstack_root_disk_ephemeral_gb) > 0
 	flag := {
-		"id": "openstack.disk.ephemeral",
+		"id": "mtv-gitops.openstack.disk.ephemeral",
 		"category": "Warning",
 		"label": "Flavor has an ephemeral disk",
 		"assessment": "The server's flavor gives it an extra ephemeral disk on the compute host. Ephemeral disks are not Cinder volumes and are not migrated; copy any data the guest keeps there to a volume before migrating, and remove the disk from the guest's mount table.",

@@ -16,7 +16,7 @@ openstack_secure_boot_settings contains lower(v) if {
 concerns contains flag if {
 	"required" in openstack_secure_boot_settings
 	flag := {
-		"id": "openstack.secure_boot.enabled",
+		"id": "openstack.secure_boot.detected",
 		"category": "Warning",
 		"label": "UEFI Secure Boot enabled",
 		"assessment": "The VM's flavor or image requires UEFI Secure Boot. The migrated VM boots with UEFI but with Secure Boot turned off. If the guest requires Secure Boot, enable it on the target VirtualMachine (spec.domain.firmware.bootloader.efi.secureBoot, which also needs SMM) after migration.",

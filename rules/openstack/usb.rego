@@ -16,7 +16,7 @@ openstack_usb_pointer_models contains lower(v) if {
 concerns contains flag if {
 	"usbtablet" in openstack_usb_pointer_models
 	flag := {
-		"id": "openstack.usb.tablet",
+		"id": "mtv-gitops.openstack.usb.tablet",
 		"category": "Information",
 		"label": "USB tablet pointer",
 		"assessment": "The VM's flavor or image gives it a USB tablet as pointing device, so that the console pointer follows the mouse. The target VM does not get one; add a tablet input device (spec.domain.devices.inputs, bus usb) after migration if console users need it.",

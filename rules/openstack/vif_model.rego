@@ -11,7 +11,7 @@ concerns contains flag if {
 	model != ""
 	not model in openstack_vif_model_kept
 	flag := {
-		"id": "openstack.nic.model.unsupported",
+		"id": "openstack.network.vif_model.unsupported",
 		"category": "Warning",
 		"label": "Unsupported NIC model",
 		"assessment": concat("", [

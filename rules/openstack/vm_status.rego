@@ -26,7 +26,7 @@ concerns contains flag if {
 	not status in openstack_vm_status_migratable
 	advice := object.get(openstack_vm_status_advice, status, "Wait for the operation in progress to finish")
 	flag := {
-		"id": "openstack.vm.status.unsupported",
+		"id": "openstack.vm.status.invalid",
 		"category": "Critical",
 		"label": "VM status prevents migration",
 		"assessment": concat("", [

@@ -23,7 +23,7 @@ openstack_volume_shared_volumes contains openstack_volume_shared_name(vol) if {
 concerns contains flag if {
 	count(openstack_volume_shared_volumes) > 0
 	flag := {
-		"id": "openstack.volume.shared",
+		"id": "openstack.disk.shared.detected",
 		"category": "Warning",
 		"label": "Shared (multi-attach) volume",
 		"assessment": concat("", [

@@ -15,13 +15,14 @@ openstack_volume_status_offenders contains concat("", [openstack_volume_status_n
 	some vol in input.volumes
 	is_string(vol.status)
 	vol.status != ""
-	not lower(vol.status) in openstack_volume_status_ok
+	status := lower(vol.status)
+	not status in openstack_volume_status_ok
 }
 
 concerns contains flag if {
 	count(openstack_volume_status_offenders) > 0
 	flag := {
-		"id": "openstack.volume.status",
+		"id": "openstack.disk.status.unsupported",
 		"category": "Critical",
 		"label": "Volume in an unusable state",
 		"assessment": concat("", [

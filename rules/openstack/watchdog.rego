@@ -21,7 +21,7 @@ openstack_watchdog_enabled contains action if {
 concerns contains flag if {
 	count(openstack_watchdog_enabled) > 0
 	flag := {
-		"id": "openstack.watchdog.present",
+		"id": "openstack.watchdog.detected",
 		"category": "Warning",
 		"label": "Watchdog device",
 		"assessment": concat("", [

@@ -19,7 +19,7 @@ concerns contains flag if {
 	disks := ova_disk_bus_disks("ide")
 	count(disks) > 0
 	flag := {
-		"id": "ova.disk.bus.ide",
+		"id": "mtv-gitops.ova.disk.bus.ide",
 		"category": "Information",
 		"label": "Disk on an IDE controller",
 		"assessment": concat("", [
@@ -34,7 +34,7 @@ concerns contains flag if {
 	disks := ova_disk_bus_disks("sata")
 	count(disks) > 0
 	flag := {
-		"id": "ova.disk.bus.sata",
+		"id": "mtv-gitops.ova.disk.bus.sata",
 		"category": "Information",
 		"label": "Disk on a SATA controller",
 		"assessment": concat("", [
@@ -49,7 +49,7 @@ concerns contains flag if {
 	disks := ova_disk_bus_disks("nvme")
 	count(disks) > 0
 	flag := {
-		"id": "ova.disk.bus.nvme",
+		"id": "mtv-gitops.ova.disk.bus.nvme",
 		"category": "Information",
 		"label": "Disk on an NVMe controller",
 		"assessment": concat("", [

@@ -21,7 +21,7 @@ ova_disk_capacity_zero contains name if {
 concerns contains flag if {
 	count(ova_disk_capacity_zero) > 0
 	flag := {
-		"id": "ova.disk.capacity.zero",
+		"id": "ova.disk.capacity.invalid",
 		"category": "Critical",
 		"label": "Disk with no capacity",
 		"assessment": concat("", [

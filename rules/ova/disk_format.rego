@@ -33,7 +33,7 @@ ova_disk_format_not_stream_optimized contains ova_disk_format_name(disk) if {
 concerns contains flag if {
 	count(ova_disk_format_not_vmdk) > 0
 	flag := {
-		"id": "ova.disk.format.unsupported",
+		"id": "mtv-gitops.ova.disk.format.unsupported",
 		"category": "Critical",
 		"label": "Disk image is not a VMDK",
 		"assessment": concat("", [
@@ -47,7 +47,7 @@ concerns contains flag if {
 concerns contains flag if {
 	count(ova_disk_format_not_stream_optimized) > 0
 	flag := {
-		"id": "ova.disk.format.not_stream_optimized",
+		"id": "mtv-gitops.ova.disk.format.not_stream_optimized",
 		"category": "Warning",
 		"label": "VMDK is not stream-optimized",
 		"assessment": concat("", [
@@ -63,7 +63,7 @@ concerns contains flag if {
 	is_array(input.disks)
 	count(input.disks) == 0
 	flag := {
-		"id": "ova.disk.no_image",
+		"id": "mtv-gitops.ova.disk.no_image",
 		"category": "Warning",
 		"label": "No disk image",
 		"assessment": "The OVF describes no disk for this VM, so the migrated VM has no disk and nothing to boot from. Check that the OVA is complete; export the VM again with its disks if needed.",
@@ -77,7 +77,7 @@ concerns contains flag if {
 		disk.fileRef == ""
 	}
 	flag := {
-		"id": "ova.disk.no_image",
+		"id": "mtv-gitops.ova.disk.no_image",
 		"category": "Warning",
 		"label": "No disk image",
 		"assessment": "The OVF describes the VM's disks but none of them has an image file, so the migrated VM gets only blank disks and nothing to boot from. Check that the OVA is complete; export the VM again with its disks if needed.",

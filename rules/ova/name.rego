@@ -20,7 +20,8 @@ ova_name_on_target(name) := renamed if {
 concerns contains flag if {
 	is_string(input.name)
 	input.name != ""
-	not ova_name_is_dns1123_label(input.name)
+	vm_name := input.name
+	not ova_name_is_dns1123_label(vm_name)
 	flag := {
 		"id": "ova.name.invalid",
 		"category": "Warning",

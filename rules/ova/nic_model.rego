@@ -10,13 +10,14 @@ ova_nic_model_converted contains concat("", [object.get(nic, "name", "(unnamed)"
 	some nic in input.nics
 	is_string(nic.model)
 	nic.model != ""
-	not replace(lower(nic.model), "virtual", "") in ova_nic_model_kept
+	model := replace(lower(nic.model), "virtual", "")
+	not model in ova_nic_model_kept
 }
 
 concerns contains flag if {
 	count(ova_nic_model_converted) > 0
 	flag := {
-		"id": "ova.nic.model.converted",
+		"id": "mtv-gitops.ova.nic.model.converted",
 		"category": "Information",
 		"label": "NIC model becomes virtio",
 		"assessment": concat("", [

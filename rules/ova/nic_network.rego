@@ -15,7 +15,7 @@ ova_nic_network_missing contains object.get(nic, "name", "(unnamed)") if {
 concerns contains flag if {
 	count(ova_nic_network_missing) > 0
 	flag := {
-		"id": "ova.nic.no_network",
+		"id": "mtv-gitops.ova.nic.no_network",
 		"category": "Warning",
 		"label": "NIC without a network",
 		"assessment": concat("", [

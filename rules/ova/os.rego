@@ -23,7 +23,7 @@ concerns contains flag if {
 	is_string(input.osType)
 	ova_os_unsupported(input.osType)
 	flag := {
-		"id": "ova.os.unsupported",
+		"id": "mtv-gitops.ova.os.unsupported",
 		"category": "Warning",
 		"label": "Guest operating system not supported on the target",
 		"assessment": concat("", [

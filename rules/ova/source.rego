@@ -9,8 +9,8 @@ concerns contains flag if {
 	input.ovaSource != ""
 	lower(input.ovaSource) != "vmware"
 	flag := {
-		"id": "ova.source.not_vmware",
-		"category": "Information",
+		"id": "ova.source.unsupported",
+		"category": "Warning",
 		"label": "OVA not exported by VMware",
 		"assessment": concat("", [
 			"The OVA was not exported by a VMware product (source: ",

@@ -13,7 +13,7 @@ ova_tpm_devices contains device.kind if {
 concerns contains flag if {
 	count(ova_tpm_devices) > 0
 	flag := {
-		"id": "ova.tpm.present",
+		"id": "mtv-gitops.ova.tpm.present",
 		"category": "Warning",
 		"label": "VM has a virtual TPM",
 		"assessment": "The OVF describes a virtual TPM. A TPM's contents are never part of an export, so secrets sealed in it, such as BitLocker keys, are lost. Make sure the recovery keys are at hand before starting the migrated VM, and add a persistent TPM device to the target VM if the guest needs one.",

@@ -11,7 +11,7 @@ ova_usb_devices contains device.kind if {
 concerns contains flag if {
 	count(ova_usb_devices) > 0
 	flag := {
-		"id": "ova.usb.controller",
+		"id": "mtv-gitops.ova.usb.controller",
 		"category": "Information",
 		"label": "USB controller",
 		"assessment": concat("", [

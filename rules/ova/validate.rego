@@ -9,9 +9,13 @@ validate := {
 	"concerns": concerns,
 }
 
+# `not is_string(input.name)` would be undefined, not true, for a document without a name (OPA
+# binds a negated call's arguments first): negate a rule that says the name is there instead.
+ova_validate_has_name if is_string(input.name)
+
 # Errors say that the document itself cannot be validated; concerns are about the VM.
 errors contains "The VM document has no name: the inventory did not describe this VM." if {
-	not is_string(input.name)
+	not ova_validate_has_name
 }
 
 errors contains "The VM document has an empty name: the inventory did not describe this VM." if {

@@ -9,7 +9,7 @@ concerns contains flag if {
 	is_array(input.cpuAffinity)
 	count(input.cpuAffinity) > 0
 	flag := {
-		"id": "ovirt.cpu.pinning",
+		"id": "ovirt.cpu.tuning.detected",
 		"category": "Warning",
 		"label": "vCPUs pinned to host CPUs",
 		"assessment": "The VM's virtual CPUs are pinned to physical CPUs of its host (CPU tuning). The pinning is not carried over; the target VM's vCPUs float. If the workload needs dedicated CPUs, enable dedicatedCpuPlacement on the target VM after migration.",
@@ -20,7 +20,7 @@ concerns contains flag if {
 	is_string(input.cpuPinningPolicy)
 	lower(input.cpuPinningPolicy) in ovirt_cpu_pinning_policies
 	flag := {
-		"id": "ovirt.cpu.pinning_policy",
+		"id": "ovirt.cpu.pinning_policy.unsupported",
 		"category": "Warning",
 		"label": "CPU pinning policy",
 		"assessment": concat("", [
@@ -35,8 +35,8 @@ concerns contains flag if {
 	is_number(input.cpuShares)
 	input.cpuShares > 0
 	flag := {
-		"id": "ovirt.cpu.shares",
-		"category": "Information",
+		"id": "ovirt.cpu.shares.defined",
+		"category": "Warning",
 		"label": "CPU shares set",
 		"assessment": "The VM has CPU shares, a relative weight for CPU time on its host. They are not carried over; on the target, CPU time follows the VM's resource requests and limits. Set those after migration if the VM must be favoured or restrained.",
 	}
@@ -46,7 +46,7 @@ concerns contains flag if {
 	is_string(input.customCpuModel)
 	input.customCpuModel != ""
 	flag := {
-		"id": "ovirt.cpu.custom_model",
+		"id": "ovirt.cpu.custom_model.detected",
 		"category": "Warning",
 		"label": "Custom CPU model",
 		"assessment": concat("", [

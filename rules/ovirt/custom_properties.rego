@@ -9,7 +9,7 @@ ovirt_custom_properties_names contains object.get(prop, "name", "(unnamed)") if 
 concerns contains flag if {
 	count(ovirt_custom_properties_names) > 0
 	flag := {
-		"id": "ovirt.custom_properties",
+		"id": "ovirt.vm.custom_properties.detected",
 		"category": "Warning",
 		"label": "VM custom properties",
 		"assessment": concat("", [

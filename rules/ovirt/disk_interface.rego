@@ -9,14 +9,15 @@ ovirt_disk_interface_offenders contains concat("", [name, " (", att.interface, "
 	some att in input.diskAttachments
 	is_string(att.interface)
 	att.interface != ""
-	not lower(att.interface) in ovirt_disk_interface_supported
+	interface := lower(att.interface)
+	not interface in ovirt_disk_interface_supported
 	name := object.get(att, ["disk", "name"], object.get(att, "id", "(unnamed)"))
 }
 
 concerns contains flag if {
 	count(ovirt_disk_interface_offenders) > 0
 	flag := {
-		"id": "ovirt.disk.interface.unsupported",
+		"id": "ovirt.disk.interface_type.unsupported",
 		"category": "Warning",
 		"label": "Unsupported disk interface",
 		"assessment": concat("", [

@@ -22,7 +22,7 @@ ovirt_disk_sharing_scsi_reservation contains ovirt_disk_sharing_name(att) if {
 concerns contains flag if {
 	count(ovirt_disk_sharing_shared) > 0
 	flag := {
-		"id": "ovirt.disk.shared",
+		"id": "ovirt.disk.shared.detected",
 		"category": "Warning",
 		"label": "Shared disk",
 		"assessment": concat("", [
@@ -36,7 +36,7 @@ concerns contains flag if {
 concerns contains flag if {
 	count(ovirt_disk_sharing_scsi_reservation) > 0
 	flag := {
-		"id": "ovirt.disk.scsi_reservation",
+		"id": "ovirt.disk.scsi_reservation.enabled",
 		"category": "Warning",
 		"label": "Disk uses SCSI reservation",
 		"assessment": concat("", [

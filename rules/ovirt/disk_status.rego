@@ -21,7 +21,7 @@ ovirt_disk_status_offenders contains concat("", [ovirt_disk_status_name(att), " 
 concerns contains flag if {
 	count(ovirt_disk_status_offenders) > 0
 	flag := {
-		"id": "ovirt.disk.illegal_or_locked",
+		"id": "ovirt.disk.illegal_or_locked_status",
 		"category": "Critical",
 		"label": "Disk is illegal or locked",
 		"assessment": concat("", [
@@ -35,7 +35,7 @@ concerns contains flag if {
 concerns contains flag if {
 	input.hasIllegalImages == true
 	flag := {
-		"id": "ovirt.disk.illegal_images",
+		"id": "ovirt.disk.illegal_images.detected",
 		"category": "Critical",
 		"label": "VM has illegal disk images",
 		"assessment": "Some of the VM's disk images (a disk or a snapshot volume) are marked illegal in oVirt, so the disk chain cannot be read reliably and the copy would fail. Repair the images, for example by removing the failed snapshot, then validate again.",

@@ -23,13 +23,14 @@ ovirt_disk_storage_type_others contains concat("", [ovirt_disk_storage_type_name
 	is_string(att.disk.storageType)
 	type := att.disk.storageType
 	type != ""
-	not lower(type) in ovirt_disk_storage_type_copied
+	lowered := lower(type)
+	not lowered in ovirt_disk_storage_type_copied
 }
 
 concerns contains flag if {
 	count(ovirt_disk_storage_type_luns) > 0
 	flag := {
-		"id": "ovirt.disk.lun",
+		"id": "mtv-gitops.ovirt.disk.lun",
 		"category": "Warning",
 		"label": "Direct LUN disk",
 		"assessment": concat("", [

@@ -15,8 +15,8 @@ concerns contains flag if {
 concerns contains flag if {
 	input.cluster.haReservation == true
 	flag := {
-		"id": "ovirt.cluster.ha_reservation",
-		"category": "Information",
+		"id": "ovirt.ha.reservation.enabled",
+		"category": "Warning",
 		"label": "Cluster reserves capacity for HA VMs",
 		"assessment": "The VM's oVirt cluster keeps spare capacity so that highly available VMs can be restarted when a host fails. There is no such reservation on the target; size the target cluster with spare capacity if you rely on it.",
 	}

@@ -20,7 +20,8 @@ ovirt_name_on_target(name) := renamed if {
 concerns contains flag if {
 	is_string(input.name)
 	input.name != ""
-	not ovirt_name_is_dns1123_label(input.name)
+	vm_name := input.name
+	not ovirt_name_is_dns1123_label(vm_name)
 	flag := {
 		"id": "ovirt.name.invalid",
 		"category": "Warning",

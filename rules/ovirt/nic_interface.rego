@@ -9,13 +9,14 @@ ovirt_nic_interface_offenders contains concat("", [object.get(nic, "name", "(unn
 	some nic in input.nics
 	is_string(nic.interface)
 	nic.interface != ""
-	not lower(nic.interface) in ovirt_nic_interface_kept
+	interface := lower(nic.interface)
+	not interface in ovirt_nic_interface_kept
 }
 
 concerns contains flag if {
 	count(ovirt_nic_interface_offenders) > 0
 	flag := {
-		"id": "ovirt.nic.interface.unsupported",
+		"id": "ovirt.nic.interface_type.unsupported",
 		"category": "Warning",
 		"label": "Unsupported NIC model",
 		"assessment": concat("", [

@@ -15,7 +15,7 @@ ovirt_nic_passthrough_nics contains object.get(nic, "name", "(unnamed)") if {
 concerns contains flag if {
 	count(ovirt_nic_passthrough_nics) > 0
 	flag := {
-		"id": "ovirt.nic.passthrough",
+		"id": "ovirt.nic.pci_passthrough.detected",
 		"category": "Warning",
 		"label": "NIC with PCI passthrough (SR-IOV)",
 		"assessment": concat("", [

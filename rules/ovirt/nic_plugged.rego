@@ -10,7 +10,7 @@ ovirt_nic_plugged_unplugged contains object.get(nic, "name", "(unnamed)") if {
 concerns contains flag if {
 	count(ovirt_nic_plugged_unplugged) > 0
 	flag := {
-		"id": "ovirt.nic.unplugged",
+		"id": "ovirt.nic.unplugged.detected",
 		"category": "Warning",
 		"label": "Unplugged NIC",
 		"assessment": concat("", [

@@ -30,7 +30,7 @@ ovirt_nic_profile_properties contains object.get(nic, "name", "(unnamed)") if {
 concerns contains flag if {
 	count(ovirt_nic_profile_port_mirroring) > 0
 	flag := {
-		"id": "ovirt.nic.port_mirroring",
+		"id": "ovirt.nic.port_mirroring.detected",
 		"category": "Warning",
 		"label": "NIC with port mirroring",
 		"assessment": concat("", [
@@ -44,7 +44,7 @@ concerns contains flag if {
 concerns contains flag if {
 	count(ovirt_nic_profile_network_filter) > 0
 	flag := {
-		"id": "ovirt.nic.network_filter",
+		"id": "ovirt.nic.network_filter.detected",
 		"category": "Warning",
 		"label": "NIC with a network filter",
 		"assessment": concat("", [
@@ -58,7 +58,7 @@ concerns contains flag if {
 concerns contains flag if {
 	count(ovirt_nic_profile_qos) > 0
 	flag := {
-		"id": "ovirt.nic.qos",
+		"id": "ovirt.nic.qos.detected",
 		"category": "Warning",
 		"label": "NIC with network QoS",
 		"assessment": concat("", [
@@ -72,7 +72,7 @@ concerns contains flag if {
 concerns contains flag if {
 	count(ovirt_nic_profile_properties) > 0
 	flag := {
-		"id": "ovirt.nic.custom_properties",
+		"id": "ovirt.nic.custom_properties.detected",
 		"category": "Warning",
 		"label": "NIC with custom properties",
 		"assessment": concat("", [

@@ -12,7 +12,7 @@ ovirt_placement_policy_affinity := lower(input.placementPolicyAffinity) if {
 concerns contains flag if {
 	ovirt_placement_policy_affinity in ovirt_placement_policy_pinned
 	flag := {
-		"id": "ovirt.placement_policy.pinned",
+		"id": "mtv-gitops.ovirt.placement_policy.pinned",
 		"category": "Warning",
 		"label": "VM pinned to its host",
 		"assessment": concat("", [
@@ -26,8 +26,8 @@ concerns contains flag if {
 concerns contains flag if {
 	ovirt_placement_policy_affinity == "migratable"
 	flag := {
-		"id": "ovirt.placement_policy.migratable",
-		"category": "Information",
+		"id": "ovirt.placement_policy.affinity_set",
+		"category": "Warning",
 		"label": "VM can be live migrated",
 		"assessment": "The VM may be live migrated between hosts in oVirt. To keep that ability on the target, live migration must be enabled there and the VM's disks must be on storage with ReadWriteMany access; choose the StorageMap's storage classes accordingly.",
 	}

@@ -15,7 +15,7 @@ ovirt_secure_boot_enabled if {
 concerns contains flag if {
 	ovirt_secure_boot_enabled
 	flag := {
-		"id": "ovirt.secure_boot.enabled",
+		"id": "ovirt.secure_boot.detected",
 		"category": "Warning",
 		"label": "UEFI Secure Boot enabled",
 		"assessment": "The VM boots with UEFI Secure Boot. The migrated VM boots with UEFI but with Secure Boot turned off. If the guest requires Secure Boot, enable it on the target VirtualMachine (spec.domain.firmware.bootloader.efi.secureBoot, which also needs SMM) after migration.",

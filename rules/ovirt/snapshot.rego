@@ -10,7 +10,7 @@ ovirt_snapshot_with_memory contains object.get(snap, "description", "(no descrip
 concerns contains flag if {
 	count(ovirt_snapshot_with_memory) > 0
 	flag := {
-		"id": "ovirt.snapshot.memory",
+		"id": "ovirt.snapshot.online_memory.detected",
 		"category": "Warning",
 		"label": "Snapshot with saved memory",
 		"assessment": concat("", [

@@ -8,7 +8,7 @@ concerns contains flag if {
 	behaviour != ""
 	behaviour != "auto_resume"
 	flag := {
-		"id": "ovirt.storage.error_resume",
+		"id": "ovirt.storage.resume_behavior.unsupported",
 		"category": "Information",
 		"label": "Storage error resume behaviour",
 		"assessment": concat("", [

@@ -15,7 +15,7 @@ ovirt_tpm_present if {
 concerns contains flag if {
 	ovirt_tpm_present
 	flag := {
-		"id": "ovirt.tpm.present",
+		"id": "mtv-gitops.ovirt.tpm.present",
 		"category": "Warning",
 		"label": "VM has a virtual TPM",
 		"assessment": "The VM has a virtual TPM (Windows 11 and Windows Server 2022 always get one in oVirt). The TPM's contents are not migrated, so secrets sealed in it, such as BitLocker keys, are lost. Suspend BitLocker and keep the recovery keys before migrating, and add a persistent TPM device to the target VM if the guest needs one.",

@@ -15,7 +15,7 @@ ovirt_vm_status := lower(input.status) if {
 concerns contains flag if {
 	ovirt_vm_status in ovirt_vm_status_hibernated
 	flag := {
-		"id": "ovirt.vm.status.hibernated",
+		"id": "mtv-gitops.ovirt.vm.status.hibernated",
 		"category": "Critical",
 		"label": "VM is suspended (hibernated)",
 		"assessment": concat("", [
@@ -31,7 +31,7 @@ concerns contains flag if {
 	not status in ovirt_vm_status_migratable
 	not status in ovirt_vm_status_hibernated
 	flag := {
-		"id": "ovirt.vm.status.unsupported",
+		"id": "ovirt.vm.status_invalid",
 		"category": "Critical",
 		"label": "VM status prevents migration",
 		"assessment": concat("", [

@@ -8,7 +8,7 @@ affinity_input := object.filter(input, ["cpuAffinity", "numaNodeAffinity", "id"]
 concerns contains flag if {
 	count(affinity_input.cpuAffinity) > 0
 	flag := {
-		"id": "vmware.affinity.cpu",
+		"id": "vmware.cpu_affinity.detected",
 		"category": "Warning",
 		"label": "CPU affinity detected",
 		"assessment": "The VM is pinned to specific physical CPUs of its ESXi host. The pinning is not migrated. If the workload needs dedicated CPUs, set dedicatedCpuPlacement on the target VM (requires nodes with the CPU manager static policy).",
@@ -18,7 +18,7 @@ concerns contains flag if {
 concerns contains flag if {
 	count(affinity_input.numaNodeAffinity) > 0
 	flag := {
-		"id": "vmware.affinity.numa",
+		"id": "vmware.numa_affinity.detected",
 		"category": "Warning",
 		"label": "NUMA node affinity detected",
 		"assessment": "The VM is bound to specific NUMA nodes of its ESXi host. The binding is not migrated. If the workload is NUMA-sensitive, give the target VM dedicated CPUs with guestMappingPassthrough NUMA and hugepages after migration.",
@@ -31,7 +31,7 @@ concerns contains flag if {
 	some ref in cluster_input.hostAffinityVms
 	ref.id == affinity_input.id
 	flag := {
-		"id": "vmware.affinity.host",
+		"id": "vmware.host_affinity.detected",
 		"category": "Warning",
 		"label": "VM-host affinity rule detected",
 		"assessment": "A DRS rule binds the VM to particular ESXi hosts, often for licensing or hardware reasons. The rule is not migrated. Recreate the constraint on the target with node affinity or a node selector on the VM if it still matters.",

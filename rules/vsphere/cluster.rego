@@ -21,7 +21,7 @@ concerns contains flag if {
 concerns contains flag if {
 	cluster_input.dasEnabled == true
 	flag := {
-		"id": "vmware.ha.enabled",
+		"id": "mtv-gitops.vmware.ha.enabled",
 		"category": "Warning",
 		"label": "VM running in a vSphere HA cluster",
 		"assessment": "vSphere HA (restart on host failure, VM monitoring) is not migrated. On the target, set the VM's runStrategy to Always so that it is restarted, and use ReadWriteMany storage so that it can be moved off a failing node. If HA VM monitoring is on, exclude the VM during a warm migration so that HA does not reset it mid-copy.",
@@ -32,7 +32,7 @@ concerns contains flag if {
 	cluster_input.dpmEnabled == true
 	flag := {
 		"id": "vmware.dpm.enabled",
-		"category": "Warning",
+		"category": "Information",
 		"label": "VM running in a DPM-enabled cluster",
 		"assessment": "Distributed power management can put ESXi hosts into standby. Disk data is read through the VM's host, so a host that goes to standby during the copy (a powered-off VM's host may be idle) breaks the transfer. Disable DPM, or set the hosts involved to manual, for the migration window. DPM has no counterpart on the target.",
 	}

@@ -66,7 +66,7 @@ concerns contains flag if {
 	disks := [d | some d in disk_list; d.shared == true]
 	count(disks) > 0
 	flag := {
-		"id": "vmware.disk.shared",
+		"id": "vmware.disk.shared.detected",
 		"category": "Warning",
 		"label": "Shared (multi-writer) disk detected",
 		"assessment": concat("", [
@@ -84,7 +84,7 @@ concerns contains flag if {
 	disks := [d | some d in disk_list; d.rdm == true]
 	count(disks) > 0
 	flag := {
-		"id": "vmware.disk.rdm",
+		"id": "vmware.disk.rdm.detected",
 		"category": "Critical",
 		"label": "Raw device mapping (RDM) disk detected",
 		"assessment": concat("", [
@@ -102,8 +102,8 @@ concerns contains flag if {
 	disks := [d | some d in disk_list; d.mode in disk_independent_modes]
 	count(disks) > 0
 	flag := {
-		"id": "vmware.disk.mode.independent",
-		"category": "Warning",
+		"id": "vmware.disk_mode.independent",
+		"category": "Critical",
 		"label": "Independent disk mode detected",
 		"assessment": concat("", [
 			"Disk(s) ", disk_names(disks), " are in independent mode. Independent disks ",
@@ -120,8 +120,8 @@ concerns contains flag if {
 	disks := [d | some d in disk_list; d.bus == "nvme"]
 	count(disks) > 0
 	flag := {
-		"id": "vmware.disk.nvme",
-		"category": "Warning",
+		"id": "vmware.disk.nvme.detected",
+		"category": "Critical",
 		"label": "Disk on an NVMe controller",
 		"assessment": concat("", [
 			"Disk(s) ", disk_names(disks), " are attached to an NVMe controller. KubeVirt has no ",
@@ -153,7 +153,7 @@ concerns contains flag if {
 	disks := [d | some d in disk_list; disk_capacity_unaligned(d.capacity)]
 	count(disks) > 0
 	flag := {
-		"id": "vmware.disk.capacity.unaligned",
+		"id": "mtv-gitops.vmware.disk.capacity.unaligned",
 		"category": "Warning",
 		"label": "Disk capacity is not a multiple of 512 bytes",
 		"assessment": concat("", [
@@ -171,7 +171,7 @@ concerns contains flag if {
 	disks := [d | some d in disk_list; d.datastore.id == ""]
 	count(disks) > 0
 	flag := {
-		"id": "vmware.disk.datastore.missing",
+		"id": "vmware.datastore.missing",
 		"category": "Critical",
 		"label": "Disk is not located on a datastore",
 		"assessment": concat("", [
@@ -186,9 +186,39 @@ concerns contains flag if {
 	is_array(disk_list)
 	count(disk_list) == 0
 	flag := {
-		"id": "vmware.disk.none",
+		"id": "mtv-gitops.vmware.disk.none",
 		"category": "Warning",
 		"label": "VM has no disks",
 		"assessment": "The VM has no virtual disks, so only its configuration is migrated and the target VM has nothing to boot from unless it boots from the network. Check that this is the VM you meant to migrate.",
+	}
+}
+
+# OpenShift Virtualization attaches at most this many disks to a VM.
+disk_count_limit := 165
+
+concerns contains flag if {
+	count(disk_list) > disk_count_limit
+	flag := {
+		"id": "vmware.disk.count.exceeds.limit",
+		"category": "Warning",
+		"label": "More disks than a target VM can have",
+		"assessment": concat("", [
+			"The VM has ", text_number(count(disk_list)), " disks; a VM on OpenShift Virtualization can have ",
+			"at most ", text_number(disk_count_limit), ". Merge or remove disks before migrating, or the ",
+			"migrated VM will not start.",
+		]),
+	}
+}
+
+# disk.EnableUUID makes vSphere give SCSI disks a serial number the guest can see; on the target,
+# disk serial numbers are shorter, so the guest sees them cut.
+concerns contains flag if {
+	input.diskEnableUuid == true
+	count([1 | some d in disk_list; d.bus == "scsi"]) > 0
+	flag := {
+		"id": "vmware.disk_serial.truncated",
+		"category": "Information",
+		"label": "Disk serial numbers will be shortened",
+		"assessment": "The VM has disk.EnableUUID set, so the guest sees serial numbers on its SCSI disks. On the target these serial numbers are truncated. If the guest identifies disks by serial number (udev rules, multipath, cluster software), update that configuration after migration.",
 	}
 }

@@ -29,7 +29,7 @@ hardware_hotplug_features := [name |
 concerns contains flag if {
 	hardware_hotplug_enabled
 	flag := {
-		"id": "vmware.hotplug.enabled",
+		"id": "vmware.cpu_memory.hotplug.enabled",
 		"category": "Warning",
 		"label": "CPU or memory hot plug enabled",
 		"assessment": concat("", [
@@ -45,7 +45,7 @@ concerns contains flag if {
 	hardware_input.faultToleranceEnabled == true
 	flag := {
 		"id": "vmware.fault_tolerance.enabled",
-		"category": "Warning",
+		"category": "Information",
 		"label": "Fault tolerance enabled",
 		"assessment": "vSphere Fault Tolerance keeps a secondary copy of the VM in lock-step. It has no counterpart on the target, and VDDK snapshots of FT VMs are restricted, so a warm migration may fail. Turn off fault tolerance (not just suspend it) before migrating, and plan high availability at the application level on the target.",
 	}
@@ -56,7 +56,7 @@ concerns contains flag if {
 	is_number(mb)
 	mb > 0
 	flag := {
-		"id": "vmware.memory.ballooned",
+		"id": "mtv-gitops.vmware.memory.ballooned",
 		"category": "Information",
 		"label": "Memory ballooning active",
 		"assessment": concat("", [

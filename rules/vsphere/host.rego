@@ -18,7 +18,7 @@ host_version_unsupported(v) if {
 concerns contains flag if {
 	host_input.inMaintenance == true
 	flag := {
-		"id": "vmware.host.maintenance",
+		"id": "mtv-gitops.vmware.host.maintenance",
 		"category": "Warning",
 		"label": "ESXi host is in maintenance mode",
 		"assessment": "The VM's host is in maintenance mode (or entering it): vSphere may move or power off its VMs, and disk transfers through that host can be cut off. Finish the maintenance, or move the VM to another host, before migrating.",
@@ -31,7 +31,7 @@ concerns contains flag if {
 	state != ""
 	state != "connected"
 	flag := {
-		"id": "vmware.host.not_connected",
+		"id": "mtv-gitops.vmware.host.not_connected",
 		"category": "Critical",
 		"label": "ESXi host is not connected to vCenter",
 		"assessment": concat("", [
@@ -47,7 +47,7 @@ concerns contains flag if {
 	is_string(version) # host_version_unsupported, inlined (a call costs more than the check)
 	substring(version, 0, 3) in host_unsupported_versions
 	flag := {
-		"id": "vmware.host.version.unsupported",
+		"id": "mtv-gitops.vmware.host.version.unsupported",
 		"category": "Warning",
 		"label": "ESXi version older than 6.5",
 		"assessment": concat("", [

@@ -35,7 +35,7 @@ concerns contains flag if {
 	name != "" # an empty name is an error, see validate.rego
 	not regex.match(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`, name) # name_has_dns1123_shape, inlined
 	flag := {
-		"id": "vmware.name.invalid",
+		"id": "vmware.vm.name.invalid",
 		"category": "Warning",
 		"label": "VM name is not a valid DNS-1123 label",
 		"assessment": concat("", [
@@ -54,7 +54,7 @@ concerns contains flag if {
 	is_string(name)
 	count(name) > 63 # name_too_long, inlined
 	flag := {
-		"id": "vmware.name.too_long",
+		"id": "vmware.vm.name.invalid",
 		"category": "Warning",
 		"label": "VM name is longer than 63 characters",
 		"assessment": concat("", [

@@ -32,8 +32,8 @@ snapshot_present if {
 concerns contains flag if {
 	snapshot_present
 	flag := {
-		"id": "vmware.snapshot.present",
-		"category": "Warning",
+		"id": "vmware.snapshot.detected",
+		"category": "Information",
 		"label": "VM has snapshots",
 		"assessment": "Snapshots are not migrated: the target VM gets the current state of the disks only. Every snapshot lengthens the chain the copy reads through, and a warm migration adds its own snapshots on top of yours. Delete the snapshots you do not need (or consolidate) before migrating.",
 	}
@@ -44,7 +44,7 @@ concerns contains flag if {
 	is_number(n)
 	n > snapshot_limit
 	flag := {
-		"id": "vmware.snapshot.limit",
+		"id": "mtv-gitops.vmware.snapshot.limit",
 		"category": "Critical",
 		"label": concat(" ", ["More than", text_number(snapshot_limit), "snapshots"]),
 		"assessment": concat("", [
@@ -61,8 +61,8 @@ concerns contains flag if {
 concerns contains flag if {
 	snapshot_input.consolidationNeeded == true
 	flag := {
-		"id": "vmware.snapshot.consolidation_needed",
-		"category": "Warning",
+		"id": "vmware.consolidation_needed",
+		"category": "Information",
 		"label": "Disks need consolidation",
 		"assessment": "vSphere reports that the VM's disks need consolidation: snapshot delta files remain that no snapshot refers to any more. They slow down every copy and can make warm migration snapshots fail. Run Snapshots > Consolidate on the VM before migrating.",
 	}

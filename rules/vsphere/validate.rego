@@ -23,8 +23,9 @@ errors contains "missing required field 'name' in the VM document" if {
 }
 
 errors contains msg if {
-	not is_string(name_input.name)
-	msg := concat("", ["field 'name' must be a string, got ", type_name(name_input.name)])
+	vm_name := name_input.name
+	not is_string(vm_name)
+	msg := concat("", ["field 'name' must be a string, got ", type_name(vm_name)])
 }
 
 errors contains "field 'name' is empty" if {

@@ -11,7 +11,7 @@ vm_state_input := object.filter(
 concerns contains flag if {
 	vm_state_input.powerState == "suspended"
 	flag := {
-		"id": "vmware.power_state.suspended",
+		"id": "mtv-gitops.vmware.power_state.suspended",
 		"category": "Critical",
 		"label": "VM is suspended",
 		"assessment": "The VM is suspended (hibernated by vSphere). Its memory state cannot be migrated, and powering it off for the copy would throw that state away, as if the power had been cut. Resume the VM and shut the guest down cleanly (or leave it running for a warm migration) before migrating.",
@@ -24,7 +24,7 @@ concerns contains flag if {
 	state != ""
 	state != "connected"
 	flag := {
-		"id": "vmware.connection_state.not_connected",
+		"id": "mtv-gitops.vmware.connection_state.not_connected",
 		"category": "Critical",
 		"label": "VM is not connected",
 		"assessment": concat("", [
@@ -39,7 +39,7 @@ concerns contains flag if {
 concerns contains flag if {
 	vm_state_input.isTemplate == true
 	flag := {
-		"id": "vmware.template",
+		"id": "mtv-gitops.vmware.template",
 		"category": "Critical",
 		"label": "VM is a template",
 		"assessment": "This is a vSphere template, which cannot be powered on or snapshotted the way the migration needs. Convert it to a virtual machine in vSphere (or deploy a VM from it) and migrate that VM instead.",
@@ -49,7 +49,7 @@ concerns contains flag if {
 concerns contains flag if {
 	vm_state_input.toolsStatus == "toolsNotInstalled"
 	flag := {
-		"id": "vmware.tools.not_installed",
+		"id": "mtv-gitops.vmware.tools.not_installed",
 		"category": "Warning",
 		"label": "VMware Tools not installed",
 		"assessment": "VMware Tools is not installed in the guest. vSphere cannot shut the guest down cleanly, so the migration has to power it off hard, and the inventory lacks the guest's IP addresses and host name. Install VMware Tools (or open-vm-tools) before migrating.",

@@ -127,7 +127,11 @@ def test_rules_eval_and_rules_test_commands(workspace_factory, tmp_path: Path) -
     )
     result = json.loads(out.stdout)
     ids = {c.get("id") for c in result["concerns"]}
-    assert {"vmware.drs.enabled", "vmware.device.usb", "vmware.snapshot.present"} <= ids
+    assert {
+        "vmware.drs.enabled",
+        "vmware.usb_controller.detected",
+        "vmware.snapshot.detected",
+    } <= ids
     assert result["errors"] == []
 
     tested = ws.cli("rules", "test", str(ws.clone), "--defaults")

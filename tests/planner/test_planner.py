@@ -588,3 +588,20 @@ def test_a_warm_plan_names_the_vms_without_changed_block_tracking(tmp_path: Path
     assert not d.ready
     basic_repo(tmp_path, vms="    - id: vm-2\n")  # the same VM in a cold plan: no matter
     assert "VMChangeTrackingDisabled" not in conds(run(tmp_path, inv))
+
+
+def test_a_vm_whose_validation_failed_makes_the_plan_not_ready(tmp_path: Path) -> None:
+    from reconciler.validation.service import FAILED_ID
+
+    basic_repo(tmp_path, vms="    - id: vm-1\n    - id: vm-2\n")
+    desired = load(tmp_path)
+    failed = {"id": FAILED_ID, "category": "Critical", "label": "VM could not be validated"}
+    observed = Observed(
+        {SRC: inventory(vm("vm-1", "web01"), vm("vm-2", "db01"))}, {}, {SRC: {"vm-1": (failed,)}}
+    )
+    [d] = decide(desired, check_references(desired), observed, {PLAN: PlanProgress()})
+    c = conds(d)
+    assert not d.ready
+    assert c["VMValidationFailed"][0] == "Critical"
+    assert c["VMValidationFailed"][1].endswith(": web01")
+    assert "VMCriticalConcerns" not in c  # said once, under its own condition

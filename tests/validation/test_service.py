@@ -198,3 +198,25 @@ def test_a_rules_version_that_is_not_a_number_is_rejected_and_named(env) -> None
     assert state.in_use == "defaults" and state.version == 1
     assert "rules/ova/rules_version.rego" in state.errors[0]
     assert 'with a whole number N (found ["two"])' in state.errors[0]
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        # two rules giving one complete value different values
+        'conflict := 1 if input.name == "two"\nconflict := 2 if input.name == "two"\n'
+        'concerns contains {"id": "c", "category": "Warning", "label": "c", "assessment": "a"}'
+        " if conflict\n",
+        # `validate` defined again by a repo file
+        'validate := {"rules_version": 1, "errors": [], "concerns": []} if input.name == "two"\n',
+    ],
+    ids=["conflicting-values", "redefined-validate"],
+)
+def test_a_vm_whose_evaluation_fails_is_critical(env, rule: str) -> None:
+    v, repo, _, _ = env
+    (repo / "rules/ova/bad.rego").write_text(HEADER + rule)
+    assert v.prepare("ova", repo).errors == []
+    out = v.validate("ns/p", "ova", VMS)
+    assert ids(out, "vm-1") == {"ova.usb"}  # the others are validated as before
+    [failed] = out["vm-2"].concerns
+    assert (failed["id"], failed["category"]) == (FAILED_ID, "Critical")
