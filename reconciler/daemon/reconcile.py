@@ -62,7 +62,7 @@ from reconciler.secrets.resolver import (
 from reconciler.status.projection import Snapshot, commit_message, render
 from reconciler.targets.base import SourceRef, Target, TargetError
 from reconciler.targets.destination import in_cluster
-from reconciler.targets.kubevirt_manifests import StorageSettings
+from reconciler.targets.kubevirt.manifests import StorageSettings
 from reconciler.targets.local import LocalTarget
 from reconciler.validation.service import Validator
 
@@ -560,7 +560,7 @@ def _storage(target: Target, config: RepoConfig) -> StorageSettings:
 
 def _cluster_secrets() -> ClusterSecrets:
     """Read Secrets from the cluster this pod runs in, connecting on first use."""
-    from reconciler.targets.kubevirt import KubevirtTarget
+    from reconciler.targets.kubevirt.target import KubevirtTarget
 
     cluster: list[KubevirtTarget] = []
 

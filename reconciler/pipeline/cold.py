@@ -35,7 +35,7 @@ from reconciler.targets.base import (
     Target,
     TargetError,
 )
-from reconciler.targets.kubevirt_manifests import StorageSettings, disk_claims, vm_manifest
+from reconciler.targets.kubevirt.manifests import StorageSettings, disk_claims, vm_manifest
 from reconciler.transfer.engine import CopyProgress, DigestMismatch, TransferCanceled
 from reconciler.transfer.extents import DiskReader, Extent
 

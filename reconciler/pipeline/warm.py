@@ -55,7 +55,7 @@ from reconciler.sources import (
     warm_source,
 )
 from reconciler.targets.base import TargetError
-from reconciler.targets.kubevirt_manifests import vm_manifest
+from reconciler.targets.kubevirt.manifests import vm_manifest
 from reconciler.transfer.engine import TransferCanceled
 
 MAX_SNAPSHOTS = 28  # MTV's limit of precopy snapshots per VM

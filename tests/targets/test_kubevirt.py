@@ -18,13 +18,9 @@ from reconciler.progress.store import ProgressStore
 from reconciler.secrets.resolver import env_name
 from reconciler.targets.base import CopyRequest, DiskClaim, DiskLost, SourceRef, TargetError
 from reconciler.targets.destination import destination_target
-from reconciler.targets.kubevirt import (
-    JobSettings,
-    KubevirtTarget,
-    checkpoint_name,
-    transfer_name,
-)
-from reconciler.targets.kubevirt_manifests import StorageSettings, disk_claims, vm_manifest
+from reconciler.targets.kubevirt.manifests import StorageSettings, disk_claims, vm_manifest
+from reconciler.targets.kubevirt.target import KubevirtTarget
+from reconciler.targets.kubevirt.transfer_job import JobSettings, checkpoint_name, transfer_name
 from reconciler.targets.local import LocalTarget
 from reconciler.transfer.digest import disk_digest_of_file
 from reconciler.transfer.engine import TransferCanceled
@@ -489,7 +485,7 @@ def test_a_source_hosts_migration_network_reaches_the_transfer_job(source, tmp_p
     """vSphere Host manifests: the Job is told each host's address and reads the host's own
     credentials by reference; no value is in the Job, the Secret holds them apart."""
     from reconciler.targets.base import HostRef
-    from reconciler.targets.kubevirt import transfer_command, transfer_job
+    from reconciler.targets.kubevirt.transfer_job import transfer_command, transfer_job
 
     ref, vm, _ = source
     host_secret = {"user": "root", "password": "esx-Secret-9"}

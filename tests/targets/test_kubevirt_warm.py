@@ -12,7 +12,7 @@ import pytest
 from reconciler.progress.store import ProgressStore
 from reconciler.sources import sha1_fingerprint
 from reconciler.targets.base import CopyRequest, DiskClaim, SourceRef, TargetError
-from reconciler.targets.kubevirt import (
+from reconciler.targets.kubevirt.transfer_job import (
     ROUND_ANNOTATION,
     SNAPSHOT_ANNOTATION,
     checkpoint_name,
@@ -237,7 +237,7 @@ def test_cancel_cleanup_removes_the_checkpoint_pvc_kept_between_rounds(
         round=3,
         since="52 1/8",
     )
-    job = target._start(req, transfer_name(claim))
+    job = target.jobs.start(req, transfer_name(claim))
     assert job["metadata"]["annotations"][ROUND_ANNOTATION] == "3"
     assert sorted(cluster.names(PVC_PATH)) == ["web-disk-1", "web-disk-1-ckpt"]
     assert cluster.names(JOB_PATH) == ["web-disk-1-xfer"]
