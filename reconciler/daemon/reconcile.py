@@ -382,6 +382,7 @@ class Reconciler:
             chunk_size=config.transfer.chunkMiB * 1024 * 1024,
             verify=config.transfer.verify if self.settings.verify is None else self.settings.verify,
             max_bytes_per_second=(config.transfer.maxMiBps or 0) * 1024 * 1024 or None,
+            parallel_disks=config.transfer.parallelDisks,
             reporter=self.settings.reporter,
             on_change=writer.commit,
             cancel=self.cancel,

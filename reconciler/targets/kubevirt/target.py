@@ -185,20 +185,21 @@ class KubevirtTarget:
     def copy_disk(self, request: CopyRequest) -> CopyOutcome:
         """Run (or find again) the disk's transfer Job and watch it to its end.
 
-        A warm migration's round (``request.round``) or its round 0 (``request.snapshot_id``)
+        A warm migration's round (``copy.round``) or its round 0 (``copy.snapshot_id``)
         is a Job of its own; the Block disk's checkpoint PVC is kept until the final round."""
         if request.source is None:
             raise TargetError(
                 f"{self.describe()} copies through transfer Jobs and needs the source Provider"
             )
-        if (request.round or request.change_id) and not request.snapshot_id:
+        copy = request.copy
+        if (copy.round or copy.change_id) and not copy.snapshot_id:
             raise TargetError(
-                f"warm copy of disk {request.disk_key} onto {self.describe()}: the transfer Job "
+                f"warm copy of disk {copy.disk_key} onto {self.describe()}: the transfer Job "
                 "reads the source at a snapshot, and the request names none"
             )
-        if request.round and not request.since:
+        if copy.round and not copy.since:
             raise TargetError(
-                f"precopy round {request.round} of disk {request.disk_key}: the transfer Job "
+                f"precopy round {copy.round} of disk {copy.disk_key}: the transfer Job "
                 "needs the change id the changed areas are counted from, and the request has none"
             )
         return self.jobs.copy(request)

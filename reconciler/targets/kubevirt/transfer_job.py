@@ -28,6 +28,7 @@ import hashlib
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from reconciler import __version__
@@ -53,6 +54,7 @@ from reconciler.targets.kubevirt.api import (
 from reconciler.targets.schema import check_manifest
 from reconciler.transfer import report
 from reconciler.transfer.engine import CopyProgress, DigestMismatch, TransferCanceled
+from reconciler.transfer.request import TransferRequest
 
 MIB = 1024 * 1024
 DEFAULT_IMAGE = f"quay.io/mtv-gitops/mtv-gitops:{__version__}"
@@ -163,7 +165,7 @@ class TransferJobs:
                     job = None
                     continue
                 self.delete(ns, name, wait=False)
-                if not _warm(request):  # a warm disk's go when its VM is created
+                if not request.copy.warm:  # a warm disk's go when its VM is created
                     self.release(claim)
                 return CopyOutcome(outcome.result, attempts)
             if _condition(job, "Failed"):
@@ -314,11 +316,6 @@ class TransferJobs:
         )
 
 
-def _warm(request: CopyRequest) -> bool:
-    """Whether the copy is part of a warm migration (more rounds may follow)."""
-    return bool(request.round or request.change_id or request.snapshot_id)
-
-
 def _same_copy(job: dict[str, Any], request: CopyRequest) -> bool:
     """Whether an existing Job is this request's: the same Migration, round and snapshot (a
     Job made before rounds were annotated counts as round 0 without a snapshot)."""
@@ -327,8 +324,8 @@ def _same_copy(job: dict[str, Any], request: CopyRequest) -> bool:
     annotations = meta.get("annotations") or {}
     return (
         labels.get("migration") == request.labels.get("migration", "")
-        and annotations.get(ROUND_ANNOTATION, "0") == str(request.round)
-        and annotations.get(SNAPSHOT_ANNOTATION, "") == request.snapshot_id
+        and annotations.get(ROUND_ANNOTATION, "0") == str(request.copy.round)
+        and annotations.get(SNAPSHOT_ANNOTATION, "") == request.copy.snapshot_id
     )
 
 
@@ -373,48 +370,31 @@ def checkpoint_pvc(claim: DiskClaim, labels: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def transfer_command(request: CopyRequest, output: str, checkpoints: str) -> list[str]:
-    """``mtv-gitops transfer ...`` for one disk: everything but the credentials."""
+def transfer_request(request: CopyRequest, output: str, checkpoints: str) -> TransferRequest:
+    """What the disk's Job is asked: the copy, the source Provider as the pod reaches it
+    (credentials by reference only), the PVC's paths in the pod."""
     src = request.source
     assert src is not None
-    argv = ["mtv-gitops", "transfer", "--provider", src.key, "--type", src.type]
-    if src.url:
-        argv += ["--url", src.url]
-    for key, value in sorted(src.settings.items()):
-        argv += ["--setting", f"{key}={value}"]
-    if src.secret_ref is not None and src.secret:
-        argv += ["--secret", "/".join(src.secret_ref)]
-    for host in src.hosts:
-        argv += ["--host", f"{host.id}={host.address}"]
-        if host.secret_ref is not None:
-            argv += ["--host-secret", f"{host.id}={'/'.join(host.secret_ref)}"]
-    argv += [
-        "--vm",
-        request.vm_id,
-        "--disk",
-        request.disk_key,
-        "--output",
-        output,
-        "--checkpoints",
-        checkpoints,
-        "--streams",
-        str(request.streams),
-        "--chunk-mib",
-        str(max(1, request.chunk_size // MIB)),
-        "--termination-log",
-        TERMINATION_LOG,
-    ]
-    if request.snapshot_id:
-        argv += ["--snapshot", request.snapshot_id]
-    if request.round:
-        argv += ["--round", str(request.round), "--since", request.since]
-    if request.change_id:
-        argv += ["--change-id", request.change_id]
-    if not request.verify:
-        argv.append("--no-verify")
-    if request.max_bytes_per_second:
-        argv += ["--max-mibps", f"{request.max_bytes_per_second / MIB:g}"]
-    return argv
+    return TransferRequest(
+        provider=src.key,
+        type=src.type,
+        url=src.url,
+        settings=dict(src.settings),
+        secret="/".join(src.secret_ref) if src.secret_ref is not None and src.secret else "",
+        hosts={host.id: host.address for host in src.hosts},
+        host_secrets={
+            host.id: "/".join(host.secret_ref) for host in src.hosts if host.secret_ref is not None
+        },
+        copy=request.copy,
+        output=Path(output),
+        checkpoints=Path(checkpoints),
+        termination_log=Path(TERMINATION_LOG),
+    )
+
+
+def transfer_command(request: CopyRequest, output: str, checkpoints: str) -> list[str]:
+    """``mtv-gitops transfer ...`` for one disk: everything but the credentials."""
+    return ["mtv-gitops", "transfer", *transfer_request(request, output, checkpoints).to_argv()]
 
 
 def _env(source: SourceRef | None, secret_name: str) -> list[dict[str, Any]]:
@@ -478,10 +458,10 @@ def transfer_job(
     annotations = {
         "mtv-gitops/pvc": claim.name,
         "mtv-gitops/disk-id": request.disk_id,
-        ROUND_ANNOTATION: str(request.round),
+        ROUND_ANNOTATION: str(request.copy.round),
     }
-    if request.snapshot_id:
-        annotations[SNAPSHOT_ANNOTATION] = request.snapshot_id
+    if request.copy.snapshot_id:
+        annotations[SNAPSHOT_ANNOTATION] = request.copy.snapshot_id
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
