@@ -24,7 +24,7 @@ from reconciler.targets.kubevirt.transfer_job import JobSettings, checkpoint_nam
 from reconciler.targets.local import LocalTarget
 from reconciler.transfer.digest import disk_digest_of_file
 from reconciler.transfer.engine import TransferCanceled
-from reconciler.transfer.request import DiskCopy
+from reconciler.transfer.request import DiskCopy, TransferRequest
 from tests.targets.cluster import TOKEN, Cluster
 
 MIB = 1024 * 1024
@@ -500,6 +500,9 @@ def test_a_source_hosts_migration_network_reaches_the_transfer_job(source, tmp_p
     argv = transfer_command(req, "/data/disk.img", "/data/ckpt.db")
     assert argv[argv.index("--host") + 1] == "host-21=10.10.0.21"
     assert argv[argv.index("--host-secret") + 1] == "host-21=openshift-mtv/esx-21"
+    told = TransferRequest.from_argv(argv[2:])  # as the command in the Job reads it
+    assert told.copy == req.copy and told.hosts == {"host-21": "10.10.0.21"}
+    assert told.provider == ref.key and told.secret == "openshift-mtv/ova-creds"
     job = transfer_job(req, "web-disk-0-xfer", JobSettings(image="x"), {})
     env = {
         e["name"]: e["valueFrom"]["secretKeyRef"]["key"]
