@@ -46,7 +46,7 @@ from reconciler.status.projection import Snapshot
 from reconciler.status.writer import StatusWriter
 from reconciler.targets.base import SourceRef, Target, TargetError
 from reconciler.targets.destination import in_cluster
-from reconciler.targets.kubevirt_manifests import StorageSettings
+from reconciler.targets.kubevirt.manifests import StorageSettings
 from reconciler.targets.local import LocalTarget
 from reconciler.validation.service import Validator
 
@@ -382,6 +382,7 @@ class Reconciler:
             verify=config.transfer.verify if self.settings.verify is None else self.settings.verify,
             max_bytes_per_second=(config.transfer.maxMiBps or 0) * 1024 * 1024 or None,
             events=self.events,
+            parallel_disks=config.transfer.parallelDisks,
             cancel=self.cancel,
             source_ref=self._source_ref(view.desired, d),
             storage=_storage(target, config),
@@ -558,7 +559,7 @@ def _storage(target: Target, config: RepoConfig) -> StorageSettings:
 
 def _cluster_secrets() -> ClusterSecrets:
     """Read Secrets from the cluster this pod runs in, connecting on first use."""
-    from reconciler.targets.kubevirt import KubevirtTarget
+    from reconciler.targets.kubevirt.target import KubevirtTarget
 
     cluster: list[KubevirtTarget] = []
 

@@ -19,6 +19,8 @@ class TransferSettings(BaseModel):
     chunkMiB: int = Field(default=4, ge=1, le=64)
     verify: bool = True
     maxMiBps: float | None = Field(default=None, gt=0)  # bandwidth cap per disk copy
+    # a VM's disks copied at once (on the kubevirt target: its transfer Jobs that run together)
+    parallelDisks: int = Field(default=4, ge=1, le=64)
 
 
 class ValidationSettings(BaseModel):

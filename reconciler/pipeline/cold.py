@@ -6,8 +6,11 @@ each phase; a resumed copy continues from its recorded chunks.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 
 from reconciler.pipeline.phases import COMPLETED, PENDING, RUNNING, now
 from reconciler.pipeline.steps import (
@@ -30,9 +33,10 @@ from reconciler.targets.base import (
     DiskLost,
     TargetError,
 )
-from reconciler.targets.kubevirt_manifests import vm_manifest
-from reconciler.transfer.engine import CopyProgress, DigestMismatch
+from reconciler.targets.kubevirt.manifests import vm_manifest
+from reconciler.transfer.engine import CopyProgress, DigestMismatch, TransferCanceled
 from reconciler.transfer.extents import DiskReader, Extent
+from reconciler.transfer.request import DiskCopy
 
 MB = 1024 * 1024  # Forklift reports disk progress in "MB" of 2**20 bytes
 POWER_OFF_TIMEOUT = 600.0
@@ -143,29 +147,33 @@ def ensure_disks_copied(
             by_name[claim.name] = t
     step["progress"] = {"total": total // MB, "completed": 0}
     step["annotations"] = {"unit": "MB"}
-    done_before = 0
-    for disk, claim in zip(vm.disks, claims, strict=True):
-        task = by_name[claim.name]
-        if task["phase"] == COMPLETED:
-            done_before += claim.size
-            continue
-        task["phase"] = RUNNING
-        task.setdefault("started", now())
-        last_save = 0.0
+    lock = threading.Lock()  # the disks' threads share the step and the record
+    done = sum(c.size for c in claims if by_name[c.name]["phase"] == COMPLETED)
+    running: dict[str, int] = {}  # bytes copied so far of each disk being copied
+    last_save = 0.0
 
-        def progress(p: CopyProgress, task=task, base=done_before, name=claim.name) -> None:
+    def copy(disk: DiskPlan, claim: DiskClaim) -> None:
+        nonlocal done, last_save
+        task = by_name[claim.name]
+        with lock:
+            task["phase"] = RUNNING
+            task.setdefault("started", now())
+
+        def progress(p: CopyProgress) -> None:
             nonlocal last_save
-            task["progress"]["completed"] = p.bytes_done // MB
-            step["progress"]["completed"] = (base + p.bytes_done) // MB
-            step["annotations"] = {
-                "unit": "MB",
-                "rate": f"{p.rate / MB:.1f} MB/s",
-                "eta": f"{p.eta:.0f}s" if p.eta is not None else "unknown",
-            }
-            if time.monotonic() - last_save > SAVE_EVERY:
-                last_save = time.monotonic()
-                ctx.store.put_vm(rec)
-            emit_progress(ctx, vm, step.get("name", "CopyDisks"), name, p)
+            with lock:
+                running[claim.name] = p.bytes_done
+                task["progress"]["completed"] = p.bytes_done // MB
+                step["progress"]["completed"] = (done + sum(running.values())) // MB
+                step["annotations"] = {
+                    "unit": "MB",
+                    "rate": f"{p.rate / MB:.1f} MB/s",
+                    "eta": f"{p.eta:.0f}s" if p.eta is not None else "unknown",
+                }
+                if time.monotonic() - last_save > SAVE_EVERY:
+                    last_save = time.monotonic()
+                    ctx.store.put_vm(rec)
+            emit_progress(ctx, vm, step.get("name", "CopyDisks"), claim.name, p)
 
         request = disk_request(
             ctx,
@@ -176,22 +184,34 @@ def ensure_disks_copied(
             snapshot_id=snapshot_id,
             change_id=change_ids.get(disk.key, ""),
         )
-        outcome = _copy_one(ctx, request, task)
+        outcome = _copy_one(ctx, request, task, lock)
         result = outcome.result
-        task["phase"] = COMPLETED
-        task["completed"] = now()
-        task["progress"]["completed"] = claim.size // MB
-        task["digest"] = result.source_digest
-        task["bytes"] = result.bytes_written
-        if result.resumed_chunks:
-            task["annotations"]["resumedChunks"] = str(result.resumed_chunks)
-        if outcome.attempts > 1:
-            task["annotations"]["attempts"] = str(outcome.attempts)
-        if ctx.verify:
-            task["verified"] = result.target_digest == result.source_digest
-        done_before += claim.size
-        step["progress"]["completed"] = done_before // MB
-        ctx.store.put_vm(rec)
+        with lock:
+            task["phase"] = COMPLETED
+            task["completed"] = now()
+            task["progress"]["completed"] = claim.size // MB
+            task["digest"] = result.source_digest
+            task["bytes"] = result.bytes_written
+            if result.resumed_chunks:
+                task["annotations"]["resumedChunks"] = str(result.resumed_chunks)
+            if outcome.attempts > 1:
+                task["annotations"]["attempts"] = str(outcome.attempts)
+            if ctx.verify:
+                task["verified"] = result.target_digest == result.source_digest
+            running.pop(claim.name, None)
+            done += claim.size
+            step["progress"]["completed"] = (done + sum(running.values())) // MB
+            ctx.store.put_vm(rec)
+
+    each_disk(
+        ctx,
+        [
+            (disk, claim)
+            for disk, claim in zip(vm.disks, claims, strict=True)
+            if by_name[claim.name]["phase"] != COMPLETED
+        ],
+        copy,
+    )
     step["annotations"] = {"unit": "MB"}
     how = "verified" if ctx.verify else "not verified (verify off)"
     return f"{len(claims)} disk(s) copied, digests {how}"
@@ -218,10 +238,21 @@ def disk_request(
 ) -> CopyRequest:
     """The request for one disk's copy, the whole disk or a warm round of it (``round``,
     ``changed`` since the change id ``since``), read at ``snapshot_id`` when given."""
-    return CopyRequest(
-        claim=claim,
+    copy = DiskCopy(
         vm_id=vm.vm_id,
         disk_key=disk.key,
+        snapshot_id=snapshot_id,
+        round=round,
+        since=since,
+        change_id=change_id,
+        streams=ctx.streams,
+        chunk_mib=max(1, ctx.chunk_size // MB),
+        verify=ctx.verify,
+        max_mibps=ctx.max_bytes_per_second / MB if ctx.max_bytes_per_second else None,
+    )
+    return CopyRequest(
+        claim=claim,
+        copy=copy,
         disk_id=disk_id(ctx, vm, claim),
         labels={**vm.labels, "vmDisk": disk.key},
         source=ctx.source_ref,
@@ -229,15 +260,7 @@ def disk_request(
         store=ctx.store,
         on_progress=on_progress,
         halt=ctx.halt,
-        verify=ctx.verify,
-        chunk_size=ctx.chunk_size,
-        streams=ctx.streams,
-        max_bytes_per_second=ctx.max_bytes_per_second,
-        change_id=change_id,
-        round=round,
         changed=changed,
-        snapshot_id=snapshot_id,
-        since=since,
     )
 
 
@@ -248,17 +271,52 @@ def open_source(ctx: RunContext, vm_id: str, disk_key: str, snapshot_id: str = "
     return ctx.source.open_disk(vm_id, disk_key)
 
 
-def _copy_one(ctx: RunContext, request: CopyRequest, task: dict) -> CopyOutcome:
+def each_disk(
+    ctx: RunContext,
+    disks: list[tuple[DiskPlan, DiskClaim]],
+    copy: Callable[[DiskPlan, DiskClaim], None],
+) -> None:
+    """``copy`` each disk, up to ``ctx.parallel_disks`` at once (on the kubevirt target each
+    is a transfer Job, so their Jobs exist together).
+
+    A disk that fails starts no further disk but lets those already copying finish, so what
+    they copied stays recorded; then the first failure is raised (a halt, which stops every
+    copy at once, only when nothing failed otherwise)."""
+    width = max(1, min(ctx.parallel_disks, len(disks)))
+    if width == 1:
+        for disk, claim in disks:
+            copy(disk, claim)
+        return
+    failures: list[BaseException] = []
+    queue = list(disks)
+    with ThreadPoolExecutor(width, thread_name_prefix="disk") as pool:
+        running = {pool.submit(copy, *queue.pop(0)) for _ in range(width)}
+        while running:
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                if future.exception() is not None:
+                    failures.append(future.exception())  # type: ignore[arg-type]
+            while queue and not failures and len(running) < width:
+                running.add(pool.submit(copy, *queue.pop(0)))
+    if failures:
+        raise next((f for f in failures if not isinstance(f, TransferCanceled)), failures[0])
+
+
+def _copy_one(
+    ctx: RunContext, request: CopyRequest, task: dict, lock: threading.Lock | None = None
+) -> CopyOutcome:
     """One disk through the target; a PVC found missing (deleted by hand) is re-created and
-    its copy restarts, a copy that does not read back leaves nothing to resume from."""
+    its copy restarts, a copy that does not read back leaves nothing to resume from. ``lock``
+    guards ``task`` when other disks of the VM copy at once."""
     claim = request.claim
     for attempt in range(DISK_LOST_RETRIES + 1):
         if not ctx.target.disk_exists(claim):
             ctx.store.reset_disk(request.disk_id)
             ctx.target.ensure_disk(claim)
-            task["annotations"]["recreated"] = (
-                f"PVC {claim.namespace}/{claim.name} was missing: re-created, copy restarted"
-            )
+            with lock or nullcontext():
+                task["annotations"]["recreated"] = (
+                    f"PVC {claim.namespace}/{claim.name} was missing: re-created, copy restarted"
+                )
         try:
             return ctx.target.copy_disk(request)
         except DiskLost:

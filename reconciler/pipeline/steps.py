@@ -28,7 +28,7 @@ from reconciler.progress.events import DiskProgress, Event, EventBus, Kind
 from reconciler.progress.store import ProgressStore, VmProgress
 from reconciler.sources import SourceConnection
 from reconciler.targets.base import DiskClaim, SourceRef, Target, TargetError
-from reconciler.targets.kubevirt_manifests import StorageSettings, disk_claims
+from reconciler.targets.kubevirt.manifests import StorageSettings, disk_claims
 from reconciler.transfer.engine import TransferCanceled
 
 PAUSED, CANCELED = "Paused", "Canceled"
@@ -47,6 +47,7 @@ class RunContext:
     chunk_size: int = 4 * 1024 * 1024
     verify: bool = True
     max_bytes_per_second: float | None = None
+    parallel_disks: int = 1  # a VM's disks copied at once (.mtv-gitops.yaml transfer.parallelDisks)
     # where the VM's steps and copies tell what happens (status, progress bars, metrics)
     events: EventBus = field(default_factory=EventBus)
     cancel: threading.Event = field(default_factory=threading.Event)  # set on shutdown

@@ -23,12 +23,14 @@ would take more than :data:`MAX_SNAPSHOTS` snapshots, ends the VM with MTV's
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from reconciler.pipeline.cold import (
     disk_request,
+    each_disk,
     emit_progress,
     ensure_disks_allocated,
     ensure_disks_copied,
@@ -48,7 +50,7 @@ from reconciler.pipeline.steps import (
     run_steps,
 )
 from reconciler.planner.cutover import CutoverAction, CutoverRecord, decide_cutover
-from reconciler.planner.model import VmPlan
+from reconciler.planner.model import DiskPlan, VmPlan
 from reconciler.progress.store import VmProgress
 from reconciler.sources import (
     OWN_SNAPSHOT_PREFIX,
@@ -57,8 +59,8 @@ from reconciler.sources import (
     WarmSource,
     warm_source,
 )
-from reconciler.targets.base import TargetError
-from reconciler.targets.kubevirt_manifests import vm_manifest
+from reconciler.targets.base import DiskClaim, TargetError
+from reconciler.targets.kubevirt.manifests import vm_manifest
 from reconciler.transfer.engine import TransferCanceled
 
 MAX_SNAPSHOTS = 28  # MTV's limit of precopy snapshots per VM
@@ -301,27 +303,38 @@ def _copy_round(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> dict[str, Any]:
     cur = w["current"]
     k, snap = cur["round"], cur["snapshot"]
     new_ids = src.change_ids(vm.vm_id, snap)
-    written = extents = chunks = 0
-    for disk, claim in zip(vm.disks, claims_of(ctx, vm), strict=True):
-        changed = src.changed_extents(vm.vm_id, snap, disk.key, w["changeIds"][disk.key])
-        extents += len(changed)
+    pairs = list(zip(vm.disks, claims_of(ctx, vm), strict=True))
+    # asked here, one disk after the other on the pass's connection, before copies run at once
+    changed = {
+        d.key: tuple(src.changed_extents(vm.vm_id, snap, d.key, w["changeIds"][d.key]))
+        for d, _ in pairs
+    }
+    extents = sum(len(c) for c in changed.values())
+    results = []
+    lock = threading.Lock()
+
+    def copy(disk: DiskPlan, claim: DiskClaim) -> None:
         request = disk_request(
             ctx,
             vm,
             disk,
             claim,
-            lambda p, name=claim.name: emit_progress(ctx, vm, rec.phase, name, p),
+            lambda p: emit_progress(ctx, vm, rec.phase, claim.name, p),
             snapshot_id=snap,
             change_id=new_ids.get(disk.key, ""),
             round=k,
-            changed=tuple(changed),
+            changed=changed[disk.key],
             since=w["changeIds"][disk.key],
         )
         result = ctx.target.copy_disk(request).result
         if ctx.verify and result.target_digest != result.source_digest:
             raise TargetError(f"disk {claim.name}: round {k} does not read back")
-        written += result.bytes_written
-        chunks += result.chunks_touched
+        with lock:
+            results.append(result)
+
+    each_disk(ctx, pairs, copy)
+    written = sum(r.bytes_written for r in results)
+    chunks = sum(r.chunks_touched for r in results)
     done = {
         "round": k,
         "start": cur["start"],

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from reconciler.progress.store import ProgressStore
 from reconciler.transfer.engine import CopyProgress, CopyResult
 from reconciler.transfer.extents import DiskReader, Extent
+from reconciler.transfer.request import DiskCopy
 
 
 class TargetError(Exception):
@@ -64,14 +65,15 @@ class SourceRef:
 class CopyRequest:
     """Everything a target needs to fill one PVC from one source disk.
 
-    A target copies in-process (``open_source``, the pass's live connection) or elsewhere
-    (``source``, for a process that connects by itself); the pipeline gives both and does not
-    know which one is used.
+    ``copy`` says what to copy and how, for every target alike (a kubevirt transfer Job gets
+    it as its arguments). A target copies in-process (``open_source``, the pass's live
+    connection; a round's ``changed`` areas) or elsewhere (``source``, for a process that
+    connects by itself and asks for the changed areas itself); the pipeline gives both and
+    does not know which one is used.
     """
 
     claim: DiskClaim
-    vm_id: str
-    disk_key: str
+    copy: DiskCopy
     disk_id: str  # the key of this copy in ``store``
     labels: dict[str, str]  # plan, migration and VM ids: every object made for the copy has them
     source: SourceRef | None
@@ -79,20 +81,7 @@ class CopyRequest:
     store: ProgressStore
     on_progress: Callable[[CopyProgress], None]
     halt: threading.Event  # set: stop at a durable point; the next run resumes
-    verify: bool = True
-    chunk_size: int = 4 * 1024 * 1024
-    streams: int = 4
-    max_bytes_per_second: float | None = None
-    # warm migration: the snapshot's change id recorded with the copy (round 0, the full copy)
-    # or the round; a round (1, 2, ...) copies only the ``changed`` areas
-    change_id: str = ""
-    round: int = 0
-    changed: tuple[Extent, ...] = ()
-    # for a copy made elsewhere, which reads the source by itself: the snapshot the copy reads
-    # (round 0 of a warm migration too) and the change id a round's ``changed`` areas are
-    # counted from
-    snapshot_id: str = ""
-    since: str = ""
+    changed: tuple[Extent, ...] = ()  # a warm round's areas, for a copy made in process
 
 
 @dataclass(frozen=True)

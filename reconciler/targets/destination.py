@@ -16,7 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from reconciler.targets.base import Target, TargetError
-from reconciler.targets.kubevirt import IMAGE_ENV, JobSettings, KubevirtTarget
+from reconciler.targets.kubevirt.target import KubevirtTarget
+from reconciler.targets.kubevirt.transfer_job import IMAGE_ENV, JobSettings
 
 SERVICE_ACCOUNT_TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
 

@@ -18,10 +18,9 @@ from ruamel.yaml import YAML
 from reconciler.manifests.emit import dump_yaml
 from reconciler.targets.base import CopyOutcome, CopyRequest, DiskClaim, TargetError
 from reconciler.targets.schema import check_manifest
-from reconciler.transfer.engine import copy_changes, copy_disk
+from reconciler.transfer import job
 from reconciler.transfer.extents import DiskReader, DiskWriter
 from reconciler.transfer.rawfile import RawDiskReader, RawDiskWriter
-from reconciler.transfer.throttle import ThrottledReader
 
 
 def _dump(path: Path, manifest: dict[str, Any]) -> None:
@@ -92,44 +91,26 @@ class LocalTarget:
 
     def copy_disk(self, request: CopyRequest) -> CopyOutcome:
         """Copy in this process, with the pass's own connection to the source: the full copy,
-        or a warm migration's precopy round (``request.round``)."""
+        or a warm migration's precopy round (``request.copy.round``)."""
         reader: DiskReader = request.open_source()
         writer = verify = base = None
         try:
-            if request.max_bytes_per_second:
-                reader = ThrottledReader(reader, request.max_bytes_per_second)
             writer = self.open_writer(request.claim)
-            verify = self.open_reader(request.claim) if request.verify else None
-            if request.round:
+            verify = self.open_reader(request.claim) if request.copy.verify else None
+            if request.copy.round:
                 base = self.open_reader(request.claim)  # a chunk's unchanged rest, read here
-                result = copy_changes(
-                    reader,
-                    writer,
-                    request.store,
-                    request.disk_id,
-                    request.changed,
-                    round=request.round,
-                    change_id=request.change_id,
-                    chunk_size=request.chunk_size,
-                    streams=request.streams,
-                    on_progress=request.on_progress,
-                    cancel=request.halt,
-                    verify_reader=verify,
-                    base_reader=base,
-                )
-            else:
-                result = copy_disk(
-                    reader,
-                    writer,
-                    request.store,
-                    request.disk_id,
-                    chunk_size=request.chunk_size,
-                    streams=request.streams,
-                    on_progress=request.on_progress,
-                    cancel=request.halt,
-                    verify_reader=verify,
-                    change_id=request.change_id,
-                )
+            result = job.copy(
+                request.copy,
+                reader,
+                writer,
+                request.store,
+                request.disk_id,
+                changed=request.changed,
+                on_progress=request.on_progress,
+                cancel=request.halt,
+                verify_reader=verify,
+                base_reader=base,
+            )
         finally:
             for closable in (reader, writer, verify, base):
                 if closable is not None:

@@ -5,6 +5,7 @@ the transfer Jobs (tests/targets/cluster.py)."""
 from __future__ import annotations
 
 import io
+import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from ruamel.yaml import YAML
 
 from reconciler.transfer.digest import disk_digest_of_file
 from tests.integration.conftest import Workspace, migration_yaml, small_vm
-from tests.targets.cluster import TOKEN, Cluster
+from tests.targets.cluster import TOKEN, Cluster, Kubelet
 
 pytestmark = pytest.mark.integration
 NS = "demo-vms"
@@ -187,3 +188,105 @@ def test_a_destination_secret_without_a_token_holds_the_plan(workspace_factory, 
     host = ws.status("provider", "host")["status"]["conditions"]
     assert host[-1]["type"] == "ConnectionFailed"
     assert cluster.names("/api/v1/namespaces") == []
+
+
+JOBS = f"/apis/batch/v1/namespaces/{NS}/jobs"
+GATE_GUARD_SECONDS = 60.0  # only ends a gate that would wait forever (the test then fails)
+
+
+def parallel_disks(ws: Workspace, n: int) -> None:
+    """``transfer.parallelDisks: n`` in the repo's .mtv-gitops.yaml, as a user commit."""
+    text = (ws.clone / ".mtv-gitops.yaml").read_text()
+    assert "\ntransfer:\n" in text
+    text = text.replace("\ntransfer:\n", f"\ntransfer:\n  parallelDisks: {n}\n")
+    ws.user_commit({".mtv-gitops.yaml": text}, f"{n} disks at once")
+
+
+def jobs_at_once(cluster: Cluster, prefix: str) -> int:
+    """The most transfer Jobs named ``prefix...`` that existed together, replayed from the
+    emulator's request log (each create and delete in the order the server saw them)."""
+    alive: set[str] = set()
+    most = 0
+    for r in cluster.requests():
+        if not r.url.path.startswith(JOBS) or r.subresource:
+            continue
+        if r.method == "POST":
+            name = (r.data or {}).get("metadata", {}).get("name", "")
+            if name.startswith(prefix):
+                alive.add(name)
+        elif r.method == "DELETE" and (r.name or "").startswith(prefix):
+            alive.discard(r.name)
+        most = max(most, len(alive))
+    return most
+
+
+def hold_pods_until_jobs(kubelet: Kubelet, cluster: Cluster, n: int) -> None:
+    """The kubelet runs no pod until ``n`` transfer Jobs exist at once (then runs freely): a
+    VM whose disks were copied one after the other would never get there."""
+    guard = time.monotonic() + GATE_GUARD_SECONDS
+
+    def gate(job: dict) -> bool:
+        if kubelet.runs or len(cluster.names(JOBS)) >= n:
+            return True
+        return time.monotonic() > guard
+
+    kubelet.before_run = gate
+
+
+def test_a_vms_disks_copy_in_parallel_jobs_up_to_the_bound(
+    workspace_factory, cluster, kubelet
+) -> None:
+    ws = workspace_factory([small_vm("three-disks", 3, disks=3)])
+    env = to_cluster(ws, cluster)
+    parallel_disks(ws, 2)
+    hold_pods_until_jobs(kubelet, cluster, 2)
+    proc = ws.reconcile("--once", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    assert jobs_at_once(cluster, "three-disks-disk-") == 2  # together, and never the third
+    assert sorted(r.job for r in kubelet.runs) == [f"three-disks-disk-{i}-xfer" for i in range(3)]
+    copy = {s["name"]: s for s in vms_of(ws)["three-disks"]["pipeline"]}["CopyDisks"]
+    assert [t["verified"] for t in copy["tasks"]] == [True, True, True]
+    for i, disk in enumerate(ws.ovas["three-disks"].disks):
+        image = kubelet.storage(NS, f"three-disks-disk-{i}") / "disk.img"
+        assert disk_digest_of_file(image) == disk.digest
+
+
+def test_one_disks_failed_job_fails_the_vm_and_keeps_the_others_copy(
+    workspace_factory, cluster, kubelet
+) -> None:
+    ws = workspace_factory([small_vm("two-disks", 4, disks=2)])
+    env = to_cluster(ws, cluster, retries=0)
+    missing = ws.root / "no-such-folder" / "disk.img"
+    kubelet.redirect[(NS, "two-disks-disk-1", "disk.img")] = missing
+    hold_pods_until_jobs(kubelet, cluster, 2)
+    proc = ws.reconcile("--once", env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+
+    assert jobs_at_once(cluster, "two-disks-disk-") == 2
+    vm = vms_of(ws)["two-disks"]
+    assert vm["phase"] == "Failed"
+    (reason,) = vm["error"]["reasons"]
+    assert reason.startswith(f"transfer Job {NS}/two-disks-disk-1-xfer failed after 1 attempt(s)")
+    tasks = {t["name"]: t for t in {s["name"]: s for s in vm["pipeline"]}["CopyDisks"]["tasks"]}
+    assert tasks["two-disks-disk-0"]["phase"] == "Completed"
+    assert tasks["two-disks-disk-0"]["verified"] is True
+    assert tasks["two-disks-disk-1"]["phase"] != "Completed"
+    first = ws.ovas["two-disks"].disks[0]
+    image = kubelet.storage(NS, "two-disks-disk-0") / "disk.img"
+    assert disk_digest_of_file(image) == first.digest
+
+    # the fault fixed, a new Migration: the copied disk resumes from its checkpoints whole
+    del kubelet.redirect[(NS, "two-disks-disk-1", "disk.img")]
+    ws.user_commit(
+        {"migrations/demo-plan-2.yaml": migration_yaml("demo-plan-2", "demo-plan")}, "again"
+    )
+    proc = ws.reconcile("--once", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    vm = vms_of(ws)["two-disks"]
+    assert vm["phase"] == "Completed"
+    tasks = {t["name"]: t for t in {s["name"]: s for s in vm["pipeline"]}["CopyDisks"]["tasks"]}
+    assert "resumedChunks" in tasks["two-disks-disk-0"]["annotations"]
+    for i, disk in enumerate(ws.ovas["two-disks"].disks):
+        image = kubelet.storage(NS, f"two-disks-disk-{i}") / "disk.img"
+        assert disk_digest_of_file(image) == disk.digest

@@ -13,7 +13,7 @@ from reconciler.planner.model import DiskPlan, VmPlan
 from reconciler.plugin_manager import connect
 from reconciler.progress.store import ProgressStore, VmProgress
 from reconciler.targets.base import TargetError
-from reconciler.targets.kubevirt_manifests import disk_claims, vm_manifest
+from reconciler.targets.kubevirt.manifests import disk_claims, vm_manifest
 from reconciler.targets.local import LocalTarget
 from reconciler.transfer.digest import disk_digest_of_file
 from tests.integration.conftest import small_vm

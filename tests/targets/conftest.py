@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.targets.kubevirt import JobSettings, KubevirtTarget
+from reconciler.targets.kubevirt.target import KubevirtTarget
+from reconciler.targets.kubevirt.transfer_job import JobSettings
 from tests.targets.cluster import TOKEN, Cluster
 
 

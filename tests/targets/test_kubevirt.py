@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -18,16 +18,13 @@ from reconciler.progress.store import ProgressStore
 from reconciler.secrets.resolver import env_name
 from reconciler.targets.base import CopyRequest, DiskClaim, DiskLost, SourceRef, TargetError
 from reconciler.targets.destination import destination_target
-from reconciler.targets.kubevirt import (
-    JobSettings,
-    KubevirtTarget,
-    checkpoint_name,
-    transfer_name,
-)
-from reconciler.targets.kubevirt_manifests import StorageSettings, disk_claims, vm_manifest
+from reconciler.targets.kubevirt.manifests import StorageSettings, disk_claims, vm_manifest
+from reconciler.targets.kubevirt.target import KubevirtTarget
+from reconciler.targets.kubevirt.transfer_job import JobSettings, checkpoint_name, transfer_name
 from reconciler.targets.local import LocalTarget
 from reconciler.transfer.digest import disk_digest_of_file
 from reconciler.transfer.engine import TransferCanceled
+from reconciler.transfer.request import DiskCopy, TransferRequest
 from tests.targets.cluster import TOKEN, Cluster
 
 MIB = 1024 * 1024
@@ -102,10 +99,12 @@ def request(
     def no_local_reads():
         raise AssertionError("the kubevirt target must not read the source in-process")
 
+    copy_fields = {f.name for f in fields(DiskCopy)}
     base = dict(
         claim=claim,
-        vm_id=vm.vm_id,
-        disk_key=disk.key,
+        copy=DiskCopy(
+            vm.vm_id, disk.key, streams=2, **{k: v for k, v in kw.items() if k in copy_fields}
+        ),
         disk_id=f"plan/{vm.vm_id}/{claim.name}",
         labels={**vm.labels, "vmDisk": disk.key},
         source=ref,
@@ -113,9 +112,8 @@ def request(
         store=store,
         on_progress=lambda p: None,
         halt=threading.Event(),
-        streams=2,
     )
-    base.update(kw)
+    base.update({k: v for k, v in kw.items() if k not in copy_fields})
     return CopyRequest(**base)
 
 
@@ -360,7 +358,7 @@ def test_halt_deletes_the_job_and_the_next_job_resumes(target, kubelet, source, 
 
     slow = request(
         vm, claims[0], ref, store, halt=halt, on_progress=on_progress,
-        max_bytes_per_second=2 * MIB, chunk_size=MIB,
+        max_mibps=2.0, chunk_mib=1,
     )  # fmt: skip
     with pytest.raises(TransferCanceled):
         target.copy_disk(slow)
@@ -371,7 +369,7 @@ def test_halt_deletes_the_job_and_the_next_job_resumes(target, kubelet, source, 
     assert kubelet.runs[0].returncode == 1 and '"Canceled"' in kubelet.runs[0].message
     assert target.api.get(f"/apis/batch/v1/namespaces/{NS}/jobs/web-disk-0-xfer") is None
 
-    out = target.copy_disk(request(vm, claims[0], ref, store, chunk_size=MIB))
+    out = target.copy_disk(request(vm, claims[0], ref, store, chunk_mib=1))
     assert 0 < out.result.resumed_chunks < out.result.chunks_total
     assert out.result.target_digest == out.result.source_digest
     image = kubelet.storage(NS, "web-disk-0") / "disk.img"
@@ -489,7 +487,7 @@ def test_a_source_hosts_migration_network_reaches_the_transfer_job(source, tmp_p
     """vSphere Host manifests: the Job is told each host's address and reads the host's own
     credentials by reference; no value is in the Job, the Secret holds them apart."""
     from reconciler.targets.base import HostRef
-    from reconciler.targets.kubevirt import transfer_command, transfer_job
+    from reconciler.targets.kubevirt.transfer_job import transfer_command, transfer_job
 
     ref, vm, _ = source
     host_secret = {"user": "root", "password": "esx-Secret-9"}
@@ -502,6 +500,9 @@ def test_a_source_hosts_migration_network_reaches_the_transfer_job(source, tmp_p
     argv = transfer_command(req, "/data/disk.img", "/data/ckpt.db")
     assert argv[argv.index("--host") + 1] == "host-21=10.10.0.21"
     assert argv[argv.index("--host-secret") + 1] == "host-21=openshift-mtv/esx-21"
+    told = TransferRequest.from_argv(argv[2:])  # as the command in the Job reads it
+    assert told.copy == req.copy and told.hosts == {"host-21": "10.10.0.21"}
+    assert told.provider == ref.key and told.secret == "openshift-mtv/ova-creds"
     job = transfer_job(req, "web-disk-0-xfer", JobSettings(image="x"), {})
     env = {
         e["name"]: e["valueFrom"]["secretKeyRef"]["key"]

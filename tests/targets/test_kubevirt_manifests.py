@@ -8,7 +8,7 @@ import pytest
 
 from reconciler.planner.model import DiskPlan, NicPlan, VmPlan
 from reconciler.targets.base import TargetError
-from reconciler.targets.kubevirt_manifests import (
+from reconciler.targets.kubevirt.manifests import (
     PROVISIONER_DEFAULTS,
     StorageSettings,
     disk_claims,

@@ -12,13 +12,14 @@ import pytest
 from reconciler.progress.store import ProgressStore
 from reconciler.sources import sha1_fingerprint
 from reconciler.targets.base import CopyRequest, DiskClaim, SourceRef, TargetError
-from reconciler.targets.kubevirt import (
+from reconciler.targets.kubevirt.transfer_job import (
     ROUND_ANNOTATION,
     SNAPSHOT_ANNOTATION,
     checkpoint_name,
     transfer_job,
     transfer_name,
 )
+from reconciler.transfer.request import DiskCopy
 from tests.integration.test_warm_vsphere import _warm_source, _write
 from tests.plugins.vsphere.conftest import start_simulator
 from tests.plugins.vsphere.test_disks import connect
@@ -94,11 +95,21 @@ def test_rounds_copy_only_what_changed_into_the_same_pvc(
 
     kubelet.before_run = watch
 
-    def request(snap: str, change_id: str, **kw) -> CopyRequest:
+    def request(
+        snap: str, change_id: str, changed: tuple = (), round: int = 0, since: str = ""
+    ) -> CopyRequest:
         return CopyRequest(
             claim=claim,
-            vm_id=vm_id,
-            disk_key=key,
+            copy=DiskCopy(
+                vm_id,
+                key,
+                chunk_mib=1,
+                streams=2,
+                snapshot_id=snap,
+                change_id=change_id,
+                round=round,
+                since=since,
+            ),
             disk_id=f"p/{vm_id}/{pvc}",
             labels={**LABELS, "vmDisk": key},
             source=ref,
@@ -106,11 +117,7 @@ def test_rounds_copy_only_what_changed_into_the_same_pvc(
             store=store,
             on_progress=lambda p: None,
             halt=threading.Event(),
-            chunk_size=MiB,
-            streams=2,
-            snapshot_id=snap,
-            change_id=change_id,
-            **kw,
+            changed=changed,
         )
 
     try:
@@ -193,8 +200,6 @@ def test_a_warm_request_without_its_snapshot_or_since_is_refused(target, tmp_pat
     ref = SourceRef("ns", "vc", "vsphere", "https://vc/sdk")
     base = dict(
         claim=_claim("d", "Filesystem", MiB),
-        vm_id="vm-1",
-        disk_key="2000",
         disk_id="x",
         labels=dict(LABELS),
         source=ref,
@@ -204,9 +209,10 @@ def test_a_warm_request_without_its_snapshot_or_since_is_refused(target, tmp_pat
         halt=threading.Event(),
     )
     with pytest.raises(TargetError, match="reads the source at a snapshot"):
-        target.copy_disk(CopyRequest(**base, change_id="52 1/2"))
+        target.copy_disk(CopyRequest(**base, copy=DiskCopy("vm-1", "2000", change_id="52 1/2")))
     with pytest.raises(TargetError, match="needs the change id"):
-        target.copy_disk(CopyRequest(**base, round=1, snapshot_id="snapshot-9"))
+        copy = DiskCopy("vm-1", "2000", round=1, snapshot_id="snapshot-9")
+        target.copy_disk(CopyRequest(**base, copy=copy))
 
 
 def test_cancel_cleanup_removes_the_checkpoint_pvc_kept_between_rounds(
@@ -223,8 +229,9 @@ def test_cancel_cleanup_removes_the_checkpoint_pvc_kept_between_rounds(
     )  # fmt: skip
     req = CopyRequest(
         claim=claim,
-        vm_id="vm-1",
-        disk_key="2001",
+        copy=DiskCopy(
+            "vm-1", "2001", snapshot_id="snapshot-7", change_id="52 1/9", round=3, since="52 1/8"
+        ),
         disk_id="x",
         labels={**LABELS, "vmDisk": "2001"},
         source=ref,
@@ -232,12 +239,8 @@ def test_cancel_cleanup_removes_the_checkpoint_pvc_kept_between_rounds(
         store=ProgressStore(tmp_path / "p.db"),
         on_progress=lambda p: None,
         halt=threading.Event(),
-        snapshot_id="snapshot-7",
-        change_id="52 1/9",
-        round=3,
-        since="52 1/8",
     )
-    job = target._start(req, transfer_name(claim))
+    job = target.jobs.start(req, transfer_name(claim))
     assert job["metadata"]["annotations"][ROUND_ANNOTATION] == "3"
     assert sorted(cluster.names(PVC_PATH)) == ["web-disk-1", "web-disk-1-ckpt"]
     assert cluster.names(JOB_PATH) == ["web-disk-1-xfer"]

@@ -11,7 +11,7 @@ from ruamel.yaml import YAML
 
 from reconciler.planner.model import DiskPlan, NicPlan, VmPlan
 from reconciler.targets.base import TargetError
-from reconciler.targets.kubevirt_manifests import disk_claims, vm_manifest
+from reconciler.targets.kubevirt.manifests import disk_claims, vm_manifest
 from reconciler.targets.local import LocalTarget
 from reconciler.transfer.rawfile import allocated_bytes
 
