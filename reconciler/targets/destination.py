@@ -67,7 +67,12 @@ def destination_target(
         )
     insecure = secret.get("insecureSkipVerify", "").strip().lower() == "true"
     return KubevirtTarget.from_url(
-        url, token, secret.get("cacert", ""), insecure=insecure, settings=job_settings
+        url,
+        token,
+        secret.get("cacert", ""),
+        insecure=insecure,
+        settings=job_settings,
+        who=f"destination Provider {provider}",
     )
 
 

@@ -9,6 +9,7 @@ emulator) cannot widen a delete.
 from __future__ import annotations
 
 import json
+import ssl
 import tempfile
 import time
 from typing import Any
@@ -76,9 +77,10 @@ class KubeApi:
     """JSON requests through the kubernetes client; failures become TargetErrors that say
     which cluster and what to do."""
 
-    def __init__(self, api_client: k8s.ApiClient, where: str) -> None:
+    def __init__(self, api_client: k8s.ApiClient, where: str, who: str = "") -> None:
         self.api_client = api_client
         self.where = where
+        self.who = who  # "destination Provider ns/name", for messages that say what to edit
 
     def _call(
         self,
@@ -104,8 +106,12 @@ class KubeApi:
             response = self.api_client.call_api(*request, _request_timeout=(10, 60))
             response.read()
         except urllib3.exceptions.HTTPError as exc:
+            if _untrusted(exc):
+                raise self._untrusted_error() from None
             raise TargetError(f"cannot reach the cluster at {self.where}: {exc}") from None
         except ApiException as exc:  # TLS failures arrive here with status 0
+            if exc.status == 0 and _untrusted(exc):
+                raise self._untrusted_error() from None
             raise self._error(method, path, exc.status, exc.reason or "") from None
         if not 200 <= response.status < 300:
             raise _HttpError(
@@ -114,6 +120,14 @@ class KubeApi:
         if raw:
             return response.data.decode(errors="replace")
         return json.loads(response.data) if response.data else None
+
+    def _untrusted_error(self) -> TargetError:
+        whose = f" ({self.who})" if self.who else ""
+        return TargetError(
+            f"the cluster at {self.where}{whose} presents a certificate that is not trusted: "
+            "put the cluster's CA certificate (PEM) in the 'cacert' key of the Provider's "
+            'secret, or set insecureSkipVerify: "true" there to skip the check (tests only)'
+        )
 
     def _error(self, method: str, path: str, status: int, why: str) -> TargetError:
         if status == 401:
@@ -187,6 +201,23 @@ class _HttpError(Exception):
         super().__init__(str(error))
         self.status = status
         self.error = error
+
+
+def _untrusted(exc: BaseException) -> bool:
+    """Whether a failed request failed on the server's certificate (urllib3 wraps the
+    ``ssl`` error in a retry error, or only quotes it)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(e):
+            return True
+        todo += [getattr(e, "reason", None), e.__cause__, e.__context__]
+        todo += [a for a in e.args if isinstance(a, BaseException)]
+    return False
 
 
 def _why(data: bytes | None) -> str:

@@ -39,10 +39,14 @@ class KubevirtTarget:
     """A KubeVirt cluster; see the package docstring for what it creates and how it copies."""
 
     def __init__(
-        self, api_client: k8s.ApiClient, host: str, settings: JobSettings | None = None
+        self,
+        api_client: k8s.ApiClient,
+        host: str,
+        settings: JobSettings | None = None,
+        who: str = "",
     ) -> None:
         self.host = host.rstrip("/")
-        self.api = KubeApi(api_client, self.host)
+        self.api = KubeApi(api_client, self.host, who)
         self.settings = settings or JobSettings()
         self.jobs = TransferJobs(self.api, self.settings)
 
@@ -54,9 +58,11 @@ class KubevirtTarget:
         cacert: str = "",
         insecure: bool = False,
         settings: JobSettings | None = None,
+        who: str = "",
     ) -> KubevirtTarget:
-        """The API server at ``url`` with a service account ``token``."""
-        return cls(client_from_url(url, token, cacert, insecure), url, settings)
+        """The API server at ``url`` with a service account ``token``; ``who`` names the
+        Provider it stands for in messages."""
+        return cls(client_from_url(url, token, cacert, insecure), url, settings, who)
 
     @classmethod
     def in_cluster(cls, settings: JobSettings | None = None) -> KubevirtTarget:
