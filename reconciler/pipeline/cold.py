@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import nullcontext
 
+from reconciler.pipeline import space
 from reconciler.pipeline.phases import COMPLETED, PENDING, RUNNING, now
 from reconciler.pipeline.steps import (
     Handler,
@@ -109,16 +110,28 @@ def ensure_disks_allocated(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: d
             needed += sum(e.length for e in reader.extents() if not e.zero)
         finally:
             reader.close()
-    if free is not None and needed > free:
-        raise TargetError(
-            f"not enough free space on {ctx.target.describe()}: the disks of {vm.source_name} "
-            f"need {needed / MB:.0f} MB of data, {free / MB:.0f} MB free; free space or point "
-            "the target elsewhere, then push a new Migration"
-        )
-    ctx.target.ensure_namespace(vm.namespace, {"app.kubernetes.io/managed-by": "mtv-gitops"})
-    for claim in claims:
-        ctx.target.ensure_disk(claim)
+    if free is not None:
+        others = space.reserve(ctx.target, _space_key(ctx, vm), needed, free)
+        if others is not None:
+            held = f", of which {others / MB:.0f} MB are held for VMs copying now" if others else ""
+            raise TargetError(
+                f"not enough free space on {ctx.target.describe()}: the disks of "
+                f"{vm.source_name} need {needed / MB:.0f} MB of data, {free / MB:.0f} MB "
+                f"free{held}; free space or point the target elsewhere, then push a new "
+                "Migration"
+            )
+    try:
+        ctx.target.ensure_namespace(vm.namespace, {"app.kubernetes.io/managed-by": "mtv-gitops"})
+        for claim in claims:
+            ctx.target.ensure_disk(claim)
+    except BaseException:
+        space.release(ctx.target, _space_key(ctx, vm))
+        raise
     return f"{len(claims)} PVC(s) in namespace {vm.namespace}"
+
+
+def _space_key(ctx: RunContext, vm: VmPlan) -> str:
+    return f"{ctx.plan_key}/{vm.vm_id}"
 
 
 def ensure_disks_copied(
@@ -129,7 +142,22 @@ def ensure_disks_copied(
     snapshot_id: str = "",
     change_ids: dict[str, str] | None = None,
 ) -> str:
-    """Copy every disk whole; a warm VM's at its snapshot, recording its change ids."""
+    """Copy every disk whole; a warm VM's at its snapshot, recording its change ids. The space
+    AllocateDisks reserved is given back when the copy ends, done or not."""
+    try:
+        return _copy_disks(ctx, vm, rec, step, snapshot_id, change_ids)
+    finally:
+        space.release(ctx.target, _space_key(ctx, vm))
+
+
+def _copy_disks(
+    ctx: RunContext,
+    vm: VmPlan,
+    rec: VmProgress,
+    step: dict,
+    snapshot_id: str,
+    change_ids: dict[str, str] | None,
+) -> str:
     claims = claims_of(ctx, vm)
     change_ids = change_ids or {}
     total = sum(c.size for c in claims)

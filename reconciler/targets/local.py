@@ -7,6 +7,7 @@ Layout: ``<root>/<namespace>/namespace.yaml``, ``pvcs/<name>.yaml``, ``disks/<na
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import threading
@@ -26,10 +27,19 @@ from reconciler.transfer.rawfile import RawDiskReader, RawDiskWriter
 def _dump(path: Path, manifest: dict[str, Any]) -> None:
     """Write atomically: a crash never leaves half a manifest behind.  The temporary file is
     the writing thread's own, as VMs that run at once all ensure their shared namespace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(dump_yaml(manifest))
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(dump_yaml(manifest))
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)  # a failed write leaves nothing half-made behind
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise TargetError(
+                f"no space left to write {path}: free space on the file system holding it, "
+                "then run again"
+            ) from exc
+        raise
 
 
 class LocalTarget:

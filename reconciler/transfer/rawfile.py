@@ -104,6 +104,9 @@ class RawDiskReader:
         self.close()
 
 
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 class RawDiskWriter:
     """DiskWriter into a sparse raw image (created if absent) or an existing device or file.
 
@@ -139,7 +142,12 @@ class RawDiskWriter:
             )
         view = memoryview(data)
         while view:
-            n = os.pwrite(self._fd, view, offset)
+            try:
+                n = os.pwrite(self._fd, view, offset)
+            except OSError as exc:
+                if exc.errno in _FULL:
+                    raise self._full(exc, f"writing {len(view)} bytes at offset {offset}") from exc
+                raise
             if n <= 0:
                 raise OSError(errno.EIO, f"pwrite returned {n} at offset {offset}")
             view = view[n:]
@@ -147,7 +155,21 @@ class RawDiskWriter:
 
     def flush(self) -> None:
         """Make everything written so far durable (fdatasync)."""
-        os.fdatasync(self._fd)
+        try:
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            if exc.errno in _FULL:
+                raise self._full(exc, "making the written data durable") from exc
+            raise
+
+    def _full(self, exc: OSError, doing: str) -> OSError:
+        """ENOSPC with the path and what to do."""
+        return OSError(
+            exc.errno,
+            f"no space left on the file system holding {self.path} ({doing}; the disk is "
+            f"{self.size} bytes): free space there or point the target elsewhere, then run "
+            "again; what was copied is kept and the copy resumes",
+        )
 
     def close(self) -> None:
         if self._fd >= 0:
