@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.targets.cluster import Cluster, Kubelet
+from tests.support.cluster import Cluster, Kubelet
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from plugins.ova.factory import semi_random
 from reconciler.cli import demo_warm
 from reconciler.cli.demo import _scattered
-from tests.plugins.vsphere.conftest import simulator_binary
+from tests.support.vsphere import simulator_binary
 
 pytestmark = pytest.mark.integration
 

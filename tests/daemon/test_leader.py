@@ -18,7 +18,7 @@ from kubernetes import client
 from ruamel.yaml import YAML
 
 from reconciler.daemon.leader import LeaderElector, LeaseSettings
-from tests.kube_emulator import Emulator
+from tests.support.kube_emulator import Emulator
 
 ROOT = Path(__file__).resolve().parents[2]
 NS, NAME = "mtv-gitops", "mtv-gitops"

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.daemon.reconcile import PassResult, Reconciler, Settings
-from tests.integration.conftest import make_workspace, small_vm
-from tests.integration.test_max_vm_inflight import _limit_and_throttle
+from tests.support.workspace import limit_and_throttle, make_workspace, small_vm
 
 pytestmark = pytest.mark.integration
 PLAN = "openshift-mtv/demo-plan"
@@ -29,7 +28,7 @@ def _disks_with_chunks(state: Path) -> int:
 def test_shutdown_pauses_every_running_vm_and_the_next_start_resumes(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path, [small_vm(f"vm-{i}", 40 + i, data_mib=40) for i in range(3)])
     # ~5 s of copying per VM, two at a time; a stop lets the chunks already being read finish
-    _limit_and_throttle(ws, 2, 8)
+    limit_and_throttle(ws, 2, 8)
     settings = Settings(source=str(ws.clone), state_dir=ws.state, cluster=ws.cluster)
     rec = Reconciler(settings)
     outcome: list[PassResult] = []

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -11,70 +9,16 @@ from pathlib import Path
 import pytest
 
 from reconciler.gitops import GitCheckout, GitOpsError, RemoteHead
+from tests.support.git import fresh_clone, git, is_ancestor, remote_head, user_commit, user_push
 
 pytestmark = pytest.mark.integration
 
-USER_ENV = {
-    "GIT_AUTHOR_NAME": "Ada User",
-    "GIT_AUTHOR_EMAIL": "ada@example.com",
-    "GIT_COMMITTER_NAME": "Ada User",
-    "GIT_COMMITTER_EMAIL": "ada@example.com",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
 
 SEED = {
     "providers/vsphere.yaml": "kind: Provider\nmetadata:\n  name: vsphere\n",
     "plans/plan1.yaml": "kind: Plan\nmetadata:\n  name: plan1\n",
     "migrations/m1.yaml": "kind: Migration\nmetadata:\n  name: m1  # keep me\n",
 }
-
-
-def git(cwd: Path, *args: str, check: bool = True) -> str:
-    env = {**os.environ, **USER_ENV}
-    proc = subprocess.run(
-        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"git {args} failed: {proc.stderr}")
-    return proc.stdout.strip()
-
-
-def user_commit(clone: Path, path: str, content: str, message: str) -> str:
-    target = clone / path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(content)
-    git(clone, "add", path)
-    git(clone, "commit", "-q", "-m", message)
-    return git(clone, "rev-parse", "HEAD")
-
-
-def user_push(clone: Path) -> None:
-    """Push like a careful user: on rejection pull --rebase and try again, never force."""
-    for _ in range(200):
-        proc = subprocess.run(
-            ["git", "push", "-q", "origin", "HEAD:main"],
-            cwd=clone,
-            env={**os.environ, **USER_ENV},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode == 0:
-            return
-        git(clone, "pull", "-q", "--rebase", "origin", "main")
-        time.sleep(0.005)
-    raise AssertionError("user could not push")
-
-
-def remote_head(remote: Path) -> str:
-    return git(remote, "rev-parse", "refs/heads/main")
-
-
-def is_ancestor(repo: Path, old: str, new: str) -> bool:
-    return (
-        subprocess.run(["git", "merge-base", "--is-ancestor", old, new], cwd=repo).returncode == 0
-    )
 
 
 def assert_no_forced_update(remote: Path) -> None:
@@ -112,12 +56,6 @@ def user(tmp_path: Path, remote: Path) -> Path:
 def checkout(tmp_path: Path, user: Path) -> GitCheckout:
     # Handed the user's clone, we must talk to its origin (the bare remote).
     return GitCheckout(str(user), tmp_path / "work", backoff=0.02)
-
-
-def fresh_clone(tmp_path: Path, remote: Path, name: str = "verify") -> Path:
-    target = tmp_path / name
-    git(tmp_path, "clone", "-q", str(remote), str(target))
-    return target
 
 
 def test_sync_returns_remote_head_and_uses_users_origin(checkout, remote, user):

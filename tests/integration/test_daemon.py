@@ -5,28 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import threading
 import time
 
 import pytest
 
-from tests.integration.conftest import CLI, migration_yaml, small_vm
+from tests.support.workspace import CLI, ProcessOutput, migration_yaml, small_vm, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-class _Output:
-    def __init__(self, proc: subprocess.Popen) -> None:
-        self.lines: list[str] = []
-        self._t = threading.Thread(target=self._read, args=(proc,), daemon=True)
-        self._t.start()
-
-    def _read(self, proc: subprocess.Popen) -> None:
-        for line in proc.stdout:
-            self.lines.append(line.rstrip())
-
-    def passes(self) -> int:
-        return sum(1 for line in self.lines if line.startswith("pass at "))
 
 
 def _start_daemon(ws) -> subprocess.Popen:
@@ -40,20 +25,13 @@ def _start_daemon(ws) -> subprocess.Popen:
     )
 
 
-def _wait(pred, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
 def test_daemon_reacts_to_pushes_and_ignores_its_own_commits(workspace_factory) -> None:
     ws = workspace_factory([small_vm("daemon-vm", 1)])
     ws.user_commit({"migrations/demo-plan-1.yaml": None}, "not yet")
     proc = _start_daemon(ws)
-    out = _Output(proc)
+    out = ProcessOutput(proc)
     try:
-        _wait(lambda: out.passes() >= 1)
+        wait_until(lambda: out.passes() >= 1)
         time.sleep(2)
         idle = out.passes()
         assert idle == 1, "\n".join(out.lines)  # its own status commit started no pass
@@ -63,7 +41,7 @@ def test_daemon_reacts_to_pushes_and_ignores_its_own_commits(workspace_factory) 
         ws.user_commit(
             {"migrations/demo-plan-1.yaml": migration_yaml("demo-plan-1", "demo-plan")}, "go"
         )
-        _wait(
+        wait_until(
             lambda: (
                 (ws.remote_file("status/migration/openshift-mtv/demo-plan-1.yaml") or "").count(
                     "Succeeded"
@@ -73,7 +51,7 @@ def test_daemon_reacts_to_pushes_and_ignores_its_own_commits(workspace_factory) 
             timeout=25,
         )
         assert time.monotonic() - start < 25
-        _wait(lambda: out.passes() >= 2)  # the pass that ran it has printed its summary
+        wait_until(lambda: out.passes() >= 2)  # the pass that ran it has printed its summary
         settled = out.passes()
         time.sleep(2)
         assert out.passes() == settled  # idle again: no loop on its own status commits
@@ -84,13 +62,13 @@ def test_daemon_reacts_to_pushes_and_ignores_its_own_commits(workspace_factory) 
 
 
 def test_sigterm_mid_copy_pauses_the_vm_and_a_restart_finishes_it(workspace_factory) -> None:
-    from tests.integration.test_crash_and_races import _chunks_done, _throttle
+    from tests.support.workspace import chunks_done, throttle
 
     ws = workspace_factory([small_vm("patient", 7, data_mib=48, capacity_mib=128)])
-    _throttle(ws, 16)
+    throttle(ws, 16)
     proc = _start_daemon(ws)
-    out = _Output(proc)
-    _wait(lambda: _chunks_done(ws) >= 3)
+    out = ProcessOutput(proc)
+    wait_until(lambda: chunks_done(ws) >= 3)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
     assert proc.returncode == 0, "\n".join(out.lines)

@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from tests.integration.conftest import CLI, migration_yaml, small_vm
-from tests.integration.test_daemon import _Output, _wait
-from tests.kube_emulator import Emulator
+from tests.support.kube_emulator import Emulator
+from tests.support.workspace import CLI, ProcessOutput, migration_yaml, small_vm, wait_until
 
 pytestmark = pytest.mark.integration
 NS = "mtv-gitops"
@@ -33,7 +32,7 @@ def kube() -> Iterator[Emulator]:
     emu.stop()
 
 
-def _replica(ws, kubeconfig: Path, pod: str) -> tuple[subprocess.Popen, _Output]:
+def _replica(ws, kubeconfig: Path, pod: str) -> tuple[subprocess.Popen, ProcessOutput]:
     args = [
         *("daemon", str(ws.remote), "--interval", "1", "--state-dir", str(ws.state)),
         *("--cluster", str(ws.cluster), "--leader-elect", "--lease-namespace", NS),
@@ -45,11 +44,11 @@ def _replica(ws, kubeconfig: Path, pod: str) -> tuple[subprocess.Popen, _Output]
     proc = subprocess.Popen(
         [*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
-    return proc, _Output(proc)
+    return proc, ProcessOutput(proc)
 
 
-def _health_url(out: _Output) -> str:
-    _wait(lambda: any("health and metrics on " in line for line in out.lines))
+def _health_url(out: ProcessOutput) -> str:
+    wait_until(lambda: any("health and metrics on " in line for line in out.lines))
     line = next(line for line in out.lines if "health and metrics on " in line)
     return re.search(r"http://\S+", line).group(0)
 
@@ -62,7 +61,7 @@ def _get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def _has(out: _Output, text: str) -> bool:
+def _has(out: ProcessOutput, text: str) -> bool:
     return any(text in line for line in out.lines)
 
 
@@ -73,12 +72,12 @@ def test_the_standby_takes_over_when_the_leader_dies(workspace_factory, kube, tm
     a, out_a = _replica(ws, kubeconfig, "replica-a")
     b = None
     try:
-        _wait(lambda: out_a.passes() >= 1)  # a took the free Lease and reconciled
+        wait_until(lambda: out_a.passes() >= 1)  # a took the free Lease and reconciled
         assert _has(out_a, "leading as replica-a_")
         b, out_b = _replica(ws, kubeconfig, "replica-b")
         url_b = _health_url(out_b)
-        _wait(lambda: _has(out_b, "standing by"))
-        _wait(lambda: "replica-a_" in _get(url_b + "/readyz")[1])
+        wait_until(lambda: _has(out_b, "standing by"))
+        wait_until(lambda: "replica-a_" in _get(url_b + "/readyz")[1])
         code, text = _get(url_b + "/readyz")
         assert code == 200 and "standby" in text, text
         assert "mtv_gitops_leader 0" in _get(url_b + "/metrics")[1]
@@ -86,13 +85,13 @@ def test_the_standby_takes_over_when_the_leader_dies(workspace_factory, kube, tm
 
         a.send_signal(signal.SIGKILL)  # the leader's pod dies: no release
         a.wait(30)
-        _wait(lambda: _has(out_b, "leading as replica-b_"))
+        wait_until(lambda: _has(out_b, "leading as replica-b_"))
         ws.user_commit(
             {"migrations/demo-plan-1.yaml": migration_yaml("demo-plan-1", "demo-plan")}, "go"
         )
         status = "status/migration/openshift-mtv/demo-plan-1.yaml"
-        _wait(lambda: "Succeeded" in (ws.remote_file(status) or ""))
-        _wait(lambda: _get(url_b + "/readyz")[0] == 200)
+        wait_until(lambda: "Succeeded" in (ws.remote_file(status) or ""))
+        wait_until(lambda: _get(url_b + "/readyz")[0] == 200)
         metrics = _get(url_b + "/metrics")[1]
         assert "mtv_gitops_leader 1" in metrics
         assert 'mtv_gitops_vms{phase="Completed"} 1' in metrics
@@ -112,7 +111,7 @@ def test_the_standby_takes_over_when_the_leader_dies(workspace_factory, kube, tm
                 proc.wait(30)
 
 
-def _first(out: _Output) -> int:
+def _first(out: ProcessOutput) -> int:
     """The index of the line where the replica started to lead."""
     return next(i for i, line in enumerate(out.lines) if "leading as" in line)
 
@@ -120,14 +119,14 @@ def _first(out: _Output) -> int:
 def test_a_leader_that_loses_the_lease_halts_its_pass_and_stands_by(
     workspace_factory, kube, tmp_path
 ) -> None:
-    from tests.integration.test_crash_and_races import _chunks_done, _throttle
+    from tests.support.workspace import chunks_done, throttle
 
     ws = workspace_factory([small_vm("slow-vm", 5, data_mib=48, capacity_mib=128)])
-    _throttle(ws, 16)  # a copy of about 3 s: long enough to be in the middle of it
+    throttle(ws, 16)  # a copy of about 3 s: long enough to be in the middle of it
     proc, out = _replica(ws, kube.kubeconfig(tmp_path / "kubeconfig"), "replica-a")
     try:
         url = _health_url(out)
-        _wait(lambda: _chunks_done(ws) >= 2)  # leading, and copying
+        wait_until(lambda: chunks_done(ws) >= 2)  # leading, and copying
         # another holder takes the Lease (a split brain ends): this one must stop at once
         api = client.CoordinationV1Api(kube.api_client())
         api.patch_namespaced_lease(
@@ -136,8 +135,8 @@ def test_a_leader_that_loses_the_lease_halts_its_pass_and_stands_by(
             {"spec": {"holderIdentity": "intruder", "leaseDurationSeconds": 3600}},
             _content_type="application/merge-patch+json",
         )
-        _wait(lambda: _has(out, "lost the lease: the lease is held by intruder"))
-        _wait(lambda: _has(out, "standing by") and out.lines[-1].startswith("standing by"))
+        wait_until(lambda: _has(out, "lost the lease: the lease is held by intruder"))
+        wait_until(lambda: _has(out, "standing by") and out.lines[-1].startswith("standing by"))
         code, text = _get(url + "/readyz")
         assert code == 200 and "standby, intruder leads" in text
         assert "mtv_gitops_leader 0" in _get(url + "/metrics")[1]

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from tests.integration.conftest import small_vm
-from tests.validation.rules_data import multiple_disks_rule
+from tests.support.rules_data import multiple_disks_rule
+from tests.support.workspace import small_vm
 
 pytestmark = pytest.mark.integration
 

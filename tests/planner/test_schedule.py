@@ -13,7 +13,7 @@ from reconciler.planner.schedule import (
     counts_per_host,
     schedule,
 )
-from tests.manifests.repo import API, load, write
+from tests.support.repo import API, load, write
 
 
 def jobs(*specs: str) -> list[Job]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reconciler.targets.kubevirt import JobSettings, KubevirtTarget
-from tests.targets.cluster import TOKEN, Cluster
+from tests.support.cluster import TOKEN, Cluster
 
 
 @pytest.fixture

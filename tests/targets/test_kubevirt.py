@@ -28,7 +28,7 @@ from reconciler.targets.kubevirt_manifests import StorageSettings, disk_claims, 
 from reconciler.targets.local import LocalTarget
 from reconciler.transfer.digest import disk_digest_of_file
 from reconciler.transfer.engine import TransferCanceled
-from tests.targets.cluster import TOKEN, Cluster
+from tests.support.cluster import TOKEN, Cluster
 
 MIB = 1024 * 1024
 NS = "vms"
