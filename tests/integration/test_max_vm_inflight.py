@@ -98,19 +98,19 @@ def test_a_vm_canceled_while_it_waits_never_starts(workspace_factory) -> None:
     ws = workspace_factory(
         [small_vm("runs", 30, data_mib=48, capacity_mib=128), small_vm("queued", 31)]
     )
-    limit_and_throttle(ws, 1, 8)  # ~6 s of copying for "runs": the cancel lands inside it
+    limit_and_throttle(ws, 1, 3)  # ~16 s of copying for "runs": the cancel lands inside it
     proc = start_reconcile(ws)
     try:
-        deadline = time.monotonic() + 60
-        while chunks_done(ws) < 2 and time.monotonic() < deadline:
-            assert proc.poll() is None
+        deadline = time.monotonic() + 120  # a safety net, not a measure of speed
+        while chunks_done(ws) < 2:
+            assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.05)
         mig = (ws.clone / "migrations" / "demo-plan-1.yaml").read_text()
         ws.user_commit(
             {"migrations/demo-plan-1.yaml": mig + "  cancel:\n    - name: queued\n"},
             "cancel the VM that waits",
         )
-        out, _ = proc.communicate(timeout=120)
+        out, _ = proc.communicate(timeout=300)
     except subprocess.TimeoutExpired:
         proc.kill()
         raise

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from pathlib import Path
 
 USER_ENV = {
@@ -37,7 +36,8 @@ def user_commit(clone: Path, path: str, content: str, message: str) -> str:
 
 
 def user_push(clone: Path) -> None:
-    """Push like a careful user: on rejection pull --rebase and try again, never force."""
+    """Push like a careful user: on rejection pull --rebase and try again, never force (each
+    rejection needs someone else's push in between, so the tries bound the races lost)."""
     for _ in range(200):
         proc = subprocess.run(
             ["git", "push", "-q", "origin", "HEAD:main"],
@@ -50,7 +50,6 @@ def user_push(clone: Path) -> None:
         if proc.returncode == 0:
             return
         git(clone, "pull", "-q", "--rebase", "origin", "main")
-        time.sleep(0.005)
     raise AssertionError("user could not push")
 
 

@@ -129,10 +129,15 @@ INTERVAL = 2.0  # seconds between precopy rounds (.mtv-gitops.yaml warm.precopyI
 BRANCH = "mtv-gitops/cutover/openshift-mtv/vs-plan-1"
 
 
-CONFIG = f"""statusCommitSeconds: 0
+def warm_config(interval: float) -> str:
+    """The warm tests' repo config: status at once, 1 MiB chunks, rounds *interval* s apart."""
+    return f"""statusCommitSeconds: 0
 transfer: {{chunkMiB: 1}}
-warm: {{precopyIntervalSeconds: {INTERVAL}}}
+warm: {{precopyIntervalSeconds: {interval}}}
 """
+
+
+CONFIG = warm_config(INTERVAL)
 
 
 def warm_source(
@@ -200,10 +205,10 @@ def warm_plan(*names: str) -> str:
     return plan.replace("  targetNamespace: vs-vms\n", "  targetNamespace: vs-vms\n  warm: true\n")
 
 
-def warm_workspace(workspace_factory, tmp_path, sim, *names: str):
+def warm_workspace(workspace_factory, tmp_path, sim, *names: str, interval: float = INTERVAL):
     ws = workspace_factory([small_vm("steady", 1)])
     env = vsphere_repo(ws, sim, tmp_path, warm_plan(*names).format(), map_ids(sim))
-    ws.user_commit({".mtv-gitops.yaml": CONFIG}, "precopy every few seconds")
+    ws.user_commit({".mtv-gitops.yaml": warm_config(interval)}, "precopy every few seconds")
     return ws, env
 
 

@@ -202,6 +202,26 @@ def throttle(ws, mib_per_s: int) -> None:
     )
 
 
+def unthrottle(ws) -> None:
+    """Lift the transfer rate cap ``throttle`` set (a user commit)."""
+    cfg = (ws.clone / ".mtv-gitops.yaml").read_text()
+    lines = [line for line in cfg.splitlines(keepends=True) if "maxMiBps:" not in line]
+    ws.user_commit({".mtv-gitops.yaml": "".join(lines)}, "lift the transfer cap")
+
+
+def last_read(ws) -> str | None:
+    """The revision the reconciler last looked at (its state store), None before its first."""
+    db = ws.state / "progress.db"
+    if not db.exists():
+        return None
+    try:
+        with sqlite3.connect(db, timeout=5) as con:
+            row = con.execute("SELECT value FROM kv WHERE key='git.last_read'").fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return row[0] if row else None
+
+
 def start_reconcile(ws) -> subprocess.Popen:
     return subprocess.Popen(
         [*CLI, "reconcile", str(ws.clone), "--state-dir", str(ws.state),
@@ -248,6 +268,8 @@ def limit_and_throttle(ws, limit: int, mib_per_s: int) -> None:
 
 
 class ProcessOutput:
+    """The lines a child process prints, read in a thread as they come."""
+
     def __init__(self, proc: subprocess.Popen) -> None:
         self.lines: list[str] = []
         self._t = threading.Thread(target=self._read, args=(proc,), daemon=True)
@@ -260,8 +282,15 @@ class ProcessOutput:
     def passes(self) -> int:
         return sum(1 for line in self.lines if line.startswith("pass at "))
 
+    def finish(self, timeout: float = 120) -> None:
+        """Wait until the process closed its output (after it exited): every line is read."""
+        self._t.join(timeout)
+        assert not self._t.is_alive(), "the process kept its output open"
 
-def wait_until(pred, timeout: float = 60) -> None:
+
+def wait_until(pred, timeout: float = 120) -> None:
+    """Poll *pred* until it holds; *timeout* is only the safety net of a hung test (generous:
+    a busy machine is slow, never wrong)."""
     deadline = time.monotonic() + timeout
     while not pred():
         assert time.monotonic() < deadline, "timed out"
