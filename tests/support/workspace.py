@@ -52,7 +52,7 @@ class Workspace:
     ovas: dict[str, OvaInfo] = field(default_factory=dict)
 
     def cli(
-        self, *args: str, check: bool = False, env: dict | None = None, timeout: float = 120
+        self, *args: str, check: bool = False, env: dict | None = None, timeout: float = 600
     ) -> subprocess.CompletedProcess:
         full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
         proc = subprocess.run(
