@@ -195,6 +195,8 @@ def make_workspace(root: Path, vms: list[dict], **build_kw) -> Workspace:
 
 
 def throttle(ws, mib_per_s: int) -> None:
+    """Cap transfers (a user commit of ``transfer.maxMiBps``): a copy meant to be interrupted
+    lasts long enough for the interruption to land in it, however slow the machine."""
     cfg = (ws.clone / ".mtv-gitops.yaml").read_text()
     ws.user_commit(
         {".mtv-gitops.yaml": cfg.replace("verify: true", f"verify: true\n  maxMiBps: {mib_per_s}")},
@@ -223,6 +225,7 @@ def last_read(ws) -> str | None:
 
 
 def start_reconcile(ws) -> subprocess.Popen:
+    """``mtv-gitops reconcile`` (until idle) as a child process, its output piped."""
     return subprocess.Popen(
         [*CLI, "reconcile", str(ws.clone), "--state-dir", str(ws.state),
          "--cluster", str(ws.cluster)],
@@ -232,6 +235,7 @@ def start_reconcile(ws) -> subprocess.Popen:
 
 
 def chunks_done(ws) -> int:
+    """Chunks the reconciler's state store says are copied (0 before it exists)."""
     db = ws.state / "progress.db"
     if not db.exists():
         return 0
@@ -255,6 +259,7 @@ spec:
 
 
 def limit_and_throttle(ws, limit: int, mib_per_s: int) -> None:
+    """``controller_max_vm_inflight: limit`` and a transfer cap, in one user commit."""
     cfg = (ws.clone / ".mtv-gitops.yaml").read_text()
     ws.user_commit(
         {
