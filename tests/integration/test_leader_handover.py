@@ -143,13 +143,22 @@ def test_a_leader_that_loses_the_lease_halts_its_pass_and_stands_by(
         wait_until(lambda: chunks_done(ws) >= 2)  # leading, and copying
         # another holder takes the Lease (a split brain ends): this one must stop at once
         api = client.CoordinationV1Api(kube.api_client())
-        api.patch_namespaced_lease(
-            "mtv-gitops",
-            NS,
-            {"spec": {"holderIdentity": "intruder", "leaseDurationSeconds": 3600}},
-            _content_type="application/merge-patch+json",
-        )
-        wait_until(lambda: _has(out, "lost the lease: the lease is held by intruder"))
+
+        def intruder_holds() -> bool:
+            """The intruder writes the Lease until the leader says it lost it: the emulator
+            has no optimistic lock, so a renewal racing the write can overwrite it (a real
+            API server refuses that renewal); the intruder then writes again, as a holder
+            renewing would."""
+            if api.read_namespaced_lease("mtv-gitops", NS).spec.holder_identity != "intruder":
+                api.patch_namespaced_lease(
+                    "mtv-gitops",
+                    NS,
+                    {"spec": {"holderIdentity": "intruder", "leaseDurationSeconds": 3600}},
+                    _content_type="application/merge-patch+json",
+                )
+            return _has(out, "lost the lease: the lease is held by intruder")
+
+        wait_until(intruder_holds, why=lambda: "\n".join(out.lines))
         wait_until(lambda: _has(out, "standing by") and out.lines[-1].startswith("standing by"))
         code, text = _get(url + "/readyz")
         assert code == 200 and "standby, intruder leads" in text

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -293,10 +294,10 @@ class ProcessOutput:
         assert not self._t.is_alive(), "the process kept its output open"
 
 
-def wait_until(pred, timeout: float = 120) -> None:
+def wait_until(pred, timeout: float = 120, why: Callable[[], str] = lambda: "") -> None:
     """Poll *pred* until it holds; *timeout* is only the safety net of a hung test (generous:
-    a busy machine is slow, never wrong)."""
+    a busy machine is slow, never wrong); *why* says what was seen, when it times out."""
     deadline = time.monotonic() + timeout
     while not pred():
-        assert time.monotonic() < deadline, "timed out"
+        assert time.monotonic() < deadline, f"timed out\n{why()}"
         time.sleep(0.1)
