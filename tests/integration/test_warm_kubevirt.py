@@ -7,7 +7,6 @@ wrote, the cutover when spec.cutover is set; the PVCs hold the source's final by
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from ruamel.yaml import YAML
 from tests.support.cluster import TOKEN, Cluster, Kubelet
 from tests.support.vsphere import start_simulator
 from tests.support.vsphere_repo import (
-    INTERVAL,
+    make_round_due,
     our_snapshots,
     reconcile_once,
     set_cutover,
@@ -108,7 +107,7 @@ def test_a_warm_plan_onto_a_cluster_copies_rounds_in_jobs_and_cuts_over(
         # the guest writes; pass 2 after the interval: round 1's Jobs copy only that
         write_tracked(sim, disk_file, data, 1 * MiB, b"\x11" * 4096)
         write_tracked(sim, disk_file, data, 5 * MiB + 512, b"\x22" * 65536)
-        time.sleep(INTERVAL + 0.5)
+        make_round_due(ws)
         reconcile_once(ws, env)
         vm = vm_status(ws)
         assert vm["phase"] == "CopyingPaused", vm

@@ -20,9 +20,9 @@ from tests.support.vsphere import (
 from tests.support.vsphere_repo import (
     BRANCH,
     CONFIG,
-    INTERVAL,
     PLAN,
     PLAN_FILE,
+    make_round_due,
     map_ids,
     merge_as_reviewer,
     our_snapshots,
@@ -82,7 +82,7 @@ def test_a_warm_plan_copies_rounds_and_cuts_over_when_the_branch_is_merged(
         # the guest writes; pass 2 after the interval copies only what changed
         write_tracked(sim, disk_file, data, 1 * MiB, b"\x11" * 4096)
         write_tracked(sim, disk_file, data, 5 * MiB + 512, b"\x22" * 65536)
-        time.sleep(INTERVAL + 0.5)
+        make_round_due(ws)
         proc = ws.reconcile("--once", env=env, timeout=300)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         vm = vm_status(ws)
@@ -150,7 +150,7 @@ def test_a_reviewers_push_is_kept_and_merge_reschedule_cancel_steer_the_cutover(
             reviewer_tip = review.head.commit.hexsha
 
         write_tracked(sim, disk_file, data, 3 * MiB, b"\x44" * 4096)
-        time.sleep(INTERVAL + 0.5)
+        make_round_due(ws)
         reconcile_once(ws, env)  # round 1; the proposal is not pushed over the reviewer's commit
         remote = git.Repo(ws.remote)
         assert remote.commit(BRANCH).hexsha == reviewer_tip
@@ -247,7 +247,7 @@ def test_a_reconciler_killed_between_rounds_resumes_from_the_stored_change_id(
         conn.close()
 
         write_tracked(sim, disk_file, data, 7 * MiB + 4096, b"\x77" * 12288)  # after the kill
-        time.sleep(interval + 0.5)  # the next round is due (time passes at least this much)
+        make_round_due(ws)  # the daemon is gone: its store is ours to move on
         reconcile_once(ws, env)
         warm = vm_status(ws)["warm"]
         last = warm["precopies"][-1]

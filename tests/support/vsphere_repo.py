@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import git
 
+from reconciler.progress.store import ProgressStore
 from reconciler.sources import sha1_fingerprint
 from tests.support.vsphere import (
     MiB,
@@ -123,7 +124,9 @@ def map_ids(sim) -> dict:
     return ids
 
 
-INTERVAL = 2.0  # seconds between precopy rounds (.mtv-gitops.yaml warm.precopyIntervalSeconds)
+# seconds between precopy rounds (.mtv-gitops.yaml warm.precopyIntervalSeconds): never due by
+# the clock within a test; a test makes the next round due with make_round_due()
+INTERVAL = 3600.0
 
 
 BRANCH = "mtv-gitops/cutover/openshift-mtv/vs-plan-1"
@@ -241,3 +244,18 @@ def our_snapshots(sim, name: str) -> list[str]:
         return names
     finally:
         conn.close()
+
+
+def make_round_due(ws, plan: str = "openshift-mtv/vs-plan") -> None:
+    """Move the plan's warm VMs past their next precopy round, as if the interval had passed:
+    the time the progress store holds for it goes into the past (as tests/pipeline/test_warm.py
+    does).  A round is then due at the next pass however slowly the machine runs, and never
+    before: no test waits on the clock for a round."""
+    store = ProgressStore(ws.state / "progress.db")
+    try:
+        for rec in store.vms(plan):
+            if rec.warm and rec.warm.get("nextPrecopyAt"):
+                rec.warm["nextPrecopyAt"] = "2000-01-01T00:00:00Z"
+                store.put_vm(rec)
+    finally:
+        store.close()
