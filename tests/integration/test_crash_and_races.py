@@ -95,7 +95,7 @@ def test_user_pushes_while_status_is_written(workspace_factory, tmp_path) -> Non
                         assert time.monotonic() < deadline, "the colleague never got a push in"
                         other.git.pull("--rebase", "origin", "main")
                 pushed.append(other.git.log("-1", "--format=%s%n%an"))
-        out, _ = proc.communicate(timeout=300)
+        out, _ = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -145,7 +145,7 @@ def test_spec_cancel_pushed_mid_copy_stops_that_vm_now(workspace_factory) -> Non
         {"migrations/demo-plan-1.yaml": mig + "  cancel:\n    - name: first\n"},
         "cancel the first VM",
     )
-    out, _ = proc.communicate(timeout=300)
+    out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
     vms = {v["name"]: v for v in ws.status("plan", "demo-plan")["status"]["migration"]["vms"]}
     assert vms["first"]["phase"] == "Canceled", out[-2500:]

@@ -110,7 +110,7 @@ def test_a_vm_canceled_while_it_waits_never_starts(workspace_factory) -> None:
             {"migrations/demo-plan-1.yaml": mig + "  cancel:\n    - name: queued\n"},
             "cancel the VM that waits",
         )
-        out, _ = proc.communicate(timeout=300)
+        out, _ = proc.communicate(timeout=600)
     except subprocess.TimeoutExpired:
         proc.kill()
         raise

@@ -101,7 +101,7 @@ def test_a_vsphere_plan_cold_migrates_to_the_target(workspace_factory, vcsim_col
     bad = ws.cli("inventory", str(ws.clone), "-p", "vcenter")  # no secrets file
     assert bad.returncode == 3 and "vcenter-creds" in bad.stderr
 
-    proc = ws.reconcile("--once", env=env, timeout=300)
+    proc = ws.reconcile("--once", env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert sim.password not in proc.stdout + proc.stderr
     plan = ws.status("plan", "vs-plan")["status"]
@@ -189,7 +189,7 @@ def test_vms_in_flight_are_counted_per_esxi_host(workspace_factory, tmp_path) ->
         ws = workspace_factory([small_vm("steady", 1)])
         env = vsphere_repo(ws, sim, tmp_path, plan.format(), map_ids(sim))
         limit_and_throttle(ws, 1, 4)  # about 3 s of copying per VM
-        proc = ws.reconcile("--once", env=env, timeout=300)
+        proc = ws.reconcile("--once", env=env, timeout=600)
         assert proc.returncode == 0, proc.stdout + proc.stderr
     finally:
         sim.stop()
@@ -211,7 +211,7 @@ def test_a_vm_whose_disks_cannot_be_read_fails_before_it_is_powered_off(
         plan = plan.replace("  vms:\n", "  vms:\n    - name: DC0_H0_VM0\n")
         ws = workspace_factory([small_vm("steady", 1)])
         env = vsphere_repo(ws, sim, tmp_path, plan.format(), ids)
-        proc = ws.reconcile("--once", env=env, timeout=300)
+        proc = ws.reconcile("--once", env=env, timeout=600)
         assert proc.returncode == 1
         assert "is empty: not a VMDK descriptor" in proc.stdout + proc.stderr
         vm = ws.status("plan", "vs-plan")["status"]["migration"]["vms"][0]
@@ -235,7 +235,7 @@ def test_a_refused_certificate_or_login_is_a_provider_condition(workspace_factor
         wrong = ":".join(["AB"] * 20)
         good = sha1_fingerprint(sim.host, sim.port)
         secrets.write_text(secrets.read_text().replace(good, wrong))
-        proc = ws.reconcile("--once", env=env, timeout=300)
+        proc = ws.reconcile("--once", env=env, timeout=600)
         assert proc.returncode == 1
         assert sim.password not in proc.stdout + proc.stderr
         provider = ws.status("provider", "vcenter")["status"]
@@ -244,7 +244,7 @@ def test_a_refused_certificate_or_login_is_a_provider_condition(workspace_factor
         plan_conds = {c["type"] for c in ws.status("plan", "vs-plan")["status"]["conditions"]}
         assert "SourceProviderNotReady" in plan_conds
         secrets.write_text(secrets.read_text().replace(wrong, good).replace(sim.password, "not-it"))
-        proc = ws.reconcile("--once", env=env, timeout=300)
+        proc = ws.reconcile("--once", env=env, timeout=600)
         assert proc.returncode == 1
         provider = ws.status("provider", "vcenter")["status"]
         text = " ".join(c["message"] for c in provider["conditions"])

@@ -58,7 +58,7 @@ def test_a_warm_plan_copies_rounds_and_cuts_over_when_the_branch_is_merged(
         ws.user_commit({".mtv-gitops.yaml": CONFIG}, "precopy every few seconds")
 
         # pass 1: initial snapshot, full copy, the VM waits; the cutover is proposed
-        proc = ws.reconcile("--once", env=env, timeout=300)
+        proc = ws.reconcile("--once", env=env, timeout=600)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "warm migration waiting: next precopy round or cutover at " in proc.stdout
         vm = vm_status(ws)
@@ -83,7 +83,7 @@ def test_a_warm_plan_copies_rounds_and_cuts_over_when_the_branch_is_merged(
         write_tracked(sim, disk_file, data, 1 * MiB, b"\x11" * 4096)
         write_tracked(sim, disk_file, data, 5 * MiB + 512, b"\x22" * 65536)
         make_round_due(ws)
-        proc = ws.reconcile("--once", env=env, timeout=300)
+        proc = ws.reconcile("--once", env=env, timeout=600)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         vm = vm_status(ws)
         assert vm["phase"] == "CopyingPaused", vm
@@ -96,7 +96,7 @@ def test_a_warm_plan_copies_rounds_and_cuts_over_when_the_branch_is_merged(
         # more writes, the reviewer merges: pass 3 cuts over
         write_tracked(sim, disk_file, data, 7 * MiB, b"\x33" * 8192)
         merge_as_reviewer(ws)
-        proc = ws.reconcile("--once", env=env, timeout=300)
+        proc = ws.reconcile("--once", env=env, timeout=600)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         vm = vm_status(ws)
         assert vm["phase"] == "Completed", vm
@@ -330,7 +330,7 @@ def test_a_disk_without_changed_block_tracking_keeps_a_warm_plan_not_ready(
         conn.close()
 
         ws, env = warm_workspace(workspace_factory, tmp_path, sim, "DC0_H0_VM0")
-        proc = ws.reconcile("--once", env=env, timeout=300)
+        proc = ws.reconcile("--once", env=env, timeout=600)
         assert proc.returncode == 1, proc.stdout + proc.stderr  # a plan not ready
         conditions = {c["type"]: c for c in ws.status("plan", "vs-plan")["status"]["conditions"]}
         cbt = conditions["VMChangeTrackingDisabled"]

@@ -216,7 +216,7 @@ def warm_workspace(workspace_factory, tmp_path, sim, *names: str, interval: floa
 
 
 def reconcile_once(ws, env) -> None:
-    proc = ws.reconcile("--once", env=env, timeout=300)
+    proc = ws.reconcile("--once", env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
