@@ -32,12 +32,12 @@ from urllib.parse import quote
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from plugins.vsphere.plugin import mtv_gitops_connect  # noqa: E402
+from plugins.vsphere.simulator import start_simulator  # noqa: E402
+from plugins.vsphere.simulator.disks import add_disk, split_path, write_flat_disk  # noqa: E402
 from reconciler.progress.store import ProgressStore  # noqa: E402
 from reconciler.sources import sha1_fingerprint  # noqa: E402
 from reconciler.transfer.engine import copy_disk  # noqa: E402
 from reconciler.transfer.rawfile import RawDiskWriter  # noqa: E402
-from tests.plugins.vsphere.conftest import start_simulator  # noqa: E402
-from tests.plugins.vsphere.datastore_files import add_disk, split_path, write_flat_disk  # noqa: E402
 
 MiB = 1024 * 1024
 

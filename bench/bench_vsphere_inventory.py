@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from plugins.vsphere import session  # noqa: E402
 from plugins.vsphere.inventory import KINDS, Snapshot, read_all  # noqa: E402
+from plugins.vsphere.simulator import Simulator, start_simulator  # noqa: E402
 from plugins.vsphere.updates import InventoryCache  # noqa: E402
-from tests.plugins.vsphere.conftest import Simulator, start_simulator  # noqa: E402
 
 APPLYING = re.compile(r"applying (\d+) updates to (\d+) filters")
 

@@ -1,5 +1,6 @@
-"""Fixtures more than one test folder uses: an emulated Kubernetes API server (kmock) and the
-kubelet the tests play for it (``tests/targets/cluster.py``)."""
+"""Fixtures more than one test folder uses: an emulated Kubernetes API server (kmock), the
+kubelet the tests play for it (``tests/support/cluster.py``), and real GitOps workspaces
+(``tests/support/workspace.py``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.targets.cluster import Cluster, Kubelet
+from tests.support.cluster import Cluster, Kubelet
+from tests.support.workspace import Workspace, make_workspace
 
 
 @pytest.fixture
@@ -23,3 +25,13 @@ def kubelet(cluster: Cluster, tmp_path: Path) -> Iterator[Kubelet]:
     k = Kubelet(cluster, tmp_path / "kubelet").start()
     yield k
     k.stop()
+
+
+@pytest.fixture
+def workspace_factory(tmp_path: Path):
+    """Make a workspace (OVA files, a bare remote, a user clone) under the test's tmp_path."""
+
+    def make(vms: list[dict], **build_kw) -> Workspace:
+        return make_workspace(tmp_path, vms, **build_kw)
+
+    return make

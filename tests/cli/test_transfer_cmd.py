@@ -56,7 +56,7 @@ def args(ova, output: Path, *extra: str) -> list[str]:
 
 def run(argv: list[str], env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        argv, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}
+        argv, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})}
     )
 
 
@@ -156,7 +156,7 @@ def test_bad_usage_exits_2(tmp_path: Path) -> None:
     started = time.monotonic()
     proc = run([*CLI, "--provider", "a/b", "--vm", "v", "--disk", "d", "--output", "x"])
     assert proc.returncode == 2 and "--type" in proc.stderr
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 120  # a hang guard: it must not wait for a cluster
 
 
 def test_warm_options_need_each_other_and_a_source_with_snapshots(ova, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from reconciler.cli import render
 from reconciler.cli.main import cli
 from reconciler.cli.render import human_bytes, status_tables
 from reconciler.status.projection import dump, status_path, warm_status
-from tests.status.test_warm_status import (
+from tests.support.warm_status import (
     BRANCH,
     after_a_failure,
     completed,

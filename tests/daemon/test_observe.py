@@ -8,8 +8,8 @@ from plugins.ova.factory import build_ova
 from reconciler.daemon.observe import Sources, observe
 from reconciler.secrets.resolver import SecretResolver
 from reconciler.targets.local import LocalTarget
-from tests.integration.conftest import small_vm
-from tests.manifests.repo import load, write
+from tests.support.repo import load, write
+from tests.support.workspace import small_vm
 
 PROVIDER = """
 apiVersion: forklift.konveyor.io/v1beta1

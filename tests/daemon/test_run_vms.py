@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.daemon.reconcile import PassResult, Reconciler, Settings
-from tests.integration.conftest import make_workspace, small_vm
-from tests.integration.test_max_vm_inflight import _limit_and_throttle
+from tests.support.workspace import limit_and_throttle, make_workspace, small_vm, unthrottle
 
 pytestmark = pytest.mark.integration
 PLAN = "openshift-mtv/demo-plan"
@@ -28,15 +27,16 @@ def _disks_with_chunks(state: Path) -> int:
 
 def test_shutdown_pauses_every_running_vm_and_the_next_start_resumes(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path, [small_vm(f"vm-{i}", 40 + i, data_mib=40) for i in range(3)])
-    # ~5 s of copying per VM, two at a time; a stop lets the chunks already being read finish
-    _limit_and_throttle(ws, 2, 8)
+    # ~20 s of copying per VM, two at a time: the stop lands inside both copies however slowly
+    # the test gets to it (a stop lets the chunks already being read finish)
+    limit_and_throttle(ws, 2, 2)
     settings = Settings(source=str(ws.clone), state_dir=ws.state, cluster=ws.cluster)
     rec = Reconciler(settings)
     outcome: list[PassResult] = []
     thread = threading.Thread(target=lambda: outcome.append(rec.run_pass()))
     thread.start()
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # a safety net, not a measure of speed
         while _disks_with_chunks(ws.state) < 2:  # both VMs in flight are copying
             assert time.monotonic() < deadline and thread.is_alive(), outcome
             time.sleep(0.05)
@@ -64,6 +64,7 @@ def test_shutdown_pauses_every_running_vm_and_the_next_start_resumes(tmp_path: P
     }
     assert committed == {"vm-0": "CopyDisks", "vm-1": "CopyDisks", "vm-2": "Pending"}
 
+    unthrottle(ws)  # the rest of the copies at full speed
     again = Reconciler(settings)
     try:
         again.run_pass()

@@ -14,7 +14,7 @@ import pytest
 from reconciler.daemon.reconcile import PassResult, Reconciler, Settings
 from reconciler.progress.events import Event, Kind, Recorder
 from reconciler.transfer.digest import disk_digest_of_file
-from tests.integration.conftest import Workspace, make_workspace, small_vm
+from tests.support.workspace import Workspace, make_workspace, small_vm
 
 pytestmark = pytest.mark.integration
 GUARD = 120.0  # seconds: only against a hang, never a measure of speed

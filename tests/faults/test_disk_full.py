@@ -12,7 +12,7 @@ import pytest
 from reconciler.targets.base import TargetError
 from reconciler.targets.local import LocalTarget
 from reconciler.transfer.rawfile import RawDiskWriter
-from tests.integration.conftest import small_vm
+from tests.support.workspace import small_vm
 
 MIB = 1024 * 1024
 pytestmark = pytest.mark.integration

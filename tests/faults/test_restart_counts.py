@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.integration.conftest import CLI, small_vm
+from tests.support.workspace import CLI, small_vm
 
 pytestmark = pytest.mark.integration
 

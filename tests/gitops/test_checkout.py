@@ -2,79 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from reconciler.gitops import GitCheckout, GitOpsError, RemoteHead
+from tests.support.git import fresh_clone, git, is_ancestor, remote_head, user_commit, user_push
 
 pytestmark = pytest.mark.integration
 
-USER_ENV = {
-    "GIT_AUTHOR_NAME": "Ada User",
-    "GIT_AUTHOR_EMAIL": "ada@example.com",
-    "GIT_COMMITTER_NAME": "Ada User",
-    "GIT_COMMITTER_EMAIL": "ada@example.com",
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
 
 SEED = {
     "providers/vsphere.yaml": "kind: Provider\nmetadata:\n  name: vsphere\n",
     "plans/plan1.yaml": "kind: Plan\nmetadata:\n  name: plan1\n",
     "migrations/m1.yaml": "kind: Migration\nmetadata:\n  name: m1  # keep me\n",
 }
-
-
-def git(cwd: Path, *args: str, check: bool = True) -> str:
-    env = {**os.environ, **USER_ENV}
-    proc = subprocess.run(
-        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"git {args} failed: {proc.stderr}")
-    return proc.stdout.strip()
-
-
-def user_commit(clone: Path, path: str, content: str, message: str) -> str:
-    target = clone / path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(content)
-    git(clone, "add", path)
-    git(clone, "commit", "-q", "-m", message)
-    return git(clone, "rev-parse", "HEAD")
-
-
-def user_push(clone: Path) -> None:
-    """Push like a careful user: on rejection pull --rebase and try again, never force."""
-    for _ in range(200):
-        proc = subprocess.run(
-            ["git", "push", "-q", "origin", "HEAD:main"],
-            cwd=clone,
-            env={**os.environ, **USER_ENV},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode == 0:
-            return
-        git(clone, "pull", "-q", "--rebase", "origin", "main")
-        time.sleep(0.005)
-    raise AssertionError("user could not push")
-
-
-def remote_head(remote: Path) -> str:
-    return git(remote, "rev-parse", "refs/heads/main")
-
-
-def is_ancestor(repo: Path, old: str, new: str) -> bool:
-    return (
-        subprocess.run(["git", "merge-base", "--is-ancestor", old, new], cwd=repo).returncode == 0
-    )
 
 
 def assert_no_forced_update(remote: Path) -> None:
@@ -112,12 +55,6 @@ def user(tmp_path: Path, remote: Path) -> Path:
 def checkout(tmp_path: Path, user: Path) -> GitCheckout:
     # Handed the user's clone, we must talk to its origin (the bare remote).
     return GitCheckout(str(user), tmp_path / "work", backoff=0.02)
-
-
-def fresh_clone(tmp_path: Path, remote: Path, name: str = "verify") -> Path:
-    target = tmp_path / name
-    git(tmp_path, "clone", "-q", str(remote), str(target))
-    return target
 
 
 def test_sync_returns_remote_head_and_uses_users_origin(checkout, remote, user):
@@ -194,7 +131,11 @@ def test_user_push_between_sync_and_write_is_kept(checkout, remote, user, tmp_pa
     assert_no_forced_update(remote)
 
 
-def test_concurrent_user_pushes_and_status_writes_all_survive(checkout, remote, user, tmp_path):
+def test_concurrent_user_pushes_and_status_writes_all_survive(remote, user, tmp_path):
+    # Each user push can reject at most one of our push attempts (a rejection needs the remote
+    # to move between our fetch and our push), so 11 attempts always suffice against 10 user
+    # pushes, however the two threads are scheduled; the user's 200 tries bound it the same way.
+    checkout = GitCheckout(str(user), tmp_path / "work", backoff=0.02, push_attempts=11)
     checkout.sync()
     pushed_status: list[str] = []
     pushed_user: list[str] = []
@@ -217,7 +158,6 @@ def test_concurrent_user_pushes_and_status_writes_all_survive(checkout, remote, 
                 user_commit(user, f"plans/p{i}.yaml", f"kind: Plan\nn: {i}\n", f"user: p{i}")
                 user_push(user)
                 pushed_user.append(git(user, "rev-parse", "HEAD"))
-                time.sleep(0.01)
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
 

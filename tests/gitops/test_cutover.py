@@ -12,7 +12,7 @@ from reconciler.gitops import GitCheckout
 from reconciler.gitops.cutover import ProposalState, cutover_branch, propose_cutover
 from reconciler.manifests.config import load_config
 from reconciler.manifests.loader import load_repo
-from tests.gitops.test_checkout import fresh_clone, git, is_ancestor, remote_head, user_commit
+from tests.support.git import fresh_clone, git, is_ancestor, remote_head, user_commit
 
 pytestmark = pytest.mark.integration
 

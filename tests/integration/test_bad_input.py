@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.integration.conftest import migration_yaml, plan_yaml, small_vm
+from tests.support.workspace import migration_yaml, plan_yaml, small_vm
 
 pytestmark = pytest.mark.integration
 

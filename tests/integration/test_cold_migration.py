@@ -6,7 +6,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from reconciler.transfer.digest import disk_digest_of_file
-from tests.integration.conftest import migration_yaml, small_vm
+from tests.support.workspace import migration_yaml, small_vm
 
 pytestmark = pytest.mark.integration
 

@@ -5,44 +5,22 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import subprocess
 import time
 
 import git
 import pytest
 
 from reconciler.transfer.digest import disk_digest_of_file
-from tests.integration.conftest import CLI, USER_ENV, small_vm
+from tests.support.workspace import (
+    USER_ENV,
+    chunks_done,
+    small_vm,
+    start_reconcile,
+    throttle,
+    unthrottle,
+)
 
 pytestmark = pytest.mark.integration
-
-
-def _throttle(ws, mib_per_s: int) -> None:
-    cfg = (ws.clone / ".mtv-gitops.yaml").read_text()
-    ws.user_commit(
-        {".mtv-gitops.yaml": cfg.replace("verify: true", f"verify: true\n  maxMiBps: {mib_per_s}")},
-        f"cap transfers at {mib_per_s} MiB/s",
-    )
-
-
-def _start(ws) -> subprocess.Popen:
-    return subprocess.Popen(
-        [*CLI, "reconcile", str(ws.clone), "--state-dir", str(ws.state),
-         "--cluster", str(ws.cluster)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "COLUMNS": "200"},
-    )  # fmt: skip
-
-
-def _chunks_done(ws) -> int:
-    db = ws.state / "progress.db"
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(db, timeout=5) as con:
-            return con.execute("SELECT count(*) FROM chunks").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
 
 
 def _qemu_nbd_serving(folder) -> list[str]:
@@ -62,21 +40,22 @@ def _qemu_nbd_serving(folder) -> list[str]:
 
 def test_kill_9_mid_copy_then_resume(workspace_factory) -> None:
     ws = workspace_factory([small_vm("crashy", 3, data_mib=48, capacity_mib=128)])
-    _throttle(ws, 16)  # ~3 s of copying: time to be killed in the middle
-    proc = _start(ws)
-    deadline = time.monotonic() + 60
-    while _chunks_done(ws) < 3 and time.monotonic() < deadline:
+    throttle(ws, 4)  # ~12 s of copying: killed in the middle however late the test reacts
+    proc = start_reconcile(ws)
+    deadline = time.monotonic() + 120  # a safety net, not a measure of speed
+    while chunks_done(ws) < 3 and time.monotonic() < deadline:
         assert proc.poll() is None, proc.stdout.read()
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_at_kill = _chunks_done(ws)
+    done_at_kill = chunks_done(ws)
     assert 3 <= done_at_kill < 32  # 128 MiB / 4 MiB chunks: killed mid-copy
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120  # qemu-nbd sees its client gone and exits
     while _qemu_nbd_serving(ws.ova) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _qemu_nbd_serving(ws.ova)  # no orphaned qemu-nbd left behind
 
+    unthrottle(ws)  # the rest at full speed
     ws.reconcile(check=True)
     plan = ws.status("plan", "demo-plan")["status"]
     [vm] = plan["migration"]["vms"]
@@ -95,9 +74,9 @@ def test_kill_9_mid_copy_then_resume(workspace_factory) -> None:
 
 def test_user_pushes_while_status_is_written(workspace_factory, tmp_path) -> None:
     ws = workspace_factory([small_vm("busy-1", 4, data_mib=24), small_vm("busy-2", 5, data_mib=24)])
-    _throttle(ws, 12)
+    throttle(ws, 12)
     other = git.Repo.clone_from(str(ws.remote), str(tmp_path / "colleague"))
-    proc = _start(ws)
+    proc = start_reconcile(ws)
     pushed: list[str] = []
     try:
         for i in range(6):
@@ -107,14 +86,16 @@ def test_user_pushes_while_status_is_written(workspace_factory, tmp_path) -> Non
                 (tmp_path / "colleague" / "notes" / f"note-{i}.md").write_text(f"note {i}\n")
                 other.git.add(A=True)
                 other.git.commit(m=f"colleague note {i}")
-                for _ in range(20):  # a real user's loop: pull --rebase and push again
+                deadline = time.monotonic() + 120  # a safety net: each retry lost a race
+                while True:  # a real user's loop: pull --rebase and push again
                     try:
                         other.git.push("origin", "HEAD:main")
                         break
                     except git.GitCommandError:
+                        assert time.monotonic() < deadline, "the colleague never got a push in"
                         other.git.pull("--rebase", "origin", "main")
                 pushed.append(other.git.log("-1", "--format=%s%n%an"))
-        out, _ = proc.communicate(timeout=120)
+        out, _ = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -153,17 +134,18 @@ def test_spec_cancel_pushed_mid_copy_stops_that_vm_now(workspace_factory) -> Non
     ws = workspace_factory(
         [small_vm("first", 9, data_mib=48, capacity_mib=128), small_vm("second", 10)]
     )
-    _throttle(ws, 8)  # ~6 s of copying: the cancel lands well inside it
-    proc = _start(ws)
-    deadline = time.monotonic() + 60
-    while _chunks_done(ws) < 2 and time.monotonic() < deadline:
+    throttle(ws, 2)  # ~24 s of copying: the cancel lands inside it however slowly
+    proc = start_reconcile(ws)
+    deadline = time.monotonic() + 120  # a safety net, not a measure of speed
+    while chunks_done(ws) < 2:
+        assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.05)
     mig = (ws.clone / "migrations" / "demo-plan-1.yaml").read_text()
     ws.user_commit(
         {"migrations/demo-plan-1.yaml": mig + "  cancel:\n    - name: first\n"},
         "cancel the first VM",
     )
-    out, _ = proc.communicate(timeout=120)
+    out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out
     vms = {v["name"]: v for v in ws.status("plan", "demo-plan")["status"]["migration"]["vms"]}
     assert vms["first"]["phase"] == "Canceled", out[-2500:]

@@ -5,32 +5,29 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import threading
-import time
 
+import git
 import pytest
 
-from tests.integration.conftest import CLI, migration_yaml, small_vm
+from tests.support.workspace import (
+    CLI,
+    ProcessOutput,
+    chunks_done,
+    last_read,
+    migration_yaml,
+    small_vm,
+    throttle,
+    unthrottle,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
 
-class _Output:
-    def __init__(self, proc: subprocess.Popen) -> None:
-        self.lines: list[str] = []
-        self._t = threading.Thread(target=self._read, args=(proc,), daemon=True)
-        self._t.start()
-
-    def _read(self, proc: subprocess.Popen) -> None:
-        for line in proc.stdout:
-            self.lines.append(line.rstrip())
-
-    def passes(self) -> int:
-        return sum(1 for line in self.lines if line.startswith("pass at "))
-
-
-def _start_daemon(ws) -> subprocess.Popen:
-    args = ["daemon", str(ws.clone), "--interval", "30", "--state-dir", str(ws.state)]
+def _start_daemon(ws, interval: int = 3600) -> subprocess.Popen:
+    """The daemon, polling the remote every *interval* s (by default never, within a test: a
+    pass it runs was started by a push it saw, or by work left)."""
+    args = ["daemon", str(ws.clone), "--interval", str(interval), "--state-dir", str(ws.state)]
     return subprocess.Popen(
         [*CLI, *args, "--cluster", str(ws.cluster)],
         stdout=subprocess.PIPE,
@@ -40,64 +37,61 @@ def _start_daemon(ws) -> subprocess.Popen:
     )
 
 
-def _wait(pred, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
+def _looked_at_remote_head(ws) -> bool:
+    """Fetch in the user's clone (the watched refs move when the remote did, which wakes the
+    daemon) and say whether the daemon has read the remote's head since."""
+    git.Repo(ws.clone).git.fetch("origin")
+    return last_read(ws) == git.Repo(ws.remote).commit("main").hexsha
 
 
 def test_daemon_reacts_to_pushes_and_ignores_its_own_commits(workspace_factory) -> None:
+    """No step waits on time: the interval is an hour, so the work is started by the pushes the
+    watcher sees; "no pass on its own commits" is read from what the daemon did once it had
+    looked at them (the revision it recorded, then every line it printed up to its exit)."""
     ws = workspace_factory([small_vm("daemon-vm", 1)])
     ws.user_commit({"migrations/demo-plan-1.yaml": None}, "not yet")
     proc = _start_daemon(ws)
-    out = _Output(proc)
+    out = ProcessOutput(proc)
     try:
-        _wait(lambda: out.passes() >= 1)
-        time.sleep(2)
-        idle = out.passes()
-        assert idle == 1, "\n".join(out.lines)  # its own status commit started no pass
+        wait_until(lambda: out.passes() >= 1)
+        wait_until(lambda: _looked_at_remote_head(ws))  # it has seen its own status commit
+        assert out.passes() == 1, "\n".join(out.lines)
 
-        # the user pushes a Migration from the watched clone: picked up well before --interval
-        start = time.monotonic()
+        # the user pushes a Migration from the watched clone: picked up without the interval
         ws.user_commit(
             {"migrations/demo-plan-1.yaml": migration_yaml("demo-plan-1", "demo-plan")}, "go"
         )
-        _wait(
+        wait_until(
             lambda: (
-                (ws.remote_file("status/migration/openshift-mtv/demo-plan-1.yaml") or "").count(
-                    "Succeeded"
-                )
-                > 0
-            ),
-            timeout=25,
+                "Succeeded"
+                in (ws.remote_file("status/migration/openshift-mtv/demo-plan-1.yaml") or "")
+            )
         )
-        assert time.monotonic() - start < 25
-        _wait(lambda: out.passes() >= 2)  # the pass that ran it has printed its summary
+        wait_until(lambda: out.passes() >= 2)  # the pass that ran it has printed its summary
+        wait_until(lambda: _looked_at_remote_head(ws))  # and it has seen its status commits
         settled = out.passes()
-        time.sleep(2)
-        assert out.passes() == settled  # idle again: no loop on its own status commits
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        proc.wait(timeout=120)
+    out.finish()
     assert proc.returncode == 0, "\n".join(out.lines)
+    assert out.passes() == settled, "\n".join(out.lines)  # no pass on its own status commits
 
 
 def test_sigterm_mid_copy_pauses_the_vm_and_a_restart_finishes_it(workspace_factory) -> None:
-    from tests.integration.test_crash_and_races import _chunks_done, _throttle
-
     ws = workspace_factory([small_vm("patient", 7, data_mib=48, capacity_mib=128)])
-    _throttle(ws, 16)
+    throttle(ws, 2)  # 24 s of copying: the stop lands in it however late the test reacts
     proc = _start_daemon(ws)
-    out = _Output(proc)
-    _wait(lambda: _chunks_done(ws) >= 3)
+    out = ProcessOutput(proc)
+    wait_until(lambda: chunks_done(ws) >= 3)
     proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=30)
+    proc.wait(timeout=120)
     assert proc.returncode == 0, "\n".join(out.lines)
     plan = ws.status("plan", "demo-plan")["status"]
     [vm] = plan["migration"]["vms"]
     assert vm["phase"] == "CopyDisks"  # paused, not failed or canceled
     assert "error" not in vm
+    unthrottle(ws)
     ws.reconcile(check=True)
     [vm] = ws.status("plan", "demo-plan")["status"]["migration"]["vms"]
     assert vm["phase"] == "Completed"

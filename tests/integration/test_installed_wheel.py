@@ -185,7 +185,7 @@ def test_a_plain_install_runs_the_cold_demo_without_pyvmomi(wheel: Path, tmp_pat
 
 
 def test_an_install_with_the_vsphere_extra_runs_the_warm_demo(wheel: Path, tmp_path: Path) -> None:
-    from tests.plugins.vsphere.conftest import simulator_binary
+    from tests.support.vsphere import simulator_binary
 
     simulator_binary()  # built (or the test fails saying what is missing) outside the timeout
     bin_dir = _venv(tmp_path, wheel, extras=("vsphere",))

@@ -12,8 +12,8 @@ import pytest
 from ruamel.yaml import YAML
 
 from reconciler.transfer.digest import disk_digest_of_file
-from tests.integration.conftest import Workspace, migration_yaml, small_vm
-from tests.targets.cluster import TOKEN, Cluster, Kubelet
+from tests.support.cluster import TOKEN, Cluster, Kubelet
+from tests.support.workspace import Workspace, migration_yaml, small_vm
 
 pytestmark = pytest.mark.integration
 NS = "demo-vms"

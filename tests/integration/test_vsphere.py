@@ -9,84 +9,21 @@ import pytest
 from ruamel.yaml import YAML
 
 from reconciler.sources import sha1_fingerprint
-from tests.integration.conftest import small_vm
-from tests.plugins.vsphere.conftest import Simulator, start_simulator
-from tests.plugins.vsphere.datastore_files import add_disk, wait, write_flat_disk
-from tests.plugins.vsphere.test_disks import connect, content, datastore
+from tests.support.vsphere import (
+    Simulator,
+    add_disk,
+    connect,
+    content,
+    datastore,
+    start_simulator,
+    wait,
+    write_flat_disk,
+)
+from tests.support.vsphere_repo import PLAN, map_ids, vms_by_name, vsphere_repo
+from tests.support.workspace import small_vm
 
 pytestmark = pytest.mark.integration
 MiB = 1024 * 1024
-
-PROVIDER = """apiVersion: forklift.konveyor.io/v1beta1
-kind: Provider
-metadata:
-  name: vcenter
-  namespace: openshift-mtv
-spec:
-  type: vsphere
-  url: {url}
-  secret:
-    name: vcenter-creds
-    namespace: openshift-mtv
-"""
-MAPS = """apiVersion: forklift.konveyor.io/v1beta1
-kind: NetworkMap
-metadata: {{name: vs-net, namespace: openshift-mtv}}
-spec:
-  provider:
-    source: {{name: vcenter, namespace: openshift-mtv}}
-    destination: {{name: host, namespace: openshift-mtv}}
-  map:
-    - source: {{id: {vm_network_id}}}
-      destination: {{type: pod}}
-    - source: {{name: DC0_DVPG0}}
-      destination: {{type: multus, name: backend, namespace: vs-vms}}
----
-apiVersion: forklift.konveyor.io/v1beta1
-kind: StorageMap
-metadata: {{name: vs-sto, namespace: openshift-mtv}}
-spec:
-  provider:
-    source: {{name: vcenter, namespace: openshift-mtv}}
-    destination: {{name: host, namespace: openshift-mtv}}
-  map:
-    - source: {{name: LocalDS_0}}
-      destination: {{storageClass: standard}}
-    - source: {{id: {ds1_id}}}
-      destination: {{storageClass: fast}}
-"""
-PLAN = """apiVersion: forklift.konveyor.io/v1beta1
-kind: Plan
-metadata: {{name: vs-plan, namespace: openshift-mtv}}
-spec:
-  targetNamespace: vs-vms
-  provider:
-    source: {{name: vcenter, namespace: openshift-mtv}}
-    destination: {{name: host, namespace: openshift-mtv}}
-  map:
-    network: {{name: vs-net, namespace: openshift-mtv}}
-    storage: {{name: vs-sto, namespace: openshift-mtv}}
-  vms:
-    - name: Web Server_01.Prod
-    - id: {off_vm_id}
----
-apiVersion: forklift.konveyor.io/v1beta1
-kind: Migration
-metadata: {{name: vs-plan-1, namespace: openshift-mtv}}
-spec:
-  plan: {{name: vs-plan, namespace: openshift-mtv}}
-"""
-
-
-def _vms(si) -> dict:
-    from pyVmomi import vim
-
-    c = si.RetrieveContent()
-    view = c.viewManager.CreateContainerView(c.rootFolder, [vim.VirtualMachine], True)
-    try:
-        return {vm.name: vm for vm in view.view}
-    finally:
-        view.Destroy()
 
 
 def prepare_source(sim: Simulator) -> dict:
@@ -98,7 +35,7 @@ def prepare_source(sim: Simulator) -> dict:
 
     conn = connect(sim)
     si = conn.si
-    vms = _vms(si)
+    vms = vms_by_name(si)
     web, off = vms["DC0_C0_RP0_VM0"], vms["DC0_C0_RP0_VM1"]
     wait(web.Rename_Task("Web Server_01.Prod"))
     vm_net = next(n for n in web.runtime.host.network if n.name == "VM Network")
@@ -154,7 +91,7 @@ def test_a_vsphere_plan_cold_migrates_to_the_target(workspace_factory, vcsim_col
     sim = vcsim_cold
     src = prepare_source(sim)
     ws = workspace_factory([small_vm("steady", 1)])
-    env = _vsphere_repo(ws, sim, tmp_path, PLAN.format(**src), src)
+    env = vsphere_repo(ws, sim, tmp_path, PLAN.format(**src), src)
     listed = ws.cli("inventory", str(ws.clone), "--provider", "vcenter", env=env, check=True)
     assert "Web Server_01.Prod" in listed.stdout and "LocalDS_1" in listed.stdout
     as_json = ws.cli("inventory", str(ws.clone), "-p", "vcenter", "--json", env=env, check=True)
@@ -164,7 +101,7 @@ def test_a_vsphere_plan_cold_migrates_to_the_target(workspace_factory, vcsim_col
     bad = ws.cli("inventory", str(ws.clone), "-p", "vcenter")  # no secrets file
     assert bad.returncode == 3 and "vcenter-creds" in bad.stderr
 
-    proc = ws.reconcile("--once", env=env, timeout=300)
+    proc = ws.reconcile("--once", env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert sim.password not in proc.stdout + proc.stderr
     plan = ws.status("plan", "vs-plan")["status"]
@@ -226,46 +163,17 @@ def _overlap(a: tuple[str, str], b: tuple[str, str]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
 
-def _vsphere_repo(ws, sim, tmp_path, plan: str, src: dict) -> dict:
-    secrets = tmp_path / "secrets.yaml"
-    fp = sha1_fingerprint(sim.host, sim.port)
-    secrets.write_text(
-        f"openshift-mtv/vcenter-creds:\n  user: {sim.user}\n  password: {sim.password}\n"
-        f'  thumbprint: "{fp}"\n'
-    )
-    ws.user_commit(
-        {
-            "providers/vcenter.yaml": PROVIDER.format(url=sim.url),
-            "maps/vsphere.yaml": MAPS.format(**src),
-            "plans/vs-plan.yaml": plan,
-        },
-        "a vSphere plan",
-    )
-    return {"MTV_GITOPS_SECRETS": str(secrets)}
-
-
-def _map_ids(sim) -> dict:
-    conn = connect(sim)
-    web = _vms(conn.si)["DC0_C0_RP0_VM0"]
-    ids = {
-        "vm_network_id": next(n for n in web.runtime.host.network if n.name == "VM Network")._moId,
-        "ds1_id": datastore(conn, "LocalDS_1")._moId,
-    }
-    conn.close()
-    return ids
-
-
 def test_vms_in_flight_are_counted_per_esxi_host(workspace_factory, tmp_path) -> None:
     """controller_max_vm_inflight: 1 with two VMs on host A and one on host B: the two on A
     never run together, the one on B runs beside them."""
     from pyVmomi import vim
 
-    from tests.integration.test_max_vm_inflight import _limit_and_throttle
+    from tests.support.workspace import limit_and_throttle
 
     sim = start_simulator(hosts=2, vms=3, datastores=2)
     try:
         conn = connect(sim)
-        vms = _vms(conn.si)
+        vms = vms_by_name(conn.si)
         chosen = ["DC0_C0_RP0_VM0", "DC0_C0_RP0_VM2", "DC0_C0_RP0_VM1"]
         hosts = [vms[n].runtime.host._moId for n in chosen]
         assert hosts[0] == hosts[1] != hosts[2]  # the simulator's placement
@@ -279,9 +187,9 @@ def test_vms_in_flight_are_counted_per_esxi_host(workspace_factory, tmp_path) ->
         plan = PLAN.replace("    - name: Web Server_01.Prod\n    - id: {off_vm_id}\n", "")
         plan = plan.replace("  vms:\n", "  vms:\n" + "".join(f"    - name: {n}\n" for n in chosen))
         ws = workspace_factory([small_vm("steady", 1)])
-        env = _vsphere_repo(ws, sim, tmp_path, plan.format(), _map_ids(sim))
-        _limit_and_throttle(ws, 1, 4)  # about 3 s of copying per VM
-        proc = ws.reconcile("--once", env=env, timeout=300)
+        env = vsphere_repo(ws, sim, tmp_path, plan.format(), map_ids(sim))
+        limit_and_throttle(ws, 1, 4)  # about 3 s of copying per VM
+        proc = ws.reconcile("--once", env=env, timeout=600)
         assert proc.returncode == 0, proc.stdout + proc.stderr
     finally:
         sim.stop()
@@ -298,18 +206,18 @@ def test_a_vm_whose_disks_cannot_be_read_fails_before_it_is_powered_off(
 ) -> None:
     sim = start_simulator(hosts=1, vms=1, datastores=2)
     try:
-        ids = _map_ids(sim)
+        ids = map_ids(sim)
         plan = PLAN.replace("    - name: Web Server_01.Prod\n    - id: {off_vm_id}\n", "")
         plan = plan.replace("  vms:\n", "  vms:\n    - name: DC0_H0_VM0\n")
         ws = workspace_factory([small_vm("steady", 1)])
-        env = _vsphere_repo(ws, sim, tmp_path, plan.format(), ids)
-        proc = ws.reconcile("--once", env=env, timeout=300)
+        env = vsphere_repo(ws, sim, tmp_path, plan.format(), ids)
+        proc = ws.reconcile("--once", env=env, timeout=600)
         assert proc.returncode == 1
         assert "is empty: not a VMDK descriptor" in proc.stdout + proc.stderr
         vm = ws.status("plan", "vs-plan")["status"]["migration"]["vms"][0]
         assert vm["phase"] == "Failed" and vm["error"]["phase"] == "StorePowerState"
         conn = connect(sim)
-        assert _vms(conn.si)["DC0_H0_VM0"].runtime.powerState == "poweredOn"  # left running
+        assert vms_by_name(conn.si)["DC0_H0_VM0"].runtime.powerState == "poweredOn"  # left running
         conn.close()
     finally:
         sim.stop()
@@ -318,16 +226,16 @@ def test_a_vm_whose_disks_cannot_be_read_fails_before_it_is_powered_off(
 def test_a_refused_certificate_or_login_is_a_provider_condition(workspace_factory, tmp_path):
     sim = start_simulator(hosts=1, vms=1, datastores=2, password="vc-Secret-7781")
     try:
-        ids = _map_ids(sim)
+        ids = map_ids(sim)
         plan = PLAN.replace("    - name: Web Server_01.Prod\n    - id: {off_vm_id}\n", "")
         plan = plan.replace("  vms:\n", "  vms:\n    - name: DC0_H0_VM0\n")
         ws = workspace_factory([small_vm("steady", 1)])
-        env = _vsphere_repo(ws, sim, tmp_path, plan.format(), ids)
+        env = vsphere_repo(ws, sim, tmp_path, plan.format(), ids)
         secrets = Path(env["MTV_GITOPS_SECRETS"])
         wrong = ":".join(["AB"] * 20)
         good = sha1_fingerprint(sim.host, sim.port)
         secrets.write_text(secrets.read_text().replace(good, wrong))
-        proc = ws.reconcile("--once", env=env, timeout=300)
+        proc = ws.reconcile("--once", env=env, timeout=600)
         assert proc.returncode == 1
         assert sim.password not in proc.stdout + proc.stderr
         provider = ws.status("provider", "vcenter")["status"]
@@ -336,7 +244,7 @@ def test_a_refused_certificate_or_login_is_a_provider_condition(workspace_factor
         plan_conds = {c["type"] for c in ws.status("plan", "vs-plan")["status"]["conditions"]}
         assert "SourceProviderNotReady" in plan_conds
         secrets.write_text(secrets.read_text().replace(wrong, good).replace(sim.password, "not-it"))
-        proc = ws.reconcile("--once", env=env, timeout=300)
+        proc = ws.reconcile("--once", env=env, timeout=600)
         assert proc.returncode == 1
         provider = ws.status("provider", "vcenter")["status"]
         text = " ".join(c["message"] for c in provider["conditions"])

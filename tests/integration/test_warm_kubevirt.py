@@ -7,24 +7,23 @@ wrote, the cutover when spec.cutover is set; the PVCs hold the source's final by
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
 
-from tests.integration.test_warm_vsphere import (
-    INTERVAL,
-    _our_snapshots,
-    _pass,
-    _set_cutover,
-    _vm_status,
-    _warm_source,
-    _warm_workspace,
-    _write,
+from tests.support.cluster import TOKEN, Cluster, Kubelet
+from tests.support.vsphere import start_simulator
+from tests.support.vsphere_repo import (
+    make_round_due,
+    our_snapshots,
+    reconcile_once,
+    set_cutover,
+    vm_status,
+    warm_source,
+    warm_workspace,
+    write_tracked,
 )
-from tests.plugins.vsphere.conftest import start_simulator
-from tests.targets.cluster import TOKEN, Cluster, Kubelet
 
 pytestmark = pytest.mark.integration
 MiB = 1024 * 1024
@@ -83,13 +82,13 @@ def test_a_warm_plan_onto_a_cluster_copies_rounds_in_jobs_and_cuts_over(
 ) -> None:
     sim = start_simulator(hosts=1, vms=1, datastores=2)
     try:
-        _, _, disk_file, data, others = _warm_source(sim)
-        ws, env = _warm_workspace(workspace_factory, tmp_path, sim, "DC0_H0_VM0")
+        _, _, disk_file, data, others = warm_source(sim)
+        ws, env = warm_workspace(workspace_factory, tmp_path, sim, "DC0_H0_VM0")
         _to_cluster(ws, cluster, env)
 
         # pass 1: the initial snapshot, every disk copied whole by its Job at it
-        _pass(ws, env)
-        vm = _vm_status(ws)
+        reconcile_once(ws, env)
+        vm = vm_status(ws)
         assert vm["phase"] == "CopyingPaused", vm
         [round0] = vm["warm"]["precopies"]
         assert round0["round"] == 0 and round0["full"]
@@ -103,14 +102,14 @@ def test_a_warm_plan_onto_a_cluster_copies_rounds_in_jobs_and_cuts_over(
         ckpts = sorted(f"{n}-ckpt" for n in block)
         assert sorted(n for n in pvcs if n.endswith("-ckpt")) == ckpts  # kept for the rounds
         assert cluster.names(f"/apis/batch/v1/namespaces/{NS}/jobs") == []
-        assert len(_our_snapshots(sim, "DC0_H0_VM0")) == 1
+        assert len(our_snapshots(sim, "DC0_H0_VM0")) == 1
 
         # the guest writes; pass 2 after the interval: round 1's Jobs copy only that
-        _write(sim, disk_file, data, 1 * MiB, b"\x11" * 4096)
-        _write(sim, disk_file, data, 5 * MiB + 512, b"\x22" * 65536)
-        time.sleep(INTERVAL + 0.5)
-        _pass(ws, env)
-        vm = _vm_status(ws)
+        write_tracked(sim, disk_file, data, 1 * MiB, b"\x11" * 4096)
+        write_tracked(sim, disk_file, data, 5 * MiB + 512, b"\x22" * 65536)
+        make_round_due(ws)
+        reconcile_once(ws, env)
+        vm = vm_status(ws)
         assert vm["phase"] == "CopyingPaused", vm
         [_, round1] = vm["warm"]["precopies"]
         assert round1["round"] == 1 and round1["extents"] == 2
@@ -124,10 +123,10 @@ def test_a_warm_plan_onto_a_cluster_copies_rounds_in_jobs_and_cuts_over(
         assert sorted(n for n in cluster.names(PVCS) if n.endswith("-ckpt")) == ckpts
 
         # more writes, then the user sets spec.cutover to now: the final delta, the VM
-        _write(sim, disk_file, data, 7 * MiB, b"\x33" * 8192)
-        _set_cutover(ws, "2020-01-01T00:00:00Z", "Now")
-        _pass(ws, env)
-        vm = _vm_status(ws)
+        write_tracked(sim, disk_file, data, 7 * MiB, b"\x33" * 8192)
+        set_cutover(ws, "2020-01-01T00:00:00Z", "Now")
+        reconcile_once(ws, env)
+        vm = vm_status(ws)
         assert vm["phase"] == "Completed", vm
         warm = vm["warm"]
         assert warm["precopies"][-1].get("final") is True
@@ -152,6 +151,6 @@ def test_a_warm_plan_onto_a_cluster_copies_rounds_in_jobs_and_cuts_over(
             for v in vmo["spec"]["template"]["spec"]["volumes"]
         ]
         assert sorted(claims) == disk_pvcs
-        assert _our_snapshots(sim, "DC0_H0_VM0") == []  # no snapshot of ours left
+        assert our_snapshots(sim, "DC0_H0_VM0") == []  # no snapshot of ours left
     finally:
         sim.stop()

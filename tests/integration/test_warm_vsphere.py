@@ -12,75 +12,35 @@ import git
 import pytest
 from ruamel.yaml import YAML
 
-from tests.integration.conftest import CLI, USER_ENV, small_vm
-from tests.integration.test_vsphere import PLAN, _map_ids, _vms, _vsphere_repo
-from tests.plugins.vsphere.conftest import start_simulator
-from tests.plugins.vsphere.datastore_files import add_disk, guest_write, wait, write_flat_disk
-from tests.plugins.vsphere.test_disks import connect, content, datastore
+from tests.support.vsphere import (
+    connect,
+    start_simulator,
+    wait,
+)
+from tests.support.vsphere_repo import (
+    BRANCH,
+    CONFIG,
+    PLAN,
+    PLAN_FILE,
+    make_round_due,
+    map_ids,
+    merge_as_reviewer,
+    our_snapshots,
+    reconcile_once,
+    remove_snapshot,
+    set_cutover,
+    snapshot_tree,
+    vm_status,
+    vms_by_name,
+    vsphere_repo,
+    warm_source,
+    warm_workspace,
+    write_tracked,
+)
+from tests.support.workspace import CLI, USER_ENV, small_vm
 
 pytestmark = pytest.mark.integration
 MiB = 1024 * 1024
-INTERVAL = 2.0  # seconds between precopy rounds (.mtv-gitops.yaml warm.precopyIntervalSeconds)
-BRANCH = "mtv-gitops/cutover/openshift-mtv/vs-plan-1"
-CONFIG = f"""statusCommitSeconds: 0
-transfer: {{chunkMiB: 1}}
-warm: {{precopyIntervalSeconds: {INTERVAL}}}
-"""
-
-
-def _warm_source(
-    sim, name: str = "DC0_H0_VM0", seed: int = 5
-) -> tuple[str, str, str, bytearray, list[bytes]]:
-    """A VM with CBT on and an 8 MiB disk of known content (its other disks too)."""
-    from pyVmomi import vim
-
-    conn = connect(sim)
-    vm = _vms(conn.si)[name]
-    wait(vm.ReconfigVM_Task(vim.vm.ConfigSpec(changeTrackingEnabled=True)))
-    disk = add_disk(conn.si, vm, 8 * MiB, datastore(conn, "LocalDS_0"))
-    others = []
-    for i, d in enumerate(vm.config.hardware.device):
-        if isinstance(d, vim.vm.device.VirtualDisk) and d.key != disk.key:
-            blob = content(d.capacityInKB * 1024, seed=40 + seed + i)
-            write_flat_disk(sim, d.backing.fileName, blob)
-            others.append(blob)
-    data = bytearray(content(8 * MiB, seed=seed))
-    write_flat_disk(sim, disk.backing.fileName, bytes(data))
-    conn.close()
-    return vm._moId, str(disk.key), disk.backing.fileName, data, others
-
-
-def _write(sim, disk_file: str, data: bytearray, offset: int, blob: bytes) -> None:
-    guest_write(sim, disk_file, offset, blob)
-    data[offset : offset + len(blob)] = blob
-
-
-def _vm_status(ws) -> dict:
-    [vm] = ws.status("plan", "vs-plan")["status"]["migration"]["vms"]
-    return vm
-
-
-def _snapshots(si, vm) -> list:
-    """The VM's snapshot tree, read through the property collector (reading ``vm.snapshot``
-    straight makes the simulator panic when the VM has none)."""
-    from pyVmomi import vmodl
-
-    pc = si.RetrieveContent().propertyCollector
-    spec = vmodl.query.PropertyCollector.FilterSpec(
-        objectSet=[vmodl.query.PropertyCollector.ObjectSpec(obj=vm)],
-        propSet=[vmodl.query.PropertyCollector.PropertySpec(type=type(vm), pathSet=["snapshot"])],
-    )
-    [found] = pc.RetrieveContents([spec])
-    return [p.val for p in found.propSet if p.val is not None and p.val.rootSnapshotList]
-
-
-def _merge_as_reviewer(ws) -> None:
-    repo = git.Repo(ws.clone)
-    with repo.git.custom_environment(**USER_ENV):
-        repo.git.pull("--rebase", "origin", "main")
-        repo.git.fetch("origin", BRANCH)
-        repo.git.merge("--no-ff", "-m", "Merge the cutover", f"origin/{BRANCH}")
-        repo.git.push("origin", "HEAD:main")
 
 
 def test_a_warm_plan_copies_rounds_and_cuts_over_when_the_branch_is_merged(
@@ -88,21 +48,21 @@ def test_a_warm_plan_copies_rounds_and_cuts_over_when_the_branch_is_merged(
 ) -> None:
     sim = start_simulator(hosts=1, vms=1, datastores=2)
     try:
-        vm_id, key, disk_file, data, others = _warm_source(sim)
+        vm_id, key, disk_file, data, others = warm_source(sim)
         plan = PLAN.replace("    - name: Web Server_01.Prod\n    - id: {off_vm_id}\n", "")
         plan = plan.replace("  vms:\n", "  vms:\n    - name: DC0_H0_VM0\n")
         plan = plan.replace(
             "  targetNamespace: vs-vms\n", "  targetNamespace: vs-vms\n  warm: true\n"
         )
         ws = workspace_factory([small_vm("steady", 1)])
-        env = _vsphere_repo(ws, sim, tmp_path, plan.format(), _map_ids(sim))
+        env = vsphere_repo(ws, sim, tmp_path, plan.format(), map_ids(sim))
         ws.user_commit({".mtv-gitops.yaml": CONFIG}, "precopy every few seconds")
 
         # pass 1: initial snapshot, full copy, the VM waits; the cutover is proposed
-        proc = ws.reconcile("--once", env=env, timeout=300)
+        proc = ws.reconcile("--once", env=env, timeout=600)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "warm migration waiting: next precopy round or cutover at " in proc.stdout
-        vm = _vm_status(ws)
+        vm = vm_status(ws)
         assert vm["phase"] == "CopyingPaused", vm
         warm = vm["warm"]
         [round0] = warm["precopies"]  # the full copy, Forklift's first precopy
@@ -121,12 +81,12 @@ def test_a_warm_plan_copies_rounds_and_cuts_over_when_the_branch_is_merged(
         assert remote.git.diff(f"main...{BRANCH}", "--name-only").split() == ["plans/vs-plan.yaml"]
 
         # the guest writes; pass 2 after the interval copies only what changed
-        _write(sim, disk_file, data, 1 * MiB, b"\x11" * 4096)
-        _write(sim, disk_file, data, 5 * MiB + 512, b"\x22" * 65536)
-        time.sleep(INTERVAL + 0.5)
-        proc = ws.reconcile("--once", env=env, timeout=300)
+        write_tracked(sim, disk_file, data, 1 * MiB, b"\x11" * 4096)
+        write_tracked(sim, disk_file, data, 5 * MiB + 512, b"\x22" * 65536)
+        make_round_due(ws)
+        proc = ws.reconcile("--once", env=env, timeout=600)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        vm = _vm_status(ws)
+        vm = vm_status(ws)
         assert vm["phase"] == "CopyingPaused", vm
         [_, round1] = vm["warm"]["precopies"]
         assert round1["round"] == 1 and round1["extents"] == 2
@@ -135,11 +95,11 @@ def test_a_warm_plan_copies_rounds_and_cuts_over_when_the_branch_is_merged(
         assert round1["start"] <= round1["end"]
 
         # more writes, the reviewer merges: pass 3 cuts over
-        _write(sim, disk_file, data, 7 * MiB, b"\x33" * 8192)
-        _merge_as_reviewer(ws)
-        proc = ws.reconcile("--once", env=env, timeout=300)
+        write_tracked(sim, disk_file, data, 7 * MiB, b"\x33" * 8192)
+        merge_as_reviewer(ws)
+        proc = ws.reconcile("--once", env=env, timeout=600)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        vm = _vm_status(ws)
+        vm = vm_status(ws)
         assert vm["phase"] == "Completed", vm
         warm = vm["warm"]
         assert warm["precopies"][-1].get("final") is True
@@ -158,9 +118,9 @@ def test_a_warm_plan_copies_rounds_and_cuts_over_when_the_branch_is_merged(
         assert "runStrategy: Always" in manifest  # the source ran
 
         conn = connect(sim)
-        source = _vms(conn.si)["DC0_H0_VM0"]
+        source = vms_by_name(conn.si)["DC0_H0_VM0"]
         assert source.runtime.powerState == "poweredOff"
-        assert _snapshots(conn.si, source) == []  # no mtv-gitops snapshot left
+        assert snapshot_tree(conn.si, source) == []  # no mtv-gitops snapshot left
         assert source._moId == vm_id
         conn.close()
         assert key
@@ -168,85 +128,15 @@ def test_a_warm_plan_copies_rounds_and_cuts_over_when_the_branch_is_merged(
         sim.stop()
 
 
-PLAN_FILE = "plans/vs-plan.yaml"
-
-
-def _warm_plan(*names: str) -> str:
-    plan = PLAN.replace("    - name: Web Server_01.Prod\n    - id: {off_vm_id}\n", "")
-    vms = "".join(f"    - name: {n}\n" for n in names)
-    plan = plan.replace("  vms:\n", "  vms:\n" + vms)
-    return plan.replace("  targetNamespace: vs-vms\n", "  targetNamespace: vs-vms\n  warm: true\n")
-
-
-def _warm_workspace(workspace_factory, tmp_path, sim, *names: str):
-    ws = workspace_factory([small_vm("steady", 1)])
-    env = _vsphere_repo(ws, sim, tmp_path, _warm_plan(*names).format(), _map_ids(sim))
-    ws.user_commit({".mtv-gitops.yaml": CONFIG}, "precopy every few seconds")
-    return ws, env
-
-
-def _pass(ws, env) -> None:
-    proc = ws.reconcile("--once", env=env, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-
-
-def _set_cutover(ws, value: str | None, message: str) -> str:
-    """The user edits spec.cutover in the Migration on main (the only line touched)."""
-    git.Repo(ws.clone).git.pull("--rebase", "origin", "main")
-    text = (ws.clone / PLAN_FILE).read_text()
-    lines = [line for line in text.splitlines() if not line.startswith("  cutover:")]
-    if value is not None:
-        at = lines.index("  plan: {name: vs-plan, namespace: openshift-mtv}") + 1
-        lines.insert(at, f'  cutover: "{value}"')
-    return ws.user_commit({PLAN_FILE: "\n".join(lines) + "\n"}, message)
-
-
-def _remove_snapshot(sim, vm_name: str, snap_name: str) -> None:
-    conn = connect(sim)
-    try:
-        tree = _snapshots(conn.si, _vms(conn.si)[vm_name])
-        todo = list(tree[0].rootSnapshotList) if tree else []
-        while todo:
-            node = todo.pop()
-            if node.name == snap_name:
-                # the simulator's task names the snapshot as its entity, which pyvmomi cannot
-                # read back: wait for the snapshot to be gone instead of for the task
-                node.snapshot.RemoveSnapshot_Task(removeChildren=False)
-                deadline = time.monotonic() + 120  # a hang guard
-                while snap_name in _our_snapshots(sim, vm_name):
-                    assert time.monotonic() < deadline, f"{snap_name} was never removed"
-                    time.sleep(0.05)
-                return
-            todo += list(node.childSnapshotList or [])
-        raise AssertionError(f"no snapshot {snap_name} on {vm_name}")
-    finally:
-        conn.close()
-
-
-def _our_snapshots(sim, name: str) -> list[str]:
-    conn = connect(sim)
-    try:
-        tree = _snapshots(conn.si, _vms(conn.si)[name])
-        todo = list(tree[0].rootSnapshotList) if tree else []
-        names = []
-        while todo:
-            node = todo.pop()
-            names.append(node.name)
-            todo += list(node.childSnapshotList or [])
-        return names
-    finally:
-        conn.close()
-
-
 def test_a_reviewers_push_is_kept_and_merge_reschedule_cancel_steer_the_cutover(
     workspace_factory, tmp_path
 ) -> None:
     sim = start_simulator(hosts=1, vms=1, datastores=2)
     try:
-        _, _, disk_file, data, _ = _warm_source(sim)
-        ws, env = _warm_workspace(workspace_factory, tmp_path, sim, "DC0_H0_VM0")
-        _pass(ws, env)
-        assert _vm_status(ws)["warm"]["cutover"]["branch"] == BRANCH
+        _, _, disk_file, data, _ = warm_source(sim)
+        ws, env = warm_workspace(workspace_factory, tmp_path, sim, "DC0_H0_VM0")
+        reconcile_once(ws, env)
+        assert vm_status(ws)["warm"]["cutover"]["branch"] == BRANCH
 
         # a reviewer pushes to the proposed branch: a later time than proposed
         review = git.Repo.clone_from(str(ws.remote), str(tmp_path / "reviewer"))
@@ -260,12 +150,12 @@ def test_a_reviewers_push_is_kept_and_merge_reschedule_cancel_steer_the_cutover(
             review.git.push("origin", BRANCH)
             reviewer_tip = review.head.commit.hexsha
 
-        _write(sim, disk_file, data, 3 * MiB, b"\x44" * 4096)
-        time.sleep(INTERVAL + 0.5)
-        _pass(ws, env)  # round 1; the proposal is not pushed over the reviewer's commit
+        write_tracked(sim, disk_file, data, 3 * MiB, b"\x44" * 4096)
+        make_round_due(ws)
+        reconcile_once(ws, env)  # round 1; the proposal is not pushed over the reviewer's commit
         remote = git.Repo(ws.remote)
         assert remote.commit(BRANCH).hexsha == reviewer_tip
-        warm = _vm_status(ws)["warm"]
+        warm = vm_status(ws)["warm"]
         assert [r["round"] for r in warm["precopies"]] == [0, 1]
 
         # merged: the cutover waits for 2099, rounds go on
@@ -274,34 +164,34 @@ def test_a_reviewers_push_is_kept_and_merge_reschedule_cancel_steer_the_cutover(
             review.git.pull("origin", "main")
             review.git.merge("--no-ff", "-m", "Merge the cutover", BRANCH)
             review.git.push("origin", "main")
-        _pass(ws, env)
-        vm = _vm_status(ws)
+        reconcile_once(ws, env)
+        vm = vm_status(ws)
         assert vm["phase"] == "CopyingPaused", vm
         assert vm["warm"]["cutover"]["scheduledAt"].startswith("2099-01-01T00:00:00")
 
         # rescheduled on main by the user
-        _set_cutover(ws, "2098-06-01T00:00:00Z", "Sooner")
-        _pass(ws, env)
-        cut = _vm_status(ws)["warm"]["cutover"]
+        set_cutover(ws, "2098-06-01T00:00:00Z", "Sooner")
+        reconcile_once(ws, env)
+        cut = vm_status(ws)["warm"]["cutover"]
         assert cut["scheduledAt"].startswith("2098-06-01T00:00:00"), cut
         assert "rescheduled from 2099-01-01" in cut["message"], cut
 
         # the line removed: the cutover is canceled, precopy goes on
-        _set_cutover(ws, None, "Not yet")
-        _pass(ws, env)
-        vm = _vm_status(ws)
+        set_cutover(ws, None, "Not yet")
+        reconcile_once(ws, env)
+        vm = vm_status(ws)
         assert vm["phase"] == "CopyingPaused" and "scheduledAt" not in vm["warm"]["cutover"]
         assert "cancelled" in vm["warm"]["cutover"]["message"], vm["warm"]
 
         # the user sets it to now: cut over at once
-        _write(sim, disk_file, data, 6 * MiB, b"\x55" * 8192)
-        mine = _set_cutover(ws, "2020-01-01T00:00:00Z", "Now")
-        _pass(ws, env)
-        vm = _vm_status(ws)
+        write_tracked(sim, disk_file, data, 6 * MiB, b"\x55" * 8192)
+        mine = set_cutover(ws, "2020-01-01T00:00:00Z", "Now")
+        reconcile_once(ws, env)
+        vm = vm_status(ws)
         assert vm["phase"] == "Completed", vm
         blobs = [d.read_bytes() for d in (ws.cluster / "vs-vms" / "disks").glob("*.img")]
         assert bytes(data) in blobs
-        assert _our_snapshots(sim, "DC0_H0_VM0") == []
+        assert our_snapshots(sim, "DC0_H0_VM0") == []
         # every commit of the user and the reviewer is on main, in order, none rewritten
         history = [c.hexsha for c in remote.iter_commits("main")]
         assert reviewer_tip in history and mine in history
@@ -320,9 +210,12 @@ def test_a_reconciler_killed_between_rounds_resumes_from_the_stored_change_id(
     snapshots cannot go warm, see README.)"""
     sim = start_simulator(hosts=1, vms=1, datastores=2)
     try:
-        _, _, disk_file, data, _ = _warm_source(sim)
-        ws, env = _warm_workspace(workspace_factory, tmp_path, sim, "DC0_H0_VM0")
-        _write(sim, disk_file, data, 2 * MiB, b"\x66" * 4096)  # before round 1
+        _, _, disk_file, data, _ = warm_source(sim)
+        # rounds 10 s apart: the kill after round 1 lands before round 2 starts, however late
+        # the test sees round 1 in the status
+        interval = 10.0
+        ws, env = warm_workspace(workspace_factory, tmp_path, sim, "DC0_H0_VM0", interval=interval)
+        write_tracked(sim, disk_file, data, 2 * MiB, b"\x66" * 4096)  # before round 1
         daemon = subprocess.Popen(
             [*CLI, "daemon", str(ws.clone), "--state-dir", str(ws.state)]
             + ["--cluster", str(ws.cluster), "--interval", "30"],
@@ -331,7 +224,7 @@ def test_a_reconciler_killed_between_rounds_resumes_from_the_stored_change_id(
             env={**os.environ, **env},
         )
         try:
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + 300  # a safety net, not a measure of speed
             while True:
                 assert time.monotonic() < deadline, "no precopy round in time"
                 text = ws.remote_file("status/plan/openshift-mtv/vs-plan.yaml")
@@ -348,30 +241,30 @@ def test_a_reconciler_killed_between_rounds_resumes_from_the_stored_change_id(
             daemon.wait(10)
 
         conn = connect(sim)
-        source = _vms(conn.si)["DC0_H0_VM0"]
+        source = vms_by_name(conn.si)["DC0_H0_VM0"]
         # named like ours but never named in this state folder's record: another reconciler's
         wait(
             source.CreateSnapshot_Task(name="mtv-gitops-vs-plan-1-99", memory=False, quiesce=False)
         )
         conn.close()
 
-        _write(sim, disk_file, data, 7 * MiB + 4096, b"\x77" * 12288)  # after the kill
-        time.sleep(INTERVAL + 0.5)
-        _pass(ws, env)
-        warm = _vm_status(ws)["warm"]
+        write_tracked(sim, disk_file, data, 7 * MiB + 4096, b"\x77" * 12288)  # after the kill
+        make_round_due(ws)  # the daemon is gone: its store is ours to move on
+        reconcile_once(ws, env)
+        warm = vm_status(ws)["warm"]
         last = warm["precopies"][-1]
         assert last["extents"] == 1, warm  # only the write after the kill: the right change id
         assert 12288 <= last["bytes"] <= MiB
-        names = _our_snapshots(sim, "DC0_H0_VM0")
+        names = our_snapshots(sim, "DC0_H0_VM0")
         assert "mtv-gitops-vs-plan-1-99" in names and len(names) == 2, names  # left alone
-        _remove_snapshot(sim, "DC0_H0_VM0", "mtv-gitops-vs-plan-1-99")
+        remove_snapshot(sim, "DC0_H0_VM0", "mtv-gitops-vs-plan-1-99")
 
-        _set_cutover(ws, "2020-01-01T00:00:00Z", "Now")
-        _pass(ws, env)
-        assert _vm_status(ws)["phase"] == "Completed"
+        set_cutover(ws, "2020-01-01T00:00:00Z", "Now")
+        reconcile_once(ws, env)
+        assert vm_status(ws)["phase"] == "Completed"
         blobs = [d.read_bytes() for d in (ws.cluster / "vs-vms" / "disks").glob("*.img")]
         assert bytes(data) in blobs
-        assert _our_snapshots(sim, "DC0_H0_VM0") == []
+        assert our_snapshots(sim, "DC0_H0_VM0") == []
     finally:
         sim.stop()
 
@@ -381,14 +274,14 @@ def test_cancel_and_plan_deletion_remove_the_snapshots_of_waiting_warm_vms(
 ) -> None:
     sim = start_simulator(hosts=1, vms=2, datastores=2)
     try:
-        _warm_source(sim, "DC0_H0_VM0", seed=5)
-        _warm_source(sim, "DC0_H0_VM1", seed=9)
-        ws, env = _warm_workspace(workspace_factory, tmp_path, sim, "DC0_H0_VM0", "DC0_H0_VM1")
-        _pass(ws, env)
+        warm_source(sim, "DC0_H0_VM0", seed=5)
+        warm_source(sim, "DC0_H0_VM1", seed=9)
+        ws, env = warm_workspace(workspace_factory, tmp_path, sim, "DC0_H0_VM0", "DC0_H0_VM1")
+        reconcile_once(ws, env)
         vms = ws.status("plan", "vs-plan")["status"]["migration"]["vms"]
         assert [v["phase"] for v in vms] == ["CopyingPaused", "CopyingPaused"], vms
         for name in ("DC0_H0_VM0", "DC0_H0_VM1"):
-            assert len(_our_snapshots(sim, name)) == 1
+            assert len(our_snapshots(sim, name)) == 1
         disks = ws.cluster / "vs-vms" / "disks"
         assert list(disks.glob("dc0-h0-vm0-*.img")) and list(disks.glob("dc0-h0-vm1-*.img"))
 
@@ -400,21 +293,21 @@ def test_cancel_and_plan_deletion_remove_the_snapshots_of_waiting_warm_vms(
             "    - name: DC0_H0_VM0\n",
         )
         ws.user_commit({PLAN_FILE: text}, "Cancel VM0")
-        _pass(ws, env)
+        reconcile_once(ws, env)
         vms = {v["name"]: v for v in ws.status("plan", "vs-plan")["status"]["migration"]["vms"]}
         assert vms["DC0_H0_VM0"]["phase"] == "Canceled", vms
         assert vms["DC0_H0_VM1"]["phase"] == "CopyingPaused", vms
-        assert _our_snapshots(sim, "DC0_H0_VM0") == []
-        assert len(_our_snapshots(sim, "DC0_H0_VM1")) == 1
+        assert our_snapshots(sim, "DC0_H0_VM0") == []
+        assert len(our_snapshots(sim, "DC0_H0_VM1")) == 1
         assert not list(disks.glob("dc0-h0-vm0-*.img"))  # canceled: target disks removed
 
         ws.user_commit({PLAN_FILE: None}, "Drop the plan")
-        _pass(ws, env)
-        assert _our_snapshots(sim, "DC0_H0_VM1") == []
+        reconcile_once(ws, env)
+        assert our_snapshots(sim, "DC0_H0_VM1") == []
         conn = connect(sim)
-        assert {_vms(conn.si)[n].runtime.powerState for n in ("DC0_H0_VM0", "DC0_H0_VM1")} == {
-            "poweredOn"
-        }
+        assert {
+            vms_by_name(conn.si)[n].runtime.powerState for n in ("DC0_H0_VM0", "DC0_H0_VM1")
+        } == {"poweredOn"}
         conn.close()
     finally:
         sim.stop()
@@ -429,9 +322,9 @@ def test_a_disk_without_changed_block_tracking_keeps_a_warm_plan_not_ready(
 
     sim = start_simulator(hosts=1, vms=1, datastores=2)
     try:
-        _, key, _, _, _ = _warm_source(sim)
+        _, key, _, _, _ = warm_source(sim)
         conn = connect(sim)
-        vm = _vms(conn.si)["DC0_H0_VM0"]
+        vm = vms_by_name(conn.si)["DC0_H0_VM0"]
         disk = next(d for d in vm.config.hardware.device if str(d.key) == key)
         controller = next(c for c in vm.config.hardware.device if c.key == disk.controllerKey)
         setting = f"scsi{controller.busNumber}:{disk.unitNumber}.ctkEnabled"
@@ -439,13 +332,13 @@ def test_a_disk_without_changed_block_tracking_keeps_a_warm_plan_not_ready(
         wait(vm.ReconfigVM_Task(vim.vm.ConfigSpec(extraConfig=[option])))
         conn.close()
 
-        ws, env = _warm_workspace(workspace_factory, tmp_path, sim, "DC0_H0_VM0")
-        proc = ws.reconcile("--once", env=env, timeout=300)
+        ws, env = warm_workspace(workspace_factory, tmp_path, sim, "DC0_H0_VM0")
+        proc = ws.reconcile("--once", env=env, timeout=600)
         assert proc.returncode == 1, proc.stdout + proc.stderr  # a plan not ready
         conditions = {c["type"]: c for c in ws.status("plan", "vs-plan")["status"]["conditions"]}
         cbt = conditions["VMChangeTrackingDisabled"]
         assert cbt["category"] == "Critical" and f"DC0_H0_VM0 (disk {key})" in cbt["message"]
         assert "Ready" not in conditions  # Forklift shows Ready only when it is
-        assert _our_snapshots(sim, "DC0_H0_VM0") == []
+        assert our_snapshots(sim, "DC0_H0_VM0") == []
     finally:
         sim.stop()

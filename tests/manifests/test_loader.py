@@ -6,7 +6,7 @@ from pathlib import Path
 
 from reconciler.manifests.config import RepoConfig
 from reconciler.manifests.errors import Location
-from tests.manifests.repo import API, load, write
+from tests.support.repo import API, load, write
 
 HOOK = f"""
 apiVersion: {API}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from reconciler.manifests.errors import Location
 from reconciler.manifests.references import check_references
-from tests.manifests.repo import load, write
+from tests.support.repo import load, write
 
 NS = "openshift-mtv"
 

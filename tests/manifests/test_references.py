@@ -6,7 +6,7 @@ from pathlib import Path
 
 from reconciler.manifests.errors import Location
 from reconciler.manifests.references import check_references
-from tests.manifests.repo import API, basic_repo, load, write
+from tests.support.repo import API, basic_repo, load, write
 
 HOOKED_VMS = """\
     - id: vm-1

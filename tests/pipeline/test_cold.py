@@ -16,7 +16,7 @@ from reconciler.targets.base import TargetError
 from reconciler.targets.kubevirt.manifests import disk_claims, vm_manifest
 from reconciler.targets.local import LocalTarget
 from reconciler.transfer.digest import disk_digest_of_file
-from tests.integration.conftest import small_vm
+from tests.support.workspace import small_vm
 
 MIB = 1024 * 1024
 

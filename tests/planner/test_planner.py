@@ -4,38 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reconciler.inventory.model import VM, Disk, Inventory, Network, Nic, Storage
+from reconciler.inventory.model import Disk, Inventory, Network, Nic, Storage
 from reconciler.manifests.references import check_references
 from reconciler.planner.model import PlanDecision
 from reconciler.planner.planner import Observed, PlanProgress, decide
 from reconciler.progress.store import MigrationRecord, VmProgress
-from reconciler.sources import Capabilities
-from tests.manifests.repo import API, basic_repo, load, write
-
-GiB = 1024**3
-SRC = ("openshift-mtv", "vsphere")
-PLAN = "openshift-mtv/plan"
-# what the installed plugins declare, given to the pure planner as data: the source of
-# basic_repo (type vsphere) runs warm and counts VMs in flight per host; ovirt does neither
-CAPS = {
-    "vsphere": Capabilities(warm=True, inflight_per_host=True),
-    "ovirt": Capabilities(),
-}
-
-
-def vm(id: str, name: str, **kw) -> VM:
-    kw.setdefault("disks", (Disk("disk-0", 10 * GiB, "datastore-1"),))
-    kw.setdefault("nics", (Nic("nic-0", "network-1", "00:50:56:aa:bb:01", "vmxnet3"),))
-    return VM(id, name, **kw)
-
-
-def inventory(*vms: VM, **kw) -> Inventory:
-    return Inventory(
-        vms=list(vms),
-        networks=[Network("network-1", "VM Network"), Network("network-2", "Storage LAN")],
-        storages=[Storage("datastore-1", "fast-ds"), Storage("datastore-2", "slow-ds")],
-        **kw,
-    )
+from tests.support.planner import CAPS, PLAN, SRC, GiB, conds, inventory, vm
+from tests.support.repo import API, basic_repo, load, write
 
 
 def migration(root: Path, name: str, cancel: str = "") -> None:
@@ -57,10 +32,6 @@ def run(
     )
     [d] = decide(desired, check_references(desired), observed, {PLAN: progress or PlanProgress()})
     return d
-
-
-def conds(d: PlanDecision) -> dict[str, tuple[str, str]]:
-    return {c.type: (c.category, c.message) for c in d.conditions}
 
 
 def test_ready_plan_resolves_vm_disks_and_nics(tmp_path: Path) -> None:

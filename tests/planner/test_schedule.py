@@ -13,7 +13,7 @@ from reconciler.planner.schedule import (
     schedule,
 )
 from reconciler.plugin_manager import capabilities
-from tests.manifests.repo import API, load, write
+from tests.support.repo import API, load, write
 
 
 def jobs(*specs: str) -> list[Job]:

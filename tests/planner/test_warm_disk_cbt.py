@@ -7,8 +7,8 @@ from pathlib import Path
 from reconciler.inventory.model import Disk
 from reconciler.manifests.references import check_references
 from reconciler.planner.planner import Observed, PlanProgress, decide
-from tests.manifests.repo import basic_repo, load
-from tests.planner.test_planner import CAPS, PLAN, SRC, GiB, conds, inventory, vm
+from tests.support.planner import CAPS, PLAN, SRC, GiB, conds, inventory, vm
+from tests.support.repo import basic_repo, load
 
 
 def _decide(root: Path, inv, tracked: dict) -> object:

@@ -6,7 +6,7 @@ import pytest
 
 from reconciler.targets.kubevirt.target import KubevirtTarget
 from reconciler.targets.kubevirt.transfer_job import JobSettings
-from tests.targets.cluster import TOKEN, Cluster
+from tests.support.cluster import TOKEN, Cluster
 
 
 @pytest.fixture

@@ -20,9 +20,8 @@ from reconciler.targets.kubevirt.transfer_job import (
     transfer_name,
 )
 from reconciler.transfer.request import DiskCopy
-from tests.integration.test_warm_vsphere import _warm_source, _write
-from tests.plugins.vsphere.conftest import start_simulator
-from tests.plugins.vsphere.test_disks import connect
+from tests.support.vsphere import connect, start_simulator
+from tests.support.vsphere_repo import warm_source, write_tracked
 
 MiB = 1024 * 1024
 NS = "vms"
@@ -63,7 +62,7 @@ def _no_local_reads():
 def test_rounds_copy_only_what_changed_into_the_same_pvc(
     mode, vm_name, seed, sim, cluster, kubelet, target, tmp_path
 ) -> None:
-    vm_id, key, disk_file, data, _ = _warm_source(sim, vm_name, seed=seed)
+    vm_id, key, disk_file, data, _ = warm_source(sim, vm_name, seed=seed)
     conn = connect(sim)  # the reconciler's own connection: snapshots and change ids
     fp = sha1_fingerprint(sim.host, sim.port)
     ref = SourceRef(
@@ -124,7 +123,7 @@ def test_rounds_copy_only_what_changed_into_the_same_pvc(
         # round 0: the whole disk as the first snapshot holds it
         snap0 = conn.create_snapshot(vm_id, "mtv-gitops-t-0")
         id0 = conn.change_ids(vm_id, snap0)[key]
-        _write(sim, disk_file, data, 3 * MiB, b"\x99" * 4096)  # after the snapshot: not in it
+        write_tracked(sim, disk_file, data, 3 * MiB, b"\x99" * 4096)  # after the snapshot
         out0 = target.copy_disk(request(snap0, id0)).result
         assert out0.round == 0 and out0.source_digest == out0.target_digest
         argv = jobs[-1]["spec"]["template"]["spec"]["containers"][0]["command"]
@@ -139,8 +138,8 @@ def test_rounds_copy_only_what_changed_into_the_same_pvc(
             assert ckpt in cluster.names(PVC_PATH)  # kept: round 1 builds on its checkpoints
 
         # the guest writes; round 1 copies what changed since round 0's change id
-        _write(sim, disk_file, data, 1 * MiB, b"\x11" * 4096)
-        _write(sim, disk_file, data, 5 * MiB + 512, b"\x22" * 65536)
+        write_tracked(sim, disk_file, data, 1 * MiB, b"\x11" * 4096)
+        write_tracked(sim, disk_file, data, 5 * MiB + 512, b"\x22" * 65536)
         conn.remove_snapshot(vm_id, snap0)
         snap1 = conn.create_snapshot(vm_id, "mtv-gitops-t-1")
         id1 = conn.change_ids(vm_id, snap1)[key]
@@ -172,7 +171,7 @@ def test_rounds_copy_only_what_changed_into_the_same_pvc(
             assert ckpt in cluster.names(PVC_PATH)  # still kept: more rounds may come
 
         # the final round at cutover
-        _write(sim, disk_file, data, 7 * MiB, b"\x33" * 8192)
+        write_tracked(sim, disk_file, data, 7 * MiB, b"\x33" * 8192)
         conn.remove_snapshot(vm_id, snap1)
         snap2 = conn.create_snapshot(vm_id, "mtv-gitops-t-final")
         id2 = conn.change_ids(vm_id, snap2)[key]

@@ -319,19 +319,29 @@ def test_chunks_are_recorded_only_after_a_flush(
 
 CHILD = textwrap.dedent(
     """
-    import sys, time
+    import sys, threading
     from pathlib import Path
     from reconciler.progress.store import ProgressStore
     from reconciler.transfer.rawfile import RawDiskReader, RawDiskWriter
     from reconciler.transfer.engine import copy_disk
 
-    class Slow(RawDiskReader):
+    class Gate(RawDiskReader):
+        # Reads 100 chunks, then blocks for good: the copy cannot end before the kill.
+
+        def __init__(self, path):
+            super().__init__(path)
+            self.left, self.lock = 100, threading.Lock()
+
         def read(self, offset, length):
-            time.sleep(0.05)
+            with self.lock:
+                self.left -= 1
+                blocked = self.left < 0
+            if blocked:
+                threading.Event().wait()
             return super().read(offset, length)
 
     src, dst, db = sys.argv[1:4]
-    r = Slow(src)
+    r = Gate(src)
     copy_disk(r, RawDiskWriter(dst, r.size), ProgressStore(Path(db)), "killed", streams=2)
     print("finished")
     """
@@ -354,7 +364,7 @@ def test_kill_9_then_resume(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
     )
     recorded = 0
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120  # a safety net: the child cannot finish on its own
     try:
         while time.monotonic() < deadline and child.poll() is None:
             time.sleep(0.1)

@@ -35,7 +35,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, byte
         + ["-x", "exp", "-f", "raw", str(image)],
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 120  # a safety net, not a measure of speed
     while not os.path.exists(sock):
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.01)

@@ -419,21 +419,31 @@ def test_areas_are_merged_and_cut_at_chunks() -> None:
 
 CHILD = textwrap.dedent(
     """
-    import json, sys, time
+    import json, sys, threading
     from pathlib import Path
     from reconciler.progress.store import ProgressStore
     from reconciler.transfer.extents import Extent
     from reconciler.transfer.rawfile import RawDiskReader, RawDiskWriter
     from reconciler.transfer.engine import copy_changes
 
-    class Slow(RawDiskReader):
+    class Gate(RawDiskReader):
+        # Reads 20 chunks, then blocks for good: the copy cannot end before the kill.
+
+        def __init__(self, path):
+            super().__init__(path)
+            self.left, self.lock = 20, threading.Lock()
+
         def read(self, offset, length):
-            time.sleep(0.2)
+            with self.lock:
+                self.left -= 1
+                blocked = self.left < 0
+            if blocked:
+                threading.Event().wait()
             return super().read(offset, length)
 
     src, dst, db, areas, cs = sys.argv[1:6]
     areas = [Extent(s, n, False) for s, n in json.loads(areas)]
-    r = Slow(src)
+    r = Gate(src)
     copy_changes(r, RawDiskWriter(dst, r.size), ProgressStore(Path(db)), "d", areas, round=1,
                  chunk_size=int(cs), streams=2)
     print("finished")
@@ -456,12 +466,18 @@ def test_kill_9_in_a_round_then_resume(
         stderr=subprocess.PIPE,
     )
     done = 0
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120  # a safety net: the child cannot finish on its own
     try:
         while time.monotonic() < deadline and child.poll() is None and done < 5:
             time.sleep(0.05)
-            with sqlite3.connect(db, timeout=5) as c:
-                done = c.execute("SELECT count(*) FROM round_chunks WHERE done=1").fetchone()[0]
+            if not db.exists():
+                continue  # the child has not started its store yet
+            try:
+                with sqlite3.connect(db, timeout=5) as c:
+                    query = "SELECT count(*) FROM round_chunks WHERE done=1"
+                    done = c.execute(query).fetchone()[0]
+            except sqlite3.OperationalError:
+                continue  # schema not created yet
         assert child.poll() is None, child.communicate()
         os.kill(child.pid, signal.SIGKILL)
     finally:

@@ -9,7 +9,7 @@ import pytest
 from reconciler.progress.store import ProgressStore
 from reconciler.validation.bump import bump
 from reconciler.validation.service import FAILED_ID, Validator
-from tests.validation.rules_data import multiple_disks_rule
+from tests.support.rules_data import multiple_disks_rule
 
 HEADER = "package io.konveyor.forklift.ova\n\nimport rego.v1\n\n"
 DEFAULTS = {

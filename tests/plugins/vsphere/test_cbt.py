@@ -7,9 +7,17 @@ import pytest
 
 from plugins.vsphere.plugin import VsphereConnection
 from reconciler.sources import SourceError
-from tests.plugins.vsphere.conftest import start_simulator
-from tests.plugins.vsphere.datastore_files import add_disk, guest_write, wait, write_flat_disk
-from tests.plugins.vsphere.test_disks import connect, content, datastore, first_vm
+from tests.support.vsphere import (
+    add_disk,
+    connect,
+    content,
+    datastore,
+    first_vm,
+    guest_write,
+    start_simulator,
+    wait,
+    write_flat_disk,
+)
 
 pytestmark = pytest.mark.integration
 MiB = 1024 * 1024

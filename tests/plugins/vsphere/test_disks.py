@@ -9,59 +9,27 @@ from pathlib import Path
 
 import pytest
 
-from plugins.ova.factory import semi_random
-from plugins.vsphere.plugin import VsphereConnection, mtv_gitops_connect
 from reconciler.progress.store import ProgressStore
 from reconciler.sources import SourceError, sha1_fingerprint
 from reconciler.transfer.engine import TransferError, copy_disk
 from reconciler.transfer.rawfile import RawDiskReader, RawDiskWriter
 from reconciler.transfer.throttle import ThrottledReader
-from tests.plugins.vsphere.conftest import Simulator, start_simulator
-from tests.plugins.vsphere.datastore_files import (
+from tests.support.vsphere import (
+    Simulator,
     add_disk,
+    connect,
+    content,
+    datastore,
+    first_vm,
     put_file,
     split_path,
+    start_simulator,
     write_flat_disk,
     write_vmdk_files,
 )
 
 pytestmark = pytest.mark.integration
 MiB = 1024 * 1024
-
-
-def content(size: int, seed: int = 1) -> bytes:
-    """Data with holes: 1 MiB of data, 1 MiB of zeros, repeated."""
-    out = bytearray(size)
-    for off in range(0, size, 2 * MiB):
-        out[off : off + MiB] = semi_random(min(MiB, size - off), seed + off)
-    return bytes(out)
-
-
-def connect(sim: Simulator, hosts: dict | None = None, **settings) -> VsphereConnection:
-    fp = sha1_fingerprint(sim.host, sim.port)
-    return mtv_gitops_connect("vsphere", sim.url, sim.secret(thumbprint=fp), settings, hosts or {})
-
-
-def first_vm(conn: VsphereConnection):
-    from pyVmomi import vim
-
-    content_ = conn.si.RetrieveContent()
-    view = content_.viewManager.CreateContainerView(content_.rootFolder, [vim.VirtualMachine], 1)
-    try:
-        return sorted(view.view, key=lambda v: v._moId)[0]
-    finally:
-        view.Destroy()
-
-
-def datastore(conn: VsphereConnection, name: str):
-    from pyVmomi import vim
-
-    c = conn.si.RetrieveContent()
-    view = c.viewManager.CreateContainerView(c.rootFolder, [vim.Datastore], True)
-    try:
-        return next(d for d in view.view if d.name == name)
-    finally:
-        view.Destroy()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from plugins.vsphere.plugin import VsphereConnection, mtv_gitops_connect
 from reconciler.sources import SourceError, sha1_fingerprint
 from reconciler.validation.engine import RegoEngine
 from reconciler.validation.ruleset import compile_rules, load_rule_set
-from tests.plugins.vsphere.conftest import start_simulator
+from tests.support.vsphere import start_simulator
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from plugins.vsphere import session
 from plugins.vsphere.inventory import KINDS, Snapshot, datacenter_of, read_all
 from plugins.vsphere.updates import InventoryCache, apply_updates
 from reconciler.sources import SourceError, sha1_fingerprint
-from tests.plugins.vsphere.conftest import Simulator, start_simulator
+from tests.support.vsphere import Simulator, start_simulator
 
 pytestmark = pytest.mark.integration
 

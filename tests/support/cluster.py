@@ -28,7 +28,7 @@ from typing import Any
 import kmock
 from kmock._internal import parsing
 
-from tests.kube_emulator import Emulator
+from tests.support.kube_emulator import Emulator
 
 TOKEN = "test-token"
 
