@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 from reconciler.daemon.health import LEADER, STANDBY, Health
 from reconciler.daemon.reconcile import LAST_READ_KEY, PassResult, Reconciler, Settings
 from reconciler.daemon.state_dir import CHECKOUT_DIR
-from reconciler.daemon.state_lock import StateBusy, StateLock
 from reconciler.gitops import GitOpsError, RemoteHead
 from reconciler.gitops.recover import remove_stale_git_locks
+from reconciler.progress.lock import StateBusy, StateLock
 
 if TYPE_CHECKING:
     from reconciler.daemon.leader import LeaderElector

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from reconciler.progress.lock import StateLock
 from reconciler.progress.store import ProgressStore
 from reconciler.transfer import report
 from reconciler.transfer.engine import (
@@ -162,6 +163,15 @@ def run(
     disk_id = f"{request.provider}/{disk.vm_id}/{disk.disk_key}"
     conn = reader = writer = verify_reader = base_reader = store = None
     last = 0.0
+    # one writer per output and checkpoints: a second transfer into them (a retried Job's pod
+    # while the first still ends, two commands by hand) waits for the first to let go
+    lock = StateLock(
+        checkpoints.parent,
+        path=checkpoints.with_name(checkpoints.name + ".lock"),
+        what=f"the output {output}",
+        on_wait=lambda text: _err(f"note {text}"),
+        stop=stop,
+    )
 
     def progress(p: CopyProgress) -> None:
         nonlocal last
@@ -172,6 +182,8 @@ def run(
 
     try:
         try:
+            if not lock.acquire():
+                raise TransferCanceled(disk_id, 0)  # stopped while it waited
             conn = connect(request)
             changed = None
             if disk.snapshot_id:
@@ -203,6 +215,7 @@ def run(
             for closable in (reader, writer, verify_reader, base_reader, conn, store):
                 if closable is not None:
                     closable.close()
+            lock.release()
             if scratch is not None:
                 scratch.cleanup()
     except Refused as exc:

@@ -179,3 +179,36 @@ def test_warm_options_need_each_other_and_a_source_with_snapshots(ova, tmp_path:
     help_text = run([*CLI, "--help"]).stdout
     for option in ("--snapshot", "--round", "--since", "--change-id"):
         assert option in help_text
+
+
+def test_a_second_transfer_into_the_same_output_waits_for_the_first(ova, tmp_path: Path) -> None:
+    out = tmp_path / "disk.img"
+    first = subprocess.Popen(
+        args(ova, out, "--max-mibps", "2", "--chunk-mib", "1", "--streams", "1"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert first.stdout is not None
+        for line in first.stdout:  # the first one is copying: it holds the output
+            p = report.parse_progress(line)
+            if p is not None and p.data_bytes_written >= 2 * MIB:
+                break
+        second = subprocess.Popen(
+            args(ova, out, "--chunk-mib", "1"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert second.stderr is not None
+        line = second.stderr.readline()
+        assert f"waiting for the output {out}: in use by pid {first.pid}" in line, line
+        first.send_signal(signal.SIGTERM)  # the first stops at a durable point ...
+        assert first.wait(60) == report.EXIT_FAILED
+        out_text, err = second.communicate(timeout=600)  # ... and the second goes on from it
+        assert second.returncode == 0, err
+        result = report.parse_outcome(out_text.splitlines()[-1]).result
+        assert result.resumed_chunks > 0
+        assert disk_digest_of_file(out) == ova[3]
+    finally:
+        for p in (first,):
+            if p.poll() is None:
+                p.kill()
+                p.wait()

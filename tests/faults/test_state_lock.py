@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from reconciler.daemon.state_lock import StateBusy, StateLock
+from reconciler.progress.lock import StateBusy, StateLock
 from tests.support.workspace import CLI, small_vm
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from reconciler.daemon.state_lock import StateLock
+from reconciler.progress.lock import StateLock
 from tests.support.vsphere import start_simulator
 from tests.support.vsphere_repo import (
     our_snapshots,

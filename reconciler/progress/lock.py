@@ -1,10 +1,11 @@
-"""One writer per state folder: an exclusive ``flock`` that the kernel drops when we die.
+"""One writer per progress store: an exclusive ``flock`` that the kernel drops when we die.
 
 Two reconcilers on one state folder (a cron job beside a manual run, a daemon restarted while
 the old one still exits) would both act on the same progress: both run a warm cutover, each
-sweeping the other's snapshots. The lock makes the second one wait, or refuse with
-``--no-wait``. It is a lock on an open file, so a process killed with SIGKILL frees it at once;
-the file's text only says who holds it, for the message the next one prints.
+sweeping the other's snapshots. Two transfers into one output would interleave their writes
+and checkpoints. The lock makes the second one wait, or refuse. It is a lock on an open file,
+so a process killed with SIGKILL frees it at once; the file's text only says who holds it, for
+the message the next one prints.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ WAIT_STEP = 0.2  # seconds between attempts while waiting (the wait also ends on
 
 
 class StateBusy(RuntimeError):
-    """Another process holds the state folder and we were told not to wait."""
+    """Another process holds the lock and we were told not to wait."""
 
 
 class StateLock:
-    """Hold ``<state>/lock`` exclusively for as long as the ``with`` block runs."""
+    """Hold ``<folder>/lock`` (or the file ``path`` names) exclusively for as long as the
+    ``with`` block runs; ``what`` names what it guards in messages."""
 
     def __init__(
         self,
@@ -35,8 +37,11 @@ class StateLock:
         wait: bool = True,
         on_wait: Callable[[str], None] | None = None,
         stop: threading.Event | None = None,
+        path: Path | None = None,
+        what: str = "",
     ) -> None:
-        self.path = Path(state_dir) / LOCK_FILE
+        self.path = Path(path) if path is not None else Path(state_dir) / LOCK_FILE
+        self.what = what or f"the state folder {self.path.parent}"
         self.wait = wait
         self.on_wait = on_wait
         self.stop = stop or threading.Event()
@@ -63,13 +68,11 @@ class StateLock:
                 if not self.wait:
                     os.close(fd)
                     raise StateBusy(
-                        f"the state folder {self.path.parent} is in use by {held_by}; wait for "
-                        "it to finish, or run with --wait to queue behind it"
+                        f"{self.what} is in use by {held_by}; wait for it to finish, or run "
+                        "with --wait to queue behind it"
                     ) from None
                 if not told and self.on_wait is not None:
-                    self.on_wait(
-                        f"waiting for the state folder {self.path.parent}: in use by {held_by}"
-                    )
+                    self.on_wait(f"waiting for {self.what}: in use by {held_by}")
                     told = True
                 if self.stop.wait(WAIT_STEP):
                     os.close(fd)
