@@ -159,6 +159,15 @@ class GitCheckout:
         the pushed sha, or None when nothing changed."""
         return self.status_push.write_status(files, message)
 
+    def status_pending(self) -> bool:
+        """True when status committed here is not on the remote yet (no network asked)."""
+        return self.status_push.pending()
+
+    def flush_status(self) -> str | None:
+        """Push status commits that wait here, rebased onto the remote's head; the pushed
+        sha, or None when nothing waited."""
+        return self.status_push.flush()
+
     # -- proposals (proposals.py) -------------------------------------------------------------
 
     def fetch_tracked(self) -> str:
