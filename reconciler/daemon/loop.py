@@ -41,6 +41,11 @@ def _stderr(text: str) -> None:
 
 
 def _summary(result: PassResult) -> str:
+    if result.unchanged:
+        return (
+            f"pass at {result.revision[:8]}: nothing changed since the last pass, which left "
+            f"{result.settled} plan(s) with nothing to do; providers not asked"
+        )
     ran = [d for d in result.decisions if d.migration]
     head = (
         f"pass at {result.revision[:8]}: {len(result.decisions)} plan(s), "

@@ -9,6 +9,8 @@ leaves a true record.
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.metadata
 import logging
 import threading
 import time
@@ -53,6 +55,8 @@ from reconciler.validation.service import Validator
 log = logging.getLogger(__name__)
 LAST_READ_KEY = "git.last_read"
 LAST_PUSHED_KEY = "git.last_pushed"
+# what the last pass that left nothing to do had read (see Reconciler._settled_key)
+SETTLED_KEY = "pass.settled"
 WAIT_POLL_SECONDS = 0.5  # how soon a queued VM notices a cancel or a shutdown
 
 
@@ -68,6 +72,10 @@ class PassResult:
     # epoch seconds when a warm VM waiting between precopy rounds (or for its scheduled
     # cutover) has work again; None when none waits
     wake_at: float | None = None
+    # True when nothing the pass reads changed since a pass that left nothing to do: it
+    # sensed nothing (no provider asked) and rendered nothing; ``settled`` plans were seen
+    unchanged: bool = False
+    settled: int = 0
 
     @property
     def not_ready(self) -> list[str]:
@@ -146,9 +154,18 @@ class Reconciler:
         with self._lock:
             return {plan: dict(vms) for plan, vms in self._waiting.items()}
 
-    def notice_cancels(self, decisions: list[PlanDecision], config: RepoConfig) -> None:
+    def notice_cancels(
+        self, decisions: list[PlanDecision], config: RepoConfig, read: str | None = None
+    ) -> None:
         """Read the Migrations again from the checkout (fresh after each status push): a VM
-        added to ``spec.cancel``, or a deleted Migration, stops the VM now, not next pass."""
+        added to ``spec.cancel``, or a deleted Migration, stops the VM now, not next pass.
+
+        Nothing is read when no Migration runs, or when the desired state is still the
+        revision *read* (the pass's own): with a thousand plans a re-read costs seconds."""
+        if not any(d.migration for d in decisions):
+            return
+        if read is not None and self.checkout.desired_revision() == read:
+            return
         desired = load_repo(self.checkout.path, config)
         found: set[tuple[str, str]] = set()
         for d in decisions:
@@ -190,6 +207,16 @@ class Reconciler:
             self._waiting.clear()
         revision = self.checkout.sync()
         self.store.set(LAST_READ_KEY, revision)
+        desired_revision = self.checkout.desired_revision()
+        settled = self._settled_key(desired_revision)
+        last = self.store.get(SETTLED_KEY) or ""
+        if last.partition(" ")[0] == settled:
+            # nothing it reads changed since a pass that left nothing to do: no provider is
+            # asked and nothing rendered; status waiting in the checkout still goes out
+            self.checkout.flush_status()
+            plans = int(last.partition(" ")[2] or 0)
+            return PassResult(revision, [], 0, False, unchanged=True, settled=plans)
+        self.store.set(SETTLED_KEY, "")
         orphans: list[VmProgress] = []
 
         def deleted_plans(desired: Desired) -> frozenset[Key]:
@@ -216,15 +243,14 @@ class Reconciler:
         for (ns, name), inv in seen.observed.inventories.items():
             if not isinstance(inv, str):
                 self.inventories.save(f"{ns}/{name}", inv)
-        view = _StatusView(
-            self, self.checkout.desired_revision(), desired, seen.ref_errors, decisions, seen.states
-        )
+        view = _StatusView(self, desired_revision, desired, seen.ref_errors, decisions, seen.states)
         view.rules = seen.rules
+        view.file_revisions = self.checkout.input_revisions()
         writer = StatusWriter(
             self.checkout,
             view.snapshot,
             config.statusCommitSeconds,
-            on_commit=lambda: self.notice_cancels(decisions, config),
+            on_commit=lambda: self.notice_cancels(decisions, config, desired_revision),
         )
         unsubscribe = self.events.subscribe(writer)
         failed = 0
@@ -238,7 +264,7 @@ class Reconciler:
         work_left, wake_at = self._work_left(
             self._redecide(desired, seen.ref_errors, seen.observed)
         )
-        return PassResult(
+        result = PassResult(
             revision,
             decisions,
             len(desired.errors) + len(seen.ref_errors),
@@ -248,6 +274,31 @@ class Reconciler:
             self._problems(desired, decisions),
             wake_at,
         )
+        if not (self.cancel.is_set() or work_left or wake_at is not None or result.not_ready):
+            self.store.set(SETTLED_KEY, f"{settled} {len(decisions)}")
+        return result
+
+    def _settled_key(self, desired_revision: str) -> str:
+        """What a pass's outcome depends on besides the providers: the desired state's
+        revision, this program's version, where it puts VMs and the secrets it was given.
+        A pass that left nothing to do (every plan ready, no VM with work, no warm VM
+        waiting) records it; the next pass with the same key has nothing to do either."""
+        secrets = self.settings.secrets
+        facts = [
+            desired_revision,
+            _version(),
+            str(self.local.root),
+            repr(self.settings.verify),
+            str(secrets.path or ""),
+            repr(sorted((k, v) for k, v in secrets.environ.items() if k.startswith("MTV_"))),
+            "cluster" if secrets.cluster is not None else "",
+        ]
+        if secrets.path is not None:
+            try:
+                facts.append(hashlib.sha256(secrets.path.read_bytes()).hexdigest())
+            except OSError as exc:
+                facts.append(type(exc).__name__)
+        return hashlib.sha256("\0".join(facts).encode()).hexdigest()
 
     def _deleted_plans_warm_vms(self, desired: Desired) -> list[VmProgress]:
         plans = {f"{ns}/{name}" for ns, name in desired.of("Plan")}
@@ -573,6 +624,15 @@ def _cluster_secrets() -> ClusterSecrets:
     return read
 
 
+@functools.cache
+def _version() -> str:
+    """This program's version: shipped rules and behaviour change with it."""
+    try:
+        return importlib.metadata.version("mtv-gitops")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def _split(key: str) -> tuple[str, str]:
     ns, _, name = key.partition("/")
     return ns, name
@@ -589,6 +649,7 @@ class _StatusView:
         self.decisions = decisions
         self.states = states
         self.rules: dict = {}
+        self.file_revisions: dict[str, str] = {}
 
     def snapshot(self) -> Snapshot:
         keys = [d.key for d in self.decisions]
@@ -603,4 +664,5 @@ class _StatusView:
             {k: store.migrations(k) for k in keys},
             self.rules,
             self.rec.waiting(),
+            self.file_revisions,
         )

@@ -140,6 +140,10 @@ class GitCheckout:
         """The newest commit that touched anything outside ``status/``."""
         return self.repo_sync.desired_revision()
 
+    def input_revisions(self) -> dict[str, str]:
+        """Each file the reconciler reads -> the newest commit that changed it."""
+        return self.repo_sync.input_revisions()
+
     def changed_paths(self, old: str | None, new: str) -> list[str]:
         """Every path touched by a commit in ``old..new``."""
         return self.repo_sync.changed_paths(old, new)

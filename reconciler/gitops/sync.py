@@ -23,6 +23,14 @@ from reconciler.gitops.status_push import rebase_status
 
 log = logging.getLogger(__name__)
 
+# What a pass reads from the repo: its YAML (manifests, the repo config) and its rules.
+INPUTS = (
+    ":(glob)**/*.yaml",
+    ":(glob)**/*.yml",
+    ":(glob)rules/**",
+    f":(exclude){STATUS_DIR}",
+)
+
 
 class RepoSync:
     """The sync of one private clone, and questions about its history."""
@@ -102,21 +110,43 @@ class RepoSync:
             self.git.run("rebase", "--abort")
 
     def desired_revision(self) -> str:
-        """The newest commit that touched anything outside ``status/``: what desired state
-        the checkout holds.  Status commits (ours or anyone's) do not move it."""
+        """The newest commit that changed what the reconciler reads (manifests, the repo
+        config, rules): what desired state the checkout holds.  Status commits (ours or
+        anyone's) and files it never reads (a README) do not move it."""
         with self.git.lock:
             self.git.ensure()
             out = self.git.must(
-                "cannot find the desired revision",
+                "cannot find the desired revision", "log", "-1", "--format=%H", "HEAD", "--",
+                *INPUTS,
+            )  # fmt: skip
+            return out.strip() or self.git.head()
+
+    def input_revisions(self) -> dict[str, str]:
+        """Each file the reconciler reads -> the newest commit that changed it, in one walk
+        of the history: a status file names the revision of its own object's manifest, so a
+        commit to one plan does not rewrite every status file."""
+        with self.git.lock:
+            self.git.ensure()
+            out = self.git.must(
+                "cannot list the manifests' revisions",
+                "-c",
+                "core.quotePath=false",
                 "log",
-                "-1",
-                "--format=%H",
+                "--format=>%H",
+                "--name-only",
+                "--no-renames",
                 "HEAD",
                 "--",
-                ".",
-                f":(exclude){STATUS_DIR}",
+                *INPUTS,
             )
-            return out.strip() or self.git.head()
+        found: dict[str, str] = {}
+        sha = ""
+        for line in out.splitlines():
+            if line.startswith(">"):
+                sha = line[1:]
+            elif line:
+                found.setdefault(line, sha)
+        return found
 
     def changed_paths(self, old: str | None, new: str) -> list[str]:
         """Every path touched by a commit in ``old..new`` (all of ``new``'s history if ``old``
