@@ -274,7 +274,8 @@ class Reconciler:
             self._problems(desired, decisions),
             wake_at,
         )
-        if not (self.cancel.is_set() or work_left or wake_at is not None or result.not_ready):
+        idle = not (work_left or wake_at is not None or result.errors or result.problems)
+        if idle and not self.cancel.is_set():  # a pass with problems runs in full: they show
             self.store.set(SETTLED_KEY, f"{settled} {len(decisions)}")
         return result
 
@@ -282,7 +283,8 @@ class Reconciler:
         """What a pass's outcome depends on besides the providers: the desired state's
         revision, this program's version, where it puts VMs and the secrets it was given.
         A pass that left nothing to do (every plan ready, no VM with work, no warm VM
-        waiting) records it; the next pass with the same key has nothing to do either."""
+        waiting, no problem to report) records it; the next pass with the same key has
+        nothing to do either."""
         secrets = self.settings.secrets
         facts = [
             desired_revision,
