@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
+import json
 import logging
 import threading
 import time
@@ -209,12 +210,12 @@ class Reconciler:
         self.store.set(LAST_READ_KEY, revision)
         desired_revision = self.checkout.desired_revision()
         settled = self._settled_key(desired_revision)
-        last = self.store.get(SETTLED_KEY) or ""
-        if last.partition(" ")[0] == settled:
+        last = _settled_record(self.store.get(SETTLED_KEY))
+        if last.get("key") == settled and self._same_target_vms(last.get("targets", {})):
             # nothing it reads changed since a pass that left nothing to do: no provider is
             # asked and nothing rendered; status waiting in the checkout still goes out
             self.checkout.flush_status()
-            plans = int(last.partition(" ")[2] or 0)
+            plans = int(last.get("plans", 0))
             return PassResult(revision, [], 0, False, unchanged=True, settled=plans)
         self.store.set(SETTLED_KEY, "")
         orphans: list[VmProgress] = []
@@ -261,9 +262,8 @@ class Reconciler:
         finally:
             unsubscribe()
             writer.close()
-        work_left, wake_at = self._work_left(
-            self._redecide(desired, seen.ref_errors, seen.observed)
-        )
+        after = self._redecide(desired, seen.ref_errors, seen.observed)
+        work_left, wake_at = self._work_left(after)
         result = PassResult(
             revision,
             decisions,
@@ -275,9 +275,35 @@ class Reconciler:
             wake_at,
         )
         idle = not (work_left or wake_at is not None or result.errors or result.problems)
-        if idle and not self.cancel.is_set():  # a pass with problems runs in full: they show
-            self.store.set(SETTLED_KEY, f"{settled} {len(decisions)}")
+        idle = idle and not any(self._migration_open(d) for d in after)
+        # only the embedded target is looked at again cheaply (a folder listing) to notice a
+        # VM deleted by hand; a pass with a cluster as destination always runs in full
+        local_only = all(t is self.local for t in seen.destinations.values())
+        if idle and local_only and not self.cancel.is_set():
+            record = {
+                "key": settled,
+                "plans": len(decisions),
+                # as the pass leaves them (it may have created VMs)
+                "targets": {
+                    ns: sorted(self.local.vm_names(ns)) for ns in seen.observed.target_vm_names
+                },
+            }
+            self.store.set(SETTLED_KEY, json.dumps(record, sort_keys=True))
         return result
+
+    def _migration_open(self, d: PlanDecision) -> bool:
+        """A decided Migration that has not ended yet (one queued behind another, say)."""
+        if not d.migration:
+            return False
+        rec = self.store.get_migration(d.key, d.migration)
+        return rec is None or not rec.completed
+
+    def _same_target_vms(self, seen: dict[str, list[str]]) -> bool:
+        """True when the embedded target still holds the VMs a settled pass saw there."""
+        try:
+            return all(sorted(self.local.vm_names(ns)) == names for ns, names in seen.items())
+        except Exception:  # noqa: BLE001 - whatever it is, a full pass says it properly
+            return False
 
     def _settled_key(self, desired_revision: str) -> str:
         """What a pass's outcome depends on besides the providers: the desired state's
@@ -624,6 +650,14 @@ def _cluster_secrets() -> ClusterSecrets:
         return cluster[0].read_secret(namespace, name)
 
     return read
+
+
+def _settled_record(raw: str | None) -> dict:
+    try:
+        found = json.loads(raw or "{}")
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
 
 
 @functools.cache

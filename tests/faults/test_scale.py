@@ -90,3 +90,14 @@ def test_a_pass_with_nothing_to_do_asks_no_provider(workspace_factory) -> None:
     ws.user_commit({".mtv-gitops.yaml": cfg + "# a comment\n"}, "config touched")
     proc = ws.reconcile(check=True)
     assert "providers not asked" not in proc.stdout
+
+
+def test_a_vm_deleted_by_hand_on_the_embedded_target_is_still_noticed(workspace_factory) -> None:
+    ws = workspace_factory([small_vm("gone", 6)])
+    ws.reconcile(check=True)
+    assert "providers not asked" in ws.reconcile(check=True).stdout  # settled
+    (ws.cluster / "demo-vms" / "virtualmachines" / "gone.yaml").unlink()
+    proc = ws.reconcile(check=True)
+    assert "providers not asked" not in proc.stdout
+    conds = {c["type"]: c for c in ws.status("plan", "demo-plan")["status"]["conditions"]}
+    assert conds["TargetVMMissing"]["items"] == ["demo-vms/gone"]
