@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 EXIT_OK, EXIT_PROBLEMS, EXIT_UNREACHABLE, EXIT_BUSY = 0, 1, 3, 4
 MAX_PASSES = 50
+RETRY_FIRST = 1.0  # seconds before the first retry after a failure; doubles up to the poll
 Echo = Callable[[str], None]
 
 
@@ -39,6 +41,11 @@ def _stderr(text: str) -> None:
 
 
 def _summary(result: PassResult) -> str:
+    if result.unchanged:
+        return (
+            f"pass at {result.revision[:8]}: nothing changed since the last pass, which left "
+            f"{result.settled} plan(s) with nothing to do; providers not asked"
+        )
     ran = [d for d in result.decisions if d.migration]
     head = (
         f"pass at {result.revision[:8]}: {len(result.decisions)} plan(s), "
@@ -213,6 +220,43 @@ def _campaign(elector: LeaderElector, stop: threading.Event, health: Health, ech
     return elector.acquire(stop, tick=lambda: health.role(STANDBY, elector.holder))
 
 
+def retry_limits(interval: float) -> tuple[float, float]:
+    """The first and the longest wait after a failure.
+
+    The wait doubles from the first up to the poll interval (at least the first): a remote
+    that comes back after a long outage is noticed within about one poll, like an idle
+    daemon would notice a push; a push from a watched clone wakes it at once.  Tests shorten
+    them with ``MTV_GITOPS_GIT_RETRY_FIRST`` / ``MTV_GITOPS_GIT_RETRY_MAX`` (seconds).
+    """
+    first = _env_seconds("MTV_GITOPS_GIT_RETRY_FIRST", min(RETRY_FIRST, interval))
+    longest = _env_seconds("MTV_GITOPS_GIT_RETRY_MAX", max(interval, first))
+    return first, max(first, longest)
+
+
+def _env_seconds(name: str, default: float) -> float:
+    raw = os.environ.get(name, "")
+    try:
+        return max(0.01, float(raw)) if raw else default
+    except ValueError:
+        log.warning("ignoring %s=%r: not a number of seconds", name, raw)
+        return default
+
+
+class _Backoff:
+    """How long to wait after the n-th failure in a row: doubling, capped."""
+
+    def __init__(self, first: float, longest: float) -> None:
+        self.first, self.longest = first, longest
+        self.failures = 0
+
+    def failed(self) -> float:
+        self.failures += 1
+        return min(self.first * 2 ** (self.failures - 1), self.longest)
+
+    def succeeded(self) -> None:
+        self.failures = 0
+
+
 def _term(
     rec: Reconciler,
     interval: float,
@@ -223,55 +267,78 @@ def _term(
     echo: Echo,
     echo_err: Echo,
 ) -> None:
-    """Reconcile until stopped or the Lease is lost: one leadership term (or the whole run)."""
-    work_left, backoff = True, interval
+    """Reconcile until stopped or the Lease is lost: one leadership term (or the whole run).
+
+    A pass runs when the user's branch moved outside ``status/``, when work is left (a start
+    resumes unfinished work), when a warm VM's round is due, and after a pass that failed
+    (its final status may be unwritten).  Status commits waiting in the checkout (a push that
+    failed) are pushed as soon as the remote answers.  After a failure the loop waits for
+    real, doubling up to about the poll interval; a push to the watched clone wakes it.
+    """
+    work_left, pass_owed = True, False
+    backoff = _Backoff(*retry_limits(interval))
     wake_at: float | None = None
     echo(f"watching {rec.checkout.remote_display} every {interval:.0f}s")
     while not (stop.is_set() or lost.is_set()):
         health.beat()
         in_pass = False
+        pause: float | None = None  # after a failure: how long to wait before trying again
         try:
             head = RemoteHead.poll(rec.checkout.remote, rec.checkout.branch)
             health.synced()
             last = rec.store.get(LAST_READ_KEY) or None
-            if head != last and last is not None and not work_left:
+            if head != last and last is not None and not (work_left or pass_owed):
                 head = rec.checkout.sync()  # fetch what moved, to look at it
             due = wake_at is not None and time.time() >= wake_at  # a warm VM's next round
             if (
                 work_left
+                or pass_owed
                 or due
                 or last is None
                 or (head != last and rec.checkout.needs_pass(last, head))
             ):
                 if lost.is_set():
                     break
-                in_pass = True
+                in_pass = pass_owed = True  # until it ends well
                 result = rec.run_pass()
+                pass_owed = False
                 health.pass_done()
                 health.synced()
                 echo(_summary(result))
                 work_left, wake_at = result.work_left, result.wake_at
-            elif head != last:
-                rec.store.set(LAST_READ_KEY, head)
-            backoff = interval
+            else:
+                if head != last:
+                    rec.store.set(LAST_READ_KEY, head)
+                if rec.checkout.status_pending():
+                    rec.checkout.sync()  # keeps the waiting status, on the remote's head
+                    if rec.checkout.flush_status():
+                        echo("pushed status that was waiting for the remote")
+            backoff.succeeded()
         except GitOpsError as exc:
             if in_pass:
                 health.pass_done(failed=True)
             health.synced(str(exc))
-            echo_err(f"git: {exc}; retrying in {backoff:.0f}s")
-            backoff = min(backoff * 2, 600)
+            pause = backoff.failed()
+            echo_err(f"git: {exc}; retrying in {_seconds(pause)}")
         except Exception as exc:  # noqa: BLE001 - a bug in one pass must not end the daemon
             if in_pass:
                 health.pass_done(failed=True)
             log.exception("reconcile pass failed")
-            echo_err(f"pass failed: {type(exc).__name__}: {exc}; retrying in {backoff:.0f}s")
-            work_left = False
-            backoff = min(backoff * 2, 600)
-        pause = backoff
-        if wake_at is not None:  # back by the earliest next precopy round
-            pause = max(0.0, min(backoff, wake_at - time.time()))
-        wake.wait(0 if work_left and not (stop.is_set() or lost.is_set()) else pause)
+            pause = backoff.failed()
+            echo_err(f"pass failed: {type(exc).__name__}: {exc}; retrying in {_seconds(pause)}")
+            work_left = pass_owed = False  # a bug: the next commit or poll tries again
+        if pause is None:  # no failure: straight on while work is left, else poll
+            pause = 0.0 if work_left else interval
+            if wake_at is not None:  # back by the earliest next precopy round
+                pause = max(0.0, min(pause, wake_at - time.time()))
+        if pause > 0 and not (stop.is_set() or lost.is_set()):
+            wake.wait(pause)
         wake.clear()
+
+
+def _seconds(value: float) -> str:
+    """A wait as the log says it: whole seconds, tenths below ten."""
+    return f"{value:.0f}s" if value >= 10 else f"{value:.1f}s"
 
 
 class _HealthReporter:

@@ -9,6 +9,9 @@ leaves a true record.
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.metadata
+import json
 import logging
 import threading
 import time
@@ -53,6 +56,8 @@ from reconciler.validation.service import Validator
 log = logging.getLogger(__name__)
 LAST_READ_KEY = "git.last_read"
 LAST_PUSHED_KEY = "git.last_pushed"
+# what the last pass that left nothing to do had read (see Reconciler._settled_key)
+SETTLED_KEY = "pass.settled"
 WAIT_POLL_SECONDS = 0.5  # how soon a queued VM notices a cancel or a shutdown
 
 
@@ -68,6 +73,10 @@ class PassResult:
     # epoch seconds when a warm VM waiting between precopy rounds (or for its scheduled
     # cutover) has work again; None when none waits
     wake_at: float | None = None
+    # True when nothing the pass reads changed since a pass that left nothing to do: it
+    # sensed nothing (no provider asked) and rendered nothing; ``settled`` plans were seen
+    unchanged: bool = False
+    settled: int = 0
 
     @property
     def not_ready(self) -> list[str]:
@@ -146,9 +155,18 @@ class Reconciler:
         with self._lock:
             return {plan: dict(vms) for plan, vms in self._waiting.items()}
 
-    def notice_cancels(self, decisions: list[PlanDecision], config: RepoConfig) -> None:
+    def notice_cancels(
+        self, decisions: list[PlanDecision], config: RepoConfig, read: str | None = None
+    ) -> None:
         """Read the Migrations again from the checkout (fresh after each status push): a VM
-        added to ``spec.cancel``, or a deleted Migration, stops the VM now, not next pass."""
+        added to ``spec.cancel``, or a deleted Migration, stops the VM now, not next pass.
+
+        Nothing is read when no Migration runs, or when the desired state is still the
+        revision *read* (the pass's own): with a thousand plans a re-read costs seconds."""
+        if not any(d.migration for d in decisions):
+            return
+        if read is not None and self.checkout.desired_revision() == read:
+            return
         desired = load_repo(self.checkout.path, config)
         found: set[tuple[str, str]] = set()
         for d in decisions:
@@ -190,6 +208,16 @@ class Reconciler:
             self._waiting.clear()
         revision = self.checkout.sync()
         self.store.set(LAST_READ_KEY, revision)
+        desired_revision = self.checkout.desired_revision()
+        settled = self._settled_key(desired_revision)
+        last = _settled_record(self.store.get(SETTLED_KEY))
+        if last.get("key") == settled and self._same_target_vms(last.get("targets", {})):
+            # nothing it reads changed since a pass that left nothing to do: no provider is
+            # asked and nothing rendered; status waiting in the checkout still goes out
+            self.checkout.flush_status()
+            plans = int(last.get("plans", 0))
+            return PassResult(revision, [], 0, False, unchanged=True, settled=plans)
+        self.store.set(SETTLED_KEY, "")
         orphans: list[VmProgress] = []
 
         def deleted_plans(desired: Desired) -> frozenset[Key]:
@@ -216,15 +244,14 @@ class Reconciler:
         for (ns, name), inv in seen.observed.inventories.items():
             if not isinstance(inv, str):
                 self.inventories.save(f"{ns}/{name}", inv)
-        view = _StatusView(
-            self, self.checkout.desired_revision(), desired, seen.ref_errors, decisions, seen.states
-        )
+        view = _StatusView(self, desired_revision, desired, seen.ref_errors, decisions, seen.states)
         view.rules = seen.rules
+        view.file_revisions = self.checkout.input_revisions()
         writer = StatusWriter(
             self.checkout,
             view.snapshot,
             config.statusCommitSeconds,
-            on_commit=lambda: self.notice_cancels(decisions, config),
+            on_commit=lambda: self.notice_cancels(decisions, config, desired_revision),
         )
         unsubscribe = self.events.subscribe(writer)
         failed = 0
@@ -235,10 +262,9 @@ class Reconciler:
         finally:
             unsubscribe()
             writer.close()
-        work_left, wake_at = self._work_left(
-            self._redecide(desired, seen.ref_errors, seen.observed)
-        )
-        return PassResult(
+        after = self._redecide(desired, seen.ref_errors, seen.observed)
+        work_left, wake_at = self._work_left(after)
+        result = PassResult(
             revision,
             decisions,
             len(desired.errors) + len(seen.ref_errors),
@@ -248,6 +274,59 @@ class Reconciler:
             self._problems(desired, decisions),
             wake_at,
         )
+        idle = not (work_left or wake_at is not None or result.errors or result.problems)
+        idle = idle and not any(self._migration_open(d) for d in after)
+        # only the embedded target is looked at again cheaply (a folder listing) to notice a
+        # VM deleted by hand; a pass with a cluster as destination always runs in full
+        local_only = all(t is self.local for t in seen.destinations.values())
+        if idle and local_only and not self.cancel.is_set():
+            record = {
+                "key": settled,
+                "plans": len(decisions),
+                # as the pass leaves them (it may have created VMs)
+                "targets": {
+                    ns: sorted(self.local.vm_names(ns)) for ns in seen.observed.target_vm_names
+                },
+            }
+            self.store.set(SETTLED_KEY, json.dumps(record, sort_keys=True))
+        return result
+
+    def _migration_open(self, d: PlanDecision) -> bool:
+        """A decided Migration that has not ended yet (one queued behind another, say)."""
+        if not d.migration:
+            return False
+        rec = self.store.get_migration(d.key, d.migration)
+        return rec is None or not rec.completed
+
+    def _same_target_vms(self, seen: dict[str, list[str]]) -> bool:
+        """True when the embedded target still holds the VMs a settled pass saw there."""
+        try:
+            return all(sorted(self.local.vm_names(ns)) == names for ns, names in seen.items())
+        except Exception:  # noqa: BLE001 - whatever it is, a full pass says it properly
+            return False
+
+    def _settled_key(self, desired_revision: str) -> str:
+        """What a pass's outcome depends on besides the providers: the desired state's
+        revision, this program's version, where it puts VMs and the secrets it was given.
+        A pass that left nothing to do (every plan ready, no VM with work, no warm VM
+        waiting, no problem to report) records it; the next pass with the same key has
+        nothing to do either."""
+        secrets = self.settings.secrets
+        facts = [
+            desired_revision,
+            _version(),
+            str(self.local.root),
+            repr(self.settings.verify),
+            str(secrets.path or ""),
+            repr(sorted((k, v) for k, v in secrets.environ.items() if k.startswith("MTV_"))),
+            "cluster" if secrets.cluster is not None else "",
+        ]
+        if secrets.path is not None:
+            try:
+                facts.append(hashlib.sha256(secrets.path.read_bytes()).hexdigest())
+            except OSError as exc:
+                facts.append(type(exc).__name__)
+        return hashlib.sha256("\0".join(facts).encode()).hexdigest()
 
     def _deleted_plans_warm_vms(self, desired: Desired) -> list[VmProgress]:
         plans = {f"{ns}/{name}" for ns, name in desired.of("Plan")}
@@ -574,6 +653,23 @@ def _cluster_secrets() -> ClusterSecrets:
     return read
 
 
+def _settled_record(raw: str | None) -> dict:
+    try:
+        found = json.loads(raw or "{}")
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+@functools.cache
+def _version() -> str:
+    """This program's version: shipped rules and behaviour change with it."""
+    try:
+        return importlib.metadata.version("mtv-gitops")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def _split(key: str) -> tuple[str, str]:
     ns, _, name = key.partition("/")
     return ns, name
@@ -590,6 +686,7 @@ class _StatusView:
         self.decisions = decisions
         self.states = states
         self.rules: dict = {}
+        self.file_revisions: dict[str, str] = {}
 
     def snapshot(self) -> Snapshot:
         keys = [d.key for d in self.decisions]
@@ -604,4 +701,5 @@ class _StatusView:
             {k: store.migrations(k) for k in keys},
             self.rules,
             self.rec.waiting(),
+            self.file_revisions,
         )

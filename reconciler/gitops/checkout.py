@@ -140,6 +140,10 @@ class GitCheckout:
         """The newest commit that touched anything outside ``status/``."""
         return self.repo_sync.desired_revision()
 
+    def input_revisions(self) -> dict[str, str]:
+        """Each file the reconciler reads -> the newest commit that changed it."""
+        return self.repo_sync.input_revisions()
+
     def changed_paths(self, old: str | None, new: str) -> list[str]:
         """Every path touched by a commit in ``old..new``."""
         return self.repo_sync.changed_paths(old, new)
@@ -158,6 +162,15 @@ class GitCheckout:
         """Commit *files* (all under ``status/``; None deletes) and push them to the branch;
         the pushed sha, or None when nothing changed."""
         return self.status_push.write_status(files, message)
+
+    def status_pending(self) -> bool:
+        """True when status committed here is not on the remote yet (no network asked)."""
+        return self.status_push.pending()
+
+    def flush_status(self) -> str | None:
+        """Push status commits that wait here, rebased onto the remote's head; the pushed
+        sha, or None when nothing waited."""
+        return self.status_push.flush()
 
     # -- proposals (proposals.py) -------------------------------------------------------------
 

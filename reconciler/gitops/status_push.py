@@ -89,6 +89,28 @@ class StatusPush:
                 return None
             return self._push_with_rebase(branch)
 
+    def pending(self) -> bool:
+        """True when status commits made here are not on the remote yet (a push that failed:
+        the remote was away, or refused).  Asks only the checkout, never the network."""
+        with self.git.lock:
+            if not self.git.has_clone():
+                return False
+            return self._ahead_of_remote(self.git.branch)
+
+    def flush(self) -> str | None:
+        """Push status commits that wait in the checkout, rebased onto the remote's head;
+        the pushed sha, or None when nothing waited."""
+        with self.git.lock:
+            self.git.ensure()
+            branch = self.git.branch
+            if not self._ahead_of_remote(branch):
+                return None
+            self.git.fetch(branch)
+            rebase_status(self.git, branch)
+            if not self._ahead_of_remote(branch):
+                return None  # the remote already says the same
+            return self._push_with_rebase(branch)
+
     def _safe_target(self, path: str) -> Path:
         """The file for *path*, refusing symlinks on the way: a committed ``status`` symlink
         must not let a status write land in ``plans/`` or outside the checkout."""
@@ -112,7 +134,7 @@ class StatusPush:
                 time.sleep(delay + random.uniform(0, delay / 2))
                 delay *= 2
                 self.git.fetch(branch)
-                self._rebase_status(branch)
+                rebase_status(self.git, branch)
                 if not self._ahead_of_remote(branch):
                     return None  # someone already wrote exactly this status
             sha = self.git.head()
@@ -136,32 +158,35 @@ class StatusPush:
         if self.on_pushed is not None:
             self.on_pushed(sha)
 
-    def _rebase_status(self, branch: str) -> None:
-        """Replay our unpushed status commits onto the fetched head; on conflict ours wins.
 
-        During a rebase git calls the upstream side "ours" and the commit being replayed
-        "theirs", so our status version is ``--theirs`` here.
-        """
-        tracking = self.git.tracking(branch)
-        status, out, err = self.git.run("rebase", "--no-autostash", tracking)
-        for _ in range(1000):
-            if status == 0:
-                return
-            conflicted = self.git.must(
-                "cannot list conflicts", "diff", "--name-only", "--diff-filter=U", "-z"
-            )
-            paths = [p for p in conflicted.split("\0") if p]
-            if not paths or any(not is_status_path(p) for p in paths):
-                self.git.run("rebase", "--abort")
-                raise fail("cannot rebase the status commit", self.git.remote, err or out)
-            for path in paths:
-                took, _, _ = self.git.run("checkout", "--theirs", "--", path)
-                if took == 0:
-                    self.git.must("cannot resolve a status conflict", "add", "--", path)
-                else:  # our commit deleted it
-                    self.git.must("cannot resolve a status conflict", "rm", "-q", "--", path)
-            status, out, err = self.git.run("-c", "core.editor=true", "rebase", "--continue")
-            if status != 0 and "nothing to commit" in f"{out}{err}":
-                status, out, err = self.git.run("rebase", "--skip")
-        self.git.run("rebase", "--abort")
-        raise GitOpsError(f"rebase of the status commit did not finish ({self.git.remote_display})")
+def rebase_status(git: GitRunner, branch: str) -> None:
+    """Replay our unpushed status commits onto the fetched head; on conflict ours wins.
+
+    The sync uses it too, so status commits that a failed push left are never dropped.
+
+    During a rebase git calls the upstream side "ours" and the commit being replayed
+    "theirs", so our status version is ``--theirs`` here.
+    """
+    tracking = git.tracking(branch)
+    status, out, err = git.run("rebase", "--no-autostash", tracking)
+    for _ in range(1000):
+        if status == 0:
+            return
+        conflicted = git.must(
+            "cannot list conflicts", "diff", "--name-only", "--diff-filter=U", "-z"
+        )
+        paths = [p for p in conflicted.split("\0") if p]
+        if not paths or any(not is_status_path(p) for p in paths):
+            git.run("rebase", "--abort")
+            raise fail("cannot rebase the status commit", git.remote, err or out)
+        for path in paths:
+            took, _, _ = git.run("checkout", "--theirs", "--", path)
+            if took == 0:
+                git.must("cannot resolve a status conflict", "add", "--", path)
+            else:  # our commit deleted it
+                git.must("cannot resolve a status conflict", "rm", "-q", "--", path)
+        status, out, err = git.run("-c", "core.editor=true", "rebase", "--continue")
+        if status != 0 and "nothing to commit" in f"{out}{err}":
+            status, out, err = git.run("rebase", "--skip")
+    git.run("rebase", "--abort")
+    raise GitOpsError(f"rebase of the status commit did not finish ({git.remote_display})")

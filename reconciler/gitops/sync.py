@@ -1,11 +1,15 @@
 """Reading the user's branch: clone or fetch, hard-reset, and what changed since a revision.
 
-The working tree is the reconciler's alone, so every sync may hard-reset it; manifests are
-read from it afterwards.  Commits that touch only ``status/`` never ask for a pass, so the
-reconciler cannot loop on its own writes.
+The working tree is the reconciler's alone, so every sync may hard-reset it -- except for status
+commits that a failed push left: those are replayed onto the remote's head, never dropped, and
+pushed by the next status write (or :meth:`StatusPush.flush`).  Manifests are read from it
+afterwards.  Commits that touch only ``status/`` never ask for a pass, so the reconciler cannot
+loop on its own writes.
 """
 
 from __future__ import annotations
+
+import logging
 
 from reconciler.gitops._git import (
     STATUS_DIR,
@@ -14,6 +18,17 @@ from reconciler.gitops._git import (
     fail,
     is_status_path,
     run_git,
+)
+from reconciler.gitops.status_push import rebase_status
+
+log = logging.getLogger(__name__)
+
+# What a pass reads from the repo: its YAML (manifests, the repo config) and its rules.
+INPUTS = (
+    ":(glob)**/*.yaml",
+    ":(glob)**/*.yml",
+    ":(glob)rules/**",
+    f":(exclude){STATUS_DIR}",
 )
 
 
@@ -25,10 +40,12 @@ class RepoSync:
         git.ensure_clone = self.sync
 
     def sync(self) -> str:
-        """Clone or fetch, hard-reset to the remote branch and return its head sha.
+        """Clone or fetch, bring the checkout to the remote branch and return the remote's head.
 
-        The working tree is ours alone, so anything left in it (a half-done rebase, a status
-        commit that never got pushed) is discarded: status is a projection and is rewritten.
+        The working tree is ours alone, so anything left in it (a half-done rebase, files) is
+        discarded.  Status commits that never got pushed (the remote was away at the end of a
+        pass) are kept, replayed on top of the remote's head: they are the only record of
+        that status until it is pushed, and no pass may run again to render it.
         """
         with self.git.lock:
             if not self.git.has_clone():
@@ -59,10 +76,32 @@ class RepoSync:
                 raise GitOpsError(
                     f"branch {branch!r} not found on the remote ({self.git.remote_display})"
                 )
-            self.git.must("cannot check out", "checkout", "-q", "-f", "-B", branch, tracking)
-            self.git.must("cannot reset", "reset", "-q", "--hard", tracking)
-            self.git.must("cannot clean", "clean", "-q", "-ffdx")
-            return self.git.head()
+            remote_head = self.git.rev(tracking)
+            if not self._keep_unpushed_status(branch, tracking):
+                self.git.must("cannot check out", "checkout", "-q", "-f", "-B", branch, tracking)
+                self.git.must("cannot reset", "reset", "-q", "--hard", tracking)
+                self.git.must("cannot clean", "clean", "-q", "-ffdx")
+            return remote_head
+
+    def _keep_unpushed_status(self, branch: str, tracking: str) -> bool:
+        """Replay the local branch's unpushed commits onto *tracking* when they touch only
+        ``status/`` (ours: nobody else commits here); False when there is nothing to keep."""
+        local = self.git.rev(f"refs/heads/{branch}")
+        if local is None or self.git.is_ancestor(local, tracking):
+            return False
+        status, out, _ = self.git.run("diff", "--name-only", "-z", f"{tracking}...{local}")
+        paths = [p for p in out.split("\0") if p]
+        if status != 0 or not paths or not all(is_status_path(p) for p in paths):
+            return False
+        self.git.must("cannot check out", "checkout", "-q", "-f", branch)
+        self.git.must("cannot reset", "reset", "-q", "--hard", local)
+        self.git.must("cannot clean", "clean", "-q", "-ffdx")
+        try:
+            rebase_status(self.git, branch)
+        except GitOpsError as exc:
+            log.warning("unpushed status dropped, the next pass renders it again: %s", exc)
+            return False
+        return True
 
     def _abort_rebase(self) -> None:
         """A rebase a killed push left half-way is given up: the sync resets anyway."""
@@ -71,21 +110,43 @@ class RepoSync:
             self.git.run("rebase", "--abort")
 
     def desired_revision(self) -> str:
-        """The newest commit that touched anything outside ``status/``: what desired state
-        the checkout holds.  Status commits (ours or anyone's) do not move it."""
+        """The newest commit that changed what the reconciler reads (manifests, the repo
+        config, rules): what desired state the checkout holds.  Status commits (ours or
+        anyone's) and files it never reads (a README) do not move it."""
         with self.git.lock:
             self.git.ensure()
             out = self.git.must(
-                "cannot find the desired revision",
+                "cannot find the desired revision", "log", "-1", "--format=%H", "HEAD", "--",
+                *INPUTS,
+            )  # fmt: skip
+            return out.strip() or self.git.head()
+
+    def input_revisions(self) -> dict[str, str]:
+        """Each file the reconciler reads -> the newest commit that changed it, in one walk
+        of the history: a status file names the revision of its own object's manifest, so a
+        commit to one plan does not rewrite every status file."""
+        with self.git.lock:
+            self.git.ensure()
+            out = self.git.must(
+                "cannot list the manifests' revisions",
+                "-c",
+                "core.quotePath=false",
                 "log",
-                "-1",
-                "--format=%H",
+                "--format=>%H",
+                "--name-only",
+                "--no-renames",
                 "HEAD",
                 "--",
-                ".",
-                f":(exclude){STATUS_DIR}",
+                *INPUTS,
             )
-            return out.strip() or self.git.head()
+        found: dict[str, str] = {}
+        sha = ""
+        for line in out.splitlines():
+            if line.startswith(">"):
+                sha = line[1:]
+            elif line:
+                found.setdefault(line, sha)
+        return found
 
     def changed_paths(self, old: str | None, new: str) -> list[str]:
         """Every path touched by a commit in ``old..new`` (all of ``new``'s history if ``old``

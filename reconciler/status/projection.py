@@ -6,6 +6,7 @@ commits nothing.  Conditions carry no timestamps; VM steps carry their own start
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,14 +44,35 @@ class Snapshot:
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)  # provider type -> rule set
     # plan key -> VM id -> why the VM waits for a slot (controller_max_vm_inflight)
     waiting: dict[str, dict[str, str]] = field(default_factory=dict)
+    # manifest file -> the newest commit that changed it: an object's ``observedRevision``
+    # (``revision`` when its file is not known), so one commit rewrites only its objects'
+    # status, and ``status/repo.yaml``
+    file_revisions: dict[str, str] = field(default_factory=dict)
 
 
 def status_path(kind: str, namespace: str, name: str) -> str:
     return f"{STATUS_DIR}/{kind.lower()}/{namespace}/{name}.yaml"
 
 
+_DUMPED: dict[str, str] = {}  # a document's JSON -> its YAML: most status repeats each write
+_DUMPED_MAX = 50_000
+
+
+def _typed(value: object) -> str:
+    return f"{type(value).__qualname__}:{value!r}"
+
+
 def dump(doc: dict[str, Any]) -> str:
-    return dump_yaml(doc)
+    """The document as YAML; remembered, since the writer renders every object's status on
+    every write and YAML emitting costs a hundred times what JSON does."""
+    key = json.dumps(doc, separators=(",", ":"), default=_typed)
+    found = _DUMPED.get(key)
+    if found is None:
+        found = dump_yaml(doc)
+        if len(_DUMPED) >= _DUMPED_MAX:
+            _DUMPED.clear()
+        _DUMPED[key] = found
+    return found
 
 
 def _obj(kind: str, namespace: str, name: str, status: dict[str, Any]) -> str:
@@ -81,7 +103,7 @@ def render(snap: Snapshot) -> dict[str, str]:
                 _rules_condition(status, m.spec.type, snap.rules.get(m.spec.type))
             else:
                 status = {"conditions": _error_conditions(errs.get(m.ref, []))}
-            status["observedRevision"] = snap.revision
+            status["observedRevision"] = snap.file_revisions.get(m.location.file, snap.revision)
             files[status_path(kind, ns, name)] = _obj(kind, ns, name, status)
     for kind, ns, name in sorted(snap.desired.broken):
         ref = f"{kind} {ns}/{name}"
@@ -429,13 +451,26 @@ def plan_summary(snap: Snapshot, key: str) -> str:
     return summary
 
 
+SUBJECT_MAX = 100  # characters: a commit subject stays one readable line
+
+
 def commit_message(old: dict[str, str], new: dict[str, str], snap: Snapshot) -> str:
-    """A deterministic message that says which objects' status changed and where plans are."""
+    """A deterministic message: a short subject (one plan's summary, or counts) and a body
+    with each changed plan's summary and every changed status file."""
     changed = sorted(p for p in set(old) | set(new) if old.get(p) != new.get(p))
     names = [p.removeprefix(f"{STATUS_DIR}/").removesuffix(".yaml") for p in changed]
     plans = [n.removeprefix("plan/") for n in names if n.startswith("plan/")]
-    if plans:
-        head = "status: " + "; ".join(f"plan {k}: {plan_summary(snap, k)}" for k in plans)
+    summaries = [f"plan {k}: {plan_summary(snap, k)}" for k in plans]
+    if len(plans) == 1:
+        head = f"status: {summaries[0]}"
+        if len(head) > SUBJECT_MAX:
+            head = head[: SUBJECT_MAX - 3] + "..."
+    elif plans:
+        head = f"status: {len(plans)} plan(s), {len(names) - len(plans)} other object(s) updated"
     else:
         head = f"status: {len(names)} object(s) updated"
-    return head + "\n\n" + "\n".join(f"- {n}" for n in names)
+    body = [f"- {line}" for line in summaries] if len(plans) > 1 else []
+    if body:
+        body.append("")
+    body += [f"- {n}" for n in names]
+    return head + "\n\n" + "\n".join(body)

@@ -37,6 +37,8 @@ class StatusCheckout(Protocol):
 
     def write_status(self, files: dict[str, str | None], message: str) -> str | None: ...
 
+    def status_pending(self) -> bool: ...
+
 
 class StatusWriter:
     """Commits the status a ``snapshot`` renders, in its own thread, when events say so.
@@ -150,8 +152,8 @@ class StatusWriter:
             old = _read_status(self.checkout.path)
             changes: dict[str, str | None] = {p: c for p, c in files.items() if old.get(p) != c}
             changes.update({p: None for p in old if p not in files})
-            if not changes and not self._unpushed:
-                return False
+            if not changes and not self._unpushed and not self.checkout.status_pending():
+                return False  # the remote has it all (a status commit waiting must go out)
             try:
                 sha = self.checkout.write_status(changes, commit_message(old, files, snap))
             except GitOpsError:
