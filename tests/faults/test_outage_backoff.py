@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from reconciler.daemon.loop import retry_limits
-from tests.faults.test_status_after_outage import _Away, start_daemon, stop_daemon
-from tests.integration.conftest import small_vm
+from tests.support.daemon import RemoteAway, start_daemon, stop_daemon
+from tests.support.workspace import small_vm
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,7 @@ def test_a_daemon_started_while_the_remote_is_away_backs_off(workspace_factory) 
     ws = workspace_factory([small_vm("away", 4)])
     path_env, calls = _git_shim(ws.root)
     env = {**path_env, "MTV_GITOPS_GIT_RETRY_FIRST": "0.2", "MTV_GITOPS_GIT_RETRY_MAX": "1.6"}
-    with _Away(ws.remote):
+    with RemoteAway(ws.remote):
         proc, out = start_daemon(ws, interval=3600, env=env)
         try:
             out.wait_for(lambda lines: sum(bool(RETRY.search(x)) for x in lines) >= 6, "retries")
@@ -80,7 +80,7 @@ def test_a_push_to_the_watched_clone_wakes_a_backing_off_daemon(workspace_factor
     ws = workspace_factory([small_vm("wake", 5)])
     ws.user_commit({"migrations/demo-plan-1.yaml": None}, "no migration: a quick pass")
     env = {"MTV_GITOPS_GIT_RETRY_FIRST": "600", "MTV_GITOPS_GIT_RETRY_MAX": "600"}
-    away = _Away(ws.remote).__enter__()
+    away = RemoteAway(ws.remote).__enter__()
     proc, out = start_daemon(ws, interval=3600, env=env)
     try:
         out.wait_for(lambda lines: any("retrying in 600s" in x for x in lines), "a long wait")

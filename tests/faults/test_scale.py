@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.conftest import plan_yaml, small_vm
+from tests.support.workspace import plan_yaml, small_vm
 
 pytestmark = pytest.mark.integration
 

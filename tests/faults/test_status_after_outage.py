@@ -10,37 +10,17 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from reconciler.gitops import GitCheckout, GitOpsError
-from tests.gitops.test_checkout import USER_ENV, git, remote_head, user_commit, user_push
-from tests.integration.conftest import CLI, migration_yaml, small_vm
-from tests.integration.test_crash_and_races import _chunks_done
+from tests.support.daemon import RemoteAway, start_daemon, stop_daemon
+from tests.support.git import USER_ENV, git, remote_head, user_commit, user_push
+from tests.support.workspace import chunks_done, migration_yaml, small_vm
 
 pytestmark = pytest.mark.integration
-
-
-class _Away:
-    """The remote moved out of reach (its path no longer exists) and back."""
-
-    def __init__(self, remote: Path) -> None:
-        self.remote = remote
-        self.parked = remote.with_name(remote.name + ".away")
-
-    def __enter__(self) -> _Away:
-        self.remote.rename(self.parked)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.back()
-
-    def back(self) -> None:
-        if self.parked.exists():
-            self.parked.rename(self.remote)
 
 
 @pytest.fixture
@@ -69,7 +49,7 @@ def test_a_sync_keeps_unpushed_status_commits_and_they_are_pushed_later(
     checkout = GitCheckout(str(remote), tmp_path / "work", backoff=0.01, push_attempts=2)
     checkout.sync()
     checkout.write_status({"status/plan/p.yaml": "phase: Running\n"}, "status: running")
-    with _Away(remote):
+    with RemoteAway(remote):
         with pytest.raises(GitOpsError):
             checkout.write_status({"status/plan/p.yaml": "phase: Succeeded\n"}, "status: done")
     assert checkout.status_pending()
@@ -108,49 +88,6 @@ def test_a_sync_keeps_only_status_commits(remote: Path, tmp_path: Path) -> None:
     assert _show(remote, "plans/stray.yaml") is None
 
 
-class _Output:
-    """The daemon's output lines, read in a thread; waits are for lines, not for time."""
-
-    def __init__(self, proc: subprocess.Popen) -> None:
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
-        self._thread.start()
-
-    def _read(self, proc: subprocess.Popen) -> None:
-        for line in proc.stdout:
-            with self._cond:
-                self.lines.append(line.rstrip())
-                self._cond.notify_all()
-
-    def wait_for(self, pred, what: str, timeout: float = 240) -> None:
-        with self._cond:
-            if not self._cond.wait_for(lambda: pred(self.lines), timeout):
-                raise AssertionError(f"never: {what}\n" + "\n".join(self.lines))
-
-    def count(self, text: str) -> int:
-        with self._cond:
-            return sum(text in line for line in self.lines)
-
-
-def start_daemon(ws, *, interval: float = 30, env: dict[str, str] | None = None):
-    args = ["daemon", str(ws.clone), "--interval", str(interval), "--state-dir", str(ws.state)]
-    proc = subprocess.Popen(
-        [*CLI, *args, "--cluster", str(ws.cluster)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-    )
-    return proc, _Output(proc)
-
-
-def stop_daemon(proc: subprocess.Popen, out: _Output) -> None:
-    proc.terminate()
-    proc.wait(timeout=60)
-    assert proc.returncode == 0, "\n".join(out.lines)
-
-
 def test_the_daemon_pushes_the_final_status_once_the_remote_is_back(workspace_factory) -> None:
     ws = workspace_factory([small_vm("outage", 3, data_mib=24, capacity_mib=64)])
     cfg = (ws.clone / ".mtv-gitops.yaml").read_text()
@@ -163,14 +100,14 @@ def test_the_daemon_pushes_the_final_status_once_the_remote_is_back(workspace_fa
     )
     # the retry wait is short, so the remote's return is noticed soon after
     proc, out = start_daemon(ws, env={"MTV_GITOPS_GIT_RETRY_MAX": "1"})
-    away = _Away(ws.remote)
+    away = RemoteAway(ws.remote)
     try:
         out.wait_for(lambda lines: any(x.startswith("pass at ") for x in lines), "an idle pass")
         ws.user_commit(
             {"migrations/demo-plan-1.yaml": migration_yaml("demo-plan-1", "demo-plan")}, "go"
         )
         deadline = time.monotonic() + 240  # a guard against a hang; the wait is for the copy
-        while _chunks_done(ws) < 1:
+        while chunks_done(ws) < 1:
             assert time.monotonic() < deadline, "\n".join(out.lines)
             time.sleep(0.02)
         away.__enter__()  # the remote goes away mid-copy and stays away past the pass's end
