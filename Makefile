@@ -32,6 +32,7 @@ system-deps:
 	    echo "make: go/govmomi missing; run as root or: sudo apt-get install golang-go golang-github-vmware-govmomi-dev" >&2; exit 1; \
 	  fi; \
 	fi
+	@for script in tools/system-deps/*.sh; do [ -e "$$script" ] || continue; sh "$$script" || exit 1; done
 
 $(BIN)/mtv-gitops: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "make: Python >= 3.11 required" >&2; exit 1; }
