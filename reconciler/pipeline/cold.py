@@ -117,8 +117,8 @@ def ensure_disks_allocated(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: d
             raise TargetError(
                 f"not enough free space on {ctx.target.describe()}: the disks of "
                 f"{vm.source_name} need {needed / MB:.0f} MB of data, {free / MB:.0f} MB "
-                f"free{held}; free space or point the target elsewhere, then push a new "
-                "Migration"
+                f"free{held}{_partials_said(ctx)}; free space or point the target elsewhere, "
+                "then push a new Migration"
             )
     try:
         ctx.target.ensure_namespace(vm.namespace, {"app.kubernetes.io/managed-by": "mtv-gitops"})
@@ -128,6 +128,23 @@ def ensure_disks_allocated(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: d
         space.release(ctx.target, _space_key(ctx, vm))
         raise
     return f"{len(claims)} PVC(s) in namespace {vm.namespace}"
+
+
+def _partials_said(ctx: RunContext) -> str:
+    """Partial images of failed VMs on this target, kept for resume: space they hold that a
+    user can take back (cancel those VMs) or put to use (resume them with a new Migration)."""
+    failed = ctx.store.partial_images(ctx.target.describe())
+    if not failed:
+        return ""
+    total = sum(v.error["partialImages"]["bytes"] for v in failed)
+    names = ", ".join(
+        f"{v.plan}/{v.vm_name} ({v.error['partialImages']['bytes'] / MB:.0f} MB)" for v in failed
+    )
+    return (
+        f"; partial images of {len(failed)} failed VM(s) hold {total / MB:.0f} MB there "
+        f"({names}): a new Migration of their plan resumes them, one listing them in "
+        "spec.cancel frees it"
+    )
 
 
 def _space_key(ctx: RunContext, vm: VmPlan) -> str:

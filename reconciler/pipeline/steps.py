@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from reconciler.pipeline.phases import (
     COMPLETED,
@@ -263,11 +264,31 @@ def _finish(
     rec.phase = "Completed" if result == "Succeeded" else result
     cleanup = (rec.error or {}).get("cleanup")  # what a cleanup could not remove stays said
     rec.error = {**(error or {}), "cleanup": cleanup} if cleanup else error
+    if result == "Failed" and rec.error is not None:
+        partial = partial_images(ctx, vm)
+        if partial:
+            rec.error["partialImages"] = partial
     rec.completed = now()
     ctx.store.put_vm(rec)
     reasons = "; ".join((error or {}).get("reasons", []))
     emit(ctx, vm, Kind.VM, rec.phase, result, reasons)
     return rec
+
+
+def partial_images(ctx: RunContext, vm: VmPlan) -> dict[str, Any] | None:
+    """What a failed VM's target disks hold: kept so a new Migration resumes them, and said
+    (with the target they hold space on) so the space they take is never a mystery."""
+    disks = {}
+    for claim in claims_of(ctx, vm):
+        try:
+            used = ctx.target.disk_usage(claim)
+        except Exception:  # noqa: BLE001 - the VM fails anyway; what it holds is unknown
+            continue
+        if used:
+            disks[claim.name] = used
+    if not disks:
+        return None
+    return {"target": ctx.target.describe(), "bytes": sum(disks.values()), "disks": disks}
 
 
 def not_built(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:

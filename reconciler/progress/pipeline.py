@@ -78,6 +78,16 @@ class PipelineStore(Table):
         )
         return [_vm(r) for r in rows]
 
+    def partial_images(self, target: str) -> list[VmProgress]:
+        """Failed VMs whose partial images still hold space on ``target`` (kept for resume)."""
+        rows = self.database.query(
+            f"SELECT {_VM_COLUMNS} FROM vms WHERE result = 'Failed' AND error LIKE ? "
+            "ORDER BY rowid",
+            ('%"partialImages"%',),
+        )
+        vms = [_vm(r) for r in rows]
+        return [v for v in vms if (v.error or {}).get("partialImages", {}).get("target") == target]
+
     def put_vm(self, vm: VmProgress) -> None:
         with self.database.tx() as db:
             db.execute(

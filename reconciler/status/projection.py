@@ -351,6 +351,9 @@ def _plan_status(snap: Snapshot, d: PlanDecision, errors: list[ManifestError]) -
                 "items": names,
             }
         )
+    partial = [v for v in vms if v.result == "Failed" and (v.error or {}).get("partialImages")]
+    if partial:
+        conds.append(_partial_images_condition(partial))
     listed = {v.vm_id for v in d.vms}
     order = {v.vm_id: i for i, v in enumerate(d.vms)}
     shown = sorted((v for v in vms if v.vm_id in listed), key=lambda v: order[v.vm_id])
@@ -371,6 +374,23 @@ def _plan_status(snap: Snapshot, d: PlanDecision, errors: list[ManifestError]) -
     if flagged:
         out["validation"] = {"vms": flagged}
     return out
+
+
+def _partial_images_condition(failed: list[VmProgress]) -> dict[str, Any]:
+    """Failed VMs keep their partial target disks for resume; the space they hold is said."""
+    sizes = {v.vm_name: v.error["partialImages"]["bytes"] for v in failed}
+    total = sum(sizes.values())
+    listed = ", ".join(f"{name} ({n / 1024**2:.0f} MB)" for name, n in sizes.items())
+    return {
+        "type": "PartialImagesKept",
+        "status": "True",
+        "category": "Warning",
+        "message": f"{len(failed)} failed VM(s) keep {total / 1024**2:.0f} MB of partial target "
+        f"disks for resume: {listed}. A new Migration resumes them; one that lists them in "
+        "spec.cancel removes them and frees the space.",
+        "items": list(sizes),
+        "bytes": total,
+    }
 
 
 def _still_waiting(waiting: dict[str, str], vms: list[VmProgress]) -> dict[str, str]:

@@ -114,6 +114,10 @@ class Target(Protocol):
 
     def disk_exists(self, claim: DiskClaim) -> bool: ...
 
+    def disk_usage(self, claim: DiskClaim) -> int | None:
+        """Bytes the disk holds on the target's storage now (a partial image kept for resume
+        counts what it occupies), or None when it does not exist."""
+
     def copy_disk(self, request: CopyRequest) -> CopyOutcome:
         """Fill the claim from the source disk, resuming what an earlier run made durable.
 

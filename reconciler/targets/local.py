@@ -93,6 +93,13 @@ class LocalTarget:
         pvc = self._ns(claim.namespace) / "pvcs" / f"{claim.name}.yaml"
         return pvc.exists() and self._disk(claim).is_file()
 
+    def disk_usage(self, claim: DiskClaim) -> int | None:
+        """The image's allocated blocks: holes take no space."""
+        try:
+            return self._disk(claim).stat().st_blocks * 512
+        except FileNotFoundError:
+            return None
+
     def open_writer(self, claim: DiskClaim) -> DiskWriter:
         return RawDiskWriter(self._disk(claim), claim.size)
 

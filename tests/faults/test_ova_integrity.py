@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
 import tarfile
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +10,7 @@ import pytest
 from plugins.ova.factory import DiskSpec, build_ova, semi_random
 from plugins.ova.plugin import OvaConnection
 from reconciler.sources import SourceError
+from tests.support.ova_damage import flip_in_vmdk, rewrite_ova
 
 MIB = 1024 * 1024
 pytestmark = pytest.mark.integration
@@ -24,46 +22,6 @@ def _build(folder: Path, name: str = "vm") -> Path:
     return build_ova(folder / f"{name}.ova", name, disks=[disk]).path
 
 
-def _rewrite(
-    ova: Path,
-    change: Callable[[tarfile.TarInfo, bytes], tuple[tarfile.TarInfo, bytes] | None],
-    manifest: bool = True,
-) -> None:
-    """Write the OVA again with ``change`` applied to each member; the manifest is made anew
-    from what was written (``manifest=False`` drops it), so only what a test breaks is broken."""
-    with tarfile.open(ova) as tar:
-        members = [(m, tar.extractfile(m).read() if m.isfile() else b"") for m in tar]
-    out = []
-    for m, data in members:
-        if m.name.endswith(".mf"):
-            continue
-        changed = change(m, data)
-        if changed is not None:
-            out.append(changed)
-    lines = [f"SHA256({m.name})= {hashlib.sha256(d).hexdigest()}" for m, d in out if m.isfile()]
-    with tarfile.open(ova, "w", format=tarfile.USTAR_FORMAT) as tar:
-        for m, data in out:
-            m.size = len(data) if m.isfile() else 0
-            tar.addfile(m, io.BytesIO(data) if m.isfile() else None)
-        if manifest:
-            mf = "\n".join(lines).encode() + b"\n"
-            info = tarfile.TarInfo(ova.stem + ".mf")
-            info.size = len(mf)
-            tar.addfile(info, io.BytesIO(mf))
-
-
-def _flip_in_vmdk(ova: Path, at: float = 0.5) -> None:
-    """Flip one byte inside the VMDK's compressed grains, in place (the manifest stays)."""
-    with tarfile.open(ova) as tar:
-        vmdk = next(m for m in tar if m.name.endswith(".vmdk"))
-    pos = vmdk.offset_data + int(vmdk.size * at)
-    with ova.open("r+b") as f:
-        f.seek(pos)
-        byte = f.read(1)
-        f.seek(pos)
-        f.write(bytes([byte[0] ^ 0xFF]))
-
-
 def _only_vm(conn: OvaConnection):
     [vm] = conn.inventory().vms
     return vm
@@ -71,7 +29,7 @@ def _only_vm(conn: OvaConnection):
 
 def test_a_damaged_disk_file_fails_its_manifest_digest(tmp_path: Path) -> None:
     ova = _build(tmp_path / "ovas")
-    _flip_in_vmdk(ova)
+    flip_in_vmdk(ova)
     conn = OvaConnection(tmp_path / "ovas")
     vm = _only_vm(conn)
     with pytest.raises(SourceError) as err:
@@ -105,8 +63,8 @@ def test_an_edited_descriptor_fails_its_manifest_digest(tmp_path: Path) -> None:
 
 def test_a_flipped_grain_without_a_manifest_names_file_disk_and_offset(tmp_path: Path) -> None:
     ova = _build(tmp_path / "ovas")
-    _rewrite(ova, lambda m, d: (m, d), manifest=False)
-    _flip_in_vmdk(ova, at=0.6)
+    rewrite_ova(ova, lambda m, d: (m, d), manifest=False)
+    flip_in_vmdk(ova, at=0.6)
     conn = OvaConnection(tmp_path / "ovas")
     vm = _only_vm(conn)
     with pytest.raises(SourceError) as err:
@@ -128,7 +86,7 @@ def test_a_vmdk_larger_than_the_ovf_declares_is_refused(tmp_path: Path) -> None:
             d = d.replace(b'ovf:capacity="' + declared, b'ovf:capacity="' + str(4 * MIB).encode())
         return m, d
 
-    _rewrite(ova, shrink)
+    rewrite_ova(ova, shrink)
     conn = OvaConnection(tmp_path / "ovas")
     vm = _only_vm(conn)
     with pytest.raises(SourceError, match=r"holds 8388608 bytes, more than the 4194304"):
@@ -146,7 +104,7 @@ def test_a_linked_disk_file_is_named_as_a_link_and_refused(tmp_path: Path, kind:
             return m, b""
         return m, d
 
-    _rewrite(ova, link)
+    rewrite_ova(ova, link)
     conn = OvaConnection(tmp_path / "ovas")
     vm = _only_vm(conn)
     what = "a symbolic link" if kind == tarfile.SYMTYPE else "a hard link"

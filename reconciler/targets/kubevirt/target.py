@@ -140,6 +140,11 @@ class KubevirtTarget:
         pvc = self.api.get(f"{PVC_PATH.format(ns=claim.namespace)}/{claim.name}")
         return pvc is not None and not terminating(pvc)
 
+    def disk_usage(self, claim: DiskClaim) -> int | None:
+        """A PVC holds the storage it requested (what quotas and provisioners count), written
+        or not."""
+        return claim.size if self.disk_exists(claim) else None
+
     def ensure_disk(self, claim: DiskClaim) -> None:
         check_manifest(claim.manifest)
         ensure_created(self.api, PVC_PATH.format(ns=claim.namespace), claim.name, claim.manifest)
