@@ -16,10 +16,11 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
 from reconciler.daemon.loop import retry_limits
 from tests.support.daemon import RemoteAway, start_daemon, stop_daemon
-from tests.support.workspace import small_vm
+from tests.support.workspace import small_vm, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -96,3 +97,29 @@ def test_a_push_to_the_watched_clone_wakes_a_backing_off_daemon(workspace_factor
     finally:
         away.back()
         stop_daemon(proc, out)
+
+
+def test_a_daemon_started_while_the_remote_is_away_migrates_once_it_is_back(
+    workspace_factory,
+) -> None:
+    """Away at start, then back with no push to wake the daemon: its own retries find the
+    remote, and the migration runs to its final status there."""
+    ws = workspace_factory([small_vm("later", 6)])
+    env = {"MTV_GITOPS_GIT_RETRY_FIRST": "0.2", "MTV_GITOPS_GIT_RETRY_MAX": "1.6"}
+    away = RemoteAway(ws.remote).__enter__()
+    proc, out = start_daemon(ws, interval=3600, env=env)
+    try:
+        out.wait_for(lambda lines: sum(bool(RETRY.search(x)) for x in lines) >= 3, "retries")
+        away.back()
+        out.wait_for(lambda lines: any(x.startswith("pass at ") for x in lines), "a pass", 300)
+        wait_until(lambda: _phase(ws) == "Completed", 300, lambda: "\n".join(out.lines))
+        assert (ws.cluster / "demo-vms" / "virtualmachines" / "later.yaml").exists()
+    finally:
+        away.back()
+        stop_daemon(proc, out)
+
+
+def _phase(ws) -> str | None:
+    text = ws.remote_file("status/plan/openshift-mtv/demo-plan.yaml")
+    vms = YAML(typ="safe").load(text)["status"]["migration"]["vms"] if text else []
+    return vms[0]["phase"] if vms else None

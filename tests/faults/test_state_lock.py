@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -88,3 +90,59 @@ def test_a_second_reconciler_waits_or_refuses_and_a_killed_holder_frees_the_fold
     with pytest.raises(StateBusy):  # nothing holds it now: a no-wait lock is taken at once
         with StateLock(ws.state, wait=False):
             StateLock(ws.state, wait=False).acquire()
+
+
+def _git_that_stops_holding_the_index(root: Path, checkout: Path) -> tuple[dict[str, str], Path]:
+    """A ``git`` first on PATH: the first ``add`` in ``checkout`` runs the real git with an
+    fsmonitor hook, which git calls while it holds ``index.lock``; the hook notes that and
+    blocks, so the test kills a real git in the middle of its work, lock held."""
+    real = shutil.which("git")
+    assert real is not None
+    marker = root / "inside-git"
+    hook = root / "fsmonitor-hook"
+    hook.write_text(f"#!/bin/sh\nls {checkout}/.git/index.lock > {marker}.tmp\n"
+                    f"mv {marker}.tmp {marker}\nexec sleep 3600\n")  # fmt: skip
+    shim_dir = root / "shim"
+    shim_dir.mkdir()
+    shim = shim_dir / "git"
+    shim.write_text(
+        "#!/bin/sh\n"
+        f'case "$(pwd)/ $* " in {checkout}/*" add "*)\n'
+        f"  [ -e {marker}.armed ] || {{ : > {marker}.armed; "
+        f'exec {real} -c core.fsmonitor={hook} "$@"; }} ;;\n'
+        "esac\n"
+        f'exec {real} "$@"\n'
+    )
+    for script in (hook, shim):
+        script.chmod(0o755)
+    return {"PATH": f"{shim_dir}:{os.environ['PATH']}"}, marker
+
+
+def test_a_reconciler_killed_inside_a_git_command_recovers_on_the_next_start(
+    workspace_factory,
+) -> None:
+    """kill -9 of the whole process group while a real git holds the private checkout's index
+    lock (what an OOM kill of the pod does): the next start removes the stale lock and ends the
+    migration, its status on the remote."""
+    ws = workspace_factory([small_vm("caught", 3)])
+    checkout = ws.state / "checkout"
+    env, marker = _git_that_stops_holding_the_index(ws.root, checkout)
+    proc = subprocess.Popen(
+        [*CLI, "reconcile", str(ws.clone), "--state-dir", str(ws.state),
+         "--cluster", str(ws.cluster)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "COLUMNS": "200", **env},
+    )  # fmt: skip
+    try:
+        _wait_for(marker.exists, "a git of the reconciler inside its work", proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+    assert marker.read_text().strip() == f"{checkout}/.git/index.lock"  # it held the lock
+    assert (checkout / ".git" / "index.lock").exists()
+
+    again = ws.reconcile()
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert not (checkout / ".git" / "index.lock").exists()
+    [vm] = ws.status("plan", "demo-plan")["status"]["migration"]["vms"]
+    assert vm["phase"] == "Completed", vm
