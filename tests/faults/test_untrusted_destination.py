@@ -29,6 +29,16 @@ class _Api(http.server.BaseHTTPRequestHandler):
         pass
 
 
+class _CountingServer(http.server.ThreadingHTTPServer):
+    """Counts the connections clients open (a TLS handshake each, failed or not)."""
+
+    connections = 0
+
+    def get_request(self):
+        type(self).connections += 1
+        return super().get_request()
+
+
 @pytest.fixture
 def self_signed_api(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """An HTTPS server on 127.0.0.1 with a certificate of its own making; (url, its PEM)."""
@@ -39,7 +49,8 @@ def self_signed_api(tmp_path: Path) -> Iterator[tuple[str, str]]:
          "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True,
     )  # fmt: skip
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Api)
+    _CountingServer.connections = 0
+    server = _CountingServer(("127.0.0.1", 0), _Api)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
@@ -74,6 +85,7 @@ def test_an_untrusted_certificate_names_the_provider_and_the_fix(self_signed_api
     assert "'cacert'" in text and 'insecureSkipVerify: "true"' in text
     assert "sa-token" not in text
     assert "HTTPSConnectionPool" not in text and "Max retries" not in text  # urllib3's raw text
+    assert _CountingServer.connections == 1  # refused at once: no retry of an untrusted server
 
 
 def test_the_secrets_cacert_makes_it_trusted(self_signed_api, tmp_path) -> None:

@@ -28,6 +28,10 @@ POD_PATH = "/api/v1/namespaces/{ns}/pods"
 NS_PATH = "/api/v1/namespaces"
 SC_PATH = "/apis/storage.k8s.io/v1/storageclasses"
 DELETE_WAIT_SECONDS = 120.0
+# connections refused or reset are retried; a certificate that is not trusted is not (it will
+# not become trusted in a second, and each attempt is a TLS handshake): urllib3 counts TLS
+# failures as "other" errors
+_RETRIES = urllib3.Retry(total=3, other=0, redirect=0)
 
 
 def client_from_url(
@@ -45,6 +49,7 @@ def client_from_url(
         cfg.ssl_ca_cert = f.name
     if insecure:
         cfg.verify_ssl = False
+    cfg.retries = _RETRIES
     return k8s.ApiClient(cfg)
 
 
@@ -57,6 +62,7 @@ def in_cluster_client() -> k8s.ApiClient:
         load_incluster_config(client_configuration=cfg)
     except ConfigException as exc:
         raise TargetError(f"cannot use the cluster this pod runs in: {exc}") from None
+    cfg.retries = _RETRIES
     return k8s.ApiClient(cfg)
 
 
