@@ -19,7 +19,7 @@ from plugins.vsphere.simulator import Simulator, SimulatorUnavailable, simulator
 from plugins.vsphere.simulator import start_simulator as _start_simulator
 from plugins.vsphere.simulator.disks import add_disk, guest_write, wait, write_flat_disk
 from reconciler.sources import SourceError, sha1_fingerprint
-from reconciler.transfer.digest import CHUNK_SIZE, chunk_hash, combine
+from reconciler.transfer.digest import digest_of_bytes
 
 KIB, MIB = 1024, 1024**2
 NAMESPACE, PLAN, MIGRATION = "openshift-mtv", "warm-plan", "warm-plan-1"
@@ -231,9 +231,7 @@ class VsphereWarmDemo:
         }
 
     def disks(self) -> dict[str, list[str]]:
-        data = bytes(self.data)
-        hashes = (chunk_hash(data[i : i + CHUNK_SIZE]) for i in range(0, len(data), CHUNK_SIZE))
-        return {VM_NAME: [combine(hashes, CHUNK_SIZE)]}
+        return {VM_NAME: [digest_of_bytes(bytes(self.data))]}
 
     def guest_write(self, step: int) -> str:
         assert self.sim is not None

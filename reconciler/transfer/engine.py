@@ -44,15 +44,23 @@ from reconciler.progress.checkpoints import CheckpointStore, RoundChunk, RoundEr
 from reconciler.transfer.digest import (
     CHUNK_SIZE,
     MiB,
+    bounded_map,
     chunk_count,
     chunk_hash,
     chunk_hashes_of_reader,
     chunk_length,
+    chunk_record,
     combine,
     data_chunk_flags,
     disk_digest_of_reader,
+    is_legacy,
     is_zero,
+    leaf_hash,
+    leaf_size,
+    record_leaves,
+    record_of_leaves,
     zero_chunk_hash,
+    zero_chunk_record,
     zeros,
 )
 from reconciler.transfer.extents import DiskReader, DiskWriter, Extent
@@ -61,6 +69,9 @@ CHECKPOINT_BYTES = 64 * MiB  # flush + record after this much new data ...
 CHECKPOINT_SECONDS = 1.0  # ... or this much time, whichever comes first
 PROGRESS_INTERVAL = 0.2  # at most ~5 progress callbacks a second
 SPARSE_BLOCK = 64 * 1024  # zero pieces this big inside a data chunk are not written
+SOURCE_BLOCK = 4096  # a source's block size, unless its reader says (``block_size``) or its
+# changed areas are not aligned to it (then 512): zero blocks of a changed area over blank
+# target space are left holes at this granularity, never at our chunk's or leaf's
 
 
 class TransferError(Exception):
@@ -330,6 +341,13 @@ class _DiskCopy:
         # comes from ``base`` (the target), or is zeros where the chunk held none (None)
         self.changed: dict[int, tuple[bool, list[tuple[int, int]]]] = {}
         self.base: DiskReader | None = None
+        # the digest format: tree records (leaves of ``self.leaf`` bytes) unless the disk was
+        # recorded by an older version in the flat format, which a round then keeps
+        self.legacy = False
+        self.leaf = leaf_size(chunk_size)
+        # a round in the tree format: chunk -> its record before the round (None: zeros)
+        self.prev: dict[int, bytes | None] = {}
+        self.block = SOURCE_BLOCK
         self.stop = threading.Event()  # tells workers not to start queued chunks
         self.failure: _ChunkError | None = None
         self.hashes: list[bytes | None] = [None] * self.n
@@ -355,7 +373,7 @@ class _DiskCopy:
         """The full copy: every chunk not yet recorded, holes skipped, into a blank target."""
         self.store.start_disk(self.disk_id, self.size, self.chunk_size)
         for idx, (h, _nbytes) in self.store.done_chunks(self.disk_id).items():
-            if 0 <= idx < self.n:
+            if 0 <= idx < self.n and not is_legacy(h):  # an older format's chunk is recopied
                 self.hashes[idx] = h
                 self.resumed_chunks += 1
                 self.resumed_bytes += chunk_length(idx, self.size, self.chunk_size)
@@ -388,11 +406,15 @@ class _DiskCopy:
         self.base = base_reader
         members = self.store.round_chunks(self.disk_id)
         recorded = self.store.done_chunks(self.disk_id)
+        self.legacy = any(is_legacy(h) for h, _n in recorded.values()) or any(
+            m.prev_hash is not None and is_legacy(m.prev_hash) for m in members.values()
+        )
+        self.block = _source_block(self.reader, ranges.values())
         for idx in range(self.n):
             if idx in recorded:
                 self.hashes[idx] = recorded[idx][0]
             elif idx not in members:  # never held data, untouched since: reads as zeros
-                self.hashes[idx] = zero_chunk_hash(chunk_length(idx, self.size, self.chunk_size))
+                self.hashes[idx] = self._zero_record(idx)
         self.total = 0
         work: list[int] = []
         for idx in sorted(members):
@@ -403,10 +425,14 @@ class _DiskCopy:
                 self.resumed_bytes += length
                 continue
             work.append(idx)
+            partial = not members[idx].whole and ranges.get(idx) is not None
+            if partial and not self.legacy:
+                self.prev[idx] = members[idx].prev_hash
+                self.changed[idx] = (members[idx].prev_hash is None, ranges[idx])
+                continue
             plan = self._round_plan(members[idx], ranges.get(idx), length)
             if plan is not None:
                 self.ranges[idx] = plan
-            partial = not members[idx].whole and ranges.get(idx) is not None
             if partial and (plan is None or self.base is not None):
                 self.changed[idx] = (plan is None, ranges[idx])
         self.work = work
@@ -414,8 +440,14 @@ class _DiskCopy:
         self._copy_all()
         source_digest = self._source_digest()
         target_digest = ""
-        if verify_reader is not None:
+        if verify_reader is not None and self.legacy:
             target_digest = self._verify_chunks(verify_reader, sorted(members), source_digest)
+        elif verify_reader is not None:
+            leaves = {
+                idx: None if members[idx].whole else self._touched_leaves(idx, ranges.get(idx))
+                for idx in members
+            }
+            target_digest = self._verify_leaves(verify_reader, leaves, source_digest)
         self.store.finish_round(self.disk_id, rr.round, source_digest, target_digest, _now_iso())
         self._report(force=True)
         return self._result(source_digest, target_digest, rr.round, len(members))
@@ -435,6 +467,26 @@ class _DiskCopy:
         if member.prev_hash is None or member.prev_hash == zero_chunk_hash(length):
             return None
         return ranges
+
+    def _zero_record(self, idx: int) -> bytes:
+        """The record of chunk ``idx`` when it reads as zeros, in the disk's format."""
+        length = chunk_length(idx, self.size, self.chunk_size)
+        return (
+            zero_chunk_hash(length) if self.legacy else zero_chunk_record(length, self.chunk_size)
+        )
+
+    def _record(self, data: bytes) -> bytes:
+        """The record of a chunk's content, in the disk's format."""
+        if self.legacy:
+            return zero_chunk_hash(len(data)) if is_zero(data) else chunk_hash(data)
+        return chunk_record(data, self.chunk_size)
+
+    def _touched_leaves(self, idx: int, ranges: list[tuple[int, int]] | None) -> list[int] | None:
+        """The leaves of chunk ``idx`` that ``ranges`` touch (None: all of them)."""
+        if ranges is None:
+            return None
+        leaf = self.leaf
+        return sorted({k for s, e in ranges for k in range(s // leaf, (e - 1) // leaf + 1)})
 
     def _copy_all(self) -> None:
         """Copy every chunk of ``self.work`` not hashed yet, then make them durable."""
@@ -488,7 +540,7 @@ class _DiskCopy:
         recorded hashes.  Raises DigestMismatch naming the first chunk that differs."""
         try:
             read = chunk_hashes_of_reader(
-                verify_reader, indices, self.size, self.chunk_size, self.streams
+                verify_reader, indices, self.size, self.chunk_size, self.streams, self.legacy
             )
         except Exception as e:
             raise TransferError(
@@ -506,6 +558,57 @@ class _DiskCopy:
                 f" source {source_digest}, target {target_digest}",
                 self.disk_id,
                 bad[0] * self.chunk_size,
+            )
+        return target_digest
+
+    def _verify_leaves(
+        self, verify_reader: DiskReader, plan: dict[int, list[int] | None], source_digest: str
+    ) -> str:
+        """Re-read what a round wrote: the touched leaves of each of its chunks (all leaves of
+        a chunk written whole), compare their hashes with the records; the other leaves and
+        chunks keep their recorded hashes, which earlier rounds verified.  Raises
+        DigestMismatch naming the first leaf that differs."""
+        leaf = self.leaf
+        items = []
+        for idx, leaves in sorted(plan.items()):
+            length = chunk_length(idx, self.size, self.chunk_size)
+            for k in range((length + leaf - 1) // leaf) if leaves is None else leaves:
+                items.append((idx, k, min(leaf, length - k * leaf)))
+
+        def one(item: tuple[int, int, int]) -> tuple[int, int, bytes]:
+            idx, k, n = item
+            offset = idx * self.chunk_size + k * leaf
+            data = verify_reader.read(offset, n)
+            if len(data) != n:
+                raise OSError(f"short read at offset {offset}: {len(data)} of {n} bytes")
+            return idx, k, leaf_hash(data, 0, n)
+
+        target = {i: record_leaves(h) for i, h in enumerate(self.hashes) if h is not None}
+        bad: list[int] = []
+        try:
+            with ThreadPoolExecutor(self.streams, thread_name_prefix="verify") as pool:
+                for idx, k, h in bounded_map(pool, one, items, self.streams * 4):
+                    if target[idx][k] != h:
+                        bad.append(idx * self.chunk_size + k * leaf)
+                        target[idx] = [*target[idx]]
+                        target[idx][k] = h
+        except Exception as e:
+            raise TransferError(
+                f"disk {self.disk_id}: reading the target to verify failed: {_describe(e)}",
+                self.disk_id,
+            ) from e
+        target_digest = combine(
+            (record_of_leaves(target[i]) for i in sorted(target)), self.chunk_size
+        )
+        if bad:
+            first = min(bad)
+            raise DigestMismatch(
+                f"disk {self.disk_id}: digest mismatch: {len({b // self.chunk_size for b in bad})}"
+                f" of the round's chunks differ on the target ({len(bad)} {leaf}-byte pieces),"
+                f" the first at offset {first}:"
+                f" source {source_digest}, target {target_digest}",
+                self.disk_id,
+                first,
             )
         return target_digest
 
@@ -542,7 +645,7 @@ class _DiskCopy:
                 break
             if self.flags is not None and not self.flags[idx]:
                 length = chunk_length(idx, self.size, self.chunk_size)
-                self.hashes[idx] = zero_chunk_hash(length)
+                self.hashes[idx] = self._zero_record(idx)
                 self.bytes_done += length
                 self._report()
                 continue
@@ -550,7 +653,8 @@ class _DiskCopy:
                 pending -= set(self._drain_done(pending, PROGRESS_INTERVAL))
             if self.stop.is_set():
                 break
-            pending.add(pool.submit(self._copy_chunk, idx))
+            copy = self._copy_leaves if idx in self.prev else self._copy_chunk
+            pending.add(pool.submit(copy, idx))
 
     def _drain_done(
         self, pending: set[Future[tuple[int, bytes, int]]], timeout: float
@@ -706,12 +810,12 @@ class _DiskCopy:
         else:
             data = self._read(self.reader, offset, length, "read")
         runs = self.ranges.get(idx)
+        if runs is None and idx in self.changed:  # a round's chunk over blank target space
+            runs = _sparse_runs(data, self.changed[idx][1], self.block)
         if is_zero(data):
-            if runs is None:
-                return idx, zero_chunk_hash(length), 0  # the target already reads as zeros
-            h = zero_chunk_hash(length)
-        else:
-            h = chunk_hash(data)
+            if runs is None or not runs:
+                return idx, self._zero_record(idx), 0  # the target already reads as zeros
+        h = self._record(data)
         written = 0
         for start, end in nonzero_runs(data) if runs is None else runs:
             piece = data if end - start == length else data[start:end]  # copies edges only
@@ -721,6 +825,86 @@ class _DiskCopy:
                 raise _ChunkError(offset + start, end - start, "write", e) from e
             written += end - start
         return idx, h, written
+
+    def _copy_leaves(self, idx: int) -> tuple[int, bytes, int]:
+        """A round's chunk in the tree format: read the changed ranges from the source, write
+        exactly them (over blank target space, their zero blocks stay holes), and re-hash only
+        the leaves they touch; each leaf's unchanged rest comes from the target (``base``), or
+        is zeros where the leaf held none, or is read from the source without a base."""
+        if self.stop.is_set() or self._canceled():
+            raise _Skipped
+        offset = idx * self.chunk_size
+        length = chunk_length(idx, self.size, self.chunk_size)
+        prev = self.prev[idx]
+        leaves = record_leaves(
+            prev if prev is not None else zero_chunk_record(length, self.chunk_size)
+        )
+        leaf = self.leaf
+        ranges = self.changed[idx][1]
+
+        def blank(k: int) -> bool:
+            return leaves[k] == zero_chunk_hash(min(leaf, length - k * leaf))
+
+        reads = ranges
+        if self.base is None:  # the rest of a held leaf comes from the source: read it at once
+            reads = _coalesce(
+                [
+                    (
+                        s if blank(s // leaf) else s // leaf * leaf,
+                        e if blank((e - 1) // leaf) else min(length, -(-e // leaf) * leaf),
+                    )
+                    for s, e in ranges
+                ]
+            )
+        parts = [(s, e, self._read(self.reader, offset + s, e - s, "read")) for s, e in reads]
+
+        runs: list[tuple[int, int]] = []
+        for s, e in ranges:
+            data = self._piece(parts, s, e)
+            pos = s
+            while pos < e:
+                k = pos // leaf
+                stop = min(e, (k + 1) * leaf)
+                if blank(k):
+                    got = _sparse_runs(data, [(pos - s, stop - s)], self.block)
+                    runs += [(a + s, b + s) for a, b in got]
+                else:
+                    runs.append((pos, stop))
+                pos = stop
+        written = 0
+        for start, end in _coalesce(runs):
+            piece = self._piece(parts, start, end)
+            try:
+                self.writer.write(offset + start, piece)
+            except Exception as e:
+                raise _ChunkError(offset + start, end - start, "write", e) from e
+            written += end - start
+        new = list(leaves)
+        for k in self._touched_leaves(idx, ranges) or ():
+            a, b = k * leaf, min(length, (k + 1) * leaf)
+            if any(s <= a and b <= e for s, e, _ in parts):
+                buf: bytes | bytearray = self._piece(parts, a, b)
+            else:
+                if blank(k):
+                    buf = bytearray(b - a)
+                elif self.base is not None:
+                    buf = bytearray(self._read(self.base, offset + a, b - a, "read of the target"))
+                else:
+                    buf = bytearray(self._read(self.reader, offset + a, b - a, "read"))
+                for s, e, data in parts:
+                    lo, hi = max(s, a), min(e, b)
+                    if lo < hi:
+                        buf[lo - a : hi - a] = memoryview(data)[lo - s : hi - s]
+            new[k] = leaf_hash(buf, 0, b - a)
+        return idx, record_of_leaves(new), written
+
+    @staticmethod
+    def _piece(parts: list[tuple[int, int, bytes]], start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of a chunk, from the source ranges read (they cover it)."""
+        for s, e, data in parts:
+            if s <= start and end <= e:
+                return data if (s, e) == (start, end) else data[start - s : end - s]
+        raise AssertionError(f"[{start}, {end}) is not inside one changed range")
 
     def _merged(self, idx: int, offset: int, length: int) -> bytes:
         """A round's chunk as the source holds it now: the changed ranges read from the
@@ -748,20 +932,55 @@ class _DiskCopy:
         return data
 
 
-def nonzero_runs(data: bytes, block: int = SPARSE_BLOCK) -> list[tuple[int, int]]:
+def _source_block(reader: DiskReader, ranges: Iterable[list[tuple[int, int]]]) -> int:
+    """The block size zero pieces of changed areas are skipped at: the reader's own
+    ``block_size`` if it has one, else 4 KiB, or 512 when the areas are not 4 KiB-aligned."""
+    own = getattr(reader, "block_size", 0)
+    if isinstance(own, int) and own > 0:
+        return own
+    if all(s % SOURCE_BLOCK == 0 for rs in ranges for s, _e in rs):
+        return SOURCE_BLOCK
+    return 512
+
+
+def _sparse_runs(
+    data: bytes, ranges: Sequence[tuple[int, int]], block: int
+) -> list[tuple[int, int]]:
+    """The non-zero ``block``-sized pieces of ``data`` inside ``ranges`` (where the target
+    reads as zeros already: what must be written of a changed area there)."""
+    out: list[tuple[int, int]] = []
+    for s, e in ranges:
+        out += nonzero_runs(data, block, s, e)
+    return _coalesce(out)
+
+
+def _coalesce(runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for s, e in sorted(runs):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
+def nonzero_runs(
+    data: bytes, block: int = SPARSE_BLOCK, start: int = 0, end: int | None = None
+) -> list[tuple[int, int]]:
     """``(start, end)`` ranges of ``data`` to write, leaving out all-zero ``block``-sized pieces.
 
-    This keeps the target sparse where a data chunk only partly holds data (region edges,
-    zeroed files).  ``startswith`` at an offset is a memcmp without copying a slice, and stops
+    Only ``data[start:end]`` is looked at (default: all of it).  This keeps the target sparse
+    where a data chunk only partly holds data (region edges, zeroed files).  ``startswith`` at
+    an offset is a memcmp without copying a slice, and stops
     at the first non-zero byte, so real data costs a few comparisons per chunk.
     """
     runs: list[tuple[int, int]] = []
     zero_block = zeros(block)
-    n = len(data)
+    n = len(data) if end is None else end
     run_start = -1
-    for pos in range(0, n, block):
-        end = min(pos + block, n)
-        if data.startswith(zero_block if end - pos == block else zeros(end - pos), pos):
+    for pos in range(start, n, block):
+        stop = min(pos + block, n)
+        if data.startswith(zero_block if stop - pos == block else zeros(stop - pos), pos):
             if run_start >= 0:
                 runs.append((run_start, pos))
                 run_start = -1

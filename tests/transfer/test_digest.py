@@ -7,15 +7,21 @@ import os
 import threading
 from pathlib import Path
 
+import pytest
+
 from reconciler.transfer.digest import (
     CHUNK_SIZE,
     MiB,
     chunk_hash,
+    chunk_record,
     combine,
     data_chunk_flags,
     disk_digest_of_file,
     disk_digest_of_reader,
+    is_legacy,
+    record_leaves,
     zero_chunk_hash,
+    zero_chunk_record,
 )
 from reconciler.transfer.extents import Extent
 from reconciler.transfer.rawfile import RawDiskReader
@@ -29,12 +35,16 @@ def make_image(path: Path, size: int, regions: list[tuple[int, bytes]]) -> None:
             f.write(data)
 
 
-def reference_digest(path: Path, chunk_size: int, prefix: str) -> str:
-    """Read every byte, hash every chunk: what the digest means, without any shortcut."""
+def reference_digest(path: Path, chunk_size: int, prefix: str, leaf: int = 64 * 1024) -> str:
+    """Read every byte, hash every leaf, every chunk of leaf hashes, the disk of chunk hashes:
+    what the digest means, without any shortcut."""
     outer = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(chunk_size):
-            outer.update(hashlib.sha256(chunk).digest())
+            leaves = b"".join(
+                hashlib.sha256(chunk[i : i + leaf]).digest() for i in range(0, len(chunk), leaf)
+            )
+            outer.update(hashlib.sha256(leaves).digest())
     return f"{prefix}:{outer.hexdigest()}"
 
 
@@ -59,12 +69,36 @@ def test_chunk_and_zero_hashes() -> None:
     assert zero_chunk_hash.cache_info().hits == before + 1
 
 
-def test_combine_names_the_chunk_size() -> None:
+def test_combine_names_the_chunk_size_and_the_format() -> None:
+    recs = [chunk_record(b"a", 4 * MiB), chunk_record(b"b", 4 * MiB)]
+    nodes = [hashlib.sha256(chunk_hash(b"a")).digest(), hashlib.sha256(chunk_hash(b"b")).digest()]
+    want = hashlib.sha256(nodes[0] + nodes[1]).hexdigest()
+    assert combine(recs, 4 * MiB) == f"sha256t-4m-64k:{want}"
+    assert combine(recs, 64 * 1024).startswith("sha256t-64k-64k:")
+    assert combine(recs, 1000).startswith("sha256t-1000b-1000b:")
+    # records of the older, flat format (one sha256 per chunk) keep their digest and its name
     hs = [chunk_hash(b"a"), chunk_hash(b"b")]
-    want = hashlib.sha256(hs[0] + hs[1]).hexdigest()
-    assert combine(hs, 4 * MiB) == f"sha256-4m:{want}"
-    assert combine(hs, 64 * 1024).startswith("sha256-64k:")
+    legacy = hashlib.sha256(hs[0] + hs[1]).hexdigest()
+    assert combine(hs, 4 * MiB) == f"sha256-4m:{legacy}"
     assert combine(hs, 1000).startswith("sha256-1000b:")
+    with pytest.raises(ValueError, match="two digest formats"):
+        combine([recs[0], hs[1]], 4 * MiB)
+    with pytest.raises(ValueError, match="no known format"):
+        combine([b"\x02" + hs[0]], 4 * MiB)
+
+
+def test_a_chunk_record_is_its_leaf_hashes() -> None:
+    data = os.urandom(64 * 1024) + bytes(64 * 1024) + b"tail"
+    rec = chunk_record(data, 4 * MiB)
+    assert not is_legacy(rec) and len(rec) == 1 + 3 * 32
+    assert record_leaves(rec) == [
+        chunk_hash(data[:65536]),
+        zero_chunk_hash(65536),
+        chunk_hash(b"tail"),
+    ]
+    assert zero_chunk_record(CHUNK_SIZE + 7, CHUNK_SIZE * 2) == chunk_record(
+        bytes(CHUNK_SIZE + 7), CHUNK_SIZE * 2
+    )
 
 
 def test_file_digest_matches_reference_with_holes_and_short_last_chunk(tmp_path: Path) -> None:
@@ -75,7 +109,7 @@ def test_file_digest_matches_reference_with_holes_and_short_last_chunk(tmp_path:
         size,
         [(100, os.urandom(5000)), (2 * CHUNK_SIZE + 7, os.urandom(CHUNK_SIZE)), (size - 10, b"z")],
     )
-    assert disk_digest_of_file(img) == reference_digest(img, CHUNK_SIZE, "sha256-4m")
+    assert disk_digest_of_file(img) == reference_digest(img, CHUNK_SIZE, "sha256t-4m-64k")
 
 
 def test_holes_and_written_zeros_give_the_same_digest(tmp_path: Path) -> None:
@@ -99,7 +133,7 @@ def test_holes_are_not_read_and_streams_do_not_matter(tmp_path: Path) -> None:
         digests.add(disk_digest_of_reader(r, cs, streams))
         r.close()
         assert sorted(r.offsets) == [3 * cs, 20 * cs, 21 * cs, 22 * cs]
-    assert digests == {reference_digest(img, cs, "sha256-64k")}
+    assert digests == {reference_digest(img, cs, "sha256t-64k-64k")}
 
 
 def test_digest_of_a_prefix(tmp_path: Path) -> None:

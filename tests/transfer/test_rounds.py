@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -29,7 +30,6 @@ from reconciler.transfer.engine import (
     copy_changes,
     copy_disk,
     merge_areas,
-    nonzero_runs,
 )
 from reconciler.transfer.extents import Extent
 from reconciler.transfer.rawfile import RawDiskReader, RawDiskWriter, allocated_bytes
@@ -39,6 +39,7 @@ MiB = 1024 * KiB
 CS = 256 * KiB  # small chunks: many of them in a small disk
 SIZE = 8 * MiB + 1000  # a short last chunk
 HOLE = range(2 * MiB, 5 * MiB)  # never written by the base image: blank on the target
+LEAF = 64 * KiB  # the digest tree's leaves
 
 
 class LoggingReader(RawDiskReader):
@@ -213,28 +214,43 @@ def test_three_rounds_copy_only_what_changed_and_keep_the_target_exact(
         want = sorted((c * CS + a, b - a) for c, rs in ranges.items() for a, b in rs)
         assert sorted(reader.reads) == want
         assert sum(n for _, n in reader.reads) == sum(e.length for e in merge_areas_ext(areas))
-        held = sorted(c for c in touched(areas) if any(before[c * CS : (c + 1) * CS]))
-        assert base.chunks() == held and all(o % CS == 0 for o, _ in base.reads)
-        assert verify.chunks() == sorted(touched(areas))
-        # written: in a chunk that held data, exactly the changed ranges (zeros included);
-        # in one that read as zeros, only its non-zero pieces; nothing outside touched chunks
-        assert {o // CS for o, _ in writer.writes} <= touched(areas)
-        assert all((o + len(d) - 1) // CS == o // CS for o, d in writer.writes)
+        # the rest of a touched 64 KiB leaf that held data comes from the target, leaf by
+        # leaf; a leaf that was blank is not read; verify re-reads each touched leaf once
+        merged = merge_areas(areas, SIZE)
+        leaves = sorted({k for a, b in merged for k in range(a // LEAF, (b - 1) // LEAF + 1)})
+        partial = [
+            k
+            for k in leaves
+            if not any(a <= k * LEAF and min(SIZE, (k + 1) * LEAF) <= b for a, b in merged)
+        ]
+        held = [k for k in partial if any(before[k * LEAF : (k + 1) * LEAF])]
+        assert sorted(base.reads) == [(k * LEAF, min(LEAF, SIZE - k * LEAF)) for k in held]
+        assert sorted(verify.reads) == [(k * LEAF, min(LEAF, SIZE - k * LEAF)) for k in leaves]
+        # written: exactly the changed areas where the leaf held data (zeros included), and
+        # only their non-zero 4 KiB blocks where it read as zeros; never more
         after = src.read_bytes()
-        for c in touched(areas):
-            base = c * CS
-            got = sorted((o - base, o - base + len(d)) for o, d in writer.writes if o // CS == c)
-            held_data = any(before[base : base + CS])
-            assert got == (ranges[c] if held_data else nonzero_runs(after[base : base + CS]))
-        assert res.bytes_written == sum(len(d) for _, d in writer.writes) > 0
-        assert res.bytes_written <= len(touched(areas)) * CS
+        want = bytearray(SIZE)
+        for a, b in merged:
+            for pos in range(a, b, 4 * KiB):
+                end = min(b, pos + 4 * KiB)
+                lf = pos // LEAF * LEAF
+                if any(before[lf : lf + LEAF]) or any(after[pos:end]):
+                    want[pos:end] = b"\x01" * (end - pos)
+        got = bytearray(SIZE)
+        for o, d in writer.writes:
+            assert not any(got[o : o + len(d)]), "a byte written twice"
+            got[o : o + len(d)] = b"\x01" * len(d)
+        assert got == want
+        assert all((o + len(d) - 1) // CS == o // CS for o, d in writer.writes)
+        assert res.bytes_written == sum(len(d) for _, d in writer.writes) == want.count(1) > 0
+        assert res.bytes_written <= sum(b - a for a, b in merged)
         # the zeroed block reached the target as written zeros, not as a skipped hole
         zeroed = CS * (1 + k) + 64 * KiB
         assert before[zeroed : zeroed + 128 * KiB] != bytes(128 * KiB)
         assert any(o <= zeroed and zeroed + 128 * KiB <= o + len(d) for o, d in writer.writes)
-        # a small write into a blank area is written as data, the rest of its chunk stays a hole
+        # a small write into a blank area is written as its 4 KiB blocks, the rest stays a hole
         blank = (HOLE.start + CS * (2 * k) + 70_000) // CS
-        assert sum(len(d) for o, d in writer.writes if o // CS == blank) <= 2 * 64 * KiB
+        assert sum(len(d) for o, d in writer.writes if o // CS == blank) <= 3 * 4 * KiB
 
         last = store.last_round("d")
         assert last is not None and (last.round, last.change_id) == (k, f"c{k}")
@@ -262,8 +278,8 @@ def test_zeros_written_into_blank_space_stay_holes(
     res, reader, writer, _v = run_round(src, dst, store, areas, 1)
     assert set(reader.chunks()) == touched(areas)
     assert [o // CS for o, _ in writer.writes] == [fill.stop // CS]
-    assert res.bytes_written == 64 * KiB
-    assert allocated_bytes(dst) <= allocated + 64 * KiB
+    assert res.bytes_written == 4 * KiB  # the changed 4 KiB block, not a 64 KiB piece
+    assert allocated_bytes(dst) <= allocated + 4 * KiB
     assert dst.read_bytes() == src.read_bytes()
 
 
@@ -492,4 +508,80 @@ def test_kill_9_in_a_round_then_resume(
     assert set(reader.chunks()) == touched(areas) - recorded
     assert res.resumed_chunks == len(recorded)
     assert dst.read_bytes() == src.read_bytes()
+    assert res.source_digest == res.target_digest == disk_digest_of_file(src, chunk_size=CS)
+
+
+def test_cutover_copies_what_the_guest_wrote_not_whole_pieces(
+    disks: tuple[Path, Path], store: ProgressStore
+) -> None:
+    """The warm demo's figure (issue 20): the guest writes 8 KiB into blank space and 4 KiB
+    over data after the last round; the final delta wrote 69,632 bytes (a 64 KiB piece for the
+    8 KiB).  It copies exactly the changed 4 KiB blocks: 12,288 bytes."""
+    src, dst = disks
+    rng = random.Random(20)
+    writes = [(HOLE.start + CS + 12 * KiB, rng.randbytes(8 * KiB)), (MiB, rng.randbytes(4 * KiB))]
+    areas = guest_writes(src, writes)
+    base = LoggingReader(dst)
+    try:
+        res, _r, writer, _v = run_round(src, dst, store, areas, 1, base_reader=base)
+    finally:
+        base.close()
+    assert res.bytes_written == 12_288 == sum(len(d) for _, d in writer.writes)
+    assert dst.read_bytes() == src.read_bytes()
+    assert res.source_digest == res.target_digest == disk_digest_of_file(src, chunk_size=CS)
+
+
+def legacy_digest(path: Path) -> str:
+    """The older, flat format: one sha256 per chunk."""
+    outer = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CS):
+            outer.update(hashlib.sha256(chunk).digest())
+    return f"sha256-256k:{outer.hexdigest()}"
+
+
+def make_legacy(store: ProgressStore, db: Path, src: Path) -> None:
+    """Rewrite the store's chunk records as an older version recorded them (plain sha256)."""
+    data = src.read_bytes()
+    with sqlite3.connect(db) as c:
+        rows = c.execute("SELECT idx FROM chunks WHERE disk='d'").fetchall()
+        for (idx,) in rows:
+            h = hashlib.sha256(data[idx * CS : (idx + 1) * CS]).digest()
+            c.execute("UPDATE chunks SET hash=? WHERE disk='d' AND idx=?", (h, idx))
+        c.execute("UPDATE disks SET source_digest=?, target_digest=?", (legacy_digest(src),) * 2)
+
+
+def test_a_disk_recorded_in_the_older_format_keeps_it_through_rounds(
+    tmp_path: Path, disks: tuple[Path, Path], store: ProgressStore
+) -> None:
+    """A warm migration begun by an older version: its records are plain chunk hashes.  A
+    round reads them as such (whole touched chunks, the flat digest), never as leaf lists."""
+    src, dst = disks
+    make_legacy(store, tmp_path / "progress.db", src)
+    rng = random.Random(21)
+    areas = guest_writes(src, round_writes(rng, 1))
+    base = LoggingReader(dst)
+    try:
+        res, _r, _w, verify = run_round(src, dst, store, areas, 1, base_reader=base)
+    finally:
+        base.close()
+    assert dst.read_bytes() == src.read_bytes()
+    assert res.source_digest == res.target_digest == legacy_digest(src)
+    assert verify.chunks() == sorted(touched(areas))  # whole chunks, as the old format needs
+
+
+def test_a_full_copy_resumed_over_older_records_recopies_them(
+    tmp_path: Path, store: ProgressStore
+) -> None:
+    src, dst = tmp_path / "s.img", tmp_path / "t.img"
+    with open(src, "wb") as f:
+        f.write(random.Random(3).randbytes(SIZE))
+    with RawDiskReader(src) as r, RawDiskWriter(dst, SIZE) as w:
+        copy_disk(r, w, store, "d", chunk_size=CS)
+    make_legacy(store, tmp_path / "progress.db", src)
+    with sqlite3.connect(tmp_path / "progress.db") as c:  # as if killed before it finished
+        c.execute("UPDATE disks SET completed=''")
+    with RawDiskReader(src) as r, RawDiskWriter(dst, SIZE) as w:
+        res = copy_disk(r, w, store, "d", chunk_size=CS, verify_reader=RawDiskReader(dst))
+    assert res.resumed_chunks == 0  # never misread as leaf lists, never trusted: recopied
     assert res.source_digest == res.target_digest == disk_digest_of_file(src, chunk_size=CS)
