@@ -184,6 +184,9 @@ class WarmDemoSource(DemoSource, Protocol):
         """The running guest writes (steps 1, 2: before each precopy round; 3: after the
         last one, copied as the final delta); returns what it wrote, for the reader."""
 
+    def written_bytes(self, step: int) -> int:
+        """How many bytes the guest writes at ``step`` (the cutover's yardstick)."""
+
     def snapshots(self) -> int:
         """How many snapshots the source VM has now (a finished migration leaves none)."""
 

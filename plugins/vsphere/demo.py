@@ -233,6 +233,10 @@ class VsphereWarmDemo:
     def disks(self) -> dict[str, list[str]]:
         return {VM_NAME: [digest_of_bytes(bytes(self.data))]}
 
+    def written_bytes(self, step: int) -> int:
+        """Bytes the guest writes at ``step`` (what a round after it must copy, at least)."""
+        return sum(length for _offset, length, _seed in WRITES[step])
+
     def guest_write(self, step: int) -> str:
         assert self.sim is not None
         parts = []

@@ -243,6 +243,11 @@ def _report(demo: _Demo, v: VmProgress | None) -> bool:
             f"[bold]cutover bytes: {_size(cut)}[/] ({cut:,} bytes) copied during the {downtime} s "
             f"downtime, of a {_size(size)} disk{share}"
         )
+        wrote = source.written_bytes(FINAL_WRITE)
+        console.print(
+            f"cutover bytes / bytes the guest wrote after the last round: {cut:,} / {wrote:,} ="
+            f" {cut / wrote:.2f} (goal <= 1.5)"
+        )
 
     [want] = next(iter(source.disks().values()))
     same = len(images) == 1 and disk_digest_of_file(images[0]) == want
