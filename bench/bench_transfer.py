@@ -6,6 +6,11 @@ sparse raw image holding ``--data-mib`` of deterministic data in several regions
   (b) copy_disk, RawDiskReader -> RawDiskWriter           (engine)
   (c) ``qemu-img convert -O raw`` of a streamOptimized VMDK (baseline) against copy_disk reading
       the same VMDK inside an OVA through plugins.ova.reader.VmdkReader (when importable)
+  (d) a VM of 4 disks (``--data-mib`` of data in the biggest, 1/2, 1/4, 1/4 of it in the
+      others): the biggest disk alone, the 4 disks one after another, and the 4 at once sharing
+      one budget of ``--streams`` streams (``StreamBudget``), in turns (alone, serial, at once,
+      ``--repeat`` times); it prints the medians of the paired ratios VM seconds / biggest-disk
+      seconds (goal: about 1 at once) and the CPU seconds of each
 and prints seconds, MiB/s of data, the engine/baseline speed ratio (>1: engine faster) and
 whether the digests agree.  Files live in a temporary folder (``--dir``) removed at the end.
 The source is in the page cache for every run; every case starts after a sync and its time
@@ -23,6 +28,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from reconciler.progress.store import ProgressStore  # noqa: E402
 from reconciler.transfer.digest import disk_digest_of_file  # noqa: E402
-from reconciler.transfer.engine import copy_disk  # noqa: E402
+from reconciler.transfer.engine import StreamBudget, copy_disk  # noqa: E402
 from reconciler.transfer.extents import DiskReader  # noqa: E402
 from reconciler.transfer.rawfile import RawDiskReader, RawDiskWriter, allocated_bytes  # noqa: E402
 
@@ -112,6 +118,82 @@ def engine(reader: DiskReader, dst: Path, work: Path, streams: int) -> tuple[flo
     return seconds, res.source_digest
 
 
+def copy_vm(
+    sources: list[Path], work: Path, streams: int, at_once: bool
+) -> tuple[float, float, list[str]]:
+    """Copy a VM's disks, one after another or all at once under one stream budget; returns
+    wall and CPU seconds (from a synced start to durable targets) and the digests."""
+    outs = [work / f"vm-{i}.raw" for i in range(len(sources))]
+    for out in outs:
+        out.unlink(missing_ok=True)
+    store = ProgressStore(work / "vm-progress.db")
+    budget = StreamBudget(streams) if at_once else None
+    digests: list[str] = [""] * len(sources)
+
+    def one(i: int) -> None:
+        with RawDiskReader(sources[i]) as reader, RawDiskWriter(outs[i], reader.size) as writer:
+            res = copy_disk(reader, writer, store, f"vm-{i}", streams=streams, budget=budget)
+        digests[i] = res.source_digest
+
+    os.sync()
+    t0, c0 = time.monotonic(), time.process_time()
+    if at_once:
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(len(sources))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    else:
+        for i in range(len(sources)):
+            one(i)
+    seconds, cpu = time.monotonic() - t0, time.process_time() - c0
+    store.close()
+    for f in work.glob("vm-progress.db*"):
+        f.unlink()
+    for out in outs:
+        out.unlink()
+    return seconds, cpu, digests
+
+
+def vm_case(size: int, data: int, work: Path, streams: int, repeat: int) -> bool:
+    """(d): a 4-disk VM against its biggest disk alone, paired runs, medians of the ratios."""
+    shares = (1.0, 0.5, 0.25, 0.25)
+    sources = [work / f"vm-src-{i}.raw" for i in range(len(shares))]
+    for path, share in zip(sources, shares, strict=True):
+        make_source(path, size, int(data * share) // MiB * MiB)
+    want = [disk_digest_of_file(p) for p in sources]
+    alone, serial, at_once = [], [], []
+    ok = True
+    for _ in range(repeat):
+        a = copy_vm(sources[:1], work, streams, at_once=False)
+        s = copy_vm(sources, work, streams, at_once=False)
+        o = copy_vm(sources, work, streams, at_once=True)
+        ok &= a[2] == want[:1] and s[2] == want and o[2] == want
+        alone.append(a)
+        serial.append(s)
+        at_once.append(o)
+    med = statistics.median
+    print(
+        f"\n(d) a VM of 4 disks ({', '.join(f'{data * x / MiB:.0f}' for x in shares)} MiB of data),"
+        f" {streams} streams; medians of {repeat} paired runs"
+    )
+    print(f"{'case':<34} {'seconds':>8} {'cpu s':>6} {'VM/biggest':>11}")
+    for name, rows in (
+        ("biggest disk alone", alone),
+        ("4 disks one after another", serial),
+        ("4 disks at once, one budget", at_once),
+    ):
+        ratio = med(r[0] / a[0] for r, a in zip(rows, alone, strict=True))
+        print(
+            f"{name:<34} {med(r[0] for r in rows):>8.2f} {med(r[1] for r in rows):>6.2f}"
+            f" {ratio:>11.2f}"
+        )
+    print(f"digests: {'match' if ok else 'MISMATCH'}")
+    for path in sources:
+        path.unlink()
+    return ok
+
+
 def measure(
     case: str,
     once: Callable[[Path], tuple[float, str | None]],
@@ -163,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", default=None, help="where to put the images (default: a temp dir)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per case; the median is shown")
     ap.add_argument("--skip-ova", action="store_true")
+    ap.add_argument("--skip-vm", action="store_true", help="skip (d), the 4-disk VM")
+    ap.add_argument("--only-vm", action="store_true", help="run only (d), the 4-disk VM")
     args = ap.parse_args(argv)
     if shutil.which("qemu-img") is None:
         print("qemu-img not found (Debian: qemu-utils)", file=sys.stderr)
@@ -181,6 +265,11 @@ def main(argv: list[str] | None = None) -> int:
             f" regions, built in {time.monotonic() - t0:.1f} s; streams={args.streams}"
         )
         want = disk_digest_of_file(src)
+        vm_ok = True
+        if not args.skip_vm:
+            vm_ok = vm_case(size, data, work, args.streams, args.repeat)
+        if args.only_vm:
+            return 0 if vm_ok else 1
 
         def qemu_raw(out: Path) -> tuple[float, str | None]:
             return run(
@@ -246,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         " MiB/s of data at the median\n"
         "ratio = qemu-img seconds / engine seconds (>1: the engine is faster than qemu-img)"
     )
-    return 0 if all(r.digest_ok is not False for r in rows) else 1
+    return 0 if vm_ok and all(r.digest_ok is not False for r in rows) else 1
 
 
 if __name__ == "__main__":

@@ -35,7 +35,12 @@ from reconciler.targets.base import (
     TargetError,
 )
 from reconciler.targets.kubevirt.manifests import vm_manifest
-from reconciler.transfer.engine import CopyProgress, DigestMismatch, TransferCanceled
+from reconciler.transfer.engine import (
+    CopyProgress,
+    DigestMismatch,
+    StreamBudget,
+    TransferCanceled,
+)
 from reconciler.transfer.extents import DiskReader, Extent
 from reconciler.transfer.request import DiskCopy
 
@@ -193,6 +198,7 @@ def _copy_disks(
     step["progress"] = {"total": total // MB, "completed": 0}
     step["annotations"] = {"unit": "MB"}
     lock = threading.Lock()  # the disks' threads share the step and the record
+    budget = StreamBudget(ctx.streams)  # the disks copied at once share the streams
     done = sum(c.size for c in claims if by_name[c.name]["phase"] == COMPLETED)
     running: dict[str, int] = {}  # bytes copied so far of each disk being copied
     last_save = 0.0
@@ -228,6 +234,7 @@ def _copy_disks(
             progress,
             snapshot_id=snapshot_id,
             change_id=change_ids.get(disk.key, ""),
+            budget=budget,
         )
         outcome = _copy_one(ctx, request, task, lock)
         result = outcome.result
@@ -280,6 +287,7 @@ def disk_request(
     round: int = 0,
     changed: tuple[Extent, ...] = (),
     since: str = "",
+    budget: StreamBudget | None = None,
 ) -> CopyRequest:
     """The request for one disk's copy, the whole disk or a warm round of it (``round``,
     ``changed`` since the change id ``since``), read at ``snapshot_id`` when given."""
@@ -306,6 +314,7 @@ def disk_request(
         on_progress=on_progress,
         halt=ctx.halt,
         changed=changed,
+        budget=budget,
     )
 
 

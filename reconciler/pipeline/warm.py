@@ -61,7 +61,7 @@ from reconciler.sources import (
 )
 from reconciler.targets.base import DiskClaim, TargetError
 from reconciler.targets.kubevirt.manifests import vm_manifest
-from reconciler.transfer.engine import TransferCanceled
+from reconciler.transfer.engine import StreamBudget, TransferCanceled
 
 MAX_SNAPSHOTS = 28  # MTV's limit of precopy snapshots per VM
 MAX_CONSECUTIVE_FAILURES = 3  # precopy rounds failing in a row before the VM fails
@@ -312,6 +312,7 @@ def _copy_round(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> dict[str, Any]:
     extents = sum(len(c) for c in changed.values())
     results = []
     lock = threading.Lock()
+    budget = StreamBudget(ctx.streams)  # the disks copied at once share the streams
 
     def copy(disk: DiskPlan, claim: DiskClaim) -> None:
         request = disk_request(
@@ -325,6 +326,7 @@ def _copy_round(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> dict[str, Any]:
             round=k,
             changed=changed[disk.key],
             since=w["changeIds"][disk.key],
+            budget=budget,
         )
         result = ctx.target.copy_disk(request).result
         if ctx.verify and result.target_digest != result.source_digest:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from reconciler.progress.store import ProgressStore
-from reconciler.transfer.engine import CopyProgress, CopyResult
+from reconciler.transfer.engine import CopyProgress, CopyResult, StreamBudget
 from reconciler.transfer.extents import DiskReader, Extent
 from reconciler.transfer.request import DiskCopy
 
@@ -82,6 +82,7 @@ class CopyRequest:
     on_progress: Callable[[CopyProgress], None]
     halt: threading.Event  # set: stop at a durable point; the next run resumes
     changed: tuple[Extent, ...] = ()  # a warm round's areas, for a copy made in process
+    budget: StreamBudget | None = None  # streams shared with the VM's other disks (in process)
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,7 @@ class LocalTarget:
                 cancel=request.halt,
                 verify_reader=verify,
                 base_reader=base,
+                budget=request.budget,
             )
         finally:
             for closable in (reader, writer, verify, base):

@@ -130,6 +130,23 @@ class CopyResult:
     chunks_touched: int = 0
 
 
+class StreamBudget:
+    """Streams that copies running at once share (a VM's disks): each chunk being read and
+    written holds one.  Several disks then use no more streams together than ``streams``, and
+    the biggest disk gets all of them once the others are done."""
+
+    def __init__(self, streams: int) -> None:
+        self.streams = max(1, streams)
+        self._slots = threading.BoundedSemaphore(self.streams)
+
+    def __enter__(self) -> StreamBudget:
+        self._slots.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._slots.release()
+
+
 class _Skipped(Exception):
     """A queued chunk that was not started because the copy is stopping."""
 
@@ -162,8 +179,12 @@ def copy_disk(
     cancel: threading.Event | None = None,
     verify_reader: DiskReader | None = None,
     change_id: str = "",
+    budget: StreamBudget | None = None,
 ) -> CopyResult:
     """Copy ``reader`` into ``writer``, resuming whatever ``store`` says is already durable.
+
+    With ``budget``, each chunk in flight also holds one of the budget's streams, shared with
+    the other copies given the same budget (a VM's disks copied at once).
 
     Raises TransferCanceled when ``cancel`` is set, TransferError on a read/write/flush error or
     when ``verify_reader``'s digest differs from the source's (the store is then left as is so
@@ -183,9 +204,11 @@ def copy_disk(
             disk_id,
         )
     _check_target(writer, reader, disk_id)
-    return _DiskCopy(
+    copy = _DiskCopy(
         reader, writer, store, disk_id, chunk_size, max(1, streams), on_progress, cancel
-    ).run(verify_reader, change_id)
+    )
+    copy.budget = budget
+    return copy.run(verify_reader, change_id)
 
 
 def copy_changes(
@@ -203,6 +226,7 @@ def copy_changes(
     cancel: threading.Event | None = None,
     verify_reader: DiskReader | None = None,
     base_reader: DiskReader | None = None,
+    budget: StreamBudget | None = None,
 ) -> CopyResult:
     """Precopy round ``round`` (1, 2, ...): copy the chunks that ``changed`` touches.
 
@@ -250,9 +274,11 @@ def copy_changes(
         return CopyResult(
             rr.source_digest, rr.target_digest, 0, rr.chunks, n, 0.0, round, rr.chunks
         )
-    return _DiskCopy(
+    copy = _DiskCopy(
         reader, writer, store, disk_id, chunk_size, max(1, streams), on_progress, cancel
-    ).run_round(rr, ranges, verify_reader, base_reader)
+    )
+    copy.budget = budget
+    return copy.run_round(rr, ranges, verify_reader, base_reader)
 
 
 def merge_areas(changed: Iterable[Extent], size: int, disk_id: str = "") -> list[tuple[int, int]]:
@@ -348,6 +374,7 @@ class _DiskCopy:
         # a round in the tree format: chunk -> its record before the round (None: zeros)
         self.prev: dict[int, bytes | None] = {}
         self.block = SOURCE_BLOCK
+        self.budget: StreamBudget | None = None  # streams shared with other copies
         self.stop = threading.Event()  # tells workers not to start queued chunks
         self.failure: _ChunkError | None = None
         self.hashes: list[bytes | None] = [None] * self.n
@@ -653,8 +680,7 @@ class _DiskCopy:
                 pending -= set(self._drain_done(pending, PROGRESS_INTERVAL))
             if self.stop.is_set():
                 break
-            copy = self._copy_leaves if idx in self.prev else self._copy_chunk
-            pending.add(pool.submit(copy, idx))
+            pending.add(pool.submit(self._budgeted, idx))
 
     def _drain_done(
         self, pending: set[Future[tuple[int, bytes, int]]], timeout: float
@@ -798,6 +824,14 @@ class _DiskCopy:
         )
 
     # -- worker threads ------------------------------------------------------------------
+
+    def _budgeted(self, idx: int) -> tuple[int, bytes, int]:
+        """One chunk, holding one of the shared budget's streams while it is copied."""
+        copy = self._copy_leaves if idx in self.prev else self._copy_chunk
+        if self.budget is None:
+            return copy(idx)
+        with self.budget:
+            return copy(idx)
 
     def _copy_chunk(self, idx: int) -> tuple[int, bytes, int]:
         """Read, hash and write one chunk; returns (index, hash, bytes written)."""

@@ -35,6 +35,7 @@ from reconciler.transfer.engine import (
     CopyProgress,
     CopyResult,
     DigestMismatch,
+    StreamBudget,
     TransferCanceled,
     TransferError,
     copy_changes,
@@ -86,9 +87,11 @@ def copy(
     cancel: threading.Event,
     verify_reader: DiskReader | None,
     base_reader: DiskReader | None,
+    budget: StreamBudget | None = None,
 ) -> CopyResult:
     """The whole disk, or a precopy round's ``changed`` areas (``disk.round``) onto what earlier
-    rounds left, the unchanged rest of a touched chunk read from ``base_reader``."""
+    rounds left, the unchanged rest of a touched chunk read from ``base_reader``; ``budget``:
+    streams shared with the other disks copied at once."""
     if disk.max_bytes_per_second:
         reader = ThrottledReader(reader, disk.max_bytes_per_second)
     if disk.round:
@@ -106,6 +109,7 @@ def copy(
             cancel=cancel,
             verify_reader=verify_reader,
             base_reader=base_reader,
+            budget=budget,
         )
     return copy_disk(
         reader,
@@ -118,6 +122,7 @@ def copy(
         cancel=cancel,
         verify_reader=verify_reader,
         change_id=disk.change_id,
+        budget=budget,
     )
 
 

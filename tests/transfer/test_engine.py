@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -19,6 +20,7 @@ from reconciler.progress.store import ProgressStore
 from reconciler.transfer.digest import disk_digest_of_file
 from reconciler.transfer.engine import (
     CopyProgress,
+    StreamBudget,
     TransferCanceled,
     TransferError,
     copy_disk,
@@ -401,3 +403,59 @@ def test_kill_9_then_resume(tmp_path: Path) -> None:
     assert res.source_digest == disk_digest_of_file(src)
     assert disk_digest_of_file(dst) == res.source_digest
     store.close()
+
+
+def test_disks_copied_at_once_share_one_stream_budget(tmp_path: Path) -> None:
+    """A VM's disks copied at once under one StreamBudget: never more chunks in flight, over
+    all of them, than the budget's streams, and every disk complete and verified."""
+    budget = StreamBudget(2)
+    lock = threading.Lock()
+    flight = {"now": 0, "max": 0}
+
+    class Watching(RawDiskReader):
+        def read(self, offset: int, length: int) -> bytes:
+            with lock:
+                flight["now"] += 1
+                flight["max"] = max(flight["max"], flight["now"])
+            try:
+                return super().read(offset, length)
+            finally:
+                with lock:
+                    flight["now"] -= 1
+
+    store = ProgressStore(tmp_path / "p.db")
+    sources = []
+    for i in range(3):
+        src = tmp_path / f"s{i}.img"
+        with open(src, "wb") as f:
+            f.write(random.Random(i).randbytes(4 * MiB))
+        sources.append(src)
+    results: dict[int, tuple[str, str]] = {}
+
+    def one(i: int) -> None:
+        dst = tmp_path / f"t{i}.img"
+        with Watching(sources[i]) as r, RawDiskWriter(dst, r.size) as w, RawDiskReader(dst) as v:
+            res = copy_disk(
+                r,
+                w,
+                store,
+                f"d{i}",
+                chunk_size=256 * 1024,
+                streams=4,
+                verify_reader=v,
+                budget=budget,
+            )
+        results[i] = (res.source_digest, res.target_digest)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    store.close()
+    for i, src in enumerate(sources):
+        want = disk_digest_of_file(src, chunk_size=256 * 1024)
+        assert results[i] == (want, want)
+        assert (tmp_path / f"t{i}.img").read_bytes() == src.read_bytes()
+    # the source is read only by chunks being copied, each holding one of the budget's streams
+    assert 1 <= flight["max"] <= 2
