@@ -585,3 +585,33 @@ def test_a_full_copy_resumed_over_older_records_recopies_them(
         res = copy_disk(r, w, store, "d", chunk_size=CS, verify_reader=RawDiskReader(dst))
     assert res.resumed_chunks == 0  # never misread as leaf lists, never trusted: recopied
     assert res.source_digest == res.target_digest == disk_digest_of_file(src, chunk_size=CS)
+
+
+def test_a_source_of_512_byte_blocks_is_copied_at_its_own_block_size(
+    disks: tuple[Path, Path], store: ProgressStore
+) -> None:
+    """Changed areas are never rounded to our chunk or leaf: a source that reports 512-byte
+    blocks (its reader's ``block_size``) gets 512 bytes copied for a 512-byte write."""
+
+    class Sectors(LoggingReader):
+        block_size = 512
+
+    src, dst = disks
+    at = HOLE.start + CS + 3 * 512
+    with open(src, "r+b") as f:
+        f.seek(at)
+        f.write(b"s" * 512)
+    with Sectors(src) as r, RawDiskWriter(dst, SIZE) as w, RawDiskReader(dst) as v:
+        res = copy_changes(
+            r,
+            w,
+            store,
+            "d",
+            [Extent(at - 512, 2048, False)],
+            round=1,
+            chunk_size=CS,
+            verify_reader=v,
+        )
+    assert res.bytes_written == 512
+    assert dst.read_bytes() == src.read_bytes()
+    assert res.source_digest == res.target_digest == disk_digest_of_file(src, chunk_size=CS)
