@@ -9,6 +9,8 @@ same bytes ``--runs`` times each way, in turns:
   (a) pyvmomi's ``SoapResponseDeserializer`` (what the inventory uses today: pyvmomi objects)
   (b) ``lxml.etree.fromstring`` and a walk of the tree into plain values (dicts by property)
   (c) ``lxml.etree.iterparse`` streaming one ``objects`` element at a time, cleared after use
+  (d) lxml's tree turned into the same pyvmomi objects as (a) (``vsphere_soapparse.py``: the
+      same classes and values, checked by serializing both answers and comparing the text)
 and prints the median wall and CPU seconds of each, the ratios (a)/(b) and (a)/(c) (>1: lxml
 is faster), and whether the three agree on what the inventory reads of each VM (name, CPUs,
 memory, power state, host, the devices' keys and types).
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from plugins.vsphere import session  # noqa: E402
 from plugins.vsphere.inventory import KINDS, view_spec  # noqa: E402
@@ -80,8 +83,7 @@ def by_pyvmomi(stub: Any, body: bytes, result_type: Any) -> dict[str, dict[str, 
             "power": props.get("runtime.powerState"),
             "host": getattr(props.get("runtime.host"), "_moId", None),
             "devices": [
-                (d.key, type(d)._wsdlName)
-                for d in props.get("config.hardware.device") or []
+                (d.key, type(d)._wsdlName) for d in props.get("config.hardware.device") or []
             ],
         }
     return out
@@ -153,6 +155,14 @@ def by_lxml_stream(body: bytes) -> dict[str, dict[str, Any]]:
     return out
 
 
+def by_lxml_objects(stub: Any, body: bytes, result_type: Any) -> Any:
+    from lxml import etree
+    from vsphere_soapparse import Reader
+
+    root = etree.fromstring(body)
+    return Reader(stub).value(root.find(".//{urn:vim25}returnval"), result_type)
+
+
 def timed(fn: Callable[[], Any]) -> tuple[float, float, Any]:
     t0, c0 = time.perf_counter(), time.process_time()
     value = fn()
@@ -177,13 +187,19 @@ def main(argv: list[str] | None = None) -> int:
         stub = si._stub
     finally:
         sim.stop()
-    ways: dict[str, list[tuple[float, float]]] = {"pyvmomi": [], "lxml tree": [], "lxml stream": []}
+    ways: dict[str, list[tuple[float, float]]] = {
+        "pyvmomi": [],
+        "lxml tree": [],
+        "lxml stream": [],
+        "lxml->pyvmomi": [],
+    }
     results: dict[str, Any] = {}
     for _ in range(args.runs):
         for name, fn in (
             ("pyvmomi", lambda: by_pyvmomi(stub, body, result_type)),
             ("lxml tree", lambda: by_lxml_tree(body)),
             ("lxml stream", lambda: by_lxml_stream(body)),
+            ("lxml->pyvmomi", lambda: by_lxml_objects(stub, body, result_type)),
         ):
             wall, cpu, value = timed(fn)
             ways[name].append((wall, cpu))
@@ -207,7 +223,17 @@ def main(argv: list[str] | None = None) -> int:
         == {**results["lxml tree"][k], "devices": types[k]}
         for k, v in results["pyvmomi"].items()
     )
-    same = same_shape and results["lxml tree"] == results["lxml stream"]
+    from pyVmomi import SoapAdapter
+
+    reference = SoapAdapter.SoapResponseDeserializer(stub).Deserialize(
+        io.BytesIO(body), result_type
+    )
+    identical = SoapAdapter.Serialize(results["lxml->pyvmomi"]) == SoapAdapter.Serialize(reference)
+    print(
+        "(d) builds pyvmomi objects identical to (a)'s (serialized):",
+        "yes" if identical else "NO",
+    )
+    same = same_shape and identical and results["lxml tree"] == results["lxml stream"]
     if not same:
         for k, v in results["pyvmomi"].items():
             other = {**results["lxml tree"][k], "devices": types[k]}
