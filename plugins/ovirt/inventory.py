@@ -1,14 +1,14 @@
 """The engine's inventory, read through ovirtsdk4 and kept up to date from the engine's events.
 
 A full read lists data centers, clusters, hosts, storage domains, networks, vNIC profiles and
-disks once, then each VM with its disk attachments, NICs, snapshots and watchdogs. Later
-reads ask only for the events since the last one seen (``GET /events?from=<id>``): the VMs
-those events name are read again (the VM, its sub-collections and its disks); an event that
-names no VM (a network, a storage domain, a host changed) or a gap in the event ids (the
-engine's audit log was trimmed) makes the next read a full one. The engine logs an event for
-every change this relies on (a VM added, removed, edited, started or stopped; a disk added,
-moved or transferred); a change that logs none (a rename through a direct database edit) is
-seen at the next full read, which a new connection always makes.
+disks once, then each VM with its disk attachments, NICs, snapshots, watchdogs, host devices
+and NUMA nodes. Later reads ask only for the events since the last one seen
+(``GET /events?from=<id>``): the VMs those events name are read again (the VM, its
+sub-collections and its disks); an event that names no VM (a network, a storage domain, a
+host changed) or a gap in the event ids (the engine's audit log was trimmed) makes the next
+read a full one. The engine logs an event for every change this relies on (a VM added,
+removed, edited, started or stopped; a disk added, moved or transferred); a change that logs
+none is seen at the next full read, which a new connection always makes.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ class VmRecord:
     nics: list[Any] = field(default_factory=list)
     snapshots: list[Any] = field(default_factory=list)
     watchdogs: list[Any] = field(default_factory=list)
+    host_devices: list[Any] = field(default_factory=list)
+    numa_nodes: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -98,6 +100,8 @@ class InventoryCache:
             nics=list(service.nics_service().list()),
             snapshots=list(service.snapshots_service().list()),
             watchdogs=list(service.watchdogs_service().list()),
+            host_devices=list(service.host_devices_service().list()),
+            numa_nodes=list(service.numa_nodes_service().list()),
         )
 
     def _refresh(self, snap: Snapshot) -> Snapshot:

@@ -277,9 +277,18 @@ class OvirtConnection:
             else "",
             "storageErrorResumeBehaviour": _v(vm.storage_error_resume_behaviour),
             "hasIllegalImages": illegal,
-            "numaNodeAffinity": [],
+            "numaNodeAffinity": [
+                str(pin.index) for n in rec.numa_nodes for pin in n.numa_node_pins or ()
+            ],
             "properties": _properties(vm.custom_properties),
-            "hostDevices": [],
+            "hostDevices": [
+                {
+                    "capability": h.capability or "",
+                    "product": (h.product.name or h.product.id or "") if h.product else "",
+                    "vendor": (h.vendor.name or h.vendor.id or "") if h.vendor else "",
+                }
+                for h in rec.host_devices
+            ],
             "watchDogs": [
                 {"id": w.id or "", "action": _v(w.action), "model": _v(w.model)}
                 for w in rec.watchdogs

@@ -80,6 +80,8 @@ class EngineVm:
     nics: list[Any] = field(default_factory=list)
     snapshots: list[Any] = field(default_factory=list)
     watchdogs: list[Any] = field(default_factory=list)
+    host_devices: list[Any] = field(default_factory=list)
+    numa_nodes: list[Any] = field(default_factory=list)
     acpi: bool = True  # the guest answers an ACPI shutdown
 
 
@@ -393,9 +395,10 @@ class TestEngine:
                     return write(self._find_vm(vm_id).snapshots, "snapshots")
                 case ["vms", vm_id, "watchdogs"]:
                     return write(self._find_vm(vm_id).watchdogs, "watchdogs")
+                case ["vms", vm_id, "numanodes"]:
+                    return write(self._find_vm(vm_id).numa_nodes, "vm_numa_nodes")
                 case ["vms", vm_id, "hostdevices"]:
-                    self._find_vm(vm_id)
-                    return write([], "host_devices")
+                    return write(self._find_vm(vm_id).host_devices, "host_devices")
                 case ["disks"]:
                     return write([d.disk for d in self.disks.values()], "disks")
                 case ["disks", disk_id]:
