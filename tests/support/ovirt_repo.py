@@ -4,27 +4,36 @@ Migration."""
 
 from __future__ import annotations
 
+import json
+import textwrap
 from pathlib import Path
 
-from tests.support.repo import API, write
+from tests.support.repo import API
+
+HOST = f"""---
+apiVersion: {API}
+kind: Provider
+metadata: {{name: host, namespace: openshift-mtv}}
+spec: {{type: openshift}}
+"""
 
 
-def ovirt_repo(
-    root: Path,
+def ovirt_files(
     url: str,
     networks: list[str],
     storages: list[str],
     vms: list[str],
     *,
     migration: bool = True,
-) -> None:
-    """``networks`` and ``storages`` are map sources as YAML flow text (``{id: ...}``,
-    ``{name: ovirtmgmt/ovirtmgmt}``); networks go to the pod network, storages to the
-    default class. ``vms`` are Plan entries (``{name: web}``)."""
-    write(
-        root,
-        "providers/rhv.yaml",
-        f"""
+    host: bool = True,
+    config: str = "",
+) -> dict[str, str]:
+    """The repo's files, path -> text. ``networks`` and ``storages`` are map sources as YAML
+    flow text (``{id: ...}``, ``{name: ovirtmgmt/ovirtmgmt}``); networks go to the pod
+    network, storages to the class ``standard``. ``vms`` are Plan entries (``{name: web}``).
+    ``host``: add the destination Provider ``host`` (a repo seeded from examples/repo has it)."""
+    provider = textwrap.dedent(
+        f"""\
         apiVersion: {API}
         kind: Provider
         metadata: {{name: rhv, namespace: openshift-mtv}}
@@ -32,58 +41,60 @@ def ovirt_repo(
           type: ovirt
           url: {url}
           secret: {{name: rhv-secret, namespace: openshift-mtv}}
-        ---
-        apiVersion: {API}
-        kind: Provider
-        metadata: {{name: host, namespace: openshift-mtv}}
-        spec: {{type: openshift}}
-        """,
+        """
     )
     nets = "\n".join(f"    - source: {n}\n      destination: {{type: pod}}" for n in networks)
     stos = "\n".join(
         f"    - source: {s}\n      destination: {{storageClass: standard}}" for s in storages
     )
-    (root / "maps").mkdir(parents=True, exist_ok=True)
-    (root / "maps/maps.yaml").write_text(
-        f"apiVersion: {API}\nkind: NetworkMap\nmetadata: {{name: rhv-net, namespace: "
-        "openshift-mtv}\nspec:\n  provider:\n    source: {name: rhv, namespace: openshift-mtv}\n"
+    ends = (
+        "  provider:\n    source: {name: rhv, namespace: openshift-mtv}\n"
         "    destination: {name: host, namespace: openshift-mtv}\n  map:\n"
-        f"{nets}\n---\n"
-        f"apiVersion: {API}\nkind: StorageMap\nmetadata: {{name: rhv-sto, namespace: "
-        "openshift-mtv}\nspec:\n  provider:\n    source: {name: rhv, namespace: openshift-mtv}\n"
-        "    destination: {name: host, namespace: openshift-mtv}\n  map:\n"
-        f"{stos}\n"
     )
-    entries = "\n".join(f"    - {v}" for v in vms)
-    write(
-        root,
-        "plans/rhv.yaml",
-        f"""
-        apiVersion: {API}
-        kind: Plan
-        metadata: {{name: rhv-plan, namespace: openshift-mtv}}
-        spec:
-          targetNamespace: rhv-vms
-          provider:
-            source: {{name: rhv, namespace: openshift-mtv}}
-            destination: {{name: host, namespace: openshift-mtv}}
-          map:
-            network: {{name: rhv-net, namespace: openshift-mtv}}
-            storage: {{name: rhv-sto, namespace: openshift-mtv}}
-          vms:
-        """,
+    maps = (
+        f"apiVersion: {API}\nkind: NetworkMap\n"
+        "metadata: {name: rhv-net, namespace: openshift-mtv}\n"
+        f"spec:\n{ends}{nets}\n---\n"
+        f"apiVersion: {API}\nkind: StorageMap\n"
+        "metadata: {name: rhv-sto, namespace: openshift-mtv}\n"
+        f"spec:\n{ends}{stos}\n"
     )
-    with open(root / "plans/rhv.yaml", "a") as f:
-        f.write(entries + "\n")
+    entries = "".join(f"    - {v}\n" for v in vms)
+    plan = (
+        f"apiVersion: {API}\nkind: Plan\nmetadata: {{name: rhv-plan, namespace: openshift-mtv}}\n"
+        "spec:\n  targetNamespace: rhv-vms\n"
+        "  provider:\n    source: {name: rhv, namespace: openshift-mtv}\n"
+        "    destination: {name: host, namespace: openshift-mtv}\n"
+        "  map:\n    network: {name: rhv-net, namespace: openshift-mtv}\n"
+        "    storage: {name: rhv-sto, namespace: openshift-mtv}\n"
+        f"  vms:\n{entries}"
+    )
+    files = {
+        "providers/rhv.yaml": provider + (HOST if host else ""),
+        "maps/rhv.yaml": maps,
+        "plans/rhv-plan.yaml": plan,
+    }
     if migration:
-        write(
-            root,
-            "migrations/rhv.yaml",
-            f"""
-            apiVersion: {API}
-            kind: Migration
-            metadata: {{name: rhv-1, namespace: openshift-mtv}}
-            spec:
-              plan: {{name: rhv-plan, namespace: openshift-mtv}}
-            """,
+        files["migrations/rhv-plan-1.yaml"] = (
+            f"apiVersion: {API}\nkind: Migration\n"
+            "metadata: {name: rhv-plan-1, namespace: openshift-mtv}\n"
+            "spec:\n  plan: {name: rhv-plan, namespace: openshift-mtv}\n"
         )
+    if config:
+        files[".mtv-gitops.yaml"] = config
+    return files
+
+
+def ovirt_repo(root: Path, url: str, networks: list[str], storages: list[str], vms: list[str],
+               **kw) -> None:  # fmt: skip
+    """Write :func:`ovirt_files` under ``root``."""
+    for rel, text in ovirt_files(url, networks, storages, vms, **kw).items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def secrets_file(path: Path, secret: dict[str, str]) -> dict[str, str]:
+    """The local secrets file holding the Provider's Secret; the environment that names it."""
+    path.write_text(json.dumps({"openshift-mtv/rhv-secret": secret}))  # JSON is YAML
+    return {"MTV_GITOPS_SECRETS": str(path)}
