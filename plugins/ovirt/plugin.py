@@ -368,23 +368,36 @@ class OvirtConnection:
     def open_disk(self, vm_id: str, disk_key: str) -> TransferDisk:
         """The disk's guest-visible bytes through an image transfer, made on first read
         (through the VM's host's imageio daemon, or the engine's proxy with
-        ``transferProxy: "true"`` in the Provider's settings)."""
-        rec = self._record(vm_id)
-        if not any(a.disk.id == disk_key for a in rec.attachments):
-            raise SourceError(f"VM {rec.vm.name} has no disk {disk_key}")
-        disk = self._snapshot().disks.get(disk_key)
-        if disk is None:
-            raise SourceError(f"the oVirt engine has no disk {disk_key} (of VM {rec.vm.name})")
+        ``transferProxy: "true"`` in the Provider's settings). Reads the VM's attachments and
+        the disk now, not the whole inventory: a transfer Job opens one disk."""
+        import ovirtsdk4 as sdk
+
+        system = self._login.system()
+        vm_service = system.vms_service().vm_service(vm_id)
+        try:
+            with self._login.lock:
+                attachments = vm_service.disk_attachments_service().list()
+                disk = system.disks_service().disk_service(disk_key).get()
+        except sdk.NotFoundError as exc:
+            raise SourceError(f"the oVirt engine has no VM {vm_id} or disk {disk_key}") from exc
+        except sdk.Error as exc:
+            raise SourceError(
+                f"the oVirt engine {self._login.endpoint.host}: reading disk {disk_key} of VM "
+                f"{vm_id}: {exc}"
+            ) from exc
+        name = disk.alias or disk.name or disk_key
+        if not any(a.disk is not None and a.disk.id == disk_key for a in attachments):
+            raise SourceError(f"disk {name} is not attached to VM {vm_id}")
         if _v(disk.storage_type) not in ("", "image"):
             raise SourceError(
-                f"disk {disk.alias or disk_key} of {rec.vm.name} is a {_v(disk.storage_type)} "
-                "disk, not an image on a storage domain: it cannot be downloaded"
+                f"disk {name} of VM {vm_id} is a {_v(disk.storage_type)} disk, not an image on "
+                "a storage domain: it cannot be downloaded"
             )
         return TransferDisk(
             self._login,
             disk_key,
             int(disk.provisioned_size or 0),
-            disk.alias or disk.name or disk_key,
+            name,
             proxy=self.proxy,
             retry_seconds=self.retry_seconds,
         )

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from reconciler.secrets.resolver import env_name
 from tests.plugins.ovirt.conftest import World, make_world
 from tests.support.ovirt_repo import ovirt_files, secrets_file
 from tests.support.workspace import small_vm
@@ -95,3 +96,54 @@ def test_an_ovirt_plan_cold_migrates_to_the_target(workspace_factory, world: Wor
     first = e.vms[world.web].attachments[0].disk.id
     world.peer.ovirt_img_download(first, tmp_path / "ovirt-img.raw")
     assert (tmp_path / "ovirt-img.raw").read_bytes() == boot.read_bytes()
+
+
+def test_on_a_kubevirt_target_each_disk_is_copied_by_a_transfer_job(
+    workspace_factory, world: World, cluster, kubelet, tmp_path
+) -> None:
+    """The Jobs read the engine's credentials from a Secret by reference (``secretKeyRef``,
+    resolved by the kubelet into the pod's environment),
+    connect through the plugin, and download through image transfers like the local copy."""
+    import io
+
+    from tests.support.cluster import TOKEN
+
+    e = world.engine
+    ws = workspace_factory([small_vm("steady", 1)])
+    yaml = YAML(typ="rt")
+    providers = ws.clone / "providers" / "providers.yaml"
+    docs = list(yaml.load_all(providers.read_text()))
+    docs[1]["spec"]["url"] = cluster.url
+    docs[1]["spec"]["secret"] = {"name": "cluster-token", "namespace": "openshift-mtv"}
+    docs[1]["spec"]["settings"] = {"jobPollSeconds": "0.1"}
+    out = io.StringIO()
+    yaml.dump_all(docs, out)
+    files = ovirt_files(
+        e.url,
+        ["{name: ovirtmgmt}", "{name: vlan10}"],
+        ["{name: data1}", "{name: data2}"],
+        ["{name: web}"],
+        host=False,
+    )
+    files["providers/providers.yaml"] = out.getvalue()
+    ws.user_commit(files, "an oVirt plan onto the cluster")
+    env = secrets_file(
+        tmp_path / "secrets.yaml", e.secret(), **{"openshift-mtv__cluster-token": {"token": TOKEN}}
+    )
+    proc = ws.reconcile("--once", env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    plan = ws.status("plan", "rhv-plan")["status"]
+    [vm] = plan["migration"]["vms"]
+    assert vm["phase"] == "Completed", vm
+    runs = [r for r in kubelet.runs if r.job.startswith("web-")]
+    secret_envs = [
+        env_name("openshift-mtv", "rhv-secret", k) for k in ("user", "password", "cacert")
+    ]
+    assert len(runs) == 2 and all(r.returncode == 0 for r in runs), runs
+    assert all(r.env.get(k) for r in runs for k in secret_envs), runs[0].env.keys()
+    assert all("engine-secret" not in " ".join(r.argv) for r in runs)  # never on the command
+    for i, a in enumerate(e.vms[world.web].attachments):
+        pvc = kubelet.storage("rhv-vms", f"web-disk-{i}")
+        img = pvc / "disk.img" if pvc.is_dir() else pvc.with_suffix(".raw")
+        assert img.read_bytes() == world.reference[a.disk.id]
+    assert e.open_transfers() == []

@@ -94,7 +94,10 @@ def ovirt_repo(root: Path, url: str, networks: list[str], storages: list[str], v
         path.write_text(text)
 
 
-def secrets_file(path: Path, secret: dict[str, str]) -> dict[str, str]:
-    """The local secrets file holding the Provider's Secret; the environment that names it."""
-    path.write_text(json.dumps({"openshift-mtv/rhv-secret": secret}))  # JSON is YAML
+def secrets_file(path: Path, secret: dict[str, str], **others: dict[str, str]) -> dict[str, str]:
+    """The local secrets file holding the Provider's Secret (and ``others``, ``"ns/name"``
+    written ``ns__name``); the environment that names it."""
+    doc = {"openshift-mtv/rhv-secret": secret}
+    doc |= {k.replace("__", "/"): v for k, v in others.items()}
+    path.write_text(json.dumps(doc))  # JSON is YAML
     return {"MTV_GITOPS_SECRETS": str(path)}
