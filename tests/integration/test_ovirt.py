@@ -10,6 +10,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from reconciler.secrets.resolver import env_name
+from reconciler.sources import sha1_fingerprint
 from tests.plugins.ovirt.conftest import World, make_world
 from tests.support.ovirt_repo import ovirt_files, secrets_file
 from tests.support.workspace import small_vm
@@ -29,20 +30,112 @@ def _allocated(path: Path) -> int:
     return os.stat(path).st_blocks * 512
 
 
-def test_an_ovirt_plan_cold_migrates_to_the_target(workspace_factory, world: World, tmp_path):
+VSPHERE = """apiVersion: forklift.konveyor.io/v1beta1
+kind: Provider
+metadata: {name: vcenter, namespace: openshift-mtv}
+spec:
+  type: vsphere
+  url: URL
+  secret: {name: vcenter-creds, namespace: openshift-mtv}
+---
+apiVersion: forklift.konveyor.io/v1beta1
+kind: NetworkMap
+metadata: {name: vs-net, namespace: openshift-mtv}
+spec:
+  provider:
+    source: {name: vcenter, namespace: openshift-mtv}
+    destination: {name: host, namespace: openshift-mtv}
+  map:
+    - source: {name: VM Network}
+      destination: {type: pod}
+    - source: {name: DC0_DVPG0}
+      destination: {type: pod}
+---
+apiVersion: forklift.konveyor.io/v1beta1
+kind: StorageMap
+metadata: {name: vs-sto, namespace: openshift-mtv}
+spec:
+  provider:
+    source: {name: vcenter, namespace: openshift-mtv}
+    destination: {name: host, namespace: openshift-mtv}
+  map:
+    - source: {name: LocalDS_0}
+      destination: {storageClass: standard}
+---
+apiVersion: forklift.konveyor.io/v1beta1
+kind: Plan
+metadata: {name: vs-plan, namespace: openshift-mtv}
+spec:
+  targetNamespace: vs-vms
+  provider:
+    source: {name: vcenter, namespace: openshift-mtv}
+    destination: {name: host, namespace: openshift-mtv}
+  map:
+    network: {name: vs-net, namespace: openshift-mtv}
+    storage: {name: vs-sto, namespace: openshift-mtv}
+  vms:
+    - name: DC0_H0_VM0
+---
+apiVersion: forklift.konveyor.io/v1beta1
+kind: Migration
+metadata: {name: vs-plan-1, namespace: openshift-mtv}
+spec:
+  plan: {name: vs-plan, namespace: openshift-mtv}
+"""
+
+
+@pytest.fixture
+def vcsim():
+    from tests.support.vsphere import start_simulator
+
+    sim = start_simulator(hosts=1, vms=1, datastores=1)
+    yield sim
+    sim.stop()
+
+
+def _vsphere_disks(sim) -> list[bytes]:
+    """The simulator VM's disks given known content (as tests/integration/test_vsphere.py)."""
+    from pyVmomi import vim
+
+    from tests.support.vsphere import connect, content, write_flat_disk
+    from tests.support.vsphere_repo import vms_by_name
+
+    conn = connect(sim)
+    try:
+        vm = vms_by_name(conn.si)["DC0_H0_VM0"]
+        out = []
+        for i, d in enumerate(vm.config.hardware.device):
+            if isinstance(d, vim.vm.device.VirtualDisk):
+                blob = content(d.capacityInKB * 1024, seed=40 + i)
+                write_flat_disk(sim, d.backing.fileName, blob)
+                out.append(blob)
+        return out
+    finally:
+        conn.close()
+
+
+def test_an_ovirt_plan_cold_migrates_to_the_target_beside_a_vsphere_plan(
+    workspace_factory, world: World, vcsim, tmp_path
+):
+    """One repo, one pass: the workspace's OVA plan, an oVirt plan and a vSphere plan."""
     e = world.engine
     ws = workspace_factory([small_vm("steady", 1)])
-    env = secrets_file(tmp_path / "secrets.yaml", e.secret())
-    ws.user_commit(
-        ovirt_files(
-            e.url,
-            ["{name: ovirtmgmt}", f"{{id: {e.network('vlan10').id}}}"],
-            ["{name: data1}", f"{{id: {e.storage_domain('data2').id}}}"],
-            ["{name: web}", f"{{id: {world.db}}}"],
-            host=False,
-        ),
-        "an oVirt plan",
+    vs_disks = _vsphere_disks(vcsim)
+    fp = sha1_fingerprint(vcsim.host, vcsim.port)
+    env = secrets_file(
+        tmp_path / "secrets.yaml",
+        e.secret(),
+        **{"openshift-mtv__vcenter-creds": vcsim.secret(thumbprint=fp)},
     )
+    files = ovirt_files(
+        e.url,
+        ["{name: ovirtmgmt}", f"{{id: {e.network('vlan10').id}}}"],
+        ["{name: data1}", f"{{id: {e.storage_domain('data2').id}}}"],
+        ["{name: web}", f"{{id: {world.db}}}"],
+        host=False,
+    )
+    files["providers/vcenter.yaml"] = VSPHERE.replace("URL", vcsim.url)
+    ws.user_commit(files, "an oVirt plan and a vSphere plan")
     listed = ws.cli("inventory", str(ws.clone), "-p", "rhv", env=env, check=True)
     assert "web" in listed.stdout and "vlan10/vlan10-qos" in listed.stdout
 
@@ -91,6 +184,12 @@ def test_an_ovirt_plan_cold_migrates_to_the_target(workspace_factory, world: Wor
             assert _allocated(out) <= max(4 * MiB, 2 * data + MiB), (target, i)
     boot = ns / "disks" / "web-disk-0.img"
     assert _allocated(boot) < os.path.getsize(boot) // 4  # 24 MiB with 2 MiB of data
+
+    # the vSphere plan beside it ran in the same pass
+    vs = {v["name"]: v["phase"] for v in ws.status("plan", "vs-plan")["status"]["migration"]["vms"]}
+    assert vs == {"DC0_H0_VM0": "Completed"}
+    for i, blob in enumerate(vs_disks):
+        assert (ws.cluster / "vs-vms" / "disks" / f"dc0-h0-vm0-disk-{i}.img").read_bytes() == blob
 
     # the outside check: ovirt-img download-disk (Forklift's populator) reads the same bytes
     first = e.vms[world.web].attachments[0].disk.id
