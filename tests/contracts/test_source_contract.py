@@ -213,12 +213,12 @@ def vsphere() -> Iterator[SourceUnderTest]:
 
 @source_fixture
 def ovirt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SourceUnderTest]:
-    """The test engine (tests/support/ovirt_engine.py) in front of the real ovirt-imageio
+    """The test engine (plugins/ovirt/peer) in front of the real ovirt-imageio
     daemon and qemu-nbd: a VM with a qcow2 disk with holes and a raw one, a second VM; the
     reference is each image converted by qemu-img. Both VMs are down (an engine refuses to
     download a running VM's disks); the suite switches the first one's power and leaves it
     as it found it."""
-    from tests.plugins.ovirt.conftest import make_world
+    from tests.support.ovirt_engine import make_world
 
     world = make_world(tmp_path_factory.mktemp("ovirt-contract"))
     try:

@@ -11,7 +11,7 @@ from ruamel.yaml import YAML
 
 from reconciler.secrets.resolver import env_name
 from reconciler.sources import sha1_fingerprint
-from tests.plugins.ovirt.conftest import World, make_world
+from tests.support.ovirt_engine import World, make_world
 from tests.support.ovirt_repo import ovirt_files, secrets_file
 from tests.support.workspace import small_vm
 

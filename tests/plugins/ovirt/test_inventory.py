@@ -12,8 +12,7 @@ from click.testing import CliRunner
 
 from reconciler.cli.main import cli
 from reconciler.plugin_manager import connect
-from tests.plugins.ovirt.conftest import World
-from tests.support.ovirt_engine import PASSWORD, USER
+from tests.support.ovirt_engine import PASSWORD, USER, World
 from tests.support.repo import write
 
 pytestmark = pytest.mark.integration

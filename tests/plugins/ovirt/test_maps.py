@@ -11,7 +11,7 @@ import pytest
 from reconciler.manifests.references import check_references
 from reconciler.planner.planner import Observed, PlanProgress, decide
 from reconciler.plugin_manager import connect
-from tests.plugins.ovirt.conftest import World
+from tests.support.ovirt_engine import World
 from tests.support.ovirt_repo import ovirt_repo
 from tests.support.planner import CAPS
 from tests.support.repo import load

@@ -14,8 +14,7 @@ from plugins import bundled
 from reconciler.plugin_manager import connect
 from reconciler.progress.store import ProgressStore
 from reconciler.validation.service import ERROR_ID, FAILED_ID, Validator
-from tests.plugins.ovirt.conftest import World
-from tests.support.ovirt_engine import _id, _link, qcow2_with_holes, raw_image
+from tests.support.ovirt_engine import World, _id, _link, qcow2_with_holes, raw_image
 
 pytestmark = pytest.mark.integration
 MiB = 1024 * 1024

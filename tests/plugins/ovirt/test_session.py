@@ -10,8 +10,7 @@ from reconciler.plugin_manager import connect
 from reconciler.secrets.resolver import SecretResolver
 from reconciler.sources import SourceError
 from reconciler.targets.local import LocalTarget
-from tests.plugins.ovirt.conftest import World
-from tests.support.imageio import make_pki
+from tests.support.ovirt_engine import World, make_pki
 from tests.support.repo import load, write
 
 pytestmark = pytest.mark.integration

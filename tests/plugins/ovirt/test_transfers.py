@@ -18,8 +18,7 @@ from reconciler.progress.store import ProgressStore
 from reconciler.sources import SourceError
 from reconciler.transfer.engine import TransferError, copy_disk
 from reconciler.transfer.rawfile import RawDiskWriter
-from tests.plugins.ovirt.conftest import World, pattern
-from tests.support.ovirt_engine import logical, qcow2_with_holes
+from tests.support.ovirt_engine import World, logical, pattern, qcow2_with_holes
 
 pytestmark = pytest.mark.integration
 MiB = 1024 * 1024
