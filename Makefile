@@ -61,6 +61,7 @@ bench: install
 	$(BIN)/python bench/bench_vsphere_inventory.py
 	$(BIN)/python bench/bench_vsphere_disk.py
 	$(BIN)/python bench/bench_warm_round.py
+	$(BIN)/python bench/bench_ovirt_disk.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

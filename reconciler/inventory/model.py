@@ -51,6 +51,9 @@ class VM:
 class Network:
     id: str
     name: str
+    # the network this one is part of (an oVirt vNIC profile's network): a map entry naming
+    # either one maps the NICs on it
+    parent: str = ""
 
 
 @dataclass(frozen=True)

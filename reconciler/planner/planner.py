@@ -325,13 +325,19 @@ def _nics(
     out, missing = [], []
     for nic in vm.nics:
         net = inv.find_network(id=nic.network) or inv.find_network(name=nic.network)
+        nets = [net] if net else []
+        if net and net.parent and (up := inv.find_network(id=net.parent)):
+            nets.append(up)  # the NIC's own network first, then the one it is part of
         pair = None
-        for p in nmap.spec.map:
-            src = p.source
-            if (src.id and net and src.id == net.id) or (src.id and src.id == nic.network):
-                pair = p
-            elif not src.id and src.name and net and src.name == net.name:
-                pair = p
+        for cand in [*nets, None] if nets else [None]:
+            for p in nmap.spec.map:
+                src = p.source
+                if (src.id and cand and src.id == cand.id) or (src.id and src.id == nic.network):
+                    pair = p
+                elif not src.id and src.name and cand and src.name == cand.name:
+                    pair = p
+                if pair:
+                    break
             if pair:
                 break
         if pair is None:

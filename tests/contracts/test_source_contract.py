@@ -211,6 +211,29 @@ def vsphere() -> Iterator[SourceUnderTest]:
         sim.stop()
 
 
+@source_fixture
+def ovirt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SourceUnderTest]:
+    """The test engine (plugins/ovirt/peer) in front of the real ovirt-imageio
+    daemon and qemu-nbd: a VM with a qcow2 disk with holes and a raw one, a second VM; the
+    reference is each image converted by qemu-img. Both VMs are down (an engine refuses to
+    download a running VM's disks); the suite switches the first one's power and leaves it
+    as it found it."""
+    from tests.support.ovirt_engine import make_world
+
+    world = make_world(tmp_path_factory.mktemp("ovirt-contract"))
+    try:
+        world.engine.set_status(world.web, "down")
+        conn = connect("ovirt", world.engine.url, world.engine.secret(), {})
+        reference = {}
+        for vm_id in (world.web, world.db):
+            for a in world.engine.vms[vm_id].attachments:
+                reference[(vm_id, a.disk.id)] = world.reference[a.disk.id]
+        yield SourceUnderTest("ovirt", conn, reference, power_vm=world.web)
+        conn.close()
+    finally:
+        world.peer.stop()
+
+
 def _thumbprint(sim: Simulator) -> str:
     return sha1_fingerprint(sim.host, sim.port)
 

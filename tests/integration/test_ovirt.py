@@ -1,0 +1,248 @@
+"""An oVirt plan cold-migrated from the test engine and the real ovirt-imageio daemon to the
+local target, end to end through git, beside the workspace's OVA plan."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from reconciler.secrets.resolver import env_name
+from reconciler.sources import sha1_fingerprint
+from tests.support.ovirt_engine import World, make_world
+from tests.support.ovirt_repo import ovirt_files, secrets_file
+from tests.support.workspace import small_vm
+
+pytestmark = pytest.mark.integration
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def world(tmp_path: Path):
+    w = make_world(tmp_path / "ovirt")
+    yield w
+    w.peer.stop()
+
+
+def _allocated(path: Path) -> int:
+    return os.stat(path).st_blocks * 512
+
+
+VSPHERE = """apiVersion: forklift.konveyor.io/v1beta1
+kind: Provider
+metadata: {name: vcenter, namespace: openshift-mtv}
+spec:
+  type: vsphere
+  url: URL
+  secret: {name: vcenter-creds, namespace: openshift-mtv}
+---
+apiVersion: forklift.konveyor.io/v1beta1
+kind: NetworkMap
+metadata: {name: vs-net, namespace: openshift-mtv}
+spec:
+  provider:
+    source: {name: vcenter, namespace: openshift-mtv}
+    destination: {name: host, namespace: openshift-mtv}
+  map:
+    - source: {name: VM Network}
+      destination: {type: pod}
+    - source: {name: DC0_DVPG0}
+      destination: {type: pod}
+---
+apiVersion: forklift.konveyor.io/v1beta1
+kind: StorageMap
+metadata: {name: vs-sto, namespace: openshift-mtv}
+spec:
+  provider:
+    source: {name: vcenter, namespace: openshift-mtv}
+    destination: {name: host, namespace: openshift-mtv}
+  map:
+    - source: {name: LocalDS_0}
+      destination: {storageClass: standard}
+---
+apiVersion: forklift.konveyor.io/v1beta1
+kind: Plan
+metadata: {name: vs-plan, namespace: openshift-mtv}
+spec:
+  targetNamespace: vs-vms
+  provider:
+    source: {name: vcenter, namespace: openshift-mtv}
+    destination: {name: host, namespace: openshift-mtv}
+  map:
+    network: {name: vs-net, namespace: openshift-mtv}
+    storage: {name: vs-sto, namespace: openshift-mtv}
+  vms:
+    - name: DC0_H0_VM0
+---
+apiVersion: forklift.konveyor.io/v1beta1
+kind: Migration
+metadata: {name: vs-plan-1, namespace: openshift-mtv}
+spec:
+  plan: {name: vs-plan, namespace: openshift-mtv}
+"""
+
+
+@pytest.fixture
+def vcsim():
+    from tests.support.vsphere import start_simulator
+
+    sim = start_simulator(hosts=1, vms=1, datastores=1)
+    yield sim
+    sim.stop()
+
+
+def _vsphere_disks(sim) -> list[bytes]:
+    """The simulator VM's disks given known content (as tests/integration/test_vsphere.py)."""
+    from pyVmomi import vim
+
+    from tests.support.vsphere import connect, content, write_flat_disk
+    from tests.support.vsphere_repo import vms_by_name
+
+    conn = connect(sim)
+    try:
+        vm = vms_by_name(conn.si)["DC0_H0_VM0"]
+        out = []
+        for i, d in enumerate(vm.config.hardware.device):
+            if isinstance(d, vim.vm.device.VirtualDisk):
+                blob = content(d.capacityInKB * 1024, seed=40 + i)
+                write_flat_disk(sim, d.backing.fileName, blob)
+                out.append(blob)
+        return out
+    finally:
+        conn.close()
+
+
+def test_an_ovirt_plan_cold_migrates_to_the_target_beside_a_vsphere_plan(
+    workspace_factory, world: World, vcsim, tmp_path
+):
+    """One repo, one pass: the workspace's OVA plan, an oVirt plan and a vSphere plan."""
+    e = world.engine
+    ws = workspace_factory([small_vm("steady", 1)])
+    vs_disks = _vsphere_disks(vcsim)
+    fp = sha1_fingerprint(vcsim.host, vcsim.port)
+    env = secrets_file(
+        tmp_path / "secrets.yaml",
+        e.secret(),
+        **{"openshift-mtv__vcenter-creds": vcsim.secret(thumbprint=fp)},
+    )
+    files = ovirt_files(
+        e.url,
+        ["{name: ovirtmgmt}", f"{{id: {e.network('vlan10').id}}}"],
+        ["{name: data1}", f"{{id: {e.storage_domain('data2').id}}}"],
+        ["{name: web}", f"{{id: {world.db}}}"],
+        host=False,
+    )
+    files["providers/vcenter.yaml"] = VSPHERE.replace("URL", vcsim.url)
+    ws.user_commit(files, "an oVirt plan and a vSphere plan")
+    listed = ws.cli("inventory", str(ws.clone), "-p", "rhv", env=env, check=True)
+    assert "web" in listed.stdout and "vlan10/vlan10-qos" in listed.stdout
+
+    proc = ws.reconcile("--once", env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "engine-secret" not in proc.stdout + proc.stderr
+    plan = ws.status("plan", "rhv-plan")["status"]
+    vms = {v["name"]: v for v in plan["migration"]["vms"]}
+    assert {n: v["phase"] for n, v in vms.items()} == {"web": "Completed", "db": "Completed"}
+    steps = {s["name"]: s for s in vms["web"]["pipeline"]}
+    assert [t["verified"] for t in steps["CopyDisks"]["tasks"]] == [True, True]
+    convert = steps["ConvertGuest"]  # the guest runs on KVM already: not "skipped"
+    assert (convert["phase"], convert["message"][:11]) == ("Completed", "not needed:")
+    ids = {c.get("id") for v in plan["validation"]["vms"] for c in v["concerns"]}
+    assert "ovirt.placement_policy.affinity_set" in ids  # the default oVirt rules ran
+
+    # the source: shut down for the copy, no transfer left open, no disk locked
+    assert e.vms[world.web].vm.status.value == "down"
+    assert e.open_transfers() == []
+    assert {d.disk.status.value for d in e.disks.values()} == {"ok"}
+    assert {x.phase.value for x in e.transfers.values()} == {"finished_success"}
+
+    ns = ws.cluster / "rhv-vms"
+    load = YAML(typ="safe").load
+    web = load((ns / "virtualmachines" / "web.yaml").read_text())
+    db = load((ns / "virtualmachines" / "db.yaml").read_text())
+    assert web["spec"]["runStrategy"] == "Always"  # the source was up
+    assert db["spec"]["runStrategy"] == "Halted"  # the source was down
+    domain = web["spec"]["template"]["spec"]["domain"]
+    assert [i["macAddress"] for i in domain["devices"]["interfaces"]] == [
+        "56:6f:1a:00:00:01",
+        "56:6f:1a:00:00:02",
+    ]
+    assert "efi" in domain["firmware"]["bootloader"]
+    assert domain["cpu"] == {"sockets": 1, "cores": 2, "threads": 1}
+    assert domain["memory"] == {"guest": "2048Mi"}
+    assert db["spec"]["template"]["spec"]["domain"]["firmware"]["bootloader"] == {"bios": {}}
+
+    # byte-identical to the images behind the daemon, holes kept as holes
+    for target, vm_id in (("web", world.web), ("db", world.db)):
+        for i, a in enumerate(e.vms[vm_id].attachments):
+            out = ns / "disks" / f"{target}-disk-{i}.img"
+            expected = world.reference[a.disk.id]
+            assert out.read_bytes() == expected, (target, i)
+            data = len(expected) - expected.count(0)  # a bound on the bytes that are not zero
+            assert _allocated(out) <= max(4 * MiB, 2 * data + MiB), (target, i)
+    boot = ns / "disks" / "web-disk-0.img"
+    assert _allocated(boot) < os.path.getsize(boot) // 4  # 24 MiB with 2 MiB of data
+
+    # the vSphere plan beside it ran in the same pass
+    vs = {v["name"]: v["phase"] for v in ws.status("plan", "vs-plan")["status"]["migration"]["vms"]}
+    assert vs == {"DC0_H0_VM0": "Completed"}
+    for i, blob in enumerate(vs_disks):
+        assert (ws.cluster / "vs-vms" / "disks" / f"dc0-h0-vm0-disk-{i}.img").read_bytes() == blob
+
+    # the outside check: ovirt-img download-disk (Forklift's populator) reads the same bytes
+    first = e.vms[world.web].attachments[0].disk.id
+    world.peer.ovirt_img_download(first, tmp_path / "ovirt-img.raw")
+    assert (tmp_path / "ovirt-img.raw").read_bytes() == boot.read_bytes()
+
+
+def test_on_a_kubevirt_target_each_disk_is_copied_by_a_transfer_job(
+    workspace_factory, world: World, cluster, kubelet, tmp_path
+) -> None:
+    """The Jobs read the engine's credentials from a Secret by reference (``secretKeyRef``,
+    resolved by the kubelet into the pod's environment),
+    connect through the plugin, and download through image transfers like the local copy."""
+    import io
+
+    from tests.support.cluster import TOKEN
+
+    e = world.engine
+    ws = workspace_factory([small_vm("steady", 1)])
+    yaml = YAML(typ="rt")
+    providers = ws.clone / "providers" / "providers.yaml"
+    docs = list(yaml.load_all(providers.read_text()))
+    docs[1]["spec"]["url"] = cluster.url
+    docs[1]["spec"]["secret"] = {"name": "cluster-token", "namespace": "openshift-mtv"}
+    docs[1]["spec"]["settings"] = {"jobPollSeconds": "0.1"}
+    out = io.StringIO()
+    yaml.dump_all(docs, out)
+    files = ovirt_files(
+        e.url,
+        ["{name: ovirtmgmt}", "{name: vlan10}"],
+        ["{name: data1}", "{name: data2}"],
+        ["{name: web}"],
+        host=False,
+    )
+    files["providers/providers.yaml"] = out.getvalue()
+    ws.user_commit(files, "an oVirt plan onto the cluster")
+    env = secrets_file(
+        tmp_path / "secrets.yaml", e.secret(), **{"openshift-mtv__cluster-token": {"token": TOKEN}}
+    )
+    proc = ws.reconcile("--once", env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    plan = ws.status("plan", "rhv-plan")["status"]
+    [vm] = plan["migration"]["vms"]
+    assert vm["phase"] == "Completed", vm
+    runs = [r for r in kubelet.runs if r.job.startswith("web-")]
+    secret_envs = [
+        env_name("openshift-mtv", "rhv-secret", k) for k in ("user", "password", "cacert")
+    ]
+    assert len(runs) == 2 and all(r.returncode == 0 for r in runs), runs
+    assert all(r.env.get(k) for r in runs for k in secret_envs), runs[0].env.keys()
+    assert all("engine-secret" not in " ".join(r.argv) for r in runs)  # never on the command
+    for i, a in enumerate(e.vms[world.web].attachments):
+        pvc = kubelet.storage("rhv-vms", f"web-disk-{i}")
+        img = pvc / "disk.img" if pvc.is_dir() else pvc.with_suffix(".raw")
+        assert img.read_bytes() == world.reference[a.disk.id]
+    assert e.open_transfers() == []
