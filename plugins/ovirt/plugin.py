@@ -35,7 +35,7 @@ def mtv_gitops_capabilities(provider_type: str) -> Capabilities | None:
     """Cold only until the source is built (MTV runs oVirt warm through its snapshots)."""
     if provider_type != PROVIDER_TYPE:
         return None
-    return Capabilities(warm=False, inflight_per_host=False, guest_conversion=False)
+    return Capabilities(warm=False, inflight_per_host=False, guest_conversion=False, label="oVirt")
 
 
 @hookimpl

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from reconciler.daemon.metrics import plan_uid
 from reconciler.daemon.observe import Key, Sources, source_ref
 from reconciler.daemon.sense import sense
 from reconciler.daemon.state_dir import CHECKOUT_DIR, remember_cluster
@@ -43,7 +44,7 @@ from reconciler.planner.model import PlanDecision, VmPlan
 from reconciler.planner.planner import Observed, PlanProgress, decide
 from reconciler.planner.schedule import Job, schedule
 from reconciler.progress.events import Event, EventBus, Kind, Subscriber
-from reconciler.progress.store import MigrationRecord, ProgressStore, VmProgress
+from reconciler.progress.store import MigrationRecord, PlanLabels, ProgressStore, VmProgress
 from reconciler.secrets.resolver import ClusterSecrets, SecretError, SecretResolver
 from reconciler.status.projection import Snapshot
 from reconciler.status.writer import StatusWriter
@@ -240,6 +241,7 @@ class Reconciler:
             config.authorEmail,
         )
         self._plan_targets = seen.destinations
+        self._label_plans(desired, decisions, seen.observed.capabilities)
         self._abandon(orphans, seen.connections)
         for (ns, name), inv in seen.observed.inventories.items():
             if not isinstance(inv, str):
@@ -290,6 +292,24 @@ class Reconciler:
             }
             self.store.set(SETTLED_KEY, json.dumps(record, sort_keys=True))
         return result
+
+    def _label_plans(self, desired: Desired, decisions: list[PlanDecision], caps) -> None:
+        """Record what the metrics label each plan with (they read the store, not git)."""
+        known = self.store.plan_labels()
+        for d in decisions:
+            source = desired.get("Provider", *d.source)
+            dest = desired.get("Provider", *d.destination)
+            ptype = source.spec.type if source is not None else ""
+            found = caps.get(ptype)
+            labels = PlanLabels(
+                d.key,
+                plan_uid(d.key),
+                (found.label if found is not None else "") or ptype,
+                "Warm" if d.warm else "Cold",
+                "Remote" if dest is not None and dest.spec.url else "Local",
+            )
+            if known.get(d.key) != labels:
+                self.store.put_plan_labels(labels)
 
     def _migration_open(self, d: PlanDecision) -> bool:
         """A decided Migration that has not ended yet (one queued behind another, say)."""
