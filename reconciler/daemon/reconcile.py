@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from reconciler.daemon.logs import EventLog
 from reconciler.daemon.metrics import plan_uid
 from reconciler.daemon.observe import Key, Sources, source_ref
 from reconciler.daemon.sense import sense
@@ -129,6 +130,8 @@ class Reconciler:
         self.cancel = threading.Event()  # shutdown
         # what the VMs' pipelines tell: status, progress bars and metrics subscribe here
         self.events = EventBus()
+        self._running: dict[str, str] = {}  # plan key -> the Migration running it now
+        self._event_log = EventLog()
         self.events.subscribe(self._report)
         # VMs run in worker threads; this guards the three below.  Reentrant because stop()
         # runs in a signal handler, which may interrupt the main thread while it holds it.
@@ -146,7 +149,12 @@ class Reconciler:
             halt.set()
 
     def _report(self, event: Event) -> None:
-        """Pass events to the settings' reporter, whichever it is now (a demo swaps it)."""
+        """Pass events to the settings' reporter, whichever it is now (a demo swaps it), and
+        to the log, each with the Migration that runs its plan."""
+        migration = self._running.get(event.plan, "")
+        if migration and not event.migration:
+            event = replace(event, migration=migration)
+        self._event_log(event)
         reporter = self.settings.reporter
         if reporter is not None:
             reporter(event)
@@ -428,6 +436,13 @@ class Reconciler:
         """Run the decided Migration of one plan; returns how many VMs failed."""
         if not d.migration:
             return 0
+        self._running[d.key] = d.migration
+        try:
+            return self._execute_migration(d, connections, config, view)
+        finally:
+            self._running.pop(d.key, None)
+
+    def _execute_migration(self, d: PlanDecision, connections, config: RepoConfig, view) -> int:
         rec = self.store.get_migration(d.key, d.migration) or MigrationRecord(
             d.key, d.migration, started=now()
         )
