@@ -490,6 +490,62 @@ def _local_tree(repo: str) -> Path:
     return root
 
 
+@cli.command()
+@repo_arg
+@click.option("--plan", "plan_", default="", help="Only this plan: NAMESPACE/NAME (or NAME).")
+@click.option("--vm", default="", help="Only this VM: its id or its name, as the Plan lists it.")
+@click.option("--namespace", default="", help="Only plans in (or migrating into) NAMESPACE.")
+@click.option("--since", default="", help="Only log lines of the last DURATION (e.g. 30m, 2h, 7d).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("must-gather.tar.gz"),
+    show_default=True,
+    help="The archive to write.",
+)
+@state_opt
+@cluster_opt
+@secrets_opt
+def gather(
+    repo: str,
+    plan_: str,
+    vm: str,
+    namespace: str,
+    since: str,
+    output: Path,
+    state_dir: Path | None,
+    cluster: Path | None,
+    secrets: Path | None,
+) -> None:
+    """Collect what support needs into a .tar.gz, laid out like MTV's must-gather.
+
+    Manifests with their status, the progress store's records, inventory records, the
+    reconciler's log lines and, from the target, PVCs, Jobs, VirtualMachines and pod logs,
+    per namespace.  Every secret value the reconciler knows is redacted.  A filter that
+    matches nothing writes no archive (exit 1).  Asks no source provider and no git remote.
+    """
+    from reconciler.daemon.gather import Filters, GatherError, parse_duration
+    from reconciler.daemon.gather import gather as run_gather
+    from reconciler.secrets.resolver import SecretResolver
+
+    state = state_dir_for(repo, state_dir)
+    try:
+        filters = Filters(plan_, vm, namespace, parse_duration(since) if since else None)
+        path, count = run_gather(
+            Path(repo),
+            state,
+            cluster_dir_for(state, cluster),
+            SecretResolver(secrets),
+            filters,
+            output,
+        )
+    except GatherError as exc:
+        err_console.print(f"error {exc}", markup=False, style="red")
+        sys.exit(EXIT_PROBLEMS)
+    console.print(f"wrote {path} ({count} files; secret values redacted)", markup=False)
+
+
 def _echoes() -> dict:
     """Plain text out (no markup): messages quote user data that may contain brackets; with
     --log-format json, log lines instead."""
