@@ -16,6 +16,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from reconciler.daemon.metrics import LiveMetrics, StoreCollector, exposition, registry
+from reconciler.daemon.page import render
 from reconciler.progress.events import Event, Kind
 from reconciler.progress.store import ProgressStore
 
@@ -46,6 +47,7 @@ class Health:
         self._role = SINGLE
         self._leader = ""
         self._store: ProgressStore | None = None
+        self._secrets: Callable[[], set[str]] | None = None
         self._disk_done: dict[tuple[str, str, str], int] = {}  # (plan, VM, disk) -> this copy's
         self.live = LiveMetrics(wall)
         self.collector = StoreCollector(self.store, self.live, wall)
@@ -96,7 +98,8 @@ class Health:
                 before = self._disk_done.get(key, 0)
                 self._disk_done[key] = done
             with self.live._lock:
-                self.live.disks[(event.plan, event.vm_name, event.disk)] = (p.bytes_done, p.rate)
+                key = (event.plan, event.vm_name, event.disk)
+                self.live.disks[key] = (p.bytes_done, p.rate, p.total, p.eta)
             self.copied(done - before if done >= before else done)  # a new copy restarts
         elif event.kind is Kind.VM and event.outcome in ("Succeeded", "Failed", "Canceled"):
             with self._lock:
@@ -128,6 +131,24 @@ class Health:
         """Where ``/metrics`` reads the status pushes' retries, conflicts and failures."""
         with self.live._lock:
             self.live.pushes = source
+
+    def secrets_from(self, source: Callable[[], set[str]] | None) -> None:
+        """The secret values the status page must never show (the reconciler's)."""
+        with self._lock:
+            self._secrets = source
+
+    def page(self) -> str:
+        """The read-only status page (``/``), from the progress store and copies in flight."""
+        with self._lock:
+            store, role, source = self._store, self._role, self._secrets
+        with self.live._lock:
+            disks = dict(self.live.disks)
+        try:
+            secrets = source() if source is not None else set()
+            return render(store, disks, role, secrets)
+        except Exception as exc:  # noqa: BLE001 - a store closing under a request
+            log.debug("status page: %s", exc)
+            return render(None, {}, role)
 
     def store(self) -> ProgressStore | None:
         with self._lock:
@@ -162,8 +183,8 @@ class Health:
 
 
 class HealthServer:
-    """``/healthz``, ``/readyz`` and ``/metrics`` on *host*:*port* in a daemon thread
-    (port 0: any free port, see :attr:`port`)."""
+    """``/`` (the status page), ``/healthz``, ``/readyz`` and ``/metrics`` on *host*:*port*
+    in a daemon thread (port 0: any free port, see :attr:`port`)."""
 
     def __init__(self, health: Health, host: str = "127.0.0.1", port: int = 8080) -> None:
         self.health = health
@@ -203,8 +224,10 @@ def _handler(health: Health) -> type[BaseHTTPRequestHandler]:
                 self._answer(*health.readiness())
             elif path == "/metrics":
                 self._send(200, health.metrics(), CONTENT_TYPE_METRICS)
+            elif path in ("/", "/index.html"):
+                self._send(200, health.page(), "text/html; charset=utf-8")
             else:
-                self._send(404, "not found: try /healthz, /readyz or /metrics\n")
+                self._send(404, "not found: try /, /healthz, /readyz or /metrics\n")
 
         def _answer(self, ok: bool, text: str) -> None:
             self._send(200 if ok else 503, text + "\n")

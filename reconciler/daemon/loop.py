@@ -191,10 +191,12 @@ def run_daemon(
                     running.append(rec)
                     health.store_from(rec.store)
                     health.pushes_from(rec.checkout.push_counts)
+                    health.secrets_from(rec.known_secrets)
                     _term(rec, interval, stop, lost, wake, health, echo, echo_err)
                 finally:
                     health.store_from(None)
                     health.pushes_from(None)
+                    health.secrets_from(None)
                     if rec is not None:
                         running.remove(rec)
                         rec.close()

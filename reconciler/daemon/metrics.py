@@ -346,7 +346,8 @@ class LiveMetrics:
         self.copied = 0
         self.results: dict[str, int] = {}
         self.leading = True
-        self.disks: dict[tuple[str, str, str], tuple[int, float]] = {}  # bytes done, rate
+        # (plan, VM name, disk) -> bytes done, bytes per second, total bytes, seconds left
+        self.disks: dict[tuple[str, str, str], tuple[int, float, int, float | None]] = {}
         self.pushes: Callable[[], dict[str, int]] | None = None
 
     PASS_BUCKETS = (0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 1800.0)
@@ -411,7 +412,7 @@ class LiveMetrics:
             "Throughput of each disk's copy in flight.",
             labels=("plan", "vm", "disk"),
         )
-        for key, (nbytes, bps) in sorted(disks.items()):
+        for key, (nbytes, bps, *_) in sorted(disks.items()):
             done.add_metric(key, nbytes)
             rate.add_metric(key, bps)
         yield from (done, rate)

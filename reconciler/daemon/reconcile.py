@@ -21,9 +21,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from reconciler.daemon.gather import known_secrets
 from reconciler.daemon.logs import EventLog
 from reconciler.daemon.metrics import plan_uid
 from reconciler.daemon.observe import Key, Sources, source_ref
+from reconciler.daemon.page import note_plans
 from reconciler.daemon.sense import sense
 from reconciler.daemon.state_dir import CHECKOUT_DIR, remember_cluster
 from reconciler.gitops.checkout import GitCheckout
@@ -131,6 +133,8 @@ class Reconciler:
         # what the VMs' pipelines tell: status, progress bars and metrics subscribe here
         self.events = EventBus()
         self._running: dict[str, str] = {}  # plan key -> the Migration running it now
+        self._secret_values: set[str] = set()
+        self._secrets_read = ""  # the desired revision they were read at
         self._event_log = EventLog()
         self.events.subscribe(self._report)
         # VMs run in worker threads; this guards the three below.  Reentrant because stop()
@@ -250,6 +254,7 @@ class Reconciler:
         )
         self._plan_targets = seen.destinations
         self._label_plans(desired, decisions, seen.observed.capabilities)
+        self._note_for_page(desired, decisions, desired_revision)
         self._abandon(orphans, seen.connections)
         for (ns, name), inv in seen.observed.inventories.items():
             if not isinstance(inv, str):
@@ -318,6 +323,29 @@ class Reconciler:
             )
             if known.get(d.key) != labels:
                 self.store.put_plan_labels(labels)
+
+    def _note_for_page(self, desired: Desired, decisions: list[PlanDecision], rev: str) -> None:
+        """What the status page shows beside the records (it reads the store, never git),
+        and the secret values it must never show (read again when the desired state moves)."""
+        note_plans(
+            self.store,
+            [
+                {
+                    "plan": d.key,
+                    "conditions": [c.as_dict() for c in d.conditions],
+                    "vms": [{"id": v.vm_id, "name": v.source_name} for v in d.vms],
+                    "concerns": {k: [dict(c) for c in v] for k, v in d.concerns.items() if v},
+                }
+                for d in decisions
+            ],
+        )
+        if self._secrets_read != rev:
+            self._secret_values = known_secrets(desired, self.settings.secrets)
+            self._secrets_read = rev
+
+    def known_secrets(self) -> set[str]:
+        """Every secret value the last pass could read (the status page redacts them)."""
+        return set(self._secret_values)
 
     def _migration_open(self, d: PlanDecision) -> bool:
         """A decided Migration that has not ended yet (one queued behind another, say)."""

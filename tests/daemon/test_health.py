@@ -129,4 +129,5 @@ def test_a_closed_store_does_not_break_a_scrape(server, health, tmp_path) -> Non
 
 
 def test_unknown_paths_are_404(server) -> None:
-    assert _get(server, "/")[0] == 404
+    assert _get(server, "/nope")[0] == 404
+    assert _get(server, "/")[0] == 200  # the status page
