@@ -106,14 +106,41 @@ class EventLog:
         self.logger.log(level, text, extra={k: v for k, v in extra.items() if v})
 
 
-def configure(fmt: str = TEXT, stream=None) -> logging.Handler:
-    """The console's log: *fmt* ``text`` (warnings and errors, as before) or ``json`` (every
-    line from INFO, one object each). Returns the handler (tests remove it)."""
-    handler = logging.StreamHandler(stream or (sys.stdout if fmt == JSON else sys.stderr))
+class _ConsoleHandler(logging.StreamHandler):
+    """Writes to ``sys.stdout`` or ``sys.stderr`` as they are when a line is written (a test
+    runner swaps them), never to a stream that was closed since."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self._name = name
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return getattr(sys, self._name)
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass  # always the current one
+
+
+def _replace(handler: logging.Handler, kind: str) -> None:
+    """Install *handler* on the root logger in place of an earlier one of ours of *kind*."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_mtv_gitops", "") == kind]:
+        root.removeHandler(old)
+        old.close()
+    handler._mtv_gitops = kind  # type: ignore[attr-defined]
+    root.addHandler(handler)
+
+
+def configure(fmt: str = TEXT) -> logging.Handler:
+    """The console's log: *fmt* ``text`` (warnings and errors on stderr, as before) or
+    ``json`` (every line from INFO on stdout, one object each)."""
+    handler = _ConsoleHandler("stdout" if fmt == JSON else "stderr")
     handler.setFormatter(JsonFormatter() if fmt == JSON else TextFormatter())
     handler.setLevel(logging.INFO if fmt == JSON else logging.WARNING)
     root = logging.getLogger()
-    root.addHandler(handler)
+    _replace(handler, "console")
     if fmt == JSON and (root.level == logging.NOTSET or root.level > logging.INFO):
         root.setLevel(logging.INFO)
     return handler
@@ -129,7 +156,7 @@ def keep_in(state_dir: Path) -> logging.Handler:
     handler.setFormatter(JsonFormatter())
     handler.setLevel(logging.INFO)
     root = logging.getLogger()
-    root.addHandler(handler)
+    _replace(handler, "file")
     if root.level == logging.NOTSET or root.level > logging.INFO:
         root.setLevel(logging.INFO)
     return handler

@@ -340,7 +340,10 @@ class Reconciler:
             ],
         )
         if self._secrets_read != rev:
-            self._secret_values = known_secrets(desired, self.settings.secrets)
+            try:
+                self._secret_values = known_secrets(desired, self.settings.secrets)
+            except Exception as exc:  # noqa: BLE001 - the page shows less, the pass goes on
+                log.warning("secret values for the status page not read: %s", exc)
             self._secrets_read = rev
 
     def known_secrets(self) -> set[str]:
