@@ -300,7 +300,7 @@ def daemon(
             raise click.UsageError(
                 f"cannot serve health on {health_address}:{health_port}: {exc}"
             ) from None
-        console.print(f"health and metrics on {server.url}", markup=False)
+        _echoes()["echo"](f"health and metrics on {server.url}")
     try:
         code = run_daemon(
             settings, interval, **_echoes(), elector=elector, health=health, wait=wait
