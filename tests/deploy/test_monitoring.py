@@ -15,7 +15,7 @@ from ruamel.yaml import YAML
 
 from reconciler.daemon.health import Health
 from reconciler.progress.store import ProgressStore
-from tests.daemon.test_metrics import _seed
+from tests.support.metrics_store import seed as _seed
 
 MONITORING = Path(__file__).resolve().parents[2] / "deploy" / "monitoring"
 METRIC = re.compile(r"\b(mtv_[a-z_]+[a-z])\b(?!_)")

@@ -5,20 +5,39 @@ it was planted; a filter that matches nothing writes no archive."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import tarfile
 import urllib.parse
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
 from reconciler.progress.store import ProgressStore
-from tests.integration.test_kubevirt_target import NS, to_cluster
-from tests.support.cluster import TOKEN
-from tests.support.workspace import small_vm
+from tests.support.cluster import TOKEN, Cluster
+from tests.support.workspace import Workspace, small_vm
 
 pytestmark = pytest.mark.integration
+NS = "demo-vms"  # the plan's target namespace
 PASSWORD = 'S3cr3t/Pa55+w0rd!"x'
+
+
+def to_cluster(ws: Workspace, cluster: Cluster) -> dict[str, str]:
+    """Point the destination Provider at the emulated cluster (a user commit); the secrets
+    file with its token, for the reconciler's environment."""
+    path = ws.clone / "providers" / "providers.yaml"
+    docs = list(YAML(typ="rt").load_all(path.read_text()))
+    assert docs[1]["spec"]["type"] == "openshift"
+    docs[1]["spec"]["url"] = cluster.url
+    docs[1]["spec"]["secret"] = {"name": "cluster-token", "namespace": "openshift-mtv"}
+    docs[1]["spec"]["settings"] = {"jobPollSeconds": "0.1"}
+    out = io.StringIO()
+    YAML(typ="rt").dump_all(docs, out)
+    ws.user_commit({"providers/providers.yaml": out.getvalue()}, "migrate to the cluster")
+    secrets = ws.root / "secrets.yaml"
+    secrets.write_text(f"openshift-mtv/cluster-token:\n  token: {TOKEN}\n")
+    return {"MTV_GITOPS_SECRETS": str(secrets)}
 
 
 def _unpack(archive: Path, where: Path) -> dict[str, str]:
