@@ -452,7 +452,7 @@ def mtv_gitops_capabilities(provider_type: str) -> Capabilities | None:
     through incremental backups is not built yet.)"""
     if provider_type != PROVIDER_TYPE:
         return None
-    return Capabilities(warm=False, inflight_per_host=False, guest_conversion=False)
+    return Capabilities(warm=False, inflight_per_host=False, guest_conversion=False, label="oVirt")
 
 
 @hookimpl

@@ -551,7 +551,7 @@ def mtv_gitops_capabilities(provider_type: str) -> Capabilities | None:
     the VMs of one ESXi host share its NFC connections, so the in-flight limit is per host."""
     if provider_type != PROVIDER_TYPE:
         return None
-    return Capabilities(warm=True, inflight_per_host=True, guest_conversion=True)
+    return Capabilities(warm=True, inflight_per_host=True, guest_conversion=True, label="vSphere")
 
 
 @hookimpl

@@ -48,13 +48,34 @@ secrets_opt = click.option(
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mtv-gitops")
-def cli() -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    envvar="MTV_GITOPS_LOG_FORMAT",
+    help="text: messages and progress as they are printed now; json: one JSON object per "
+    "line on stdout, with plan, migration, vm and phase fields on the lines about them.",
+)
+@click.pass_context
+def cli(ctx: click.Context, log_format: str) -> None:
     """Migrate VMs to KubeVirt from Forklift-compatible manifests kept in git.
 
     Push Provider, NetworkMap, StorageMap, Plan and Migration manifests (as in the MTV 2.4
     docs) to a repo; the reconciler validates them, copies the disks and commits status back
     under status/.  Start with `mtv-gitops demo`.
     """
+    from reconciler.daemon.logs import configure
+
+    ctx.obj = {"log_format": log_format}
+    configure(log_format)
+
+
+def _log_format() -> str:
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None and not isinstance(ctx.obj, dict):
+        ctx = ctx.parent
+    return (ctx.obj or {}).get("log_format", "text") if ctx is not None else "text"
 
 
 @cli.command()
@@ -279,7 +300,7 @@ def daemon(
             raise click.UsageError(
                 f"cannot serve health on {health_address}:{health_port}: {exc}"
             ) from None
-        console.print(f"health and metrics on {server.url}", markup=False)
+        _echoes()["echo"](f"health and metrics on {server.url}")
     try:
         code = run_daemon(
             settings, interval, **_echoes(), elector=elector, health=health, wait=wait
@@ -469,27 +490,90 @@ def _local_tree(repo: str) -> Path:
     return root
 
 
+@cli.command()
+@repo_arg
+@click.option("--plan", "plan_", default="", help="Only this plan: NAMESPACE/NAME (or NAME).")
+@click.option("--vm", default="", help="Only this VM: its id or its name, as the Plan lists it.")
+@click.option("--namespace", default="", help="Only plans in (or migrating into) NAMESPACE.")
+@click.option("--since", default="", help="Only log lines of the last DURATION (e.g. 30m, 2h, 7d).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("must-gather.tar.gz"),
+    show_default=True,
+    help="The archive to write.",
+)
+@state_opt
+@cluster_opt
+@secrets_opt
+def gather(
+    repo: str,
+    plan_: str,
+    vm: str,
+    namespace: str,
+    since: str,
+    output: Path,
+    state_dir: Path | None,
+    cluster: Path | None,
+    secrets: Path | None,
+) -> None:
+    """Collect what support needs into a .tar.gz, laid out like MTV's must-gather.
+
+    Manifests with their status, the progress store's records, inventory records, the
+    reconciler's log lines and, from the target, PVCs, Jobs, VirtualMachines and pod logs,
+    per namespace.  Every secret value the reconciler knows is redacted.  A filter that
+    matches nothing writes no archive (exit 1).  Asks no source provider and no git remote.
+    """
+    from reconciler.daemon.gather import Filters, GatherError, parse_duration
+    from reconciler.daemon.gather import gather as run_gather
+    from reconciler.secrets.resolver import SecretResolver
+
+    state = state_dir_for(repo, state_dir)
+    try:
+        filters = Filters(plan_, vm, namespace, parse_duration(since) if since else None)
+        path, count = run_gather(
+            Path(repo),
+            state,
+            cluster_dir_for(state, cluster),
+            SecretResolver(secrets),
+            filters,
+            output,
+        )
+    except GatherError as exc:
+        err_console.print(f"error {exc}", markup=False, style="red")
+        sys.exit(EXIT_PROBLEMS)
+    console.print(f"wrote {path} ({count} files; secret values redacted)", markup=False)
+
+
 def _echoes() -> dict:
-    """Plain text out (no markup): messages quote user data that may contain brackets."""
-    return {
-        "echo": lambda text: console.print(text, markup=False),
-        "echo_err": lambda text: err_console.print(text, markup=False, style="red"),
-    }
+    """Plain text out (no markup): messages quote user data that may contain brackets; with
+    --log-format json, log lines instead."""
+    from reconciler.daemon.logs import echoes
+
+    return echoes(
+        _log_format(),
+        lambda text: console.print(text, markup=False),
+        lambda text: err_console.print(text, markup=False, style="red"),
+    )
 
 
 def _settings(repo, branch, state_dir, cluster, secrets, no_verify):
     from reconciler.cli.render import RichReporter
+    from reconciler.daemon.logs import JSON, keep_in
     from reconciler.daemon.reconcile import Settings
     from reconciler.secrets.resolver import SecretResolver
 
     state = state_dir_for(repo, state_dir)
+    keep_in(state)  # the JSON log that `gather` reads, whatever the console shows
     return Settings(
         source=repo,
         state_dir=state,
         cluster=cluster_dir_for(state, cluster),
         branch=branch,
         secrets=SecretResolver(secrets),
-        reporter=RichReporter(),
+        # in JSON the pipeline's events reach stdout as log lines (no progress bars)
+        reporter=None if _log_format() == JSON else RichReporter(),
         verify=False if no_verify else None,
     )
 

@@ -4,7 +4,7 @@ The daemon loop writes into a :class:`Health` as it goes; a small stdlib HTTP se
 thread answers from it.  Liveness means the loop thread runs and has shown a sign of life
 (a poll, a pass, a copied chunk, a step) within ``stuck_after`` seconds; readiness means the
 last git sync worked, and a standby replica (another one leads) is ready and says so.
-``/metrics`` is the Prometheus text format, kept to a handful of series.
+``/metrics`` is the Prometheus text format from prometheus_client (see :mod:`.metrics`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from reconciler.daemon.metrics import LiveMetrics, StoreCollector, exposition, registry
+from reconciler.daemon.page import render
 from reconciler.progress.events import Event, Kind
+from reconciler.progress.store import ProgressStore
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +32,10 @@ class Health:
     """What the loop reports and the probes read; every method is thread-safe."""
 
     def __init__(
-        self, stuck_after: float = STUCK_AFTER, clock: Callable[[], float] = time.monotonic
+        self,
+        stuck_after: float = STUCK_AFTER,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.stuck_after = stuck_after
         self.clock = clock
@@ -40,12 +46,12 @@ class Health:
         self._sync_error = ""
         self._role = SINGLE
         self._leader = ""
-        self._passes = 0
-        self._failed_passes = 0
-        self._copied = 0
-        self._vm_phases: Callable[[], dict[str, int]] | None = None
+        self._store: ProgressStore | None = None
+        self._secrets: Callable[[], set[str]] | None = None
         self._disk_done: dict[tuple[str, str, str], int] = {}  # (plan, VM, disk) -> this copy's
-        self._vm_results: dict[str, int] = {}  # VMs that ended in this process, by result
+        self.live = LiveMetrics(wall)
+        self.collector = StoreCollector(self.store, self.live, wall)
+        self.registry = registry(self.collector)
 
     # -- written by the daemon --------------------------------------------------------------
 
@@ -68,21 +74,22 @@ class Health:
             self._synced = not error
             self._sync_error = error
 
-    def pass_done(self, failed: bool = False) -> None:
+    def pass_done(self, failed: bool = False, seconds: float | None = None) -> None:
+        """A pass ended (``failed``: in an error) after *seconds*."""
         with self._lock:
             self._beat = self.clock()
-            self._passes += 1
-            self._failed_passes += failed
+        self.live.pass_done(failed, seconds)
 
     def copied(self, nbytes: int) -> None:
         if nbytes > 0:
             with self._lock:
                 self._beat = self.clock()
-                self._copied += nbytes
+            with self.live._lock:
+                self.live.copied += nbytes
 
     def __call__(self, event: Event) -> None:
         """An event subscriber: every pipeline event is a sign of life; copy progress counts
-        copied bytes, a VM's end counts its result."""
+        copied bytes and the disk's rate, a VM's end counts its result."""
         if event.kind is Kind.DISK and event.progress is not None:
             p = event.progress
             done = max(0, p.bytes_done - p.resumed_bytes)  # copied by this run
@@ -90,11 +97,19 @@ class Health:
             with self._lock:
                 before = self._disk_done.get(key, 0)
                 self._disk_done[key] = done
+            with self.live._lock:
+                key = (event.plan, event.vm_name, event.disk)
+                self.live.disks[key] = (p.bytes_done, p.rate, p.total, p.eta)
             self.copied(done - before if done >= before else done)  # a new copy restarts
         elif event.kind is Kind.VM and event.outcome in ("Succeeded", "Failed", "Canceled"):
             with self._lock:
-                self._vm_results[event.outcome] = self._vm_results.get(event.outcome, 0) + 1
                 self._disk_done = {k: v for k, v in self._disk_done.items() if k[1] != event.vm_id}
+            with self.live._lock:
+                results = self.live.results
+                results[event.outcome] = results.get(event.outcome, 0) + 1
+                self.live.disks = {
+                    k: v for k, v in self.live.disks.items() if k[:2] != (event.plan, event.vm_name)
+                }
         self.beat()
 
     def role(self, role: str, leader: str = "") -> None:
@@ -104,11 +119,40 @@ class Health:
             self._beat = self.clock()
             if role == STANDBY:
                 self._synced, self._sync_error = None, ""  # a new leadership syncs anew
+        with self.live._lock:
+            self.live.leading = role != STANDBY
 
-    def vm_phases_from(self, source: Callable[[], dict[str, int]] | None) -> None:
-        """Where ``/metrics`` reads VMs per phase (None while there is no progress store)."""
+    def store_from(self, store: ProgressStore | None) -> None:
+        """The progress store ``/metrics`` reads (None while this process holds none)."""
         with self._lock:
-            self._vm_phases = source
+            self._store = store
+
+    def pushes_from(self, source: Callable[[], dict[str, int]] | None) -> None:
+        """Where ``/metrics`` reads the status pushes' retries, conflicts and failures."""
+        with self.live._lock:
+            self.live.pushes = source
+
+    def secrets_from(self, source: Callable[[], set[str]] | None) -> None:
+        """The secret values the status page must never show (the reconciler's)."""
+        with self._lock:
+            self._secrets = source
+
+    def page(self) -> str:
+        """The read-only status page (``/``), from the progress store and copies in flight."""
+        with self._lock:
+            store, role, source = self._store, self._role, self._secrets
+        with self.live._lock:
+            disks = dict(self.live.disks)
+        try:
+            secrets = source() if source is not None else set()
+            return render(store, disks, role, secrets)
+        except Exception as exc:  # noqa: BLE001 - a store closing under a request
+            log.debug("status page: %s", exc)
+            return render(None, {}, role)
+
+    def store(self) -> ProgressStore | None:
+        with self._lock:
+            return self._store
 
     # -- read by the probes -----------------------------------------------------------------
 
@@ -133,66 +177,14 @@ class Health:
         return True, f"ok: {role}, the last git sync worked"
 
     def metrics(self) -> str:
-        """The Prometheus text exposition (format 0.0.4)."""
-        with self._lock:
-            passes, failed, copied = self._passes, self._failed_passes, self._copied
-            leading = self._role != STANDBY
-            source = self._vm_phases
-            results = dict(self._vm_results)
-        phases: dict[str, int] = {}
-        if source is not None:
-            try:
-                phases = source()
-            except Exception as exc:  # noqa: BLE001 - a closing store must not break a scrape
-                log.debug("VM phases unavailable: %s", exc)
-        out: list[str] = []
-
-        def family(name: str, kind: str, help_text: str, samples: list[tuple[str, int]]) -> None:
-            out.append(f"# HELP {name} {help_text}")
-            out.append(f"# TYPE {name} {kind}")
-            out.extend(f"{name}{labels} {value}" for labels, value in samples)
-
-        family("mtv_gitops_passes_total", "counter", "Reconcile passes run.", [("", passes)])
-        family(
-            "mtv_gitops_failed_passes_total",
-            "counter",
-            "Passes that ended in an error (git unreachable, or a bug).",
-            [("", failed)],
-        )
-        family(
-            "mtv_gitops_vms",
-            "gauge",
-            "VMs in the progress store, by pipeline phase.",
-            [(f'{{phase="{_label(p)}"}}', n) for p, n in sorted(phases.items())],
-        )
-        family(
-            "mtv_gitops_copied_bytes_total",
-            "counter",
-            "Disk bytes copied by this process (logical bytes, holes included).",
-            [("", copied)],
-        )
-        family(
-            "mtv_gitops_vm_results_total",
-            "counter",
-            "VMs whose migration ended in this process, by result.",
-            [(f'{{result="{_label(r)}"}}', n) for r, n in sorted(results.items())],
-        )
-        family(
-            "mtv_gitops_leader",
-            "gauge",
-            "1 when this replica reconciles, 0 while it stands by.",
-            [("", int(leading))],
-        )
-        return "\n".join(out) + "\n"
-
-
-def _label(value: str) -> str:
-    return value.replace("\\", r"\\").replace('"', r"\"").replace("\n", r"\n")
+        """The Prometheus text exposition (format 0.0.4), read from the progress store and
+        this process's own counters; never a provider or git."""
+        return exposition(self.registry).decode()
 
 
 class HealthServer:
-    """``/healthz``, ``/readyz`` and ``/metrics`` on *host*:*port* in a daemon thread
-    (port 0: any free port, see :attr:`port`)."""
+    """``/`` (the status page), ``/healthz``, ``/readyz`` and ``/metrics`` on *host*:*port*
+    in a daemon thread (port 0: any free port, see :attr:`port`)."""
 
     def __init__(self, health: Health, host: str = "127.0.0.1", port: int = 8080) -> None:
         self.health = health
@@ -232,8 +224,10 @@ def _handler(health: Health) -> type[BaseHTTPRequestHandler]:
                 self._answer(*health.readiness())
             elif path == "/metrics":
                 self._send(200, health.metrics(), CONTENT_TYPE_METRICS)
+            elif path in ("/", "/index.html"):
+                self._send(200, health.page(), "text/html; charset=utf-8")
             else:
-                self._send(404, "not found: try /healthz, /readyz or /metrics\n")
+                self._send(404, "not found: try /, /healthz, /readyz or /metrics\n")
 
         def _answer(self, ok: bool, text: str) -> None:
             self._send(200 if ok else 503, text + "\n")

@@ -189,10 +189,14 @@ def run_daemon(
                     claim_state(settings.state_dir)
                     rec = Reconciler(settings)
                     running.append(rec)
-                    health.vm_phases_from(rec.store.phase_counts)
+                    health.store_from(rec.store)
+                    health.pushes_from(rec.checkout.push_counts)
+                    health.secrets_from(rec.known_secrets)
                     _term(rec, interval, stop, lost, wake, health, echo, echo_err)
                 finally:
-                    health.vm_phases_from(None)
+                    health.store_from(None)
+                    health.pushes_from(None)
+                    health.secrets_from(None)
                     if rec is not None:
                         running.remove(rec)
                         rec.close()
@@ -300,9 +304,10 @@ def _term(
                 if lost.is_set():
                     break
                 in_pass = pass_owed = True  # until it ends well
+                began = time.monotonic()
                 result = rec.run_pass()
                 pass_owed = False
-                health.pass_done()
+                health.pass_done(seconds=time.monotonic() - began)
                 health.synced()
                 echo(_summary(result))
                 work_left, wake_at = result.work_left, result.wake_at

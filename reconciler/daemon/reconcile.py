@@ -21,7 +21,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from reconciler.daemon.gather import known_secrets
+from reconciler.daemon.logs import EventLog
+from reconciler.daemon.metrics import plan_uid
 from reconciler.daemon.observe import Key, Sources, source_ref
+from reconciler.daemon.page import note_plans
 from reconciler.daemon.sense import sense
 from reconciler.daemon.state_dir import CHECKOUT_DIR, remember_cluster
 from reconciler.gitops.checkout import GitCheckout
@@ -44,7 +48,7 @@ from reconciler.planner.planner import Observed, PlanProgress, decide
 from reconciler.planner.schedule import Job, schedule
 from reconciler.plugin_manager import capabilities
 from reconciler.progress.events import Event, EventBus, Kind, Subscriber
-from reconciler.progress.store import MigrationRecord, ProgressStore, VmProgress
+from reconciler.progress.store import MigrationRecord, PlanLabels, ProgressStore, VmProgress
 from reconciler.secrets.resolver import ClusterSecrets, SecretError, SecretResolver
 from reconciler.status.projection import Snapshot
 from reconciler.status.writer import StatusWriter
@@ -129,6 +133,10 @@ class Reconciler:
         self.cancel = threading.Event()  # shutdown
         # what the VMs' pipelines tell: status, progress bars and metrics subscribe here
         self.events = EventBus()
+        self._running: dict[str, str] = {}  # plan key -> the Migration running it now
+        self._secret_values: set[str] = set()
+        self._secrets_read = ""  # the desired revision they were read at
+        self._event_log = EventLog()
         self.events.subscribe(self._report)
         # VMs run in worker threads; this guards the three below.  Reentrant because stop()
         # runs in a signal handler, which may interrupt the main thread while it holds it.
@@ -146,7 +154,12 @@ class Reconciler:
             halt.set()
 
     def _report(self, event: Event) -> None:
-        """Pass events to the settings' reporter, whichever it is now (a demo swaps it)."""
+        """Pass events to the settings' reporter, whichever it is now (a demo swaps it), and
+        to the log, each with the Migration that runs its plan."""
+        migration = self._running.get(event.plan, "")
+        if migration and not event.migration:
+            event = replace(event, migration=migration)
+        self._event_log(event)
         reporter = self.settings.reporter
         if reporter is not None:
             reporter(event)
@@ -241,6 +254,8 @@ class Reconciler:
             config.authorEmail,
         )
         self._plan_targets = seen.destinations
+        self._label_plans(desired, decisions, seen.observed.capabilities)
+        self._note_for_page(desired, decisions, desired_revision)
         self._abandon(orphans, seen.connections)
         for (ns, name), inv in seen.observed.inventories.items():
             if not isinstance(inv, str):
@@ -291,6 +306,50 @@ class Reconciler:
             }
             self.store.set(SETTLED_KEY, json.dumps(record, sort_keys=True))
         return result
+
+    def _label_plans(self, desired: Desired, decisions: list[PlanDecision], caps) -> None:
+        """Record what the metrics label each plan with (they read the store, not git)."""
+        known = self.store.plan_labels()
+        for d in decisions:
+            source = desired.get("Provider", *d.source)
+            dest = desired.get("Provider", *d.destination)
+            ptype = source.spec.type if source is not None else ""
+            found = caps.get(ptype)
+            labels = PlanLabels(
+                d.key,
+                plan_uid(d.key),
+                (found.label if found is not None else "") or ptype,
+                "Warm" if d.warm else "Cold",
+                "Remote" if dest is not None and dest.spec.url else "Local",
+            )
+            if known.get(d.key) != labels:
+                self.store.put_plan_labels(labels)
+
+    def _note_for_page(self, desired: Desired, decisions: list[PlanDecision], rev: str) -> None:
+        """What the status page shows beside the records (it reads the store, never git),
+        and the secret values it must never show (read again when the desired state moves)."""
+        note_plans(
+            self.store,
+            [
+                {
+                    "plan": d.key,
+                    "conditions": [c.as_dict() for c in d.conditions],
+                    "vms": [{"id": v.vm_id, "name": v.source_name} for v in d.vms],
+                    "concerns": {k: [dict(c) for c in v] for k, v in d.concerns.items() if v},
+                }
+                for d in decisions
+            ],
+        )
+        if self._secrets_read != rev:
+            try:
+                self._secret_values = known_secrets(desired, self.settings.secrets)
+            except Exception as exc:  # noqa: BLE001 - the page shows less, the pass goes on
+                log.warning("secret values for the status page not read: %s", exc)
+            self._secrets_read = rev
+
+    def known_secrets(self) -> set[str]:
+        """Every secret value the last pass could read (the status page redacts them)."""
+        return set(self._secret_values)
 
     def _migration_open(self, d: PlanDecision) -> bool:
         """A decided Migration that has not ended yet (one queued behind another, say)."""
@@ -409,6 +468,13 @@ class Reconciler:
         """Run the decided Migration of one plan; returns how many VMs failed."""
         if not d.migration:
             return 0
+        self._running[d.key] = d.migration
+        try:
+            return self._execute_migration(d, connections, config, view)
+        finally:
+            self._running.pop(d.key, None)
+
+    def _execute_migration(self, d: PlanDecision, connections, config: RepoConfig, view) -> int:
         rec = self.store.get_migration(d.key, d.migration) or MigrationRecord(
             d.key, d.migration, started=now()
         )

@@ -163,6 +163,10 @@ class GitCheckout:
         the pushed sha, or None when nothing changed."""
         return self.status_push.write_status(files, message)
 
+    def push_counts(self) -> dict[str, int]:
+        """Status pushes tried again, conflicts in ``status/`` resolved, pushes given up."""
+        return dict(self.status_push.counts)
+
     def status_pending(self) -> bool:
         """True when status committed here is not on the remote yet (no network asked)."""
         return self.status_push.pending()

@@ -43,6 +43,8 @@ class StatusPush:
         self.on_pushed = on_pushed
         self.push_attempts = max(1, push_attempts)
         self.backoff = backoff
+        # for the metrics: pushes tried again, status conflicts resolved, pushes given up
+        self.counts = {"retries": 0, "conflicts": 0, "failures": 0}
 
     def write_status(self, files: Mapping[str, str | None], message: str) -> str | None:
         """Commit *files* (all under ``status/``; None deletes) and push them to the branch.
@@ -131,10 +133,11 @@ class StatusPush:
         last_error = ""
         for attempt in range(self.push_attempts):
             if attempt:
+                self.counts["retries"] += 1
                 time.sleep(delay + random.uniform(0, delay / 2))
                 delay *= 2
                 self.git.fetch(branch)
-                rebase_status(self.git, branch)
+                self.counts["conflicts"] += rebase_status(self.git, branch)
                 if not self._ahead_of_remote(branch):
                     return None  # someone already wrote exactly this status
             sha = self.git.head()
@@ -144,7 +147,9 @@ class StatusPush:
                 return sha
             last_error = err
             if not retryable:
+                self.counts["failures"] += 1
                 raise fail(f"push of status to {branch!r} was refused", self.git.remote, err)
+        self.counts["failures"] += 1
         raise fail(
             f"push of status to {branch!r} still rejected after {self.push_attempts} attempts",
             self.git.remote,
@@ -159,8 +164,9 @@ class StatusPush:
             self.on_pushed(sha)
 
 
-def rebase_status(git: GitRunner, branch: str) -> None:
+def rebase_status(git: GitRunner, branch: str) -> int:
     """Replay our unpushed status commits onto the fetched head; on conflict ours wins.
+    Returns how many conflicts in ``status/`` it resolved.
 
     The sync uses it too, so status commits that a failed push left are never dropped.
 
@@ -169,9 +175,10 @@ def rebase_status(git: GitRunner, branch: str) -> None:
     """
     tracking = git.tracking(branch)
     status, out, err = git.run("rebase", "--no-autostash", tracking)
+    resolved = 0
     for _ in range(1000):
         if status == 0:
-            return
+            return resolved
         conflicted = git.must(
             "cannot list conflicts", "diff", "--name-only", "--diff-filter=U", "-z"
         )
@@ -179,6 +186,7 @@ def rebase_status(git: GitRunner, branch: str) -> None:
         if not paths or any(not is_status_path(p) for p in paths):
             git.run("rebase", "--abort")
             raise fail("cannot rebase the status commit", git.remote, err or out)
+        resolved += len(paths)
         for path in paths:
             took, _, _ = git.run("checkout", "--theirs", "--", path)
             if took == 0:

@@ -23,12 +23,23 @@ CREATE TABLE IF NOT EXISTS vms (
     phase TEXT NOT NULL DEFAULT 'Pending', result TEXT NOT NULL DEFAULT '',
     started TEXT NOT NULL DEFAULT '', completed TEXT NOT NULL DEFAULT '',
     steps TEXT NOT NULL DEFAULT '[]', error TEXT NOT NULL DEFAULT '',
-    warm TEXT NOT NULL DEFAULT '', PRIMARY KEY (plan, vm_id));
+    warm TEXT NOT NULL DEFAULT '', facts TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (plan, vm_id));
 CREATE TABLE IF NOT EXISTS migrations (
     plan TEXT NOT NULL, migration TEXT NOT NULL,
     started TEXT NOT NULL DEFAULT '', completed TEXT NOT NULL DEFAULT '',
     result TEXT NOT NULL DEFAULT '', message TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (plan, migration));
+-- what the metrics label a plan with, recorded by each pass (pipeline.py): the source
+-- provider as MTV spells its type, Cold or Warm, Local or Remote, the plan's id
+CREATE TABLE IF NOT EXISTS plans (
+    plan TEXT PRIMARY KEY, uid TEXT NOT NULL DEFAULT '', provider TEXT NOT NULL DEFAULT '',
+    mode TEXT NOT NULL DEFAULT '', target TEXT NOT NULL DEFAULT '');
+-- every VM outcome ever recorded, once per (plan, migration, VM): a counter never goes down
+-- when a later Migration overwrites a VM's record (pipeline.py)
+CREATE TABLE IF NOT EXISTS vm_outcomes (
+    plan TEXT NOT NULL, migration TEXT NOT NULL, vm_id TEXT NOT NULL, result TEXT NOT NULL,
+    PRIMARY KEY (plan, migration, vm_id));
 -- the transfer engine's checkpoints: disks, copied chunks, copy rounds (checkpoints.py)
 CREATE TABLE IF NOT EXISTS disks (
     disk TEXT PRIMARY KEY, size INTEGER NOT NULL, chunk_size INTEGER NOT NULL,
@@ -86,6 +97,12 @@ class Database:
                 raise
             self.db.execute("COMMIT")
 
+    def revision(self) -> int:
+        """Rows changed through this connection so far: the same number, the same data (the
+        state folder's lock makes this process the database's only writer)."""
+        with self.lock:
+            return self.db.total_changes
+
     def query(self, sql: str, args: tuple = ()) -> list[tuple]:
         """Every row *sql* selects, read under the lock."""
         with self.lock:
@@ -101,6 +118,13 @@ def _migrate(db: sqlite3.Connection) -> None:
     columns = {r[1] for r in db.execute("PRAGMA table_info(vms)")}
     if "warm" not in columns:  # a store made before warm migration existed
         db.execute("ALTER TABLE vms ADD COLUMN warm TEXT NOT NULL DEFAULT ''")
+    if "facts" not in columns:  # before metrics: filled on first read (metric_view)
+        db.execute("ALTER TABLE vms ADD COLUMN facts TEXT NOT NULL DEFAULT ''")
+    # what a metrics scrape reads (pipeline.py, metric_view), without the records' big columns
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS vms_by_result "
+        "ON vms (result, plan, migration, vm_id, phase, vm_name, facts)"
+    )
 
 
 class Table:

@@ -63,6 +63,7 @@ class Event:
     message: str = ""
     disk: str = ""  # the PVC's name, for disk events
     progress: DiskProgress | None = None
+    migration: str = ""  # the Migration running the VM (the daemon fills it in for watchers)
 
     @property
     def transition(self) -> bool:

@@ -26,7 +26,13 @@ from reconciler.progress.checkpoints import (
 )
 from reconciler.progress.db import Database
 from reconciler.progress.keyvalue import KeyValueStore
-from reconciler.progress.pipeline import MigrationRecord, PipelineStore, VmProgress
+from reconciler.progress.pipeline import (
+    MigrationRecord,
+    PipelineStore,
+    PlanLabels,
+    VmFacts,
+    VmProgress,
+)
 from reconciler.progress.validations import ValidationRecord, ValidationStore
 
 __all__ = [
@@ -35,12 +41,14 @@ __all__ = [
     "KeyValueStore",
     "MigrationRecord",
     "PipelineStore",
+    "PlanLabels",
     "ProgressStore",
     "RoundChunk",
     "RoundError",
     "RoundRecord",
     "ValidationRecord",
     "ValidationStore",
+    "VmFacts",
     "VmProgress",
 ]
 

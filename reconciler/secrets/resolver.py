@@ -101,6 +101,10 @@ class SecretResolver:
                     self._file[str(k)] = {str(a): _text(b) for a, b in v.items()}
         return self._file
 
+    def file_values(self) -> list[str]:
+        """Every value of the secrets file (what ``gather`` redacts)."""
+        return [v for entry in self._load().values() for v in entry.values()]
+
     def resolve(self, namespace: str, name: str) -> dict[str, str]:
         """The Secret's keys; raises SecretError naming where it looked when not found."""
         found = dict(self.plaintext.get((namespace, name), {}))

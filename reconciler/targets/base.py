@@ -93,6 +93,14 @@ class CopyOutcome:
     attempts: int = 1
 
 
+@dataclass
+class Gathered:
+    """What a target holds of a VM, for a support bundle: manifests and pod logs."""
+
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    logs: dict[str, str] = field(default_factory=dict)  # pod name -> its log
+
+
 class Target(Protocol):
     """What a destination cluster must offer. Every ``ensure_*`` may run twice."""
 
@@ -146,3 +154,8 @@ class Target(Protocol):
 
     def locate(self, namespace: str, name: str) -> dict[str, str]:
         """Where a VM's pieces are, for people (paths or API URLs)."""
+
+    def gather(self, namespace: str, labels: dict[str, str], since: float | None) -> Gathered:
+        """For ``mtv-gitops gather``: the objects of the namespace that carry all ``labels``
+        (PVCs, Jobs, VirtualMachines, pods) and the logs of those pods (the last *since*
+        seconds, None: all). Secrets are never read."""

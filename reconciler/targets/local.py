@@ -17,7 +17,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from reconciler.manifests.emit import dump_yaml
-from reconciler.targets.base import CopyOutcome, CopyRequest, DiskClaim, TargetError
+from reconciler.targets.base import CopyOutcome, CopyRequest, DiskClaim, Gathered, TargetError
 from reconciler.targets.schema import check_manifest
 from reconciler.transfer import job
 from reconciler.transfer.extents import DiskReader, DiskWriter
@@ -162,6 +162,18 @@ class LocalTarget:
                     path.unlink(missing_ok=True)
                     removed += 1
         return removed
+
+    def gather(self, namespace: str, labels: dict[str, str], since: float | None) -> Gathered:
+        """The PVC and VirtualMachine manifests that carry all ``labels`` (no pods here)."""
+        out = Gathered()
+        ns = self._ns(namespace)
+        for kind in ("pvcs", "virtualmachines"):
+            for path in sorted((ns / kind).glob("*.yaml")) if (ns / kind).exists() else []:
+                doc = YAML(typ="safe").load(path.read_text()) or {}
+                have = (doc.get("metadata") or {}).get("labels") or {}
+                if labels and all(have.get(k) == v for k, v in labels.items()):
+                    out.objects.append(doc)
+        return out
 
     def ensure_vm(self, manifest: dict[str, Any]) -> None:
         check_manifest(manifest)

@@ -12,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from reconciler.daemon.health import LEADER, STANDBY, Health, HealthServer
+from reconciler.progress.store import ProgressStore, VmProgress
 
 
 class _Clock:
@@ -87,11 +88,14 @@ def test_a_standby_replica_is_ready_and_says_who_leads(server, health) -> None:
     assert _get(server, "/readyz")[0] == 503
 
 
-def test_metrics_parse_as_prometheus_text(server, health) -> None:
+def test_metrics_parse_as_prometheus_text(server, health, tmp_path) -> None:
+    store = ProgressStore(tmp_path / "progress.db")
+    for i, phase in enumerate(["Completed", "Completed", "CopyDisks", 'we"ird\\']):
+        store.put_vm(VmProgress("ns/p", f"vm-{i}", phase=phase))
     health.pass_done()
     health.pass_done(failed=True)
     health.copied(3 * 1024 * 1024)
-    health.vm_phases_from(lambda: {"Completed": 2, "CopyDisks": 1, 'we"ird\\': 1})
+    health.store_from(store)
     code, text, ctype = _get(server, "/metrics")
     assert code == 200 and ctype.startswith("text/plain; version=0.0.4")
     families = {f.name: f for f in text_string_to_metric_families(text)}
@@ -109,20 +113,21 @@ def test_metrics_parse_as_prometheus_text(server, health) -> None:
     assert samples[("mtv_gitops_vms", (("phase", 'we"ird\\'),))] == 1
     assert samples[("mtv_gitops_leader", ())] == 1
     health.role(STANDBY, "other")
-    health.vm_phases_from(None)
+    health.store_from(None)
     text = _get(server, "/metrics")[1]
     samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
     assert samples["mtv_gitops_leader"] == 0 and "mtv_gitops_vms" not in samples
+    store.close()
 
 
-def test_a_failing_vm_count_does_not_break_a_scrape(server, health) -> None:
-    def closed() -> dict[str, int]:
-        raise RuntimeError("Cannot operate on a closed database.")
-
-    health.vm_phases_from(closed)
+def test_a_closed_store_does_not_break_a_scrape(server, health, tmp_path) -> None:
+    store = ProgressStore(tmp_path / "progress.db")
+    store.close()
+    health.store_from(store)
     code, text, _ = _get(server, "/metrics")
-    assert code == 200 and "mtv_gitops_passes_total 0" in text
+    assert code == 200 and "mtv_gitops_passes_total 0.0" in text
 
 
 def test_unknown_paths_are_404(server) -> None:
-    assert _get(server, "/")[0] == 404
+    assert _get(server, "/nope")[0] == 404
+    assert _get(server, "/")[0] == 200  # the status page

@@ -11,10 +11,17 @@ from typing import Any
 from kubernetes import client as k8s
 
 from reconciler.secrets.resolver import SecretError
-from reconciler.targets.base import CopyOutcome, CopyRequest, DiskClaim, TargetError
+from reconciler.targets.base import (
+    CopyOutcome,
+    CopyRequest,
+    DiskClaim,
+    Gathered,
+    TargetError,
+)
 from reconciler.targets.kubevirt.api import (
     JOB_PATH,
     NS_PATH,
+    POD_PATH,
     PVC_PATH,
     SC_PATH,
     SECRET_PATH,
@@ -190,6 +197,23 @@ class KubevirtTarget:
                     removed += self.api.delete(f"{secrets}/{short_name(f'{name}-xfer')}")
                 removed += self.api.delete(f"{path}/{name}")
         return removed
+
+    def gather(self, namespace: str, labels: dict[str, str], since: float | None) -> Gathered:
+        """PVCs, Jobs, VirtualMachines and pods carrying all ``labels`` (transfer, conversion
+        and hook pods carry their VM's), and the pods' logs; never a Secret."""
+        out = Gathered()
+        if not labels:
+            return out
+        for template in (PVC_PATH, JOB_PATH, VM_PATH, POD_PATH):
+            for obj in self.api.list(template.format(ns=namespace), labels):
+                out.objects.append(obj)
+                if template == POD_PATH:
+                    name = obj["metadata"]["name"]
+                    query = [("sinceSeconds", str(max(1, int(since))))] if since else []
+                    text = self.api.text(f"{POD_PATH.format(ns=namespace)}/{name}/log", query)
+                    if text:
+                        out.logs[name] = text
+        return out
 
     # -- the transfer Job ----------------------------------------------------------------------
 
