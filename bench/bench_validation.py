@@ -8,14 +8,17 @@ Run ``python bench/bench_validation.py [--vms 10000 --runs 3 --naive-sample 200]
   (b) engine: the validation service's path. ``RegoPool`` (``--workers`` worker processes, 2
       as the service runs them, one per core) builds the rule set once; each document is cut to
       the fields the rules read (``reconciler/validation/projection.py``), encoded, and
-      validated; ms/VM is the whole pass (cutting and encoding included) divided by the number
-      of VMs, the median of ``--runs`` passes, each on fresh workers
-and prints build seconds (worker start + compile + rules version), ms/VM, the ratio
-naive/engine (>1: the engine is faster), whether the goal of at most 1 ms per VM is met, how
-many VMs have at least one concern (and at least one Critical), and whether both paths found
-the same concern ids on every sampled VM.  When the goal is missed (or with ``--breakdown``) it
-also splits one VM's CPU cost into its stages, measured in this process with one built
-interpreter, and says how much of the measured time is left for the pipe and the parent.
+      validated (copies of one document once); ms/VM is the whole pass (cutting and encoding
+      included) divided by the number of VMs, the median of ``--runs`` passes, each on fresh
+      workers; CPU ms/VM is the CPU time this process and the workers spent in the pass / VMs
+and prints build seconds (worker start + compile + rules version), ms/VM wall and CPU, the ratio
+naive/engine (>1: the engine is faster), whether the goal of at most 1 ms per VM is met on this
+machine (and what the CPU time would give on idle cores, since the machine may be shared), how
+many VMs have at least one concern (and at least one Critical), and whether both paths gave the
+same validate document (errors, version and every concern) on every sampled VM.  When the goal
+is missed (or with ``--breakdown``) it also splits one VM's CPU cost into its stages, measured in
+this process with one built interpreter, and says how much of the measured time is left for the
+pipe and the parent.
 """
 
 from __future__ import annotations
