@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,44 @@ def _result(reply: dict[str, Any]) -> EvalResult:
         return EvalResult(False, error=f"unexpected engine output: {str(out)[:200]}")
 
 
+# built-ins whose answer is not a function of the input and the rules: a set that calls one is
+# evaluated for every document, identical or not
+_NOT_PURE = re.compile(
+    r"\b(time\.now_ns|rand\.intn|uuid\.rfc4122|http\.send|opa\.runtime|net\.lookup_ip_addr|"
+    r"crypto\.x509\.parse_and_verify_certificates|trace|print)\s*\("
+)
+
+
+def pure(modules: Iterable[Sequence[str]]) -> bool:
+    """True when a rule set's verdict depends only on the input document (no clock, random,
+    network or runtime built-in), so one evaluation of a document serves its copies."""
+    return not any(_NOT_PURE.search(source) for _, source in modules)
+
+
+def once_per_document(
+    inputs: Sequence[str], evaluate: Callable[[Sequence[str]], Iterator[EvalResult]]
+) -> Iterator[EvalResult]:
+    """``evaluate(inputs)``, each distinct document evaluated once and its result given to its
+    copies (VMs cloned from one template often have the same projected document). Results come
+    in order and lazily, so a caller that stops early (too many deadlines) stops the work too."""
+    first: dict[str, int] = {}
+    for s in inputs:
+        first.setdefault(s, len(first))
+    if len(first) == len(inputs):
+        yield from evaluate(inputs)
+        return
+    fresh = evaluate(list(first))
+    done: list[EvalResult] = []
+    try:
+        for s in inputs:
+            n = first[s]
+            if n == len(done):
+                done.append(next(fresh))
+            yield done[n]
+    finally:
+        fresh.close()
+
+
 class EngineDied(Exception):
     """The worker overran its deadline or exited; it has been stopped."""
 
@@ -53,6 +92,7 @@ class RegoEngine:
         self._sel: selectors.BaseSelector | None = None
         self._buf = b""
         self._built: tuple[list[list[str]], str, str] | None = None
+        self.pure = False  # the built set's verdicts depend on the input alone
 
     # -- process --------------------------------------------------------------------------
 
@@ -143,14 +183,20 @@ class RegoEngine:
             )
             reply = self._read(self.build_timeout)
         except EngineDied as exc:
-            self._built = None
+            self._built, self.pure = None, False
             return EvalResult(False, error=f"compiling the rules: {exc}")
         self._built = (mods, query, version_query) if reply["ok"] else None
+        self.pure = bool(reply["ok"]) and pure(mods)
         return EvalResult(reply["ok"], reply.get("rules_version"), reply.get("error", ""))
 
     def evaluate(self, inputs: Sequence[str], batch: int = 256) -> Iterator[EvalResult]:
         """The built query for each JSON input (one line, as ``json.dumps`` writes it), in order;
-        one bad input costs only itself."""
+        one bad input costs only itself; identical inputs are evaluated once (pure sets)."""
+        if self.pure:
+            return once_per_document(inputs, lambda xs: self._evaluate(xs, batch))
+        return self._evaluate(inputs, batch)
+
+    def _evaluate(self, inputs: Sequence[str], batch: int) -> Iterator[EvalResult]:
         i = 0
         while i < len(inputs):
             chunk = [s.replace("\n", " ") for s in inputs[i : i + batch]]
@@ -241,8 +287,13 @@ class RegoPool:
 
     def evaluate(self, inputs: Sequence[str], batch: int = 256) -> Iterator[EvalResult]:
         """As ``RegoEngine.evaluate``, the inputs split between the engines in rounds."""
+        if all(e.pure for e in self.engines):
+            return once_per_document(inputs, lambda xs: self._evaluate(xs, batch))
+        return self._evaluate(inputs, batch)
+
+    def _evaluate(self, inputs: Sequence[str], batch: int) -> Iterator[EvalResult]:
         if self.size == 1:
-            yield from self.engines[0].evaluate(inputs, batch)
+            yield from self.engines[0]._evaluate(inputs, batch)
             return
         step = batch * self.size * 4
         for start in range(0, len(inputs), step):
@@ -250,7 +301,7 @@ class RegoPool:
             share = -(-len(part) // self.size)
             slices = [part[i * share : (i + 1) * share] for i in range(self.size)]
             done = self._threads.map(
-                lambda pair: list(pair[0].evaluate(pair[1], batch)),
+                lambda pair: list(pair[0]._evaluate(pair[1], batch)),
                 [(e, s) for e, s in zip(self.engines, slices, strict=True) if s],
             )
             for results in list(done):

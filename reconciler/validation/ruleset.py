@@ -8,6 +8,7 @@ in OPA); a repo file with the same name as a default file replaces that file (ho
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -182,9 +183,19 @@ def _read(path: Path, name: str, custom: bool) -> RuleFile:
     return RuleFile(name, path, source, custom, tuple(rewrites))
 
 
+@functools.lru_cache(maxsize=1024)
+def _rewritten(
+    source: str, names: frozenset[str], constants: frozenset[str]
+) -> tuple[str, tuple[Rewrite, ...]]:
+    """``rewrite`` remembered: the service loads every rule set again on each pass, and the
+    files seldom change between passes (a refusal raises, and is not remembered)."""
+    text, rewrites = rewrite(source, names, constants)
+    return text, tuple(rewrites)
+
+
 def _as_opa_reads(f: RuleFile, names: set[str], constants: set[str]) -> RuleFile:
     """``f`` with the shapes regopy misreads bound first, as OPA evaluates them."""
-    source, rewrites = rewrite(f.source, names, constants)
+    source, rewrites = _rewritten(f.source, frozenset(names), frozenset(constants))
     if not rewrites:
         return f
     return RuleFile(f.name, f.path, source, f.custom, (*f.rewrites, *rewrites))
