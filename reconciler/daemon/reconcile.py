@@ -469,6 +469,7 @@ class Reconciler:
             precopy_interval=config.warm.precopyIntervalSeconds or d.precopy_interval,
             cutover=d.cutover,
             propose=self._proposer(d) if d.warm else None,
+            skip_conversion=d.skip_conversion,
         )
 
     def _cancel_waiting(

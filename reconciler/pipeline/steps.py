@@ -65,6 +65,8 @@ class RunContext:
     precopy_interval: float = 3600.0
     cutover: datetime | None = None
     propose: Callable[[datetime], tuple[str, str]] | None = None
+    # why ConvertGuest is skipped for this plan ("" when its guests are converted)
+    skip_conversion: str = ""
 
 
 class Paused(Exception):
