@@ -272,3 +272,76 @@ def boot(disk: Path, console: Path, timeout: float = 600.0) -> Boot:
     text = console.read_text(errors="replace")
     tail = "\n".join(text.splitlines()[-15:])
     return Boot(reached, time.monotonic() - started, accel, tail)
+
+
+def ensure_guest_ova(guest: Guest, name: str = "debian-vmware") -> Path:
+    """The guest packaged as a VMware-style OVA (its disk on SCSI, a VMXNET3 NIC), built
+    once beside the cached guest."""
+    from plugins.ova.factory import DiskSpec, NicSpec, build_ova
+
+    ova = guest.disk.parent / f"{name}.ova"
+    if ova.exists():
+        return ova
+    size = guest.disk.stat().st_size
+
+    def fill(f) -> None:
+        copy_sparse(guest.disk, f)
+
+    tmp = guest.disk.parent / f".{name}.{os.getpid()}.ova"
+    try:
+        build_ova(
+            tmp,
+            name,
+            cpus=1,
+            memory_mb=1024,
+            os_type="debian11_64Guest",
+            disks=[DiskSpec(size, generator=fill, bus="scsi")],
+            nics=[NicSpec("VM Network", "00:50:56:01:17:01", "VmxNet3")],
+        )
+        os.replace(tmp, ova)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ova
+
+
+def copy_sparse(src: Path, dst) -> None:
+    """Copy the data areas of ``src`` into the open file ``dst`` (holes stay holes)."""
+    fd = os.open(src, os.O_RDONLY)
+    try:
+        end = os.fstat(fd).st_size
+        pos = 0
+        while pos < end:
+            try:
+                data = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:
+                break
+            hole = os.lseek(fd, data, os.SEEK_HOLE)
+            os.lseek(fd, data, os.SEEK_SET)
+            dst.seek(data)
+            left = hole - data
+            while left:
+                chunk = os.read(fd, min(left, 8 << 20))
+                dst.write(chunk)
+                left -= len(chunk)
+            pos = hole
+    finally:
+        os.close(fd)
+
+
+def file_in_guest(disk: Path, path: str) -> bool:
+    """Whether ``path`` exists in the ext4 root filesystem of the guest's first partition,
+    read with debugfs on the raw image (no appliance to boot)."""
+    with disk.open("rb") as f:
+        mbr = f.read(512)
+    offset = int.from_bytes(mbr[446 + 8 : 446 + 12], "little") * 512
+    proc = subprocess.run(
+        ["debugfs", "-R", f"stat {path}", f"{disk}?offset={offset}"],
+        capture_output=True,
+        text=True,
+    )
+    out = proc.stdout + proc.stderr
+    if "File not found" in out:
+        return False
+    if "Inode:" in out:
+        return True
+    raise RuntimeError(f"debugfs could not read {disk}: {out.strip()}")
