@@ -20,11 +20,11 @@ from reconciler.convert import kvm
 from reconciler.convert.domain import GuestSpec, domain_xml
 
 TAIL_LINES = 20
-_PROGRESS = re.compile(r"^\[\s*[0-9.]+\]\s+(.*)$")
+_PROGRESS = re.compile(r"^\[\s*\d+\.\d\] (.*)$")  # virt-v2v's own, not the kernel's
 _CONVERTING = re.compile(r"Converting (.+) to run on KVM")
 _GCAPS = re.compile(r"^\s*gcaps_(\w+) = (.*)$")
 _ERROR = re.compile(r"^virt-v2v(?:-in-place)?: error: (.*)$")
-_INSPECT = re.compile(r"^\s+(type|distro|osinfo|arch|product name|major/minor version):\s*(.+)$")
+_INSPECT = re.compile(r"^i_(\w+) = (.*)$")  # what inspection found (virt-v2v -v)
 
 
 class ConversionFailed(Exception):
@@ -150,18 +150,28 @@ def convert_in_place(
         message = errors or f"virt-v2v-in-place exited with {code}"
         raise ConversionFailed(f"virt-v2v: {message}", _quiet(tail), log)
     return Conversion(
-        os=product or inspected.get("product name", "unknown"),
+        os=_os_name(inspected.get("distro", ""), inspected.get("product_name") or product),
         osinfo=inspected.get("osinfo", ""),
         distro=inspected.get("distro", ""),
         block_bus=facts.get("block_bus", ""),
         net_bus=facts.get("net_bus", ""),
         machine=facts.get("machine", ""),
-        firmware=spec.firmware,
+        firmware="efi" if "efi" in inspected.get("firmware", spec.firmware).lower() else "bios",
         virtio_drivers=virtio_drivers,
         accel=accel.mode,
         seconds=seconds,
         details=facts,
     )
+
+
+def _os_name(distro: str, product: str) -> str:
+    """ "Debian 12.15" where inspection gives the product as a bare version (Debian's is
+    /etc/debian_version), else the product name ("Red Hat Enterprise Linux 9.2 (Plow)")."""
+    if not product or product == "unknown":
+        return distro or "unknown"
+    if distro and distro.lower() not in product.lower() and product[:1].isdigit():
+        return f"{distro.capitalize()} {product}"
+    return product
 
 
 def _quiet(tail: list[str]) -> list[str]:

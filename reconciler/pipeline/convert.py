@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.convert.domain import GuestDisk, GuestNic, GuestSpec
-from reconciler.convert.kvm import probe
 from reconciler.convert.v2v import Conversion, ConversionFailed
 from reconciler.pipeline.steps import RunContext, claims_of
 from reconciler.planner.model import VmPlan
@@ -56,11 +55,7 @@ def ensure_guest_converted(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: d
             last_save = time.monotonic()
             ctx.store.put_vm(rec)
 
-    accel = probe()
-    step["annotations"] = {
-        "appliance": "KVM" if not accel.software else "software (TCG, several times slower)",
-        "applianceReason": accel.reason,
-    }
+    step["annotations"] = {}
     request = ConvertRequest(
         claims=tuple(claims_of(ctx, vm)),
         guest=guest_spec(vm),
@@ -76,12 +71,17 @@ def ensure_guest_converted(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: d
         if exc.log:
             step["annotations"]["log"] = str(exc.log)
         step["annotations"].pop("progress", None)
+        if not step["annotations"]:
+            step.pop("annotations")
         raise TargetError(f"{exc}; target disks kept for inspection until a new Migration") from exc
     step["annotations"].pop("progress", None)
     if outcome.conversion is None:
         step.pop("annotations", None)  # no appliance ran
         return f"skipped: {outcome.skipped}"
     c = outcome.conversion
+    step["annotations"]["appliance"] = (
+        "KVM" if c.accel == "kvm" else "software (TCG: KVM unusable here; several times slower)"
+    )
     step["converted"] = True
     step["guest"] = guest_facts(c)
     if outcome.log:

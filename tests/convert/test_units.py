@@ -65,3 +65,50 @@ def test_probe_decides_and_says_why() -> None:
     env = kvm.appliance_env()
     assert env["LIBGUESTFS_BACKEND"] == "direct"
     assert ("LIBGUESTFS_BACKEND_SETTINGS" in env) == found.software
+
+
+def test_conversion_job_attaches_every_pvc_and_asks_for_kvm_when_offered() -> None:
+    import threading
+
+    from reconciler.targets.base import ConvertRequest, DiskClaim
+    from reconciler.targets.kubevirt.convert_job import KVM_RESOURCE, convert_job, convert_name
+    from reconciler.targets.kubevirt.transfer_job import JobSettings
+
+    def claim(name: str, mode: str) -> DiskClaim:
+        return DiskClaim(name, "vms", 1 << 30, {"spec": {"volumeMode": mode}})
+
+    request = ConvertRequest(
+        claims=(claim("web-disk-0", "Block"), claim("web-disk-1", "Filesystem")),
+        guest=GuestSpec(
+            name="web",
+            disks=(GuestDisk(Path(), "scsi"), GuestDisk(Path(), "sata")),
+            nics=(GuestNic("00:50:56:01:02:03", "vmxnet3", "VM Network"),),
+        ),
+        labels={"plan": "p1", "migration": "m1"},
+        on_progress=lambda line: None,
+        halt=threading.Event(),
+    )
+    assert convert_name(request) == "p1-web-convert"
+    job = convert_job(request, "p1-web-convert", JobSettings(), kvm=True)
+    spec = job["spec"]["template"]["spec"]
+    [container] = spec["containers"]
+    assert [v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"]] == [
+        "web-disk-0",
+        "web-disk-1",
+    ]
+    assert container["volumeDevices"] == [{"name": "disk-0", "devicePath": "/dev/disk0"}]
+    assert container["volumeMounts"] == [{"name": "disk-1", "mountPath": "/disks/1"}]
+    cmd = container["command"]
+    assert cmd[:2] == ["mtv-gitops", "convert-guest"]
+    assert cmd[cmd.index("--disk") : cmd.index("--disk") + 4] == [
+        "--disk",
+        "/dev/disk0",
+        "--bus",
+        "scsi",
+    ]
+    assert container["resources"]["limits"][KVM_RESOURCE] == "1"
+    assert "env" not in container
+    software = convert_job(request, "p1-web-convert", JobSettings(), kvm=False)
+    [container] = software["spec"]["template"]["spec"]["containers"]
+    assert KVM_RESOURCE not in container["resources"]["limits"]
+    assert container["env"] == [{"name": "MTV_GITOPS_FORCE_TCG", "value": "1"}]

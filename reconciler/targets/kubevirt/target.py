@@ -11,7 +11,14 @@ from typing import Any
 from kubernetes import client as k8s
 
 from reconciler.secrets.resolver import SecretError
-from reconciler.targets.base import CopyOutcome, CopyRequest, DiskClaim, TargetError
+from reconciler.targets.base import (
+    ConvertOutcome,
+    ConvertRequest,
+    CopyOutcome,
+    CopyRequest,
+    DiskClaim,
+    TargetError,
+)
 from reconciler.targets.kubevirt.api import (
     JOB_PATH,
     NS_PATH,
@@ -25,6 +32,7 @@ from reconciler.targets.kubevirt.api import (
     in_cluster_client,
     terminating,
 )
+from reconciler.targets.kubevirt.convert_job import ConvertJobs
 from reconciler.targets.kubevirt.transfer_job import (
     JobSettings,
     TransferJobs,
@@ -49,6 +57,7 @@ class KubevirtTarget:
         self.api = KubeApi(api_client, self.host, who)
         self.settings = settings or JobSettings()
         self.jobs = TransferJobs(self.api, self.settings)
+        self.conversions = ConvertJobs(self.api, self.settings)
 
     @classmethod
     def from_url(
@@ -209,3 +218,9 @@ class KubevirtTarget:
                 "needs the change id the changed areas are counted from, and the request has none"
             )
         return self.jobs.copy(request)
+
+    # -- the conversion Job --------------------------------------------------------------------
+
+    def convert_guest(self, request: ConvertRequest) -> ConvertOutcome:
+        """Run (or find again) the VM's conversion Job and wait for its outcome."""
+        return self.conversions.convert(request)
