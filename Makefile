@@ -50,10 +50,12 @@ demo: install
 demo-warm: install
 	$(BIN)/mtv-gitops demo --warm --workspace $(WORKSPACE)-warm
 
-# a real Debian guest (built once, cached in ~/.cache/mtv-gitops) migrated cold from an OVA,
-# converted by virt-v2v and booted on virtio; minutes in software mode (README "Guest conversion")
+# a real Debian guest (built once, cached in ~/.cache/mtv-gitops) migrated cold from an OVA and
+# from the vCenter simulator, converted by virt-v2v and booted on virtio; minutes in software
+# mode (README "Guest conversion")
 demo-convert: install
-	$(BIN)/python -m pytest -q -s -p no:cacheprovider tests/convert/test_guest_boot.py
+	MTV_GITOPS_GUEST_VSPHERE=1 $(BIN)/python -m pytest -q -s -p no:cacheprovider \
+	  tests/convert/test_guest_boot.py tests/convert/test_guest_vsphere.py
 
 test: install
 	$(BIN)/ruff check reconciler plugins tests bench
