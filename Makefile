@@ -4,7 +4,7 @@ VENV ?= .venv
 WORKSPACE ?= /tmp/mtv-gitops-demo
 BIN := $(VENV)/bin
 
-.PHONY: demo demo-warm test lint bench system-deps install clean
+.PHONY: demo demo-warm demo-convert test lint bench system-deps install clean
 
 system-deps:
 	@if ! command -v qemu-img >/dev/null 2>&1 || ! command -v qemu-nbd >/dev/null 2>&1; then \
@@ -49,6 +49,13 @@ demo: install
 # a warm migration from the vCenter simulator (system-deps installs go and govmomi for it)
 demo-warm: install
 	$(BIN)/mtv-gitops demo --warm --workspace $(WORKSPACE)-warm
+
+# a real Debian guest (built once, cached in ~/.cache/mtv-gitops) migrated cold from an OVA and
+# from the vCenter simulator, converted by virt-v2v and booted on virtio; minutes in software
+# mode (README "Guest conversion")
+demo-convert: install
+	MTV_GITOPS_GUEST_VSPHERE=1 $(BIN)/python -m pytest -q -s -p no:cacheprovider \
+	  tests/convert/test_guest_boot.py tests/convert/test_guest_vsphere.py
 
 test: install
 	$(BIN)/ruff check reconciler plugins tests bench

@@ -474,11 +474,13 @@ def fingerprint(address: str) -> None:
         sys.exit(EXIT_UNREACHABLE)
 
 
+from reconciler.cli.convert_cmd import convert_guest  # noqa: E402 - idem
 from reconciler.cli.rules_cmd import rules  # noqa: E402 - registered after the core commands
 from reconciler.cli.transfer_cmd import transfer  # noqa: E402 - idem
 
 cli.add_command(rules)
 cli.add_command(transfer)
+cli.add_command(convert_guest)
 
 
 def _local_tree(repo: str) -> Path:

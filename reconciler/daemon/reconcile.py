@@ -46,7 +46,6 @@ from reconciler.pipeline.warm import (
 from reconciler.planner.model import PlanDecision, VmPlan
 from reconciler.planner.planner import Observed, PlanProgress, decide
 from reconciler.planner.schedule import Job, schedule
-from reconciler.plugin_manager import capabilities
 from reconciler.progress.events import Event, EventBus, Kind, Subscriber
 from reconciler.progress.store import MigrationRecord, PlanLabels, ProgressStore, VmProgress
 from reconciler.secrets.resolver import ClusterSecrets, SecretError, SecretResolver
@@ -536,16 +535,8 @@ class Reconciler:
             precopy_interval=config.warm.precopyIntervalSeconds or d.precopy_interval,
             cutover=d.cutover,
             propose=self._proposer(d) if d.warm else None,
-            guest_conversion=self._guest_conversion(view.desired, d),
+            skip_conversion=d.skip_conversion,
         )
-
-    def _guest_conversion(self, desired: Desired, d: PlanDecision) -> bool:
-        """Whether the plan's source needs its guests converted (its plugin says)."""
-        provider = desired.get("Provider", *d.source)
-        if provider is None:
-            return True
-        caps = capabilities().get(provider.spec.type)
-        return caps.guest_conversion if caps is not None else True
 
     def _cancel_waiting(
         self, d: PlanDecision, vm_id: str, connections, context: Callable[[], RunContext]

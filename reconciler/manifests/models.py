@@ -158,6 +158,8 @@ class PlanSpec(Strict):
     description: str = ""
     warm: bool = False
     archived: bool = False
+    # newer Forklift's setting: the guests are prepared for KVM already, run no virt-v2v
+    skipGuestConversion: bool = False
     targetNamespace: str = Field(pattern=DNS1123_LABEL, max_length=63)
     transferNetwork: ObjectRef | None = None
     provider: ProviderPair

@@ -13,6 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from contextlib import nullcontext
 
 from reconciler.pipeline import space
+from reconciler.pipeline.convert import converted_guest, ensure_guest_converted
 from reconciler.pipeline.phases import COMPLETED, PENDING, RUNNING, now
 from reconciler.pipeline.steps import (
     Handler,
@@ -55,7 +56,7 @@ def run_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
     handlers: dict[str, Handler] = {
         "PreHook": not_built,
         "PostHook": not_built,
-        "ConvertGuest": not_built,
+        "ConvertGuest": ensure_guest_converted,
         "StorePowerState": ensure_power_state_stored,
         "PowerOffSource": ensure_source_off,
         "WaitForPowerOff": ensure_source_stopped,
@@ -393,6 +394,6 @@ def ensure_vm_created(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) 
                 "by hand?); push a new Migration to copy it again"
             )
     running = _stored_power(rec) == "On"
-    ctx.target.ensure_vm(vm_manifest(vm, running=running))
+    ctx.target.ensure_vm(vm_manifest(vm, running=running, guest=converted_guest(rec)))
     state = "Always (source was on)" if running else "Halted (source was off)"
     return f"VirtualMachine {vm.namespace}/{vm.target_name} with runStrategy {state}"

@@ -66,9 +66,8 @@ class RunContext:
     precopy_interval: float = 3600.0
     cutover: datetime | None = None
     propose: Callable[[datetime], tuple[str, str]] | None = None
-    # the source's guests need converting (virt-v2v) to boot on KubeVirt; False where they
-    # already run on KVM with virtio (the source plugin's capabilities say so)
-    guest_conversion: bool = True
+    # why ConvertGuest is skipped for this plan ("" when its guests are converted)
+    skip_conversion: str = ""
 
 
 class Paused(Exception):
@@ -296,6 +295,4 @@ def partial_images(ctx: RunContext, vm: VmPlan) -> dict[str, Any] | None:
 
 def not_built(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
     """A step this tool does not run yet: skipped, and status says why."""
-    if step["name"] == "ConvertGuest" and not ctx.guest_conversion:
-        return "not needed: the guest already runs on KVM (virtio); disks are copied as they are"
     return NOT_BUILT[step["name"]]

@@ -37,6 +37,7 @@ from reconciler.pipeline.cold import (
     ensure_source_off,
     ensure_source_stopped,
 )
+from reconciler.pipeline.convert import converted_guest, ensure_guest_converted
 from reconciler.pipeline.phases import COPYING_PAUSED, now
 from reconciler.pipeline.steps import (
     Handler,
@@ -76,7 +77,7 @@ def run_warm_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
     handlers: dict[str, Handler] = {
         "PreHook": not_built,
         "PostHook": not_built,
-        "ConvertGuest": not_built,
+        "ConvertGuest": ensure_guest_converted,
         "CreateInitialSnapshot": ensure_initial_snapshot,
         "AllocateDisks": ensure_disks_allocated,
         "CopyDisks": ensure_initial_copy,
@@ -402,7 +403,7 @@ def ensure_warm_vm_created(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: d
                 "by hand?); push a new Migration to copy it again"
             )
     running = w.get("powerState") == "On"
-    ctx.target.ensure_vm(vm_manifest(vm, running=running))
+    ctx.target.ensure_vm(vm_manifest(vm, running=running, guest=converted_guest(rec)))
     for claim in claims_of(ctx, vm):
         ctx.target.release_disk(claim)  # no round comes any more
     if "downtimeSeconds" not in w and w.get("powerOffEpoch"):

@@ -95,6 +95,8 @@ class PlanDecision:
     cutover: datetime | None = None
     migration_file: str = ""
     migration_namespace: str = ""
+    # why ConvertGuest is skipped for this plan's VMs ("" when their guests are converted)
+    skip_conversion: str = ""
 
     @property
     def key(self) -> str:

@@ -95,6 +95,7 @@ def _decide_plan(
         provider is not None
         and observed.capabilities.get(provider.spec.type, Capabilities()).inflight_per_host
     )
+    d.skip_conversion = _conversion_skipped(plan, provider, observed.capabilities)
     inv = observed.inventories.get(src_key)
     if not isinstance(inv, Inventory):
         why = inv if isinstance(inv, str) else "inventory not read yet"
@@ -278,6 +279,23 @@ def _decide_plan(
     _with_ready(d)
     _choose_migration(d, plan, desired, pp)
     return d
+
+
+# ConvertGuest for sources whose guests already run on KVM: done by having nothing to do, and
+# said so (not "skipped", which reads as work left undone)
+NOT_NEEDED = "not needed: the guest already runs on KVM (virtio); disks are copied as they are"
+
+
+def _conversion_skipped(
+    plan: Manifest, source: Manifest | None, capabilities: Mapping[str, Capabilities]
+) -> str:
+    """Why the plan's guests are not converted (virt-v2v), or "" when they are."""
+    if plan.spec.skipGuestConversion:
+        return "the Plan sets spec.skipGuestConversion: true (its guests are prepared for KVM)"
+    kind = source.spec.type if source is not None else ""
+    if not capabilities.get(kind, Capabilities()).guest_conversion:
+        return NOT_NEEDED
+    return ""
 
 
 def _warm_refused(source: Manifest | None, capabilities: Mapping[str, Capabilities]) -> str:

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from reconciler.convert.domain import GuestSpec
+from reconciler.convert.v2v import Conversion
 from reconciler.progress.store import ProgressStore
 from reconciler.transfer.engine import CopyProgress, CopyResult, StreamBudget
 from reconciler.transfer.extents import DiskReader, Extent
@@ -99,6 +101,36 @@ class Gathered:
 
     objects: list[dict[str, Any]] = field(default_factory=list)
     logs: dict[str, str] = field(default_factory=dict)  # pod name -> its log
+
+
+@dataclass(frozen=True)
+class ConvertRequest:
+    """Convert one VM's guest on its copied disks (virt-v2v).  ``guest`` describes it as the
+    source had it; its disks, in ``claims``' order, carry the source bus but no path: the
+    target knows where each claim's data is."""
+
+    claims: tuple[DiskClaim, ...]
+    guest: GuestSpec
+    labels: dict[str, str]  # plan, migration and VM ids, for whatever the target makes to run it
+    on_progress: Callable[[str], None]  # virt-v2v's progress lines, as they come
+    halt: threading.Event
+
+
+@dataclass(frozen=True)
+class ConvertOutcome:
+    """What conversion did: its findings, or why there was nothing to convert."""
+
+    conversion: Conversion | None
+    skipped: str = ""  # why nothing ran (no disk holds an operating system)
+    log: str = ""  # where the conversion's whole log is, for people
+
+
+class ConvertingTarget(Protocol):
+    """A target that can convert guests on their copied disks (``ConvertGuest``)."""
+
+    def convert_guest(self, request: ConvertRequest) -> ConvertOutcome:
+        """Run virt-v2v in place over the claims' data; raises ConversionFailed with
+        virt-v2v's message and its last log lines, leaving the disks for inspection."""
 
 
 class Target(Protocol):

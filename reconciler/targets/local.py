@@ -11,13 +11,24 @@ import errno
 import os
 import shutil
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 
+from reconciler.convert import v2v
+from reconciler.convert.domain import GuestDisk
 from reconciler.manifests.emit import dump_yaml
-from reconciler.targets.base import CopyOutcome, CopyRequest, DiskClaim, Gathered, TargetError
+from reconciler.targets.base import (
+    ConvertOutcome,
+    ConvertRequest,
+    CopyOutcome,
+    CopyRequest,
+    DiskClaim,
+    Gathered,
+    TargetError,
+)
 from reconciler.targets.schema import check_manifest
 from reconciler.transfer import job
 from reconciler.transfer.extents import DiskReader, DiskWriter
@@ -134,6 +145,26 @@ class LocalTarget:
                 if closable is not None:
                     closable.close()
         return CopyOutcome(result)
+
+    def convert_guest(self, request: ConvertRequest) -> ConvertOutcome:
+        """virt-v2v-in-place on the raw images themselves; its domain XML and whole log stay
+        in ``<namespace>/conversions/<vm>/``."""
+        paths = [self._disk(c) for c in request.claims]
+        if not v2v.holds_os(paths):
+            return ConvertOutcome(
+                None,
+                skipped="no disk of the VM starts with a boot sector or partition table, so "
+                "it holds no operating system to convert (synthetic disks); disks kept as "
+                "copied",
+            )
+        guest = request.guest
+        disks = tuple(
+            GuestDisk(path, d.bus, "raw") for path, d in zip(paths, guest.disks, strict=True)
+        )
+        workdir = self._ns(request.claims[0].namespace) / "conversions" / guest.name
+        spec = replace(guest, disks=disks)
+        conversion = v2v.convert_in_place(spec, workdir, on_line=request.on_progress)
+        return ConvertOutcome(conversion, log=str(workdir / "virt-v2v.log"))
 
     def release_disk(self, claim: DiskClaim) -> None:
         """Nothing is kept beside a local disk: its checkpoints are the reconciler's."""

@@ -98,12 +98,22 @@ def test_cold_migration_to_a_kubevirt_cluster(workspace_factory, cluster, kubele
     ]
     assert cluster.names(f"/apis/batch/v1/namespaces/{NS}/jobs") == []  # done, removed
 
-    # each PVC was filled by its own Job, byte for byte
+    # each PVC was filled by its own Job, byte for byte; then each VM's conversion Job ran
+    # with all its PVCs (the synthetic disks hold no OS: nothing to convert, and it says so)
     assert sorted(r.job for r in kubelet.runs) == [
         "db-two-disks-disk-0-xfer",
         "db-two-disks-disk-1-xfer",
+        "demo-plan-db-two-disks-convert",
+        "demo-plan-web-server01-convert",
         "web-server01-disk-0-xfer",
     ]
+    convert = {s["name"]: s for s in vms["db-two-disks"]["pipeline"]}["ConvertGuest"]
+    assert convert["phase"] == "Skipped"
+    assert "holds no operating system" in convert["message"]
+    run = next(r for r in kubelet.runs if r.job == "demo-plan-db-two-disks-convert")
+    assert run.argv[3:6] == ["convert-guest", "--name", "db-two-disks"]
+    assert run.argv.count("--disk") == 2  # every PVC of the VM, in order
+    assert run.env.get("MTV_GITOPS_FORCE_TCG") == "1"  # no node offers devices.kubevirt.io/kvm
     for name, info in ws.ovas.items():
         target = "web-server01" if name == "Web_Server 01" else name
         for i, disk in enumerate(info.disks):
@@ -112,7 +122,7 @@ def test_cold_migration_to_a_kubevirt_cluster(workspace_factory, cluster, kubele
     assert {r.headers.get("Authorization") for r in cluster.requests()} == {f"Bearer {TOKEN}"}
 
     assert ws.reconcile("--once", env=env).returncode == 0
-    assert len(kubelet.runs) == 3  # nothing copied twice
+    assert len(kubelet.runs) == 5  # nothing copied (or converted) twice
 
 
 def test_a_failed_job_is_retried_then_reported(workspace_factory, cluster, kubelet) -> None:
@@ -244,7 +254,8 @@ def test_a_vms_disks_copy_in_parallel_jobs_up_to_the_bound(
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
     assert jobs_at_once(cluster, "three-disks-disk-") == 2  # together, and never the third
-    assert sorted(r.job for r in kubelet.runs) == [f"three-disks-disk-{i}-xfer" for i in range(3)]
+    transfers = sorted(r.job for r in kubelet.runs if r.job.endswith("-xfer"))
+    assert transfers == [f"three-disks-disk-{i}-xfer" for i in range(3)]
     copy = {s["name"]: s for s in vms_of(ws)["three-disks"]["pipeline"]}["CopyDisks"]
     assert [t["verified"] for t in copy["tasks"]] == [True, True, True]
     for i, disk in enumerate(ws.ovas["three-disks"].disks):

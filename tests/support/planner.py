@@ -14,9 +14,10 @@ SRC = ("openshift-mtv", "vsphere")
 
 PLAN = "openshift-mtv/plan"
 # what the installed plugins declare, given to the pure planner as data: the source of
-# basic_repo (type vsphere) runs warm and counts VMs in flight per host; ovirt does neither
+# basic_repo (type vsphere) runs warm, counts VMs in flight per host and needs its guests
+# converted; ovirt does none of these
 CAPS = {
-    "vsphere": Capabilities(warm=True, inflight_per_host=True),
+    "vsphere": Capabilities(warm=True, inflight_per_host=True, guest_conversion=True),
     "ovirt": Capabilities(),
 }
 

@@ -11,6 +11,10 @@ from reconciler.planner.model import DiskPlan, VmPlan
 from reconciler.targets.base import DiskClaim
 
 MIB = 1024 * 1024
+# VirtualMachine annotations that carry what guest conversion (virt-v2v) found
+GUEST_OS = "mtv-gitops.io/guest-os"
+GUEST_OSINFO = "mtv-gitops.io/guest-osinfo"
+CONVERTED = "mtv-gitops.io/converted"
 
 
 # The MTV 2.4 docs' table 2.1 "default volume and access modes" per provisioner, used when the
@@ -102,8 +106,12 @@ def pvc_manifest(
     }
 
 
-def vm_manifest(vm: VmPlan, running: bool | None = None) -> dict[str, Any]:
-    """The VirtualMachine; ``runStrategy`` restores the source's power state by default."""
+def vm_manifest(
+    vm: VmPlan, running: bool | None = None, guest: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The VirtualMachine; ``runStrategy`` restores the source's power state by default.
+    ``guest`` is what conversion (virt-v2v) found: the guest OS goes into the annotations,
+    and disks and NICs go on virtio where it installed the drivers."""
     on = vm.power_state == "On" if running is None else running
     firmware: dict[str, Any] = (
         {"bootloader": {"efi": {"secureBoot": False}}}
@@ -114,7 +122,8 @@ def vm_manifest(vm: VmPlan, running: bool | None = None) -> dict[str, Any]:
     disks, volumes = [], []
     for i, d in enumerate(vm.disks):
         vol = f"vol-{i}"
-        disk: dict[str, Any] = {"name": vol, "disk": {"bus": d.bus}}
+        bus = "virtio" if guest and guest.get("virtio", {}).get("disk") else d.bus
+        disk: dict[str, Any] = {"name": vol, "disk": {"bus": bus}}
         if i == 0:
             disk["bootOrder"] = 1
         disks.append(disk)
@@ -122,7 +131,8 @@ def vm_manifest(vm: VmPlan, running: bool | None = None) -> dict[str, Any]:
     interfaces, networks = [], []
     for i, n in enumerate(n for n in vm.nics if n.dest_type != "ignored"):
         net = f"net-{i}"
-        iface: dict[str, Any] = {"name": net, "model": n.model or "virtio"}
+        model = "virtio" if guest and guest.get("virtio", {}).get("network") else n.model
+        iface: dict[str, Any] = {"name": net, "model": model or "virtio"}
         if n.mac:
             iface["macAddress"] = n.mac
         if n.dest_type == "pod":
@@ -133,6 +143,15 @@ def vm_manifest(vm: VmPlan, running: bool | None = None) -> dict[str, Any]:
             networks.append({"name": net, "multus": {"networkName": n.nad}})
         interfaces.append(iface)
     labels = dict(vm.labels)
+    annotations = {
+        "forklift.konveyor.io/source-vm-name": vm.source_name,
+        "forklift.konveyor.io/source-vm-id": vm.vm_id,
+    }
+    if guest:
+        annotations[GUEST_OS] = str(guest.get("os", ""))
+        if guest.get("osinfo"):
+            annotations[GUEST_OSINFO] = str(guest["osinfo"])
+        annotations[CONVERTED] = f"virt-v2v ({guest.get('appliance', '')} appliance)"
     return {
         "apiVersion": "kubevirt.io/v1",
         "kind": "VirtualMachine",
@@ -140,10 +159,7 @@ def vm_manifest(vm: VmPlan, running: bool | None = None) -> dict[str, Any]:
             "name": vm.target_name,
             "namespace": vm.namespace,
             "labels": labels,
-            "annotations": {
-                "forklift.konveyor.io/source-vm-name": vm.source_name,
-                "forklift.konveyor.io/source-vm-id": vm.vm_id,
-            },
+            "annotations": annotations,
         },
         "spec": {
             "runStrategy": "Always" if on else "Halted",

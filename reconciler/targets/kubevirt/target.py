@@ -12,6 +12,8 @@ from kubernetes import client as k8s
 
 from reconciler.secrets.resolver import SecretError
 from reconciler.targets.base import (
+    ConvertOutcome,
+    ConvertRequest,
     CopyOutcome,
     CopyRequest,
     DiskClaim,
@@ -32,6 +34,7 @@ from reconciler.targets.kubevirt.api import (
     in_cluster_client,
     terminating,
 )
+from reconciler.targets.kubevirt.convert_job import ConvertJobs
 from reconciler.targets.kubevirt.transfer_job import (
     JobSettings,
     TransferJobs,
@@ -56,6 +59,7 @@ class KubevirtTarget:
         self.api = KubeApi(api_client, self.host, who)
         self.settings = settings or JobSettings()
         self.jobs = TransferJobs(self.api, self.settings)
+        self.conversions = ConvertJobs(self.api, self.settings)
 
     @classmethod
     def from_url(
@@ -238,3 +242,9 @@ class KubevirtTarget:
                 "needs the change id the changed areas are counted from, and the request has none"
             )
         return self.jobs.copy(request)
+
+    # -- the conversion Job --------------------------------------------------------------------
+
+    def convert_guest(self, request: ConvertRequest) -> ConvertOutcome:
+        """Run (or find again) the VM's conversion Job and wait for its outcome."""
+        return self.conversions.convert(request)
