@@ -64,7 +64,9 @@ class GlanceFile:
         u = urlparse(endpoint)
         self.https = u.scheme == "https"
         self.host, self.port = u.hostname or "", u.port or (443 if self.https else 80)
-        self.path = f"{u.path.rstrip('/')}/v2/images/{image_id}/file"
+        root = u.path.rstrip("/")
+        root = root[: -len("/v2")] if root.endswith("/v2") else root  # a versioned endpoint
+        self.path = f"{root}/v2/images/{image_id}/file"
         self.image_id = image_id
         self.token, self.context = token, context
         self.retry_seconds, self.timeout = retry_seconds, timeout
