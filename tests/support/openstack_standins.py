@@ -337,6 +337,11 @@ class Standins:
         self.servers[sid] = server
         return server
 
+    def set_status(self, server_id: str, status: str) -> None:
+        """Put a server ACTIVE or SHUTOFF, as if a user started or stopped it."""
+        with self.lock:
+            _set_status(self.servers[server_id], status)
+
     def path(self, volume_id: str) -> Path:
         return self.folder / f"{volume_id}.raw"
 
@@ -470,6 +475,14 @@ class Standins:
             "protected": False,
             "visibility": "private",
         }
+
+
+def _set_status(server: dict, status: str) -> None:
+    server["status"] = status
+    on = status == "ACTIVE"
+    server["OS-EXT-STS:vm_state"] = "active" if on else "stopped"
+    server["OS-EXT-STS:power_state"] = 1 if on else 4
+    server["updated"] = _now()
 
 
 def _glance(
@@ -670,11 +683,7 @@ class _Handler(BaseHTTPRequestHandler):
         raise Refused(404, f"no such compute path {'/'.join(p)}")
 
     def _power(self, server: dict, status: str) -> None:
-        server["status"] = status
-        on = status == "ACTIVE"
-        server["OS-EXT-STS:vm_state"] = "active" if on else "stopped"
-        server["OS-EXT-STS:power_state"] = 1 if on else 4
-        server["updated"] = _now()
+        _set_status(server, status)
 
     # -- Cinder --------------------------------------------------------------------------
 
