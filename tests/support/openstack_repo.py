@@ -71,7 +71,7 @@ spec:
 """
 
 
-def openstack_repo(ws, cloud: Cloud, tmp_path: Path, mib_per_s: int = 0) -> dict[str, str]:
+def openstack_repo(ws, cloud: Cloud, tmp_path: Path, mib_per_s: float = 0) -> dict[str, str]:
     """Commit the Provider, maps and Plan (with ``mib_per_s``: 1 MiB chunks, copies capped
     at that rate, so an interruption lands mid-copy); the Secret goes to a secrets file (JSON
     is YAML) named by the environment the CLI is run with."""
