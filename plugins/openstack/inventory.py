@@ -81,9 +81,20 @@ class Snapshot:
         return next((t["id"] for t in self.types.values() if t.get("name") == name), name)
 
     def server_ports(self, server: dict) -> list[dict]:
+        """The server's ports in Nova's order of its addresses (then by creation)."""
+        macs = [
+            a.get("OS-EXT-IPS-MAC:mac_addr", "")
+            for addrs in (server.get("addresses") or {}).values()
+            for a in addrs
+        ]
+        order = {mac: i for i, mac in reversed(list(enumerate(macs)))}
         return sorted(
             (p for p in self.ports.values() if p.get("device_id") == server["id"]),
-            key=lambda p: (p.get("created_at") or "", p["id"]),
+            key=lambda p: (
+                order.get(p.get("mac_address", ""), len(order)),
+                p.get("created_at") or "",
+                p["id"],
+            ),
         )
 
     def image_id(self, server: dict) -> str:
