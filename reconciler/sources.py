@@ -110,6 +110,16 @@ class SourceConnection(Protocol):
         """Release sessions, sockets and helper processes."""
 
 
+def release_disks(source: SourceConnection, vm_id: str) -> None:
+    """Let the source delete what it made to read the VM's disks (an OpenStack source's
+    temporary snapshots, volumes and images); optional: a source without ``release`` made
+    nothing. Called when the VM's disks are copied and when the VM ends failed or canceled;
+    must be idempotent."""
+    release = getattr(source, "release", None)
+    if callable(release):
+        release(vm_id)
+
+
 # the name of every snapshot mtv-gitops takes starts so (a warm migration's); a source does not
 # count them as the user's (validation would warn of the snapshots a warm migration is taking)
 OWN_SNAPSHOT_PREFIX = "mtv-gitops-"

@@ -35,3 +35,12 @@ def workspace_factory(tmp_path: Path):
         return make_workspace(tmp_path, vms, **build_kw)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def openstack_cloud(tmp_path_factory: pytest.TempPathFactory):
+    """Real Keystone and Glance with our Nova/Cinder/Neutron (tests/support/openstack_cloud.py),
+    started once for the session when a test asks for it."""
+    from tests.support.openstack_cloud import openstack_cloud_fixture
+
+    yield from openstack_cloud_fixture(tmp_path_factory)

@@ -27,7 +27,7 @@ from reconciler.pipeline.steps import (
 from reconciler.planner.model import DiskPlan, VmPlan
 from reconciler.progress.events import DiskProgress, Kind
 from reconciler.progress.store import VmProgress
-from reconciler.sources import warm_source
+from reconciler.sources import release_disks, warm_source
 from reconciler.targets.base import (
     CopyOutcome,
     CopyRequest,
@@ -64,7 +64,12 @@ def run_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
         "CopyDisks": ensure_disks_copied,
         "CreateVM": ensure_vm_created,
     }
-    return run_steps(ctx, vm, rec, handlers)
+    return run_steps(ctx, vm, rec, handlers, cleanup=release_source)
+
+
+def release_source(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> None:
+    """What the source made to read the disks goes when the VM fails or is canceled."""
+    release_disks(ctx.source, vm.vm_id)
 
 
 def ensure_power_state_stored(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
@@ -168,9 +173,12 @@ def ensure_disks_copied(
     """Copy every disk whole; a warm VM's at its snapshot, recording its change ids. The space
     AllocateDisks reserved is given back when the copy ends, done or not."""
     try:
-        return _copy_disks(ctx, vm, rec, step, snapshot_id, change_ids)
+        message = _copy_disks(ctx, vm, rec, step, snapshot_id, change_ids)
     finally:
         space.release(ctx.target, _space_key(ctx, vm))
+    if not snapshot_id:  # a cold copy is done: what the source made to read it can go
+        release_disks(ctx.source, vm.vm_id)
+    return message
 
 
 def _copy_disks(

@@ -74,7 +74,8 @@ class SourceUnderTest:
 
     provider_type: str
     conn: SourceConnection
-    # (vm id, disk key) -> the disk's logical content, read without the plugin
+    # (vm id, disk key) -> the disk's logical content, read without the plugin (bytes, or an
+    # mmap of a large disk: both slice to bytes)
     reference: dict[tuple[str, str], bytes]
     # a VM whose power the suite may switch, and whether the plugin controls power at all
     # (False: the operations are accepted and change nothing, as for an OVA export)
@@ -232,6 +233,27 @@ def ovirt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SourceUnderTest]
         conn.close()
     finally:
         world.peer.stop()
+
+
+@source_fixture
+def openstack(openstack_cloud) -> Iterator[SourceUnderTest]:
+    """Real Keystone and Glance with our Nova/Cinder/Neutron (tests/support/openstack_cloud.py):
+    every volume of every server is read through a snapshot, a volume and a Glance image; the
+    reference is the volume's own bytes. The temporaries are deleted at the end."""
+    import mmap
+
+    conn = connect("openstack", openstack_cloud.auth_url, openstack_cloud.secret(), {})
+    reference = {}
+    for vm in conn.inventory().vms:
+        for d in vm.disks:  # 1 GiB volumes (Cinder sizes are whole GiB): mapped, not loaded
+            with open(openstack_cloud.standins.path(d.key), "rb") as f:
+                reference[(vm.id, d.key)] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    db = openstack_cloud.extra["seed"]["db"]["id"]
+    yield SourceUnderTest("openstack", conn, reference, power_vm=db)
+    for vm in conn.inventory().vms:
+        conn.release(vm.id)
+    assert conn.temporaries() == []
+    conn.close()
 
 
 def _thumbprint(sim: Simulator) -> str:
