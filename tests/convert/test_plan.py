@@ -37,7 +37,8 @@ def test_skip_guest_conversion_on_the_plan_says_so(tmp_path: Path) -> None:
     assert "spec.skipGuestConversion: true" in d.skip_conversion
 
 
-def test_a_source_whose_guests_run_on_kvm_already_skips(tmp_path: Path) -> None:
+def test_a_source_whose_guests_run_on_kvm_already_says_not_needed(tmp_path: Path) -> None:
+    """Not "skipped" (work left undone): there is nothing to do, and the step says so."""
     basic_repo(tmp_path)
     d = decide_one(tmp_path, caps={"vsphere": Capabilities(guest_conversion=False)})
-    assert "already run on KVM" in d.skip_conversion
+    assert d.skip_conversion.startswith("not needed: the guest already runs on KVM")
