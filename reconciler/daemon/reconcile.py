@@ -26,6 +26,8 @@ from reconciler.daemon.sense import sense
 from reconciler.daemon.state_dir import CHECKOUT_DIR, remember_cluster
 from reconciler.gitops.checkout import GitCheckout
 from reconciler.gitops.cutover import propose_cutover
+from reconciler.hooks.inputs import dump, plan_document
+from reconciler.hooks.model import Hook, decode_playbook
 from reconciler.inventory.store import InventoryStore
 from reconciler.manifests.config import RepoConfig
 from reconciler.manifests.loader import Desired, load_repo
@@ -469,6 +471,8 @@ class Reconciler:
             precopy_interval=config.warm.precopyIntervalSeconds or d.precopy_interval,
             cutover=d.cutover,
             propose=self._proposer(d) if d.warm else None,
+            hooks=_hooks(view.desired, d),
+            plan_yml=_plan_yml(view.desired, d),
         )
 
     def _cancel_waiting(
@@ -613,6 +617,32 @@ class Reconciler:
         for halt in halts:
             if halt is not None:
                 halt.set()
+
+
+def _hooks(desired: Desired, d: PlanDecision) -> dict[str, Hook]:
+    """The Hooks the plan's VMs name, by ``namespace/name``, their playbooks decoded."""
+    out: dict[str, Hook] = {}
+    for ref in {ref for vm in d.vms for _, ref in vm.hooks}:
+        found = desired.get("Hook", *_split(ref))
+        if found is not None:
+            spec = found.spec
+            out[ref] = Hook(
+                namespace=found.namespace,
+                name=found.name,
+                image=spec.image,
+                playbook=decode_playbook(spec.playbook),
+                service_account=spec.serviceAccount or "",
+                deadline=spec.deadline or 0,
+            )
+    return out
+
+
+def _plan_yml(desired: Desired, d: PlanDecision) -> str:
+    """The plan's ``plan.yml``, as Forklift gives it to hooks ("" without hooks)."""
+    plan = desired.get("Plan", d.namespace, d.name)
+    if plan is None or not any(vm.hooks for vm in d.vms):
+        return ""
+    return dump(plan_document(plan.spec))
 
 
 def _provider_key(rec: VmProgress) -> Key | None:

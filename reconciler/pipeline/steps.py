@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from reconciler.hooks.model import Hook
 from reconciler.pipeline.phases import (
     COMPLETED,
     FAILED,
@@ -65,6 +66,9 @@ class RunContext:
     precopy_interval: float = 3600.0
     cutover: datetime | None = None
     propose: Callable[[datetime], tuple[str, str]] | None = None
+    # hooks: the plan's Hooks by "namespace/name" and its plan.yml (reconciler.hooks.inputs)
+    hooks: dict[str, Hook] = field(default_factory=dict)
+    plan_yml: str = ""
 
 
 class Paused(Exception):

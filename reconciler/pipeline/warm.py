@@ -37,6 +37,7 @@ from reconciler.pipeline.cold import (
     ensure_source_off,
     ensure_source_stopped,
 )
+from reconciler.pipeline.hooks import ensure_hook_run
 from reconciler.pipeline.phases import COPYING_PAUSED, now
 from reconciler.pipeline.steps import (
     Handler,
@@ -74,8 +75,8 @@ def run_warm_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
     if rec.warm is None:
         rec.warm = {"precopies": []}
     handlers: dict[str, Handler] = {
-        "PreHook": not_built,
-        "PostHook": not_built,
+        "PreHook": ensure_hook_run,
+        "PostHook": ensure_hook_run,
         "ConvertGuest": not_built,
         "CreateInitialSnapshot": ensure_initial_snapshot,
         "AllocateDisks": ensure_disks_allocated,

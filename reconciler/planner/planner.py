@@ -127,7 +127,7 @@ def _decide_plan(
     taken = set(observed.target_vm_names.get(spec.targetNamespace, set()))
     ours = {v.target_name for v in pp.vms if v.target_name}
     taken -= ours
-    not_found, dup, unmapped_net, unmapped_sto, renamed, hooks = [], [], [], [], [], []
+    not_found, dup, unmapped_net, unmapped_sto, renamed = [], [], [], [], []
     critical, warned = [], []
     no_cbt: list[str] = []
     rule_concerns = observed.concerns.get(src_key, {})
@@ -180,8 +180,6 @@ def _decide_plan(
         if target != vm.name:
             why = "" if dns1123_name(vm.name) != vm.name else " (name already taken)"
             renamed.append(f"{vm.name} -> {target}{why}")
-        if entry.hooks:
-            hooks.append(vm.name)
         d.vms.append(_vm_plan(plan, vm, target, nics, disks_, entry))
     for ctype, items, msg in (
         (
@@ -262,17 +260,6 @@ def _decide_plan(
                 + ". mtv-gitops does not re-create a completed migration (its disks may be "
                 "gone or in use); to migrate such a VM again, put it in a new Plan",
                 items=tuple(missing),
-            )
-        )
-    if hooks:
-        d.conditions.append(
-            Condition(
-                "HooksNotRun",
-                "True",
-                "Warning",
-                "hooks are not run by mtv-gitops yet: the PreHook and PostHook steps of "
-                + ", ".join(hooks)
-                + " will be shown as skipped",
             )
         )
     _with_ready(d)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from reconciler.hooks.model import HookOutcome, HookRun
 from reconciler.progress.store import ProgressStore
 from reconciler.transfer.engine import CopyProgress, CopyResult
 from reconciler.transfer.extents import DiskReader, Extent
@@ -141,3 +142,9 @@ class Target(Protocol):
 
     def locate(self, namespace: str, name: str) -> dict[str, str]:
         """Where a VM's pieces are, for people (paths or API URLs)."""
+
+    def run_hook(self, run: HookRun) -> HookOutcome:
+        """Run a PreHook or PostHook with its inputs and wait for its end (its deadline ends
+        it sooner; ``run.halt`` stops following it). A run this Migration already started for
+        the VM and step (a killed pass's) is followed, not started twice, where the target
+        keeps it (a Job); a failed hook is an outcome, not an exception."""

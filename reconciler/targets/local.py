@@ -11,11 +11,15 @@ import errno
 import os
 import shutil
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 
+from reconciler.hooks.local import run_local
+from reconciler.hooks.model import HookOutcome, HookRun
 from reconciler.manifests.emit import dump_yaml
 from reconciler.targets.base import CopyOutcome, CopyRequest, DiskClaim, TargetError
 from reconciler.targets.schema import check_manifest
@@ -45,8 +49,9 @@ def _dump(path: Path, manifest: dict[str, Any]) -> None:
 class LocalTarget:
     """A cluster on disk; see the module docstring for the layout."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, clock: Callable[[], float] = time.monotonic) -> None:
         self.root = root.resolve()
+        self.clock = clock  # what hooks' deadlines are counted on
 
     def describe(self) -> str:
         return f"local folder {self.root}"
@@ -173,3 +178,8 @@ class LocalTarget:
             "pvcs": str(ns / "pvcs"),
             "disks": str(ns / "disks"),
         }
+
+    def run_hook(self, run: HookRun) -> HookOutcome:
+        """On this machine (:mod:`reconciler.hooks.local`): nothing outlives the process that
+        ran it, so a killed pass's hook runs again."""
+        return run_local(run, self.clock)

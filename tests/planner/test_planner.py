@@ -403,7 +403,7 @@ def test_ova_default_storage_maps_every_disk(tmp_path: Path) -> None:
     )
 
 
-def test_hooks_are_listed_as_not_run(tmp_path: Path) -> None:
+def test_a_vms_hooks_are_planned_and_no_longer_warned_of(tmp_path: Path) -> None:
     vms = "    - id: vm-1\n      hooks:\n        - {hook: {name: pre}, step: PreHook}\n"
     basic_repo(tmp_path, vms=vms)
     write(
@@ -413,7 +413,7 @@ def test_hooks_are_listed_as_not_run(tmp_path: Path) -> None:
     )
     d = run(tmp_path, inventory(vm("vm-1", "a")))
     assert d.ready
-    assert conds(d)["HooksNotRun"][0] == "Warning"
+    assert "HooksNotRun" not in conds(d)  # hooks run now (issue 18)
     assert d.vms[0].hooks == (("PreHook", "openshift-mtv/pre"),)
 
 
