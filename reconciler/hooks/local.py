@@ -12,6 +12,7 @@ is killed at the Hook's deadline or on shutdown, children included.
 from __future__ import annotations
 
 import collections
+import importlib.util
 import os
 import shutil
 import signal
@@ -31,13 +32,13 @@ KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL of a hook's process grou
 POLL = 0.2  # how soon a shutdown is noticed while a hook runs
 
 
-def ansible_playbook() -> str | None:
-    """``ansible-playbook`` beside this Python (a virtualenv need not be activated), else on
-    PATH."""
-    beside = Path(sys.executable).parent / "ansible-playbook"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    return shutil.which("ansible-playbook")
+def ansible_playbook() -> list[str] | None:
+    """How to run ``ansible-playbook``: with this Python when ansible-core is installed beside
+    this program (no virtualenv needs activating), else the one on PATH."""
+    if importlib.util.find_spec("ansible") is not None:
+        return [sys.executable, "-m", "ansible", "playbook"]
+    found = shutil.which("ansible-playbook")
+    return [found] if found else None
 
 
 def container_runtime() -> str | None:
@@ -55,8 +56,13 @@ def write_inputs(run: HookRun, folder: Path, mount: str | None = None) -> None:
     (folder / "workload.yml").write_text(run.workload_yml)
 
 
-def run_local(run: HookRun, clock: Callable[[], float] = time.monotonic) -> HookOutcome:
-    """Run the hook here and wait for it (its deadline, or a shutdown, ends it sooner)."""
+def run_local(
+    run: HookRun,
+    clock: Callable[[], float] = time.monotonic,
+    env: dict[str, str] | None = None,
+) -> HookOutcome:
+    """Run the hook here and wait for it (its deadline, or a shutdown, ends it sooner);
+    ``env`` is added to a playbook's environment."""
     hook = run.hook
     with tempfile.TemporaryDirectory(prefix="mtv-gitops-hook-") as tmp:
         folder = Path(tmp)
@@ -70,7 +76,7 @@ def run_local(run: HookRun, clock: Callable[[], float] = time.monotonic) -> Hook
                     "install does), then push a new Migration",
                 )
             write_inputs(run, folder, mount=str(folder))
-            argv = [program, str(folder / "playbook.yml")]
+            argv = [*program, str(folder / "playbook.yml")]
             how = "ansible-playbook"
         else:
             runtime = container_runtime()
@@ -88,11 +94,11 @@ def run_local(run: HookRun, clock: Callable[[], float] = time.monotonic) -> Hook
             if hook.playbook:
                 argv += [*RUNNER_COMMAND, f"{MOUNT}/playbook.yml"]
             how = f"{name} run {hook.image}"
-        return _follow(argv, folder, how, run, clock)
+        return _follow(argv, folder, how, run, clock, env or {})
 
 
-def _env(folder: Path) -> dict[str, str]:
-    env = dict(os.environ)
+def _env(folder: Path, extra: dict[str, str]) -> dict[str, str]:
+    env = {**os.environ, **extra}
     env.update(
         {
             "ANSIBLE_NOCOLOR": "1",
@@ -109,14 +115,19 @@ def _env(folder: Path) -> dict[str, str]:
 
 
 def _follow(
-    argv: list[str], folder: Path, how: str, run: HookRun, clock: Callable[[], float]
+    argv: list[str],
+    folder: Path,
+    how: str,
+    run: HookRun,
+    clock: Callable[[], float],
+    extra: dict[str, str],
 ) -> HookOutcome:
     lines: collections.deque[str] = collections.deque(maxlen=200)
     try:
         proc = subprocess.Popen(
             argv,
             cwd=folder,
-            env=_env(folder),
+            env=_env(folder, extra),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -181,5 +181,6 @@ class LocalTarget:
 
     def run_hook(self, run: HookRun) -> HookOutcome:
         """On this machine (:mod:`reconciler.hooks.local`): nothing outlives the process that
-        ran it, so a killed pass's hook runs again."""
-        return run_local(run, self.clock)
+        ran it, so a killed pass's hook runs again.  ``MTV_GITOPS_LOCAL_CLUSTER`` tells a
+        playbook the folder that plays the cluster."""
+        return run_local(run, self.clock, {"MTV_GITOPS_LOCAL_CLUSTER": str(self.root)})
