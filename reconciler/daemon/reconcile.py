@@ -21,6 +21,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from reconciler.daemon.lifecycle import (
+    CLEANED_KEY,
+    PLACE_KEY,
+    clean_up_plan,
+    place_of,
+    remember_place,
+)
 from reconciler.daemon.observe import Key, Sources, source_ref
 from reconciler.daemon.sense import sense
 from reconciler.daemon.state_dir import CHECKOUT_DIR, remember_cluster
@@ -259,6 +266,7 @@ class Reconciler:
         failed = 0
         try:
             writer.start()
+            view.deleted_plans = self._clean_up_deleted_plans(desired)
             for d in decisions:
                 failed += self._execute(d, seen.connections, config, view)
         finally:
@@ -273,7 +281,7 @@ class Reconciler:
             work_left,
             failed,
             writer.commits,
-            self._problems(desired, decisions),
+            self._problems(desired, decisions) + sorted(view.deleted_plans.values()),
             wake_at,
         )
         idle = not (work_left or wake_at is not None or result.errors or result.problems)
@@ -332,7 +340,84 @@ class Reconciler:
 
     def _deleted_plans_warm_vms(self, desired: Desired) -> list[VmProgress]:
         plans = {f"{ns}/{name}" for ns, name in desired.of("Plan")}
-        return [v for v in self.store.unfinished_warm() if v.plan not in plans]
+        refused = self._deletion_refused(desired)
+        return [
+            v for v in self.store.unfinished_warm() if v.plan not in plans and v.plan not in refused
+        ]
+
+    def _deletion_refused(self, desired: Desired) -> dict[str, str]:
+        """Deleted plans whose Migration still runs (its record open, its file still in the
+        repo): nothing of theirs is removed until the run is canceled; why, per plan key."""
+        plans = {f"{ns}/{name}" for ns, name in desired.of("Plan")}
+        out: dict[str, str] = {}
+        for key in sorted(self.store.plans() - plans):
+            running = [m for m in self.store.migrations(key) if m.started and not m.completed]
+            files = {
+                m.name
+                for m in desired.of("Migration").values()
+                if resolve(m.spec.plan, m) == _split(key)
+            }
+            for mig in running:
+                if mig.migration in files:
+                    out[key] = (
+                        f"Plan {key} was deleted while its Migration {mig.migration} runs: "
+                        "nothing of it is removed until the run is canceled (delete the "
+                        "Migration's file too) or the Plan is restored"
+                    )
+        return out
+
+    def _clean_up_deleted_plans(self, desired: Desired) -> dict[str, str]:
+        """Remove what deleted plans left (see :mod:`reconciler.daemon.lifecycle`), then
+        forget them; returns the deletions refused or not finished, per plan key, for
+        ``status/repo.yaml``."""
+        refused = self._deletion_refused(desired)
+        plans = {f"{ns}/{name}" for ns, name in desired.of("Plan")}
+        for key in sorted(self.store.plans() - plans - set(refused)):
+            place = place_of(self.store, key)
+            target = self._place_target(place)
+            if target is None:
+                refused[key] = (
+                    f"Plan {key} was deleted; its destination Provider "
+                    f"{place.get('destination') or '?'} is gone too, so what it left there "
+                    "is not removed"
+                )
+                continue
+            done = clean_up_plan(
+                self.store, target, key, place.get("namespace", ""), None, "the Plan was deleted"
+            )
+            if done.problems:
+                refused[key] = f"Plan {key} was deleted; cleanup: " + "; ".join(done.problems)
+                continue
+            self.store.forget_plan(key)
+            self.store.set(PLACE_KEY + key, "")
+            self.store.set(CLEANED_KEY + key, "")
+        return refused
+
+    def _place_target(self, place: dict[str, str]) -> Target | None:
+        dest = place.get("destination", "")
+        if dest == "local" or not dest:
+            return self.local
+        found = self._plan_targets.get(_split(dest))
+        return found if found is not None and not isinstance(found, str) else None
+
+    def _archive(self, d: PlanDecision, connections) -> None:
+        """An archived plan's temporaries go, once; its migrated VMs and history stay."""
+        if self.store.get(CLEANED_KEY + d.key):
+            return
+        try:
+            target = self._target_of(d)
+        except TargetError as exc:
+            log.warning("archived plan %s not cleaned up: %s", d.key, exc)
+            return
+        namespace = d.vms[0].namespace if d.vms else place_of(self.store, d.key).get("namespace")
+        source = connections.get(d.source)
+        done = clean_up_plan(
+            self.store, target, d.key, namespace or "", source, "the Plan was archived"
+        )
+        if done.problems:
+            log.warning("archived plan %s: cleanup: %s", d.key, "; ".join(done.problems))
+            return
+        self.store.set(CLEANED_KEY + d.key, now())
 
     def _abandon(self, orphans: list[VmProgress], connections) -> None:
         """Warm VMs whose Plan was deleted: remove the snapshots this tool left on them and
@@ -408,8 +493,15 @@ class Reconciler:
 
     def _execute(self, d: PlanDecision, connections, config: RepoConfig, view) -> int:
         """Run the decided Migration of one plan; returns how many VMs failed."""
+        if d.archived:
+            self._archive(d, connections)
+            return 0
         if not d.migration:
             return 0
+        if d.vms:
+            local = self._plan_targets.get(d.destination, self.local) is self.local
+            destination = "local" if local else "/".join(d.destination)
+            remember_place(self.store, d.key, d.vms[0].namespace, destination)
         rec = self.store.get_migration(d.key, d.migration) or MigrationRecord(
             d.key, d.migration, started=now()
         )
@@ -717,6 +809,7 @@ class _StatusView:
         self.states = states
         self.rules: dict = {}
         self.file_revisions: dict[str, str] = {}
+        self.deleted_plans: dict[str, str] = {}  # plan key -> why what it left stays
 
     def snapshot(self) -> Snapshot:
         keys = [d.key for d in self.decisions]
@@ -732,4 +825,5 @@ class _StatusView:
             self.rules,
             self.rec.waiting(),
             self.file_revisions,
+            self.deleted_plans,
         )

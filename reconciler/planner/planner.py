@@ -264,6 +264,16 @@ def _decide_plan(
         )
     _with_ready(d)
     _choose_migration(d, plan, desired, pp)
+    if d.archived:
+        d.conditions.append(
+            Condition(
+                "Archived",
+                "True",
+                "Advisory",
+                "The migration plan is archived: read-only, its temporary objects removed; "
+                "migrated VMs stay.",
+            )
+        )
     return d
 
 
@@ -412,6 +422,12 @@ def _label_value(value: str) -> str:
     return clean.strip("-_.") or "vm"
 
 
+REFUSED_ARCHIVED = (
+    "refused: Plan {plan} is archived (spec.archived: true) and read-only; to migrate its VMs "
+    "again, duplicate it (mtv-gitops plan duplicate REPO {plan} --name NEW) and run the copy"
+)
+
+
 def _choose_migration(d: PlanDecision, plan: Manifest, desired: Desired, pp: PlanProgress) -> None:
     """One Migration per Plan at a time; a new one re-runs only what has not succeeded."""
     migs = {
@@ -422,10 +438,13 @@ def _choose_migration(d: PlanDecision, plan: Manifest, desired: Desired, pp: Pla
     records = {r.migration: r for r in pp.migrations}
     running = [r for r in pp.migrations if r.started and not r.completed]
     candidates = [r.migration for r in running] + sorted(n for n in migs if n not in records)
+    if plan.spec.archived:
+        d.archived = True
+        for name in candidates:
+            if name in migs:
+                d.refused_migrations[name] = REFUSED_ARCHIVED.format(plan=plan.name)
+        return
     for name in candidates:
-        if plan.spec.archived and name in migs:
-            d.skipped_migrations[name] = "the plan is archived"
-            continue
         if name not in migs:
             # the Migration was deleted while running: cancel what it still had
             d.migration = name

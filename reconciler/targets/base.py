@@ -135,6 +135,11 @@ class Target(Protocol):
     def cleanup(self, namespace: str, labels: dict[str, str]) -> int:
         """Remove everything in the namespace that carries all ``labels``; returns how many."""
 
+    def cleanup_temporaries(self, namespace: str, labels: dict[str, str]) -> int:
+        """Remove what copies and hooks left beside a VM that carries all ``labels`` (Jobs,
+        their Secrets and ConfigMaps, checkpoint PVCs), never its disks or VirtualMachine;
+        returns how many."""
+
     def ensure_vm(self, manifest: dict[str, Any]) -> None:
         """Create or update the VirtualMachine."""
 

@@ -160,6 +160,11 @@ class LocalTarget:
                     removed += 1
         return removed
 
+    def cleanup_temporaries(self, namespace: str, labels: dict[str, str]) -> int:
+        """Nothing temporary lives here: copies run in this process, hooks in temporary
+        folders removed when they end, checkpoints in the reconciler's store."""
+        return 0
+
     def ensure_vm(self, manifest: dict[str, Any]) -> None:
         check_manifest(manifest)
         meta = manifest["metadata"]

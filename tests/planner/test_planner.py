@@ -363,12 +363,11 @@ def test_archived_plan_runs_nothing(tmp_path: Path) -> None:
     basic_repo(tmp_path, plan_extra="  archived: true\n")
     migration(tmp_path, "m1")
     d = run(tmp_path, inventory(vm("vm-1", "a")))
-    assert d.ready
-    assert (d.migration, d.run_vms, d.skipped_migrations) == (
-        "",
-        [],
-        {"m1": "the plan is archived"},
-    )
+    assert d.ready and d.archived
+    assert (d.migration, d.run_vms, d.skipped_migrations) == ("", [], {})
+    assert d.refused_migrations["m1"].startswith("refused: Plan plan is archived")
+    assert "mtv-gitops plan duplicate" in d.refused_migrations["m1"]
+    assert conds(d)["Archived"][0] == "Advisory"
 
 
 def test_migration_of_another_plan_is_not_considered(tmp_path: Path) -> None:

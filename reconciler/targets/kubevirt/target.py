@@ -13,6 +13,7 @@ from kubernetes import client as k8s
 from reconciler.secrets.resolver import SecretError
 from reconciler.targets.base import CopyOutcome, CopyRequest, DiskClaim, TargetError
 from reconciler.targets.kubevirt.api import (
+    CONFIGMAP_PATH,
     JOB_PATH,
     NS_PATH,
     PVC_PATH,
@@ -184,7 +185,29 @@ class KubevirtTarget:
                 elif template == PVC_PATH:
                     removed += self.api.delete(f"{secrets}/{short_name(f'{name}-xfer')}")
                 removed += self.api.delete(f"{path}/{name}")
-        return removed
+        return removed + self._delete_all(CONFIGMAP_PATH.format(ns=namespace), labels)
+
+    def cleanup_temporaries(self, namespace: str, labels: dict[str, str]) -> int:
+        """Delete what copies and hooks left for the VM that carries ``labels``: Jobs with
+        their Secrets, hook ConfigMaps, checkpoint PVCs; never its disks or VirtualMachine."""
+        if not labels:
+            return 0
+        removed = 0
+        secrets = SECRET_PATH.format(ns=namespace)
+        jobs = JOB_PATH.format(ns=namespace)
+        for job in self.api.list(jobs, labels):
+            name = job["metadata"]["name"]
+            removed += self.api.delete(f"{secrets}/{name}")
+            removed += self.api.delete(f"{jobs}/{name}")
+        pvcs = PVC_PATH.format(ns=namespace)
+        for pvc in self.api.list(pvcs, {**labels, "app.kubernetes.io/component": "transfer"}):
+            removed += self.api.delete(f"{pvcs}/{pvc['metadata']['name']}")
+        return removed + self._delete_all(CONFIGMAP_PATH.format(ns=namespace), labels)
+
+    def _delete_all(self, path: str, labels: dict[str, str]) -> int:
+        return sum(
+            self.api.delete(f"{path}/{o['metadata']['name']}") for o in self.api.list(path, labels)
+        )
 
     # -- the transfer Job ----------------------------------------------------------------------
 
