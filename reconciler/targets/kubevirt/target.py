@@ -10,6 +10,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 
+from reconciler.hooks.model import HookOutcome, HookRun
 from reconciler.secrets.resolver import SecretError
 from reconciler.targets.base import CopyOutcome, CopyRequest, DiskClaim, TargetError
 from reconciler.targets.kubevirt.api import (
@@ -26,6 +27,7 @@ from reconciler.targets.kubevirt.api import (
     in_cluster_client,
     terminating,
 )
+from reconciler.targets.kubevirt.hook_job import HookJobs
 from reconciler.targets.kubevirt.transfer_job import (
     JobSettings,
     TransferJobs,
@@ -50,6 +52,7 @@ class KubevirtTarget:
         self.api = KubeApi(api_client, self.host, who)
         self.settings = settings or JobSettings()
         self.jobs = TransferJobs(self.api, self.settings)
+        self.hooks = HookJobs(self.api, self.settings.poll_seconds)
 
     @classmethod
     def from_url(
@@ -232,3 +235,10 @@ class KubevirtTarget:
                 "needs the change id the changed areas are counted from, and the request has none"
             )
         return self.jobs.copy(request)
+
+    # -- hooks ---------------------------------------------------------------------------------
+
+    def run_hook(self, run: HookRun) -> HookOutcome:
+        """A Job in the plan's target namespace (``hook_job``), made there first if need be."""
+        self.ensure_namespace(run.namespace, {"app.kubernetes.io/managed-by": "mtv-gitops"})
+        return self.hooks.run(run)
