@@ -179,3 +179,55 @@ def test_deleting_a_plan_while_its_migration_runs_is_refused_until_it_is_cancele
         release.touch()  # the killed pass's hook ends by itself
         if proc.poll() is None:
             proc.kill()
+
+
+OK = "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - meta: noop\n"
+
+
+def test_a_new_migration_reruns_only_the_failed_and_canceled_vms(workspace_factory):
+    ws = workspace_factory([small_vm("vm-a", 1), small_vm("vm-b", 2), small_vm("vm-c", 3)])
+    migration = migration_yaml("demo-plan-1", "demo-plan") + "  cancel:\n    - name: vm-c\n"
+    ws.user_commit(
+        {
+            "plans/demo-plan.yaml": with_prehook(
+                plan_yaml("demo-plan", ["vm-a", "vm-b", "vm-c"]), "vm-b", "gate"
+            ),
+            "hooks/gate.yaml": hook_yaml("gate", FAIL),
+            "migrations/demo-plan-1.yaml": migration,
+        },
+        "vm-b's PreHook fails, vm-c is canceled",
+    )
+    ws.reconcile("--once")
+    vms = {v["name"]: v for v in ws.status("plan", "demo-plan")["status"]["migration"]["vms"]}
+    assert {n: v["phase"] for n, v in vms.items()} == {
+        "vm-a": "Completed",
+        "vm-b": "Failed",
+        "vm-c": "Canceled",
+    }
+    image = ws.cluster / NS / "disks" / "vm-a-disk-0.img"
+    manifest = ws.cluster / NS / "virtualmachines" / "vm-a.yaml"
+    before = (image.stat().st_mtime_ns, manifest.stat().st_mtime_ns)
+
+    ws.user_commit(
+        {
+            "hooks/gate.yaml": hook_yaml("gate", OK),
+            "migrations/demo-plan-2.yaml": migration_yaml("demo-plan-2", "demo-plan"),
+        },
+        "the gate opens; run the plan again",
+    )
+    proc = ws.reconcile("--once")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    mig = ws.status("migration", "demo-plan-2")["status"]
+    assert [(c["type"], c["message"]) for c in mig["conditions"]] == [
+        ("Succeeded", "2 VM(s) migrated.")
+    ]
+    vms = {v["name"]: v for v in ws.status("plan", "demo-plan")["status"]["migration"]["vms"]}
+    assert {n: v["phase"] for n, v in vms.items()} == dict.fromkeys(vms, "Completed")
+    steps = {s["name"]: s for s in vms["vm-b"]["pipeline"]}
+    assert steps["PreHook"]["hook"]["result"] == "Succeeded"  # run again, by the new Migration
+    assert (image.stat().st_mtime_ns, manifest.stat().st_mtime_ns) == before  # vm-a untouched
+    assert sorted(p.stem for p in (ws.cluster / NS / "virtualmachines").glob("*.yaml")) == [
+        "vm-a",
+        "vm-b",
+        "vm-c",
+    ]
