@@ -74,6 +74,7 @@ def run_warm_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
     """Walk the warm steps this pass can do; the VM may end the pass in ``CopyingPaused``."""
     if rec.warm is None:
         rec.warm = {"precopies": []}
+    _say_if_too_late(ctx, rec)
     handlers: dict[str, Handler] = {
         "PreHook": ensure_hook_run,
         "PostHook": ensure_hook_run,
@@ -160,6 +161,18 @@ def ensure_initial_copy(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict
         w["nextPrecopyAt"] = _stamp(time.time() + ctx.precopy_interval)
     ctx.store.put_vm(rec)
     return f"{message}; round 0 (full copy) at snapshot {w['snapshotId']}"
+
+
+def _say_if_too_late(ctx: RunContext, rec: VmProgress) -> None:
+    """A cutover under way goes on whatever the Migration says now; when ``spec.cutover``
+    was removed or changed after it started, the VM's status says it is too late."""
+    w = _state(rec)
+    if not (w.get("cutover") or {}).get("started") or rec.finished:
+        return
+    decision = decide_cutover(ctx.cutover, datetime.now(UTC), True, _record(w))
+    if decision.action == CutoverAction.TOO_LATE and w.get("cutoverMessage") != decision.message:
+        w["cutoverMessage"] = decision.message
+        ctx.store.put_vm(rec)
 
 
 def _record(w: dict[str, Any]) -> CutoverRecord:
