@@ -77,3 +77,15 @@ def test_the_playbook_is_base64_and_the_runner_image_is_known_by_name() -> None:
     assert Hook("ns", "h").runner_image
     assert Hook("ns", "h", image="quay.io/konveyor/hook-runner:nmcli").runner_image
     assert not Hook("ns", "h", image="registry.example.com/tools/dnf-hook:1").runner_image
+
+
+def test_a_playbook_that_is_not_base64_is_a_manifest_error(tmp_path: Path) -> None:
+    (tmp_path / "hook.yaml").write_text(
+        "apiVersion: forklift.konveyor.io/v1beta1\nkind: Hook\n"
+        "metadata: {name: raw, namespace: openshift-mtv}\n"
+        "spec:\n  playbook: '- hosts: localhost'\n  deadline: 60\n"
+    )
+    desired = load_repo(tmp_path, RepoConfig())
+    (error,) = desired.errors
+    assert error.location.file == "hook.yaml"
+    assert "base64 -w0 playbook.yml" in error.message
