@@ -10,14 +10,20 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
+from plugins.ova.factory import build_ova
 from reconciler.daemon.lifecycle import clean_up_plan
 from reconciler.hooks.model import Hook, HookRun
+from reconciler.pipeline.cold import run_vm
+from reconciler.pipeline.steps import RunContext, start_record
+from reconciler.planner.model import DiskPlan, VmPlan
+from reconciler.plugin_manager import connect
 from reconciler.progress.store import ProgressStore, VmProgress
 from reconciler.targets.kubevirt.hook_job import hook_job_name
 from reconciler.targets.kubevirt.target import KubevirtTarget
 from reconciler.targets.kubevirt.transfer_job import JobSettings
 from tests.support.cluster import TOKEN, Cluster
 from tests.support.hooks import HookKubelet
+from tests.support.workspace import small_vm
 
 NS = "web"
 JOBS = f"/apis/batch/v1/namespaces/{NS}/jobs"
@@ -171,3 +177,52 @@ def test_the_plans_cleanup_removes_hook_and_transfer_leftovers_but_not_migrated_
     assert cluster.names(pvcs) == ["vm-1-disk-0"]
     assert cluster.names(vms) == ["vm-1"]
     store.close()
+
+
+def test_a_failed_prehook_job_fails_the_vm_before_any_disk_is_made(
+    target, cluster, hook_kubelet, tmp_path
+) -> None:
+    build_ova(tmp_path / "web-01.ova", **small_vm("web-01", 4, data_mib=1, capacity_mib=16))
+    conn = connect("ova", str(tmp_path), {}, {})
+    (inv,) = conn.inventory().vms
+    store = ProgressStore(tmp_path / "progress.db")
+    hook = Hook("openshift-mtv", "pre", playbook=_playbook("fail: {msg: 'not in the window'}"))
+    ctx = RunContext(
+        store=store,
+        source=conn,
+        target=target,
+        plan_key="openshift-mtv/plan2j",
+        migration="plan2j-1",
+        hooks={"openshift-mtv/pre": hook},
+        plan_yml=PLAN_YML,
+    )
+    vm = VmPlan(
+        vm_id=inv.id,
+        source_name="web-01",
+        target_name="web-01",
+        namespace=NS,
+        cpus=1,
+        cores_per_socket=1,
+        memory_mb=1024,
+        firmware="bios",
+        power_state="Off",
+        guest_os="",
+        disks=(DiskPlan(inv.disks[0].key, 16 * 1024 * 1024, "web-01-disk-0", "", "", ""),),
+        nics=(),
+        labels={"plan": "plan2j", "vmID": "web-01"},
+        hooks=(("PreHook", "openshift-mtv/pre"),),
+    )
+    try:
+        rec = run_vm(ctx, vm, start_record(ctx, vm, None))
+    finally:
+        conn.close()
+        store.close()
+    assert rec.result == "Failed" and rec.error["phase"] == "PreHook"
+    (reason,) = rec.error["reasons"]
+    assert reason.startswith("PreHook openshift-mtv/pre failed (Job web/plan2j-")
+    step = rec.steps[0]
+    assert any("not in the window" in line for line in step["hook"]["log"])
+    assert all(s["phase"] == "Pending" for s in rec.steps[1:])
+    assert cluster.names(f"/api/v1/namespaces/{NS}/persistentvolumeclaims") == []
+    job = cluster.list(JOBS)[0]
+    assert job["metadata"]["labels"]["migration"] == "plan2j-1"
