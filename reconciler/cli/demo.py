@@ -154,6 +154,7 @@ def _report(workspace: Path, source: DemoSource, rec: Reconciler, result, verify
         colour = "green" if v.result == "Succeeded" else "red"
         table.add_row(name, v.target_name, f"[{colour}]{v.result or v.phase}[/]", "\n".join(checks))
     console.print(table)
+    ok &= _report_hooks(records.values(), workspace / "cluster" / source.target_namespace)
     ns = workspace / "cluster" / source.target_namespace
     console.print(f"VirtualMachine manifests: {ns / 'virtualmachines'}")
     console.print(f"PVC manifests:            {ns / 'pvcs'}")
@@ -168,4 +169,36 @@ def _report(workspace: Path, source: DemoSource, rec: Reconciler, result, verify
     console.print(clone.git.log("--oneline", "--", "status/"))
     if not ok:
         err_console.print("[red]demo failed:[/] see the table above and `mtv-gitops status`")
+    return ok
+
+
+def _report_hooks(records, namespace: Path) -> bool:
+    """The hooks that ran (each VM's PreHook and PostHook steps, the last lines of their
+    logs) and the notes the example's playbooks wrote; False when one failed."""
+    ran = [(v, s) for v in records for s in v.steps if s.get("hook")]
+    if not ran:
+        return True
+    table = Table(title="Hooks", title_justify="left")
+    for col in ("VM", "Step", "Hook", "Result", "Recap"):
+        table.add_column(col)
+    ok = True
+    for v, step in ran:
+        hook = step["hook"]
+        result = hook.get("result", step["phase"])
+        ok &= result == "Succeeded"
+        colour = "green" if result == "Succeeded" else "red"
+        last = next((line for line in reversed(hook.get("log", [])) if "ok=" in line), "")
+        recap = " ".join(w for w in last.split() if w.split("=")[0] in ("ok", "changed", "failed"))
+        table.add_row(
+            v.vm_name,
+            step["name"],
+            str(hook.get("name", "")),
+            f"[{colour}]{result}[/]",
+            escape(recap or hook.get("message", "")),
+        )
+    console.print(table)
+    notes = namespace / "hook-notes.txt"
+    if notes.exists():
+        console.print(f"$ cat {notes}   (written by the hooks' playbooks)")
+        console.print(escape(notes.read_text().rstrip()))
     return ok

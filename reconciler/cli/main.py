@@ -46,7 +46,16 @@ secrets_opt = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Cli(click.Group):
+    """``plan REPO`` is the dry run; ``plan duplicate REPO PLAN`` its one subcommand."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        if len(args) > 1 and args[0] == "plan" and args[1] == "duplicate":
+            return "plan duplicate", plan_duplicate, args[2:]
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mtv-gitops")
 @click.option(
     "--log-format",
@@ -116,7 +125,8 @@ def lint(repo: str, secrets: Path | None) -> None:
 def plan(repo: str, state_dir: Path | None, cluster: Path | None, secrets: Path | None) -> None:
     """Dry run: what reconciling the working tree REPO would create, copy and power off.
 
-    Reads the providers' inventory; changes nothing anywhere.
+    Reads the providers' inventory; changes nothing anywhere.  `mtv-gitops plan duplicate
+    REPO PLAN --name NEW` copies a Plan (see `mtv-gitops plan duplicate --help`).
     """
     from reconciler.daemon.dry_run import dry_run
     from reconciler.secrets.resolver import SecretResolver
@@ -127,6 +137,42 @@ def plan(repo: str, state_dir: Path | None, cluster: Path | None, secrets: Path 
     for line in report.lines:
         console.print(line, markup=False)
     sys.exit(EXIT_PROBLEMS if report.problems else 0)
+
+
+@click.command("duplicate")
+@repo_arg
+@click.argument("plan_ref", metavar="PLAN")
+@click.option("--name", required=True, help="The new Plan's name.")
+@click.option("--namespace", default=None, help="The new Plan's namespace. Default: PLAN's.")
+@click.option(
+    "--target-namespace", default=None, help="Where the new Plan puts the VMs. Default: PLAN's."
+)
+def plan_duplicate(
+    repo: str, plan_ref: str, name: str, namespace: str | None, target_namespace: str | None
+) -> None:
+    """Write a copy of PLAN ([NS/]NAME) beside it: the same VMs, maps and hooks, comments
+    kept, not archived.  For moving VMs to another namespace or editing an archived plan.
+
+    Prints the git commands that commit it; nothing is committed or pushed.
+    """
+    from reconciler.manifests.config import load_config
+    from reconciler.manifests.duplicate import DuplicateError, duplicate_plan
+
+    root = _local_tree(repo)
+    try:
+        made = duplicate_plan(
+            root, plan_ref, name, namespace, target_namespace, load_config(root)[0]
+        )
+    except DuplicateError as exc:
+        err_console.print(f"cannot duplicate: {exc}", markup=False, style="red")
+        sys.exit(EXIT_PROBLEMS)
+    rel = made.path.relative_to(root.resolve()) if made.path.is_absolute() else made.path
+    console.print(f"wrote Plan {made.namespace}/{made.name} to {made.path}", markup=False)
+    console.print("commit and push it:", markup=False)
+    console.print(f"  git -C {root} add {rel}", markup=False)
+    msg = f"Plan {made.namespace}/{made.name}: duplicate of {plan_ref}"
+    console.print(f"  git -C {root} commit -m '{msg}'", markup=False)
+    console.print(f"  git -C {root} push", markup=False)
 
 
 wait_opt = click.option(

@@ -22,6 +22,13 @@ from datetime import datetime
 from pathlib import Path
 
 from reconciler.daemon.gather import known_secrets
+from reconciler.daemon.lifecycle import (
+    CLEANED_KEY,
+    PLACE_KEY,
+    clean_up_plan,
+    place_of,
+    remember_place,
+)
 from reconciler.daemon.logs import EventLog
 from reconciler.daemon.metrics import plan_uid
 from reconciler.daemon.observe import Key, Sources, source_ref
@@ -30,6 +37,8 @@ from reconciler.daemon.sense import sense
 from reconciler.daemon.state_dir import CHECKOUT_DIR, remember_cluster
 from reconciler.gitops.checkout import GitCheckout
 from reconciler.gitops.cutover import propose_cutover
+from reconciler.hooks.inputs import dump, plan_document
+from reconciler.hooks.model import Hook, decode_playbook
 from reconciler.inventory.store import InventoryStore
 from reconciler.manifests.config import RepoConfig
 from reconciler.manifests.loader import Desired, load_repo
@@ -272,6 +281,7 @@ class Reconciler:
         failed = 0
         try:
             writer.start()
+            view.deleted_plans = self._clean_up_deleted_plans(desired)
             for d in decisions:
                 failed += self._execute(d, seen.connections, config, view)
         finally:
@@ -286,7 +296,7 @@ class Reconciler:
             work_left,
             failed,
             writer.commits,
-            self._problems(desired, decisions),
+            self._problems(desired, decisions) + sorted(view.deleted_plans.values()),
             wake_at,
         )
         idle = not (work_left or wake_at is not None or result.errors or result.problems)
@@ -389,7 +399,84 @@ class Reconciler:
 
     def _deleted_plans_warm_vms(self, desired: Desired) -> list[VmProgress]:
         plans = {f"{ns}/{name}" for ns, name in desired.of("Plan")}
-        return [v for v in self.store.unfinished_warm() if v.plan not in plans]
+        refused = self._deletion_refused(desired)
+        return [
+            v for v in self.store.unfinished_warm() if v.plan not in plans and v.plan not in refused
+        ]
+
+    def _deletion_refused(self, desired: Desired) -> dict[str, str]:
+        """Deleted plans whose Migration still runs (its record open, its file still in the
+        repo): nothing of theirs is removed until the run is canceled; why, per plan key."""
+        plans = {f"{ns}/{name}" for ns, name in desired.of("Plan")}
+        out: dict[str, str] = {}
+        for key in sorted(self.store.plans() - plans):
+            running = [m for m in self.store.migrations(key) if m.started and not m.completed]
+            files = {
+                m.name
+                for m in desired.of("Migration").values()
+                if resolve(m.spec.plan, m) == _split(key)
+            }
+            for mig in running:
+                if mig.migration in files:
+                    out[key] = (
+                        f"Plan {key} was deleted while its Migration {mig.migration} runs: "
+                        "nothing of it is removed until the run is canceled (delete the "
+                        "Migration's file too) or the Plan is restored"
+                    )
+        return out
+
+    def _clean_up_deleted_plans(self, desired: Desired) -> dict[str, str]:
+        """Remove what deleted plans left (see :mod:`reconciler.daemon.lifecycle`), then
+        forget them; returns the deletions refused or not finished, per plan key, for
+        ``status/repo.yaml``."""
+        refused = self._deletion_refused(desired)
+        plans = {f"{ns}/{name}" for ns, name in desired.of("Plan")}
+        for key in sorted(self.store.plans() - plans - set(refused)):
+            place = place_of(self.store, key)
+            target = self._place_target(place)
+            if target is None:
+                refused[key] = (
+                    f"Plan {key} was deleted; its destination Provider "
+                    f"{place.get('destination') or '?'} is gone too, so what it left there "
+                    "is not removed"
+                )
+                continue
+            done = clean_up_plan(
+                self.store, target, key, place.get("namespace", ""), None, "the Plan was deleted"
+            )
+            if done.problems:
+                refused[key] = f"Plan {key} was deleted; cleanup: " + "; ".join(done.problems)
+                continue
+            self.store.forget_plan(key)
+            self.store.set(PLACE_KEY + key, "")
+            self.store.set(CLEANED_KEY + key, "")
+        return refused
+
+    def _place_target(self, place: dict[str, str]) -> Target | None:
+        dest = place.get("destination", "")
+        if dest == "local" or not dest:
+            return self.local
+        found = self._plan_targets.get(_split(dest))
+        return found if found is not None and not isinstance(found, str) else None
+
+    def _archive(self, d: PlanDecision, connections) -> None:
+        """An archived plan's temporaries go, once; its migrated VMs and history stay."""
+        if self.store.get(CLEANED_KEY + d.key):
+            return
+        try:
+            target = self._target_of(d)
+        except TargetError as exc:
+            log.warning("archived plan %s not cleaned up: %s", d.key, exc)
+            return
+        namespace = d.vms[0].namespace if d.vms else place_of(self.store, d.key).get("namespace")
+        source = connections.get(d.source)
+        done = clean_up_plan(
+            self.store, target, d.key, namespace or "", source, "the Plan was archived"
+        )
+        if done.problems:
+            log.warning("archived plan %s: cleanup: %s", d.key, "; ".join(done.problems))
+            return
+        self.store.set(CLEANED_KEY + d.key, now())
 
     def _abandon(self, orphans: list[VmProgress], connections) -> None:
         """Warm VMs whose Plan was deleted: remove the snapshots this tool left on them and
@@ -465,6 +552,9 @@ class Reconciler:
 
     def _execute(self, d: PlanDecision, connections, config: RepoConfig, view) -> int:
         """Run the decided Migration of one plan; returns how many VMs failed."""
+        if d.archived:
+            self._archive(d, connections)
+            return 0
         if not d.migration:
             return 0
         self._running[d.key] = d.migration
@@ -474,6 +564,10 @@ class Reconciler:
             self._running.pop(d.key, None)
 
     def _execute_migration(self, d: PlanDecision, connections, config: RepoConfig, view) -> int:
+        if d.vms:
+            local = self._plan_targets.get(d.destination, self.local) is self.local
+            destination = "local" if local else "/".join(d.destination)
+            remember_place(self.store, d.key, d.vms[0].namespace, destination)
         rec = self.store.get_migration(d.key, d.migration) or MigrationRecord(
             d.key, d.migration, started=now()
         )
@@ -536,6 +630,8 @@ class Reconciler:
             cutover=d.cutover,
             propose=self._proposer(d) if d.warm else None,
             skip_conversion=d.skip_conversion,
+            hooks=_hooks(view.desired, d),
+            plan_yml=_plan_yml(view.desired, d),
         )
 
     def _cancel_waiting(
@@ -682,6 +778,32 @@ class Reconciler:
                 halt.set()
 
 
+def _hooks(desired: Desired, d: PlanDecision) -> dict[str, Hook]:
+    """The Hooks the plan's VMs name, by ``namespace/name``, their playbooks decoded."""
+    out: dict[str, Hook] = {}
+    for ref in {ref for vm in d.vms for _, ref in vm.hooks}:
+        found = desired.get("Hook", *_split(ref))
+        if found is not None:
+            spec = found.spec
+            out[ref] = Hook(
+                namespace=found.namespace,
+                name=found.name,
+                image=spec.image,
+                playbook=decode_playbook(spec.playbook),
+                service_account=spec.serviceAccount or "",
+                deadline=spec.deadline or 0,
+            )
+    return out
+
+
+def _plan_yml(desired: Desired, d: PlanDecision) -> str:
+    """The plan's ``plan.yml``, as Forklift gives it to hooks ("" without hooks)."""
+    plan = desired.get("Plan", d.namespace, d.name)
+    if plan is None or not any(vm.hooks for vm in d.vms):
+        return ""
+    return dump(plan_document(plan.spec))
+
+
 def _provider_key(rec: VmProgress) -> Key | None:
     """The source provider a warm record names, as the key observe uses."""
     ns, _, name = ((rec.warm or {}).get("provider") or "").partition("/")
@@ -754,6 +876,7 @@ class _StatusView:
         self.states = states
         self.rules: dict = {}
         self.file_revisions: dict[str, str] = {}
+        self.deleted_plans: dict[str, str] = {}  # plan key -> why what it left stays
 
     def snapshot(self) -> Snapshot:
         keys = [d.key for d in self.decisions]
@@ -769,4 +892,5 @@ class _StatusView:
             self.rules,
             self.rec.waiting(),
             self.file_revisions,
+            self.deleted_plans,
         )

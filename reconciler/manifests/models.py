@@ -6,6 +6,8 @@ Unknown fields are refused (``extra="forbid"``) so a typo is an error, not a sil
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import datetime
 from typing import Any, Literal
 
@@ -135,9 +137,21 @@ class StorageMapSpec(Strict):
 
 class HookSpec(Strict):
     image: str = "quay.io/konveyor/hook-runner"
-    playbook: str | None = None
+    playbook: str | None = None  # base64, as in MTV
     serviceAccount: str | None = None
-    deadline: int | None = None
+    deadline: int | None = Field(default=None, ge=0)  # seconds
+
+    @field_validator("playbook")
+    @classmethod
+    def _base64(cls, v: str | None) -> str | None:
+        if v:
+            try:
+                base64.b64decode("".join(v.split()), validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                raise ValueError(
+                    "give the playbook base64-encoded, as MTV does: base64 -w0 playbook.yml"
+                ) from None
+        return v
 
 
 class HookRef(Strict):

@@ -14,6 +14,7 @@ from contextlib import nullcontext
 
 from reconciler.pipeline import space
 from reconciler.pipeline.convert import converted_guest, ensure_guest_converted
+from reconciler.pipeline.hooks import ensure_hook_run
 from reconciler.pipeline.phases import COMPLETED, PENDING, RUNNING, now
 from reconciler.pipeline.steps import (
     Handler,
@@ -21,7 +22,6 @@ from reconciler.pipeline.steps import (
     claims_of,
     disk_id,
     emit,
-    not_built,
     run_steps,
 )
 from reconciler.planner.model import DiskPlan, VmPlan
@@ -54,8 +54,8 @@ SAVE_EVERY = 1.0  # seconds between saves of a running copy's progress to the re
 def run_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
     """Walk the remaining cold steps; a failure ends the VM with the step's error, never a crash."""
     handlers: dict[str, Handler] = {
-        "PreHook": not_built,
-        "PostHook": not_built,
+        "PreHook": ensure_hook_run,
+        "PostHook": ensure_hook_run,
         "ConvertGuest": ensure_guest_converted,
         "StorePowerState": ensure_power_state_stored,
         "PowerOffSource": ensure_source_off,

@@ -42,8 +42,6 @@ WARM = (
 COPYING_PAUSED = "CopyingPaused"  # MTV's phase of a warm VM waiting for its next precopy
 
 NOT_BUILT = {
-    "PreHook": "skipped: hooks are not run by mtv-gitops yet",
-    "PostHook": "skipped: hooks are not run by mtv-gitops yet",
     "ConvertGuest": "skipped: guest conversion (virt-v2v) is not built yet; disks are copied as-is",
 }
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from reconciler.hooks.model import Hook
 from reconciler.pipeline.phases import (
     COMPLETED,
     FAILED,
@@ -68,6 +69,9 @@ class RunContext:
     propose: Callable[[datetime], tuple[str, str]] | None = None
     # why ConvertGuest is skipped for this plan ("" when its guests are converted)
     skip_conversion: str = ""
+    # hooks: the plan's Hooks by "namespace/name" and its plan.yml (reconciler.hooks.inputs)
+    hooks: dict[str, Hook] = field(default_factory=dict)
+    plan_yml: str = ""
 
 
 class Paused(Exception):

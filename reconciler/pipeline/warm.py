@@ -38,6 +38,7 @@ from reconciler.pipeline.cold import (
     ensure_source_stopped,
 )
 from reconciler.pipeline.convert import converted_guest, ensure_guest_converted
+from reconciler.pipeline.hooks import ensure_hook_run
 from reconciler.pipeline.phases import COPYING_PAUSED, now
 from reconciler.pipeline.steps import (
     Handler,
@@ -46,7 +47,6 @@ from reconciler.pipeline.steps import (
     cancel_vm,
     claims_of,
     labelled,
-    not_built,
     run_cleanup,
     run_steps,
 )
@@ -74,9 +74,10 @@ def run_warm_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress:
     """Walk the warm steps this pass can do; the VM may end the pass in ``CopyingPaused``."""
     if rec.warm is None:
         rec.warm = {"precopies": []}
+    _say_if_too_late(ctx, rec)
     handlers: dict[str, Handler] = {
-        "PreHook": not_built,
-        "PostHook": not_built,
+        "PreHook": ensure_hook_run,
+        "PostHook": ensure_hook_run,
         "ConvertGuest": ensure_guest_converted,
         "CreateInitialSnapshot": ensure_initial_snapshot,
         "AllocateDisks": ensure_disks_allocated,
@@ -160,6 +161,18 @@ def ensure_initial_copy(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict
         w["nextPrecopyAt"] = _stamp(time.time() + ctx.precopy_interval)
     ctx.store.put_vm(rec)
     return f"{message}; round 0 (full copy) at snapshot {w['snapshotId']}"
+
+
+def _say_if_too_late(ctx: RunContext, rec: VmProgress) -> None:
+    """A cutover under way goes on whatever the Migration says now; when ``spec.cutover``
+    was removed or changed after it started, the VM's status says it is too late."""
+    w = _state(rec)
+    if not (w.get("cutover") or {}).get("started") or rec.finished:
+        return
+    decision = decide_cutover(ctx.cutover, datetime.now(UTC), True, _record(w))
+    if decision.action == CutoverAction.TOO_LATE and w.get("cutoverMessage") != decision.message:
+        w["cutoverMessage"] = decision.message
+        ctx.store.put_vm(rec)
 
 
 def _record(w: dict[str, Any]) -> CutoverRecord:

@@ -84,6 +84,9 @@ class PlanDecision:
     run_vms: list[str] = field(default_factory=list)  # vm ids to (re)run under that migration
     canceled_vms: list[str] = field(default_factory=list)
     skipped_migrations: dict[str, str] = field(default_factory=dict)  # migration -> why waiting
+    # spec.archived: read-only; its Migrations not run yet are refused (migration -> why)
+    archived: bool = False
+    refused_migrations: dict[str, str] = field(default_factory=dict)
     concerns: dict[str, tuple[dict, ...]] = field(default_factory=dict)  # vm id -> rule concerns
     # ForkliftController spec.controller_max_vm_inflight, and whether it counts per source host
     max_vm_inflight: int = 20

@@ -128,7 +128,7 @@ def _decide_plan(
     taken = set(observed.target_vm_names.get(spec.targetNamespace, set()))
     ours = {v.target_name for v in pp.vms if v.target_name}
     taken -= ours
-    not_found, dup, unmapped_net, unmapped_sto, renamed, hooks = [], [], [], [], [], []
+    not_found, dup, unmapped_net, unmapped_sto, renamed = [], [], [], [], []
     critical, warned = [], []
     no_cbt: list[str] = []
     rule_concerns = observed.concerns.get(src_key, {})
@@ -181,8 +181,6 @@ def _decide_plan(
         if target != vm.name:
             why = "" if dns1123_name(vm.name) != vm.name else " (name already taken)"
             renamed.append(f"{vm.name} -> {target}{why}")
-        if entry.hooks:
-            hooks.append(vm.name)
         d.vms.append(_vm_plan(plan, vm, target, nics, disks_, entry))
     for ctype, items, msg in (
         (
@@ -265,19 +263,18 @@ def _decide_plan(
                 items=tuple(missing),
             )
         )
-    if hooks:
-        d.conditions.append(
-            Condition(
-                "HooksNotRun",
-                "True",
-                "Warning",
-                "hooks are not run by mtv-gitops yet: the PreHook and PostHook steps of "
-                + ", ".join(hooks)
-                + " will be shown as skipped",
-            )
-        )
     _with_ready(d)
     _choose_migration(d, plan, desired, pp)
+    if d.archived:
+        d.conditions.append(
+            Condition(
+                "Archived",
+                "True",
+                "Advisory",
+                "The migration plan is archived: read-only, its temporary objects removed; "
+                "migrated VMs stay.",
+            )
+        )
     return d
 
 
@@ -449,6 +446,12 @@ def _label_value(value: str) -> str:
     return clean.strip("-_.") or "vm"
 
 
+REFUSED_ARCHIVED = (
+    "refused: Plan {plan} is archived (spec.archived: true) and read-only; to migrate its VMs "
+    "again, duplicate it (mtv-gitops plan duplicate REPO {plan} --name NEW) and run the copy"
+)
+
+
 def _choose_migration(d: PlanDecision, plan: Manifest, desired: Desired, pp: PlanProgress) -> None:
     """One Migration per Plan at a time; a new one re-runs only what has not succeeded."""
     migs = {
@@ -459,10 +462,13 @@ def _choose_migration(d: PlanDecision, plan: Manifest, desired: Desired, pp: Pla
     records = {r.migration: r for r in pp.migrations}
     running = [r for r in pp.migrations if r.started and not r.completed]
     candidates = [r.migration for r in running] + sorted(n for n in migs if n not in records)
+    if plan.spec.archived:
+        d.archived = True
+        for name in candidates:
+            if name in migs:
+                d.refused_migrations[name] = REFUSED_ARCHIVED.format(plan=plan.name)
+        return
     for name in candidates:
-        if plan.spec.archived and name in migs:
-            d.skipped_migrations[name] = "the plan is archived"
-            continue
         if name not in migs:
             # the Migration was deleted while running: cancel what it still had
             d.migration = name

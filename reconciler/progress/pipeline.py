@@ -270,6 +270,19 @@ class PipelineStore(Table):
         )
         return [MigrationRecord(*r) for r in rows]
 
+    def plans(self) -> set[str]:
+        """Every plan key with a record (a deleted plan's too, until it is forgotten)."""
+        rows = self.database.query(
+            "SELECT DISTINCT plan FROM vms UNION SELECT plan FROM migrations"
+        )
+        return {r[0] for r in rows}
+
+    def forget_plan(self, plan: str) -> None:
+        """Drop a deleted plan's records once what it left is cleaned up."""
+        with self.database.tx() as db:
+            db.execute("DELETE FROM vms WHERE plan=?", (plan,))
+            db.execute("DELETE FROM migrations WHERE plan=?", (plan,))
+
     # -- migrations ------------------------------------------------------------------------
 
     def get_migration(self, plan: str, migration: str) -> MigrationRecord | None:

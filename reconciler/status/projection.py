@@ -48,6 +48,8 @@ class Snapshot:
     # (``revision`` when its file is not known), so one commit rewrites only its objects'
     # status, and ``status/repo.yaml``
     file_revisions: dict[str, str] = field(default_factory=dict)
+    # deleted plans whose leftovers stay (a Migration still runs): plan key -> why
+    deleted_plans: dict[str, str] = field(default_factory=dict)
 
 
 def status_path(kind: str, namespace: str, name: str) -> str:
@@ -116,6 +118,10 @@ def render(snap: Snapshot) -> dict[str, str]:
     repo: dict[str, Any] = {"observedRevision": snap.revision, "errors": loose, "valid": not loose}
     if snap.rules:
         repo["validation"] = {t: snap.rules[t] for t in sorted(snap.rules)}
+    if snap.deleted_plans:
+        repo["deletedPlans"] = [
+            {"plan": key, "message": why} for key, why in sorted(snap.deleted_plans.items())
+        ]
     files[REPO_STATUS] = dump(repo)
     return files
 
@@ -327,6 +333,15 @@ def _plan_status(snap: Snapshot, d: PlanDecision, errors: list[ManifestError]) -
         conds.append(
             {"type": last.result, "status": "True", "category": "Advisory", "message": last.message}
         )
+    for mig, why in sorted(d.refused_migrations.items()):
+        conds.append(
+            {
+                "type": "MigrationRefused",
+                "status": "True",
+                "category": "Warning",
+                "message": f"Migration {mig} {why}.",
+            }
+        )
     for mig, why in sorted(d.skipped_migrations.items()):
         conds.append(
             {
@@ -405,7 +420,12 @@ def _migration_status(snap: Snapshot, m, errors: list[ManifestError]) -> dict[st
     rec = next((r for r in snap.migrations.get(plan_key, []) if r.migration == m.name), None)
     decision = next((d for d in snap.decisions if d.key == plan_key), None)
     out: dict[str, Any] = {}
-    if rec is None:
+    refused = decision.refused_migrations.get(m.name) if decision else None
+    if rec is None and refused:
+        conds.append(
+            {"type": "Refused", "status": "True", "category": "Critical", "message": f"{refused}."}
+        )
+    elif rec is None:
         why = decision.skipped_migrations.get(m.name) if decision else None
         if not errors:
             conds.append(

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from reconciler.convert.domain import GuestSpec
 from reconciler.convert.v2v import Conversion
+from reconciler.hooks.model import HookOutcome, HookRun
 from reconciler.progress.store import ProgressStore
 from reconciler.transfer.engine import CopyProgress, CopyResult, StreamBudget
 from reconciler.transfer.extents import DiskReader, Extent
@@ -179,6 +180,11 @@ class Target(Protocol):
     def cleanup(self, namespace: str, labels: dict[str, str]) -> int:
         """Remove everything in the namespace that carries all ``labels``; returns how many."""
 
+    def cleanup_temporaries(self, namespace: str, labels: dict[str, str]) -> int:
+        """Remove what copies and hooks left beside a VM that carries all ``labels`` (Jobs,
+        their Secrets and ConfigMaps, checkpoint PVCs), never its disks or VirtualMachine;
+        returns how many."""
+
     def ensure_vm(self, manifest: dict[str, Any]) -> None:
         """Create or update the VirtualMachine."""
 
@@ -191,3 +197,9 @@ class Target(Protocol):
         """For ``mtv-gitops gather``: the objects of the namespace that carry all ``labels``
         (PVCs, Jobs, VirtualMachines, pods) and the logs of those pods (the last *since*
         seconds, None: all). Secrets are never read."""
+
+    def run_hook(self, run: HookRun) -> HookOutcome:
+        """Run a PreHook or PostHook with its inputs and wait for its end (its deadline ends
+        it sooner; ``run.halt`` stops following it). A run this Migration already started for
+        the VM and step (a killed pass's) is followed, not started twice, where the target
+        keeps it (a Job); a failed hook is an outcome, not an exception."""

@@ -11,6 +11,8 @@ import errno
 import os
 import shutil
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,8 @@ from ruamel.yaml import YAML
 
 from reconciler.convert import v2v
 from reconciler.convert.domain import GuestDisk
+from reconciler.hooks.local import run_local
+from reconciler.hooks.model import HookOutcome, HookRun
 from reconciler.manifests.emit import dump_yaml
 from reconciler.targets.base import (
     ConvertOutcome,
@@ -56,8 +60,9 @@ def _dump(path: Path, manifest: dict[str, Any]) -> None:
 class LocalTarget:
     """A cluster on disk; see the module docstring for the layout."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, clock: Callable[[], float] = time.monotonic) -> None:
         self.root = root.resolve()
+        self.clock = clock  # what hooks' deadlines are counted on
 
     def describe(self) -> str:
         return f"local folder {self.root}"
@@ -206,6 +211,11 @@ class LocalTarget:
                     out.objects.append(doc)
         return out
 
+    def cleanup_temporaries(self, namespace: str, labels: dict[str, str]) -> int:
+        """Nothing temporary lives here: copies run in this process, hooks in temporary
+        folders removed when they end, checkpoints in the reconciler's store."""
+        return 0
+
     def ensure_vm(self, manifest: dict[str, Any]) -> None:
         check_manifest(manifest)
         meta = manifest["metadata"]
@@ -224,3 +234,9 @@ class LocalTarget:
             "pvcs": str(ns / "pvcs"),
             "disks": str(ns / "disks"),
         }
+
+    def run_hook(self, run: HookRun) -> HookOutcome:
+        """On this machine (:mod:`reconciler.hooks.local`): nothing outlives the process that
+        ran it, so a killed pass's hook runs again.  ``MTV_GITOPS_LOCAL_CLUSTER`` tells a
+        playbook the folder that plays the cluster."""
+        return run_local(run, self.clock, {"MTV_GITOPS_LOCAL_CLUSTER": str(self.root)})

@@ -108,6 +108,7 @@ def test_rbac_has_no_wildcards_and_secrets_and_leases_stay_in_our_namespace() ->
         for v in r["verbs"]
     }
     assert ("kubevirt.io", "virtualmachines", "create") in granted
+    assert ("", "configmaps", "create") in granted  # hook Jobs' inputs
     assert ("k8s.cni.cncf.io", "network-attachment-definitions", "get") in granted
     assert not [g for g in granted if g[2] in ("escalate", "bind", "impersonate")]
     role = _one("Role")

@@ -275,3 +275,32 @@ def test_a_snapshot_taken_by_a_killed_pass_but_never_recorded_is_removed(warm) -
     assert rec.result == "Succeeded", rec.error
     assert sorted(source.names.values()) == ["before patching", "mtv-gitops-q-1-1"]
     assert image.read_bytes() == bytes(source.data)
+
+
+def test_removing_spec_cutover_after_the_cutover_started_is_too_late(warm) -> None:
+    """The pass stops right after the source was powered off; meanwhile the user removes
+    spec.cutover.  The cutover goes on (the source is off) and the VM's status says why."""
+    ctx, vm, source, image = warm
+    rec = run_warm_vm(ctx, vm, start_record(ctx, vm, None))
+    assert rec.phase == COPYING_PAUSED
+    off = source.power_off
+
+    def power_off_then_stop(vm_id: str, timeout: float) -> None:
+        off(vm_id, timeout)
+        ctx.halt.set()  # the reconciler is stopped right after the power-off
+
+    source.power_off = power_off_then_stop  # type: ignore[method-assign]
+    ctx.cutover = datetime.now(UTC) - timedelta(seconds=1)
+    rec = run_warm_vm(ctx, vm, rec)
+    assert not rec.finished and source.power == "Off"
+    assert rec.warm["cutover"]["started"] is True
+
+    ctx.halt.clear()
+    ctx.cutover = None  # spec.cutover removed from the Migration
+    rec = run_warm_vm(ctx, vm, rec)
+    assert rec.result == "Succeeded", rec.error
+    assert rec.warm["cutoverMessage"].startswith(
+        "spec.cutover was removed after the cutover started"
+    )
+    assert "too late to cancel, the cutover goes on" in rec.warm["cutoverMessage"]
+    assert image.read_bytes() == bytes(source.data) and source.taken == {}

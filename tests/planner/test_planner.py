@@ -363,12 +363,11 @@ def test_archived_plan_runs_nothing(tmp_path: Path) -> None:
     basic_repo(tmp_path, plan_extra="  archived: true\n")
     migration(tmp_path, "m1")
     d = run(tmp_path, inventory(vm("vm-1", "a")))
-    assert d.ready
-    assert (d.migration, d.run_vms, d.skipped_migrations) == (
-        "",
-        [],
-        {"m1": "the plan is archived"},
-    )
+    assert d.ready and d.archived
+    assert (d.migration, d.run_vms, d.skipped_migrations) == ("", [], {})
+    assert d.refused_migrations["m1"].startswith("refused: Plan plan is archived")
+    assert "mtv-gitops plan duplicate" in d.refused_migrations["m1"]
+    assert conds(d)["Archived"][0] == "Advisory"
 
 
 def test_migration_of_another_plan_is_not_considered(tmp_path: Path) -> None:
@@ -403,7 +402,7 @@ def test_ova_default_storage_maps_every_disk(tmp_path: Path) -> None:
     )
 
 
-def test_hooks_are_listed_as_not_run(tmp_path: Path) -> None:
+def test_a_vms_hooks_are_planned_and_no_longer_warned_of(tmp_path: Path) -> None:
     vms = "    - id: vm-1\n      hooks:\n        - {hook: {name: pre}, step: PreHook}\n"
     basic_repo(tmp_path, vms=vms)
     write(
@@ -413,7 +412,7 @@ def test_hooks_are_listed_as_not_run(tmp_path: Path) -> None:
     )
     d = run(tmp_path, inventory(vm("vm-1", "a")))
     assert d.ready
-    assert conds(d)["HooksNotRun"][0] == "Warning"
+    assert "HooksNotRun" not in conds(d)  # hooks run now (issue 18)
     assert d.vms[0].hooks == (("PreHook", "openshift-mtv/pre"),)
 
 

@@ -16,7 +16,8 @@ The modules, each one job:
 - ``manifests``: the VirtualMachine and PVC manifests of a planned VM (the local target
   writes the same ones);
 - ``transfer_job``: a disk's transfer Job and its Secret: built, watched, cleaned up;
-- ``target``: ``KubevirtTarget``, the Target interface over the three above.
+- ``hook_job``: a PreHook's or PostHook's Job and its ConfigMap (the hook's inputs);
+- ``target``: ``KubevirtTarget``, the Target interface over the four above.
 
 Nothing is imported here, so the pipeline and the local target can use ``manifests`` without
 loading the kubernetes client.

@@ -10,6 +10,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 
+from reconciler.hooks.model import HookOutcome, HookRun
 from reconciler.secrets.resolver import SecretError
 from reconciler.targets.base import (
     ConvertOutcome,
@@ -21,6 +22,7 @@ from reconciler.targets.base import (
     TargetError,
 )
 from reconciler.targets.kubevirt.api import (
+    CONFIGMAP_PATH,
     JOB_PATH,
     NS_PATH,
     POD_PATH,
@@ -35,6 +37,7 @@ from reconciler.targets.kubevirt.api import (
     terminating,
 )
 from reconciler.targets.kubevirt.convert_job import ConvertJobs
+from reconciler.targets.kubevirt.hook_job import HookJobs
 from reconciler.targets.kubevirt.transfer_job import (
     JobSettings,
     TransferJobs,
@@ -60,6 +63,7 @@ class KubevirtTarget:
         self.settings = settings or JobSettings()
         self.jobs = TransferJobs(self.api, self.settings)
         self.conversions = ConvertJobs(self.api, self.settings)
+        self.hooks = HookJobs(self.api, self.settings.poll_seconds)
 
     @classmethod
     def from_url(
@@ -200,7 +204,29 @@ class KubevirtTarget:
                 elif template == PVC_PATH:
                     removed += self.api.delete(f"{secrets}/{short_name(f'{name}-xfer')}")
                 removed += self.api.delete(f"{path}/{name}")
-        return removed
+        return removed + self._delete_all(CONFIGMAP_PATH.format(ns=namespace), labels)
+
+    def cleanup_temporaries(self, namespace: str, labels: dict[str, str]) -> int:
+        """Delete what copies and hooks left for the VM that carries ``labels``: Jobs with
+        their Secrets, hook ConfigMaps, checkpoint PVCs; never its disks or VirtualMachine."""
+        if not labels:
+            return 0
+        removed = 0
+        secrets = SECRET_PATH.format(ns=namespace)
+        jobs = JOB_PATH.format(ns=namespace)
+        for job in self.api.list(jobs, labels):
+            name = job["metadata"]["name"]
+            removed += self.api.delete(f"{secrets}/{name}")
+            removed += self.api.delete(f"{jobs}/{name}")
+        pvcs = PVC_PATH.format(ns=namespace)
+        for pvc in self.api.list(pvcs, {**labels, "app.kubernetes.io/component": "transfer"}):
+            removed += self.api.delete(f"{pvcs}/{pvc['metadata']['name']}")
+        return removed + self._delete_all(CONFIGMAP_PATH.format(ns=namespace), labels)
+
+    def _delete_all(self, path: str, labels: dict[str, str]) -> int:
+        return sum(
+            self.api.delete(f"{path}/{o['metadata']['name']}") for o in self.api.list(path, labels)
+        )
 
     def gather(self, namespace: str, labels: dict[str, str], since: float | None) -> Gathered:
         """PVCs, Jobs, VirtualMachines and pods carrying all ``labels`` (transfer, conversion
@@ -248,3 +274,10 @@ class KubevirtTarget:
     def convert_guest(self, request: ConvertRequest) -> ConvertOutcome:
         """Run (or find again) the VM's conversion Job and wait for its outcome."""
         return self.conversions.convert(request)
+
+    # -- hooks ---------------------------------------------------------------------------------
+
+    def run_hook(self, run: HookRun) -> HookOutcome:
+        """A Job in the plan's target namespace (``hook_job``), made there first if need be."""
+        self.ensure_namespace(run.namespace, {"app.kubernetes.io/managed-by": "mtv-gitops"})
+        return self.hooks.run(run)
