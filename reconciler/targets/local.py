@@ -8,6 +8,7 @@ Layout: ``<root>/<namespace>/namespace.yaml``, ``pvcs/<name>.yaml``, ``disks/<na
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import threading
@@ -55,6 +56,9 @@ def _dump(path: Path, manifest: dict[str, Any]) -> None:
                 "then run again"
             ) from exc
         raise
+
+
+LABELS_FILE = "labels.json"  # in a conversion folder: the plan, migration and VM it is for
 
 
 class LocalTarget:
@@ -167,6 +171,9 @@ class LocalTarget:
             GuestDisk(path, d.bus, "raw") for path, d in zip(paths, guest.disks, strict=True)
         )
         workdir = self._ns(request.claims[0].namespace) / "conversions" / guest.name
+        workdir.mkdir(parents=True, exist_ok=True)
+        # whose conversion this is, so a plan's archive or deletion finds what it left
+        (workdir / LABELS_FILE).write_text(json.dumps(request.labels, sort_keys=True))
         spec = replace(guest, disks=disks)
         conversion = v2v.convert_in_place(spec, workdir, on_line=request.on_progress)
         return ConvertOutcome(conversion, log=str(workdir / "virt-v2v.log"))
@@ -212,9 +219,22 @@ class LocalTarget:
         return out
 
     def cleanup_temporaries(self, namespace: str, labels: dict[str, str]) -> int:
-        """Nothing temporary lives here: copies run in this process, hooks in temporary
-        folders removed when they end, checkpoints in the reconciler's store."""
-        return 0
+        """Conversion folders (domain XML and virt-v2v log, kept for inspection) of the VM
+        that carries ``labels``. Nothing else temporary lives here: copies run in this
+        process, hooks in temporary folders removed when they end, checkpoints in the
+        reconciler's store."""
+        if not labels:
+            return 0
+        removed = 0
+        for marker in sorted((self._ns(namespace) / "conversions").glob(f"*/{LABELS_FILE}")):
+            try:
+                have = json.loads(marker.read_text())
+            except (OSError, ValueError):
+                continue
+            if all(have.get(k) == v for k, v in labels.items()):
+                shutil.rmtree(marker.parent, ignore_errors=True)
+                removed += 1
+        return removed
 
     def ensure_vm(self, manifest: dict[str, Any]) -> None:
         check_manifest(manifest)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -12,7 +13,7 @@ from ruamel.yaml import YAML
 from reconciler.planner.model import DiskPlan, NicPlan, VmPlan
 from reconciler.targets.base import TargetError
 from reconciler.targets.kubevirt.manifests import disk_claims, vm_manifest
-from reconciler.targets.local import LocalTarget
+from reconciler.targets.local import LABELS_FILE, LocalTarget
 from reconciler.transfer.rawfile import allocated_bytes
 
 GiB = 1024**3
@@ -156,3 +157,20 @@ def test_root_is_resolved(tmp_path: Path) -> None:
     t = LocalTarget(tmp_path / "link")
     assert t.root == real.resolve()
     assert t.describe() == f"local folder {real.resolve()}"
+
+
+def test_cleanup_removes_the_conversion_folders_of_the_vm_it_names(tmp_path) -> None:
+    """A plan archived or deleted takes its VMs' conversion logs with it, and only theirs."""
+    target = LocalTarget(tmp_path)
+    folders = {}
+    for name, vm_id in (("web", "vm-1"), ("db", "vm-2")):
+        folder = tmp_path / "vms" / "conversions" / name
+        folder.mkdir(parents=True)
+        (folder / "virt-v2v.log").write_text("log\n")
+        labels = {"plan": "p-uid", "migration": "m-uid", "vmID": vm_id}
+        (folder / LABELS_FILE).write_text(json.dumps(labels))
+        folders[vm_id] = folder
+    assert target.cleanup_temporaries("vms", {"plan": "p-uid", "vmID": "vm-1"}) == 1
+    assert not folders["vm-1"].exists() and folders["vm-2"].exists()
+    assert target.cleanup_temporaries("vms", {}) == 0
+    assert target.cleanup_temporaries("other", {"plan": "p-uid"}) == 0
