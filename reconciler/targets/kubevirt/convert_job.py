@@ -15,13 +15,15 @@ import json
 from typing import Any
 
 from reconciler.convert.v2v import Conversion, ConversionFailed
-from reconciler.targets.base import ConvertOutcome, ConvertRequest, DiskClaim, TargetError
+from reconciler.targets.base import ConvertOutcome, ConvertRequest, TargetError
 from reconciler.targets.kubevirt.api import JOB_PATH, POD_PATH, KubeApi
 from reconciler.targets.kubevirt.transfer_job import (
-    QEMU_UID,
     TERMINATION_LOG,
     JobSettings,
+    job_container,
+    qemu_pod_template,
     short_name,
+    volume_mode,
 )
 from reconciler.targets.schema import check_manifest
 
@@ -36,10 +38,6 @@ def convert_name(request: ConvertRequest) -> str:
     return short_name(
         f"{plan}-{request.guest.name}-convert" if plan else f"{request.guest.name}-convert"
     )
-
-
-def _volume_mode(claim: DiskClaim) -> str:
-    return claim.manifest.get("spec", {}).get("volumeMode") or "Filesystem"
 
 
 def kvm_offered(api: KubeApi) -> bool:
@@ -66,7 +64,7 @@ def convert_job(
     for i, (claim, disk) in enumerate(zip(request.claims, request.guest.disks, strict=True)):
         vol = f"disk-{i}"
         volumes.append({"name": vol, "persistentVolumeClaim": {"claimName": claim.name}})
-        if _volume_mode(claim) == "Block":
+        if volume_mode(claim) == "Block":
             path = f"/dev/disk{i}"
             devices.append({"name": vol, "devicePath": path})
         else:
@@ -83,19 +81,8 @@ def convert_job(
     if kvm:
         resources["requests"][KVM_RESOURCE] = "1"
         resources["limits"][KVM_RESOURCE] = "1"
-    container: dict[str, Any] = {
-        "name": CONTAINER,
-        "image": settings.image,
-        "imagePullPolicy": settings.pull_policy,
-        "command": command,
-        "terminationMessagePath": TERMINATION_LOG,
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "resources": resources,
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-        },
-    }
+    container = job_container(CONTAINER, settings, resources)
+    container["command"] = command
     if not kvm:
         container["env"] = [{"name": "MTV_GITOPS_FORCE_TCG", "value": "1"}]
     if mounts:
@@ -114,22 +101,7 @@ def convert_job(
         },
         "spec": {
             "backoffLimit": 0,  # virt-v2v gives the same answer twice
-            "template": {
-                "metadata": {"labels": dict(labels)},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": QEMU_UID,
-                        "runAsGroup": QEMU_UID,
-                        "fsGroup": QEMU_UID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [container],
-                    "volumes": volumes,
-                },
-            },
+            "template": qemu_pod_template(labels, container, volumes),
         },
     }
 

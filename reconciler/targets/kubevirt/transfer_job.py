@@ -196,7 +196,7 @@ class TransferJobs:
                 # them, and a patch answers with the whole Secret
                 self.api.delete(f"{SECRET_PATH.format(ns=ns)}/{name}")
                 self.api.create(SECRET_PATH.format(ns=ns), secret)
-        if _volume_mode(claim) == "Block":
+        if volume_mode(claim) == "Block":
             ckpt = checkpoint_pvc(claim, labels)
             check_manifest(ckpt)
             ensure_created(self.api, PVC_PATH.format(ns=ns), ckpt["metadata"]["name"], ckpt)
@@ -302,7 +302,7 @@ class TransferJobs:
                 .get("storage", "?")
             )
             return TargetError(
-                f"PVC {ns}/{claim.name} ({requested} requested, {_volume_mode(claim)} mode) is "
+                f"PVC {ns}/{claim.name} ({requested} requested, {volume_mode(claim)} mode) is "
                 f"full: the disk needs {claim.size} bytes ({claim.size / MIB:.0f} MiB): "
                 f"{message}. Give the storage more room (raise target.filesystemOverhead in "
                 ".mtv-gitops.yaml, or map to a storage class that provisions what is asked), "
@@ -344,7 +344,7 @@ def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _volume_mode(claim: DiskClaim) -> str:
+def volume_mode(claim: DiskClaim) -> str:
     return claim.manifest.get("spec", {}).get("volumeMode") or "Filesystem"
 
 
@@ -419,30 +419,58 @@ def _env(source: SourceRef | None, secret_name: str) -> list[dict[str, Any]]:
     ]
 
 
-def transfer_job(
-    request: CopyRequest, name: str, settings: JobSettings, labels: dict[str, str]
-) -> dict[str, Any]:
-    """The batch/v1 Job that copies one disk into its PVC."""
-    claim = request.claim
-    block = _volume_mode(claim) == "Block"
-    volumes: list[dict[str, Any]] = [
-        {"name": "disk", "persistentVolumeClaim": {"claimName": claim.name}}
-    ]
-    container: dict[str, Any] = {
-        "name": CONTAINER,
+def job_container(name: str, settings: JobSettings, resources: dict[str, Any]) -> dict[str, Any]:
+    """A Job's one container: our own image, unprivileged, its failure in the termination log."""
+    return {
+        "name": name,
         "image": settings.image,
         "imagePullPolicy": settings.pull_policy,
         "terminationMessagePath": TERMINATION_LOG,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "resources": {
-            "requests": {"cpu": "250m", "memory": "256Mi"},
-            "limits": {"memory": "1Gi"},
-        },
+        "resources": resources,
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
         },
     }
+
+
+def qemu_pod_template(
+    labels: dict[str, str], container: dict[str, Any], volumes: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The pod of a Job that writes VM disks: as KubeVirt's qemu user, so the VM can read them."""
+    return {
+        "metadata": {"labels": dict(labels)},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": QEMU_UID,
+                "runAsGroup": QEMU_UID,
+                "fsGroup": QEMU_UID,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [container],
+            "volumes": volumes,
+        },
+    }
+
+
+def transfer_job(
+    request: CopyRequest, name: str, settings: JobSettings, labels: dict[str, str]
+) -> dict[str, Any]:
+    """The batch/v1 Job that copies one disk into its PVC."""
+    claim = request.claim
+    block = volume_mode(claim) == "Block"
+    volumes: list[dict[str, Any]] = [
+        {"name": "disk", "persistentVolumeClaim": {"claimName": claim.name}}
+    ]
+    container = job_container(
+        CONTAINER,
+        settings,
+        {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+    )
     if block:
         container["volumeDevices"] = [{"name": "disk", "devicePath": BLOCK_DEVICE}]
         container["volumeMounts"] = [{"name": "checkpoints", "mountPath": CKPT_DIR}]
@@ -491,21 +519,6 @@ def transfer_job(
                     },
                 ]
             },
-            "template": {
-                "metadata": {"labels": dict(labels)},
-                "spec": {
-                    "restartPolicy": "Never",
-                    "automountServiceAccountToken": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": QEMU_UID,
-                        "runAsGroup": QEMU_UID,
-                        "fsGroup": QEMU_UID,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [container],
-                    "volumes": volumes,
-                },
-            },
+            "template": qemu_pod_template(labels, container, volumes),
         },
     }
