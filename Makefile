@@ -58,7 +58,7 @@ demo-convert: install
 	  tests/convert/test_guest_boot.py tests/convert/test_guest_vsphere.py
 
 test: install
-	$(BIN)/ruff check reconciler plugins tests bench
+	$(BIN)/ruff check reconciler plugins testpeers tests bench
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 

@@ -30,11 +30,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from plugins.ovirt.peer.engine import start_peer  # noqa: E402
 from reconciler.plugin_manager import connect  # noqa: E402
 from reconciler.progress.store import ProgressStore  # noqa: E402
 from reconciler.transfer.engine import copy_disk  # noqa: E402
 from reconciler.transfer.rawfile import RawDiskWriter  # noqa: E402
+from testpeers.ovirt.engine import start_peer  # noqa: E402
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB

@@ -39,8 +39,8 @@ def workspace_factory(tmp_path: Path):
 
 @pytest.fixture(scope="session")
 def openstack_cloud(tmp_path_factory: pytest.TempPathFactory):
-    """Real Keystone and Glance with our Nova/Cinder/Neutron (tests/support/openstack_cloud.py),
+    """Real Keystone and Glance with our Nova/Cinder/Neutron (testpeers/openstack/cloud.py),
     started once for the session when a test asks for it."""
-    from tests.support.openstack_cloud import openstack_cloud_fixture
+    from testpeers.openstack.cloud import openstack_cloud_fixture
 
     yield from openstack_cloud_fixture(tmp_path_factory)

@@ -1,10 +1,13 @@
 """Test modules share helpers only through ``tests/support`` (or conftest fixtures), and the
-benchmarks import nothing from the tests: moving or deleting one test never breaks another."""
+benchmarks and the test peers (``testpeers/``) import nothing from the tests: moving or deleting
+one test never breaks another."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,10 +33,11 @@ def test_test_modules_import_helpers_only_from_tests_support() -> None:
     assert wrong == []
 
 
-def test_benchmarks_import_nothing_from_the_tests() -> None:
+@pytest.mark.parametrize("folder", ["bench", "testpeers"])
+def test_benchmarks_and_test_peers_import_nothing_from_the_tests(folder: str) -> None:
     wrong = [
         f"{path.relative_to(ROOT)}: {name}"
-        for path in sorted((ROOT / "bench").rglob("*.py"))
+        for path in sorted((ROOT / folder).rglob("*.py"))
         for name in _imported(path)
         if name == "tests" or name.startswith("tests.")
     ]

@@ -214,7 +214,7 @@ def vsphere() -> Iterator[SourceUnderTest]:
 
 @source_fixture
 def ovirt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SourceUnderTest]:
-    """The test engine (plugins/ovirt/peer) in front of the real ovirt-imageio
+    """The test engine (testpeers/ovirt) in front of the real ovirt-imageio
     daemon and qemu-nbd: a VM with a qcow2 disk with holes and a raw one, a second VM; the
     reference is each image converted by qemu-img. Both VMs are down (an engine refuses to
     download a running VM's disks); the suite switches the first one's power and leaves it
@@ -237,7 +237,7 @@ def ovirt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SourceUnderTest]
 
 @source_fixture
 def openstack(openstack_cloud) -> Iterator[SourceUnderTest]:
-    """Real Keystone and Glance with our Nova/Cinder/Neutron (tests/support/openstack_cloud.py):
+    """Real Keystone and Glance with our Nova/Cinder/Neutron (testpeers/openstack/cloud.py):
     every volume of every server is read through a snapshot, a volume and a Glance image; the
     reference is the volume's own bytes. The temporaries are deleted at the end."""
     import mmap

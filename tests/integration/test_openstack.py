@@ -17,7 +17,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from reconciler.plugin_manager import connect
-from tests.support.openstack_cloud import Cloud
+from testpeers.openstack.cloud import Cloud
 from tests.support.openstack_repo import openstack_repo
 from tests.support.workspace import CLI, small_vm, wait_until
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.support.openstack_cloud import Cloud
+from testpeers.openstack.cloud import Cloud
 
 PROVIDER = """apiVersion: forklift.konveyor.io/v1beta1
 kind: Provider

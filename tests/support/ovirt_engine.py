@@ -1,4 +1,4 @@
-"""The oVirt peers for tests (they live in ``plugins.ovirt.peer``, where the benchmark finds
+"""The oVirt peers for tests (they live in ``testpeers.ovirt``, where the benchmark finds
 them too) and the world the oVirt tests share: a started peer with two VMs and each disk's
 guest-visible bytes read by qemu-img."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from plugins.ovirt.peer.engine import (
+from testpeers.ovirt.engine import (
     API,
     PASSWORD,
     USER,
@@ -20,7 +20,8 @@ from plugins.ovirt.peer.engine import (
     raw_image,
     start_peer,
 )
-from plugins.ovirt.peer.imageio import ImageioDaemon, NbdExport, Pki, imageio_venv, make_pki
+from testpeers.ovirt.imageio import ImageioDaemon, NbdExport, imageio_venv
+from testpeers.pki import Pki, make_pki
 
 __all__ = [
     "API",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.openstack_cloud import Cloud, volume_bytes
+from testpeers.openstack.cloud import Cloud, volume_bytes
 
 pytestmark = pytest.mark.integration
 

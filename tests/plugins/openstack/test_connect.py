@@ -7,7 +7,7 @@ import pytest
 
 from reconciler.plugin_manager import connect
 from reconciler.sources import SourceError
-from tests.support.openstack_cloud import Cloud, free_port
+from testpeers.openstack.cloud import Cloud, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import pytest
 from reconciler.plugin_manager import connect
 from reconciler.progress.store import ProgressStore
 from reconciler.validation.service import Validator
-from tests.support.openstack_cloud import GIB, Cloud
+from testpeers.openstack.cloud import GIB, Cloud
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,5 @@
 """The oVirt peers, started once per module: the real ovirt-imageio daemon (its own cached
-virtualenv), qemu-nbd exports, and the test engine (``plugins/ovirt/peer``); the world they
+virtualenv), qemu-nbd exports, and the test engine (``testpeers/ovirt``); the world they
 hold comes from ``tests/support/ovirt_engine.py``."""
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ gunicorn on 127.0.0.1 behind TLS with a CA made for the run, so every client ver
 certificates as it would against a real cloud.
 
 Nova, Cinder and Neutron cannot run here (a message bus, a scheduler, volume drivers); the
-stand-ins of :mod:`tests.support.openstack_standins` answer the API paths the plugin uses,
+stand-ins of :mod:`testpeers.openstack.standins` answer the API paths the plugin uses,
 registered in the real Keystone's catalog and checking its real tokens; Cinder's
 ``os-volume_upload_image`` puts the volume's bytes into the real Glance.
 """
@@ -20,7 +20,6 @@ import os
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import textwrap
@@ -30,6 +29,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from testpeers.pki import Pki, make_pki
+from testpeers.process import dies_with_parent
 
 PINS = ("keystone==30.0.0", "glance==33.0.0", "gunicorn==27.0.1")
 REGION = "RegionOne"
@@ -86,81 +88,6 @@ def free_port() -> int:
 
 
 @dataclass
-class Tls:
-    """A CA made for this run and one server certificate for 127.0.0.1 and localhost."""
-
-    ca: Path
-    cert: Path
-    key: Path
-
-    @property
-    def ca_pem(self) -> str:
-        return self.ca.read_text()
-
-    def context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.ca))
-
-
-def make_tls(folder: Path) -> Tls:
-    """With the openssl command line: a CA, and a certificate it signs for the loopback."""
-    folder.mkdir(parents=True, exist_ok=True)
-    ca_key, ca, key, csr, cert = (
-        folder / n for n in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem")
-    )
-    ext = folder / "san.cnf"
-    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n")
-
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-    run(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=mtv-gitops test CA",
-        "-keyout",
-        str(ca_key),
-        "-out",
-        str(ca),
-    )
-    run(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        str(key),
-        "-out",
-        str(csr),
-    )
-    run(
-        "x509",
-        "-req",
-        "-in",
-        str(csr),
-        "-CA",
-        str(ca),
-        "-CAkey",
-        str(ca_key),
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        str(ext),
-        "-out",
-        str(cert),
-    )
-    return Tls(ca, cert, key)
-
-
-@dataclass
 class Gunicorn:
     """One gunicorn server of the peer venv, in its own process group."""
 
@@ -171,7 +98,7 @@ class Gunicorn:
     log: Path
     proc: subprocess.Popen | None = None
 
-    def start(self, tls: Tls) -> None:
+    def start(self, tls: Pki) -> None:
         cmd = [
             *self.args[:1],
             "-m",
@@ -194,11 +121,15 @@ class Gunicorn:
         ]
         out = self.log.open("ab")
         self.proc = subprocess.Popen(
-            cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            dies_with_parent(cmd),
+            env=self.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         out.close()
 
-    def wait_ready(self, url: str, tls: Tls, timeout: float = START_TIMEOUT) -> None:
+    def wait_ready(self, url: str, tls: Pki, timeout: float = START_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
         while True:
             if self.proc is not None and self.proc.poll() is not None:
@@ -241,7 +172,7 @@ class Cloud:
     """Keystone and Glance running, the stand-ins registered; what tests connect with."""
 
     folder: Path
-    tls: Tls
+    tls: Pki
     keystone: Gunicorn
     glance: Gunicorn
     standins: Any = None
@@ -280,7 +211,7 @@ class Cloud:
             user_domain_name="Default",
             project_domain_name="Default",
             region_name=REGION,
-            cacert=str(self.tls.ca),
+            cacert=str(self.tls.ca_cert),
         )
 
     def user(self) -> Any:
@@ -295,7 +226,7 @@ class Cloud:
             user_domain_name="Default",
             project_domain_name="Default",
             region_name=REGION,
-            cacert=str(self.tls.ca),
+            cacert=str(self.tls.ca_cert),
         )
 
     def restart_glance(self) -> None:
@@ -337,13 +268,13 @@ def _manage(python: Path, module: str, conf: Path, *args: str, env: dict[str, st
 
 def start_cloud(folder: Path, log: Any = print) -> Cloud:
     """Install (once), configure and start Keystone and Glance; register the stand-ins."""
-    from tests.support.openstack_standins import Standins
+    from testpeers.openstack.standins import Standins
 
     started = time.monotonic()
     venv = peer_venv(log)
     python = venv / "bin" / "python"
     folder.mkdir(parents=True, exist_ok=True)
-    tls = make_tls(folder / "tls")
+    tls = make_pki(folder / "tls", "cloud")
     kport, gport = free_port(), free_port()
     auth_url = f"https://127.0.0.1:{kport}/v3"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
@@ -374,7 +305,7 @@ def start_cloud(folder: Path, log: Any = print) -> Cloud:
         [keystone_authtoken]
         www_authenticate_uri = {auth_url}
         auth_url = {auth_url}
-        cafile = {tls.ca}
+        cafile = {tls.ca_cert}
         auth_type = password
         project_domain_name = Default
         user_domain_name = Default

@@ -22,8 +22,10 @@ import sys
 import tempfile
 import threading
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
+
+from testpeers.pki import Pki
+from testpeers.process import dies_with_parent
 
 IMAGEIO = "ovirt-imageio==2.5.1"
 SDK = "ovirt-engine-sdk-python==4.6.3"  # ovirt-img (the outside check) talks to the engine
@@ -58,74 +60,6 @@ def imageio_venv() -> Path:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return final
-
-
-@dataclass(frozen=True)
-class Pki:
-    """A CA and a server certificate it signed for 127.0.0.1 (engine and daemon share it)."""
-
-    ca_cert: Path
-    cert: Path
-    key: Path
-
-    @property
-    def ca_pem(self) -> str:
-        return self.ca_cert.read_text()
-
-
-def make_pki(folder: Path, name: str = "engine") -> Pki:
-    """A CA made now with openssl, and a certificate for 127.0.0.1 signed by it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    ca_key, ca = folder / f"{name}-ca.key", folder / f"{name}-ca.pem"
-    key, csr, cert = folder / f"{name}.key", folder / f"{name}.csr", folder / f"{name}.pem"
-    ext = folder / f"{name}.ext"
-    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    run = lambda *a: subprocess.run(["openssl", *a], check=True, capture_output=True)  # noqa: E731
-    run(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        f"/CN={name} test CA",
-        "-keyout",
-        str(ca_key),
-        "-out",
-        str(ca),
-    )
-    run(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        str(key),
-        "-out",
-        str(csr),
-    )
-    run(
-        "x509",
-        "-req",
-        "-in",
-        str(csr),
-        "-CA",
-        str(ca),
-        "-CAkey",
-        str(ca_key),
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        str(ext),
-        "-out",
-        str(cert),
-    )
-    return Pki(ca, cert, key)
 
 
 class NbdExport:
@@ -226,13 +160,15 @@ handlers = stderr
         """Start (again, on the same port after a restart)."""
         self._write_conf()
         self.proc = subprocess.Popen(
-            [
-                str(self.venv / "bin" / "python"),
-                "-c",
-                "from ovirt_imageio._internal import server; server.main()",
-                "--conf-dir",
-                str(self.conf),
-            ],
+            dies_with_parent(
+                [
+                    str(self.venv / "bin" / "python"),
+                    "-c",
+                    "from ovirt_imageio._internal import server; server.main()",
+                    "--conf-dir",
+                    str(self.conf),
+                ]
+            ),
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,

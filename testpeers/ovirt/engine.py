@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from plugins.ovirt.peer.imageio import ImageioDaemon, NbdExport, Pki, imageio_venv, make_pki
+from testpeers.ovirt.imageio import ImageioDaemon, NbdExport, imageio_venv
+from testpeers.pki import Pki, make_pki
 
 API = "/ovirt-engine/api"
 USER, PASSWORD = "admin@internal", "engine-secret"

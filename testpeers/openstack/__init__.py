@@ -1,0 +1,1 @@
+"""Keystone and Glance (real) with Nova, Cinder and Neutron stand-ins."""
