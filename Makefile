@@ -54,8 +54,9 @@ demo-warm: install
 # from the vCenter simulator, converted by virt-v2v and booted on virtio; minutes in software
 # mode (README "Guest conversion")
 demo-convert: install
-	MTV_GITOPS_GUEST_VSPHERE=1 $(BIN)/python -m pytest -q -s -p no:cacheprovider \
-	  tests/convert/test_guest_boot.py tests/convert/test_guest_vsphere.py
+	MTV_GITOPS_GUEST_ALL=1 $(BIN)/python -m pytest -q -s -p no:cacheprovider \
+	  tests/convert/test_guest_boot.py tests/convert/test_guest_vsphere.py \
+	  tests/convert/test_guest_kubevirt.py
 
 test: install
 	$(BIN)/ruff check reconciler plugins testpeers tests bench

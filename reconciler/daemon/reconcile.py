@@ -262,7 +262,7 @@ class Reconciler:
             config.authorEmail,
         )
         self._plan_targets = seen.destinations
-        self._label_plans(desired, decisions, seen.observed.capabilities)
+        self._label_plans(desired, decisions)
         self._note_for_page(desired, decisions, desired_revision)
         self._abandon(orphans, seen.connections)
         for (ns, name), inv in seen.observed.inventories.items():
@@ -316,18 +316,18 @@ class Reconciler:
             self.store.set(SETTLED_KEY, json.dumps(record, sort_keys=True))
         return result
 
-    def _label_plans(self, desired: Desired, decisions: list[PlanDecision], caps) -> None:
+    def _label_plans(self, desired: Desired, decisions: list[PlanDecision]) -> None:
         """Record what the metrics label each plan with (they read the store, not git)."""
         known = self.store.plan_labels()
         for d in decisions:
             source = desired.get("Provider", *d.source)
             dest = desired.get("Provider", *d.destination)
-            ptype = source.spec.type if source is not None else ""
-            found = caps.get(ptype)
             labels = PlanLabels(
                 d.key,
                 plan_uid(d.key),
-                (found.label if found is not None else "") or ptype,
+                # as Forklift labels it (``sourceProvider.Type().String()``): the Provider's
+                # spec.type, lowercase, so MTV's dashboards and alerts match
+                source.spec.type if source is not None else "",
                 "Warm" if d.warm else "Cold",
                 "Remote" if dest is not None and dest.spec.url else "Local",
             )

@@ -8,50 +8,23 @@ conversion" section for the timings.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import git
 import pytest
 from ruamel.yaml import YAML
 
-from tests.support.guest import Guest, boot, ensure_guest_ova, file_in_guest
-from tests.support.workspace import USER_ENV, Workspace, write_repo
+from tests.support.guest import VM, Guest, boot, ensure_guest_ova, file_in_guest, guest_workspace
 
 pytestmark = [pytest.mark.integration, pytest.mark.guest]
-VM = "debian-vmware"
-
-
-def ova_workspace(root: Path, ova: Path, plan_extra: str = "") -> Workspace:
-    """A GitOps workspace whose OVA folder holds ``ova`` (linked, not copied)."""
-    ws = Workspace(
-        root, root / "ova", root / "remote.git", root / "repo", root / "state", root / "cluster"
-    )
-    ws.ova.mkdir(parents=True)
-    os.symlink(ova, ws.ova / ova.name)
-    seed = root / "seed"
-    write_repo(seed, ws.ova, [VM])
-    if plan_extra:
-        plan = seed / "plans" / "demo-plan.yaml"
-        plan.write_text(plan.read_text().replace("spec:\n", "spec:\n" + plan_extra, 1))
-    repo = git.Repo.init(seed, initial_branch="main")
-    with repo.git.custom_environment(**USER_ENV):
-        repo.git.add(A=True)
-        repo.git.commit(m="plan: migrate a real guest")
-    git.Repo.clone_from(str(seed), str(ws.remote), bare=True)
-    shutil.rmtree(seed)
-    git.Repo.clone_from(str(ws.remote), str(ws.clone))
-    return ws
 
 
 def test_cold_migration_converts_the_guest_and_it_boots_on_virtio(
     guest: Guest, tmp_path: Path
 ) -> None:
     ova = ensure_guest_ova(guest)
-    ws = ova_workspace(tmp_path, ova)
+    ws = guest_workspace(tmp_path, ova)
     # the negative control boots the unconverted source disk (qemu -snapshot: never written)
     # on the second core while the migration runs: the same assertions, less waiting
     with ThreadPoolExecutor(1) as pool:

@@ -46,8 +46,8 @@ def L(**kw: str) -> tuple:  # noqa: N802 - reads like a label set
     return tuple(sorted(kw.items()))
 
 
-COLD = {"provider": "OVA", "mode": "Cold", "target": "Local"}
-WARM = {"provider": "vSphere", "mode": "Warm", "target": "Remote"}
+COLD = {"provider": "ova", "mode": "Cold", "target": "Local"}
+WARM = {"provider": "vsphere", "mode": "Warm", "target": "Remote"}
 
 
 def test_forklift_names_types_and_labels(store) -> None:
@@ -112,7 +112,7 @@ def test_forklift_values(store) -> None:
 
 def test_a_failed_plan_alerts_with_the_phases_its_vms_failed_in(tmp_path) -> None:
     store = ProgressStore(tmp_path / "p.db")
-    store.put_plan_labels(PlanLabels("ns/p", plan_uid("ns/p"), "oVirt", "Cold", "Remote"))
+    store.put_plan_labels(PlanLabels("ns/p", plan_uid("ns/p"), "ovirt", "Cold", "Remote"))
     store.put_migration(MigrationRecord("ns/p", "m", "2026-01-01T00:00:00Z", "x", "Failed"))
     for vm, phase in (("a", "CopyDisks"), ("b", "CreateVM")):
         rec = VmProgress("ns/p", vm, vm, "m", phase="Failed", result="Failed")
@@ -121,7 +121,7 @@ def test_a_failed_plan_alerts_with_the_phases_its_vms_failed_in(tmp_path) -> Non
     _, samples = _scrape(_health(store))
     labels = L(
         status="Failed",
-        provider="oVirt",
+        provider="ovirt",
         mode="Cold",
         target="Remote",
         plan=plan_uid("ns/p"),

@@ -57,7 +57,10 @@ def test_a_stale_index_lock_is_removed_by_the_next_holder(workspace_factory) -> 
 def test_a_second_reconciler_waits_or_refuses_and_a_killed_holder_frees_the_folder(
     workspace_factory,
 ) -> None:
-    ws = workspace_factory([small_vm("held", 1, data_mib=16)])
+    # 96 MiB at 1 MiB/s: the first holds the folder far longer than two CLI starts take on a
+    # busy machine; the throttle goes once the second one waits (the test kills the first)
+    ws = workspace_factory([small_vm("held", 1, data_mib=96, capacity_mib=128)])
+    cfg = (ws.clone / ".mtv-gitops.yaml").read_text()
     _slow(ws)
     first = _reconcile(ws)
     holder = StateLock(ws.state)
@@ -75,6 +78,8 @@ def test_a_second_reconciler_waits_or_refuses_and_a_killed_holder_frees_the_fold
         waiting = _reconcile(ws)
         line = waiting.stderr.readline()
         assert f"waiting for the state folder {ws.state}: in use by pid {first.pid}" in line
+        # the waiting one reads the repo once it holds the folder: it copies unthrottled
+        ws.user_commit({".mtv-gitops.yaml": cfg}, "no throttle")
 
         os.kill(first.pid, signal.SIGKILL)
         first.wait()

@@ -4,37 +4,17 @@ the transfer Jobs (tests/targets/cluster.py)."""
 
 from __future__ import annotations
 
-import io
 import time
 from pathlib import Path
 
 import pytest
-from ruamel.yaml import YAML
 
 from reconciler.transfer.digest import disk_digest_of_file
-from tests.support.cluster import TOKEN, Cluster, Kubelet
+from tests.support.cluster import TOKEN, Cluster, Kubelet, to_cluster
 from tests.support.workspace import Workspace, migration_yaml, small_vm
 
 pytestmark = pytest.mark.integration
 NS = "demo-vms"
-
-
-def to_cluster(ws: Workspace, cluster: Cluster, retries: int = 2) -> dict[str, str]:
-    """Point the destination Provider at the cluster (as a user commit); the environment
-    for the reconciler, with the token in a secrets file."""
-    yaml = YAML(typ="rt")
-    path = ws.clone / "providers" / "providers.yaml"
-    docs = list(yaml.load_all(path.read_text()))
-    assert docs[1]["spec"]["type"] == "openshift"
-    docs[1]["spec"]["url"] = cluster.url
-    docs[1]["spec"]["secret"] = {"name": "cluster-token", "namespace": "openshift-mtv"}
-    docs[1]["spec"]["settings"] = {"jobPollSeconds": "0.1", "transferRetries": str(retries)}
-    out = io.StringIO()
-    yaml.dump_all(docs, out)
-    ws.user_commit({"providers/providers.yaml": out.getvalue()}, "migrate to the cluster")
-    secrets = ws.root / "secrets.yaml"
-    secrets.write_text(f"openshift-mtv/cluster-token:\n  token: {TOKEN}\n")
-    return {"MTV_GITOPS_SECRETS": str(secrets)}
 
 
 def vms_of(ws: Workspace) -> dict[str, dict]:

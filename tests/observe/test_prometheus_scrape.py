@@ -23,7 +23,7 @@ from tests.support.workspace import CLI, MIB, small_vm, wait_until
 
 pytestmark = pytest.mark.integration
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-COLD_OVA = {"provider": "OVA", "mode": "Cold", "target": "Local"}
+COLD_OVA = {"provider": "ova", "mode": "Cold", "target": "Local"}
 
 
 def _free_port() -> int:

@@ -11,6 +11,7 @@ and log, and marks the Job complete or failed as ``backoffLimit`` and ``podFailu
 from __future__ import annotations
 
 import base64
+import io
 import itertools
 import json
 import os
@@ -27,6 +28,7 @@ from typing import Any
 
 import kmock
 from kmock._internal import parsing
+from ruamel.yaml import YAML
 
 from tests.support.kube_emulator import Emulator
 
@@ -157,6 +159,8 @@ class Kubelet:
     root: Path
     redirect: dict[tuple[str, str, str], Path] = field(default_factory=dict)
     before_run: Any = None
+    # a pod running longer is killed (a real guest's conversion in software mode takes minutes)
+    pod_seconds: float = 120.0
     runs: list[Run] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -286,7 +290,7 @@ class Kubelet:
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + self.pod_seconds
         while proc.poll() is None:
             if time.monotonic() > deadline:
                 proc.kill()
@@ -356,3 +360,21 @@ def _finished(job: dict[str, Any]) -> bool:
         c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
         for c in (job.get("status") or {}).get("conditions", [])
     )
+
+
+def to_cluster(ws: Any, cluster: Cluster, retries: int = 2) -> dict[str, str]:
+    """Point the destination Provider at the cluster (as a user commit); the environment
+    for the reconciler, with the token in a secrets file."""
+    yaml = YAML(typ="rt")
+    path = ws.clone / "providers" / "providers.yaml"
+    docs = list(yaml.load_all(path.read_text()))
+    assert docs[1]["spec"]["type"] == "openshift"
+    docs[1]["spec"]["url"] = cluster.url
+    docs[1]["spec"]["secret"] = {"name": "cluster-token", "namespace": "openshift-mtv"}
+    docs[1]["spec"]["settings"] = {"jobPollSeconds": "0.1", "transferRetries": str(retries)}
+    out = io.StringIO()
+    yaml.dump_all(docs, out)
+    ws.user_commit({"providers/providers.yaml": out.getvalue()}, "migrate to the cluster")
+    secrets = ws.root / "secrets.yaml"
+    secrets.write_text(f"openshift-mtv/cluster-token:\n  token: {TOKEN}\n")
+    return {"MTV_GITOPS_SECRETS": str(secrets)}

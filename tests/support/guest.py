@@ -28,6 +28,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import git
+
+from tests.support.workspace import USER_ENV, Workspace, write_repo
+
 MARKER = "MTV-GITOPS-GUEST-READY"
 # what initramfs-tools prints when it cannot find the root device (the negative control)
 NO_ROOT = re.compile(r"Gave up waiting for root|ALERT! .* does not exist|\(initramfs\)")
@@ -328,16 +332,19 @@ def copy_sparse(src: Path, dst) -> None:
         os.close(fd)
 
 
-def file_in_guest(disk: Path, path: str) -> bool:
-    """Whether ``path`` exists in the ext4 root filesystem of the guest's first partition,
-    read with debugfs on the raw image (no appliance to boot)."""
+def _root_fs(disk: Path) -> str:
+    """debugfs's name for the ext4 filesystem of the image's first partition."""
     with disk.open("rb") as f:
         mbr = f.read(512)
     offset = int.from_bytes(mbr[446 + 8 : 446 + 12], "little") * 512
+    return f"{disk}?offset={offset}"
+
+
+def file_in_guest(disk: Path, path: str) -> bool:
+    """Whether ``path`` exists in the ext4 root filesystem of the guest's first partition,
+    read with debugfs on the raw image (no appliance to boot)."""
     proc = subprocess.run(
-        ["debugfs", "-R", f"stat {path}", f"{disk}?offset={offset}"],
-        capture_output=True,
-        text=True,
+        ["debugfs", "-R", f"stat {path}", _root_fs(disk)], capture_output=True, text=True
     )
     out = proc.stdout + proc.stderr
     if "File not found" in out:
@@ -345,3 +352,65 @@ def file_in_guest(disk: Path, path: str) -> bool:
     if "Inode:" in out:
         return True
     raise RuntimeError(f"debugfs could not read {disk}: {out.strip()}")
+
+
+def write_in_guest(disk: Path, path: str, content: bytes, work: Path) -> None:
+    """What the running guest does between precopy rounds: a new file in its root filesystem,
+    written with debugfs into the (powered-off) image, so the filesystem stays consistent."""
+    src = work / "guest-write.src"
+    src.write_bytes(content)
+    proc = subprocess.run(
+        ["debugfs", "-w", "-R", f"write {src} {path}", _root_fs(disk)],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0 or "rror" in proc.stderr:
+        raise RuntimeError(f"debugfs could not write {path} into {disk}: {proc.stderr.strip()}")
+
+
+def changed_runs(before: Path, after: Path, block: int = 4096) -> list[tuple[int, bytes]]:
+    """The runs of ``block``-sized blocks that differ between two images of one size, as
+    (offset, new bytes): what a guest's writes look like to changed block tracking."""
+    runs: list[tuple[int, bytes]] = []
+    piece = 1 << 20
+    with before.open("rb") as a, after.open("rb") as b:
+        pos = 0
+        while True:
+            x, y = a.read(piece), b.read(piece)
+            if not y:
+                return runs
+            if x != y:
+                for at in range(0, len(y), block):
+                    if x[at : at + block] == y[at : at + block]:
+                        continue
+                    off = pos + at
+                    if runs and runs[-1][0] + len(runs[-1][1]) == off:
+                        runs[-1] = (runs[-1][0], runs[-1][1] + y[at : at + block])
+                    else:
+                        runs.append((off, y[at : at + block]))
+            pos += len(y)
+
+
+VM = "debian-vmware"  # the guest's name in its OVA and the plan
+
+
+def guest_workspace(root: Path, ova: Path, plan_extra: str = "") -> Workspace:
+    """A GitOps workspace whose OVA folder holds ``ova`` (linked, not copied)."""
+    ws = Workspace(
+        root, root / "ova", root / "remote.git", root / "repo", root / "state", root / "cluster"
+    )
+    ws.ova.mkdir(parents=True)
+    os.symlink(ova, ws.ova / ova.name)
+    seed = root / "seed"
+    write_repo(seed, ws.ova, [VM])
+    if plan_extra:
+        plan = seed / "plans" / "demo-plan.yaml"
+        plan.write_text(plan.read_text().replace("spec:\n", "spec:\n" + plan_extra, 1))
+    repo = git.Repo.init(seed, initial_branch="main")
+    with repo.git.custom_environment(**USER_ENV):
+        repo.git.add(A=True)
+        repo.git.commit(m="plan: migrate a real guest")
+    git.Repo.clone_from(str(seed), str(ws.remote), bare=True)
+    shutil.rmtree(seed)
+    git.Repo.clone_from(str(ws.remote), str(ws.clone))
+    return ws

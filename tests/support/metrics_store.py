@@ -25,8 +25,8 @@ def _copy_step(mib: list[int], phase: str = "Completed", started: str = "") -> d
 def seed(store: ProgressStore) -> None:
     """Two plans: a cold OVA plan whose first Migration failed and second succeeded; a warm
     vSphere plan onto a remote cluster with one VM copying now."""
-    store.put_plan_labels(PlanLabels("mtv/cold", plan_uid("mtv/cold"), "OVA", "Cold", "Local"))
-    store.put_plan_labels(PlanLabels("mtv/warm", plan_uid("mtv/warm"), "vSphere", "Warm", "Remote"))
+    store.put_plan_labels(PlanLabels("mtv/cold", plan_uid("mtv/cold"), "ova", "Cold", "Local"))
+    store.put_plan_labels(PlanLabels("mtv/warm", plan_uid("mtv/warm"), "vsphere", "Warm", "Remote"))
     # migration 1 of the cold plan: vm-a failed in CopyDisks, vm-b succeeded
     store.put_migration(
         MigrationRecord("mtv/cold", "m1", "2026-01-01T00:00:00Z", "2026-01-01T00:30:00Z", "Failed")
