@@ -150,6 +150,24 @@ def _split(value: str, nsmap: Any) -> tuple[str, str]:
     return nsmap.get(prefix or None, ""), name
 
 
+def _text(text: str | None) -> str:
+    return text or ""
+
+
+def _bool(text: str | None) -> bool:
+    text = text or ""
+    if text == "1" or text.lower() == "true":
+        return True
+    if text == "0" or text.lower() == "false":
+        return False
+    raise TypeError(f"not a boolean: {text!r}")
+
+
+_SKIP, _REF = object(), object()
+_CONVERT = {_STR: _text, _INT: int, _BOOL: _bool, _FLOAT: float, _MO: _REF}
+_DYNAMIC = frozenset({ManagedMethod, VmomiSupport.PropertyPath, type})  # xsi:type ignored
+
+
 class Parser:
     """Plain records from the lxml elements of one answer; references bound to ``stub``.
 
@@ -160,8 +178,9 @@ class Parser:
         self.stub = stub
         self.version = getattr(stub, "version", None)
         self.types: dict[str, Any] = {}
+        self.xsi: dict[str, tuple[Any, int]] = {}  # xsi:type text -> its shape
         self.kinds: dict[Any, tuple[Any, int]] = {}
-        self.props: dict[tuple[Any, str], tuple[str, Any, bool]] = {}
+        self.plans: dict[Any, dict[Any, Any]] = {}  # type -> child tag -> how to read it
         self.refs: dict[tuple[str, str], Any] = {}
         self.guids = bool(stub is not None and stub.SupportServerGUIDs())
 
@@ -178,18 +197,43 @@ class Parser:
             shape = self.kinds[t] = (c, _kind(c))
         return shape
 
+    def _field(self, t: Any, tag: Any) -> Any:
+        """How a child element ``tag`` of a ``t`` is read: (field, declared type, whether an
+        array, the converter of an untyped scalar leaf or None, whether a fault below it is
+        wrapped); _SKIP for a comment."""
+        if not isinstance(tag, str):
+            return _SKIP
+        name = tag[tag.index("}") + 1 :] if tag[0] == "{" else tag
+        attr, ptype, is_list = _prop(t, name)
+        _, kind = self._shape(ptype.Item if is_list else ptype)
+        conv = _CONVERT.get(kind)
+        return attr, ptype, is_list, conv, not (t is LocalizedMethodFault and name == "fault")
+
+    def _ref(self, el: Any) -> Any:
+        """A managed object reference, one object per answer for each (type, moid)."""
+        key = (el.get("type"), el.text or "")
+        ref = self.refs.get(key)
+        if ref is None:
+            cls = self._resolve(key[0], el)
+            guid = None if self.guids else el.get("serverGuid")
+            ref = self.refs[key] = cls(key[1], self.stub, guid)
+        return ref
+
     def value(self, el: Any, declared: Any, as_localized: bool = True) -> Any:
         """The record of ``el``, a value declared as ``declared``, resolved as pyvmomi's
         deserializer does: its ``xsi:type`` wins (except for dynamic types and an array typed
         as an array), an untyped element of an array-valued field is one item, and a fault
         below the top is wrapped as a LocalizedMethodFault."""
-        t, kind = self._shape(declared)
+        shape = self.kinds.get(declared)
+        t, kind = shape if shape is not None else self._shape(declared)
         xsi = el.get(XSI_TYPE)
         if xsi is not None:
-            if not SoapAdapter.isDynamicType(declared):
-                dyn, dyn_kind = self._shape(self._resolve(xsi, el))
-                if not (kind == _LIST and dyn_kind == _LIST):
-                    t, kind = dyn, dyn_kind
+            if declared not in _DYNAMIC:
+                dyn = self.xsi.get(xsi)
+                if dyn is None:
+                    dyn = self.xsi[xsi] = self._shape(self._resolve(xsi, el))
+                if not (kind == _LIST and dyn[1] == _LIST):
+                    t, kind = dyn
         elif kind == _LIST:
             t, kind = self._shape(t.Item)
         if kind == _FAULT:
@@ -198,18 +242,24 @@ class Parser:
             kind = _DATA
         if kind == _DATA:
             out = dict(_required(t))
-            props = self.props
-            in_localized = t is LocalizedMethodFault
+            plan = self.plans.get(t)
+            if plan is None:
+                plan = self.plans[t] = {}
             for c in el:
                 tag = c.tag
-                if not isinstance(tag, str):
-                    continue  # a comment
-                name = tag[tag.index("}") + 1 :] if tag[0] == "{" else tag
-                p = props.get((t, name))
-                if p is None:
-                    p = props[(t, name)] = _prop(t, name)
-                attr, ptype, is_list = p
-                v = self.value(c, ptype, not (in_localized and name == "fault"))
+                f = plan.get(tag)
+                if f is None:
+                    f = plan[tag] = self._field(t, tag)
+                if f is _SKIP:
+                    continue
+                attr, ptype, is_list, conv, localized = f
+                if conv is not None and c.get(XSI_TYPE) is None:
+                    if conv is _REF:
+                        v = self._ref(c)
+                    else:
+                        v = conv(c.text)  # an untyped leaf of a scalar field: most elements
+                else:
+                    v = self.value(c, ptype, localized)
                 if is_list and not isinstance(v, list):
                     items = out.get(attr)
                     if items is None:
@@ -218,6 +268,7 @@ class Parser:
                         items.append(v)
                 else:
                     out[attr] = v
+            in_localized = t is LocalizedMethodFault
             if in_localized:  # as pyvmomi: the fault itself, with the message as its msg
                 fault = dict(out.get("fault") or {})
                 fault.pop("msg", None)
@@ -228,25 +279,14 @@ class Parser:
         if kind == _STR:
             return el.text or ""
         if kind == _MO:
-            key = (el.get("type"), el.text or "")
-            ref = self.refs.get(key)
-            if ref is None:
-                cls = self._resolve(key[0], el)
-                guid = None if self.guids else el.get("serverGuid")
-                ref = self.refs[key] = cls(key[1], self.stub, guid)
-            return ref
+            return self._ref(el)
         if kind == _LIST:
             item = t.Item
             return [self.value(c, item) for c in el if isinstance(c.tag, str)]
         if kind == _INT:
             return int(el.text)
         if kind == _BOOL:
-            text = el.text or ""
-            if text == "1" or text.lower() == "true":
-                return True
-            if text == "0" or text.lower() == "false":
-                return False
-            raise TypeError(f"not a boolean: {text!r}")
+            return _bool(el.text)
         if kind == _FLOAT:
             return float(el.text)
         return _other(t, el.text or "", el)
@@ -289,10 +329,17 @@ def invoke(mo: Any, method: str, *args: Any, lxml: bool = True) -> Any:
     With ``lxml`` (and a pyvmomi ``SoapStubAdapter`` behind ``mo``), the request travels over
     the stub's own connection and lxml reads the answer; otherwise pyvmomi makes the call and
     :func:`plain` converts what it returns."""
+    info = type(mo)._GetMethodInfo(method)
+    if not lxml or not isinstance(mo._stub, SoapAdapter.SoapStubAdapter):
+        return plain(getattr(mo, method)(*args))
+    return answer(mo._stub, *post(mo, method, *args), info.result)
+
+
+def post(mo: Any, method: str, *args: Any) -> tuple[int, bytes]:
+    """Send one call over the stub's connection as pyvmomi would: its HTTP status and the
+    answer's bytes (decompressed)."""
     stub = mo._stub
     info = type(mo)._GetMethodInfo(method)
-    if not lxml or not isinstance(stub, SoapAdapter.SoapStubAdapter):
-        return plain(getattr(mo, method)(*args))
     headers = {
         "Cookie": stub.cookie,
         "SOAPAction": stub.versionId,
@@ -325,7 +372,7 @@ def invoke(mo: Any, method: str, *args: Any, lxml: bool = True) -> Any:
     encoding = (resp.getheader("Content-Encoding") or "identity").lower()
     if encoding in ("gzip", "deflate"):
         body = zlib.decompress(body, 16 + zlib.MAX_WBITS if encoding == "gzip" else 0)
-    return answer(stub, resp.status, body, info.result)
+    return resp.status, body
 
 
 def answer(stub: Any, status: int, body: bytes, result_type: Any) -> Any:
