@@ -3,6 +3,8 @@
 Each retrieval walks a ContainerView of the whole inventory and pages through
 RetrievePropertiesEx, so 1,000 VMs cost a handful of round trips. :mod:`plugins.vsphere.updates`
 keeps the same :class:`Snapshot` current with WaitForUpdatesEx instead of reading it again.
+Both read the answers with lxml into plain records (:mod:`plugins.vsphere.soapparse`): pyvmomi's
+deserializer was most of a 5,000-VM read's time.
 """
 
 from __future__ import annotations
