@@ -6,16 +6,18 @@ with one datacenter holding a cluster of ``--hosts`` hosts and one standalone ho
 resource pool of ``--vms-per-pool`` VMs (2 x 2,500 = 5,000 VMs), logs in over TLS, and times
   (a) full: ``InventoryCache.snapshot()`` on a fresh cache (its own PropertyCollector, a view
       and a filter per kind, WaitForUpdatesEx from version ""), median of ``--runs``, each cache
-      closed before the next; beside it ``read_all`` (one paged RetrievePropertiesEx per kind,
-      the other way to read everything), median of ``--runs``
+      closed before the next; in turns with it the baseline, the same read with the answers
+      parsed by pyvmomi's deserializer (``InventoryCache(lxml=False)``: how the plugin read
+      before lxml did), whose records must equal lxml's; beside them ``read_all`` (one paged
+      RetrievePropertiesEx per kind, the other way to read everything), median of ``--runs``
   (b) incremental: the next ``snapshot()`` of a warm cache after one VM was renamed (the rename
       task waited for), median of ``--runs`` renames; and a pass with nothing changed
   (c) naive (baseline): per VM, ``vm.name`` and ``vm.config.hardware.numCPU`` read through
       pyvmomi's managed-object properties (a round trip each), on ``--naive-sample`` VMs spread
       over the set, extrapolated to every VM (stated as such, not measured on all)
 and prints seconds, this process's CPU seconds (parsing SOAP and applying updates; the rest of
-the wall time is the simulator), the ratios naive/full and full/incremental (>1: the first is
-slower), and whether the full read, ``read_all`` and the incremental results agree.
+the wall time is the simulator), the ratios naive/full, pyvmomi/lxml and full/incremental (>1:
+the first is slower), and whether the full read, ``read_all`` and the incremental results agree.
 
 Two things of govmomi 0.24's simulator (not of vCenter) shape (b): WaitForUpdatesEx with
 maxWaitSeconds=0 answers only at its next 250 ms tick, and for every queued object update (a
@@ -66,19 +68,11 @@ def stderr_to(path: Path) -> Iterator[None]:
 
 
 def projection(snap: Snapshot) -> dict[str, dict[str, dict[str, Any]]]:
-    """What can be compared between two reads: managed objects as moids, arrays by length
-    (pyvmomi objects compare by identity)."""
-
-    def plain(value: Any) -> Any:
-        if hasattr(value, "_moId"):
-            return value._moId
-        if isinstance(value, list):
-            return len(value)
-        return value if isinstance(value, str | int | float | bool) else type(value).__name__
-
+    """What two reads are compared on: every property's plain record (references by moid and
+    type), all but each object's own reference."""
     return {
         k.field: {
-            moid: {p: plain(v) for p, v in props.items() if p != "_obj"}
+            moid: {p: v for p, v in props.items() if p != "_obj"}
             for moid, props in getattr(snap, k.field).items()
         }
         for k in KINDS
@@ -86,18 +80,19 @@ def projection(snap: Snapshot) -> dict[str, dict[str, dict[str, Any]]]:
 
 
 class Calls:
-    """Counts the SOAP calls (HTTP round trips) made through a pyvmomi stub: the cost that a
-    real vCenter's network latency multiplies."""
+    """Counts the SOAP calls (HTTP round trips) made over a pyvmomi stub's connections, by
+    pyvmomi or by the lxml reader: the cost that a real vCenter's network latency
+    multiplies."""
 
     def __init__(self, stub: Any) -> None:
         self.n = 0
-        invoke = stub.InvokeMethod
+        connection = stub.GetConnection
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             self.n += 1
-            return invoke(*args, **kwargs)
+            return connection(*args, **kwargs)
 
-        stub.InvokeMethod = counted
+        stub.GetConnection = counted
 
 
 def timed(fn: Callable[[], Any], calls: Calls) -> tuple[float, float, int, Any]:
@@ -139,16 +134,24 @@ def main(argv: list[str] | None = None) -> int:
         counter = Calls(si._stub)
 
         full: list[tuple[float, float, int]] = []
-        snap = Snapshot()
+        baseline: list[tuple[float, float, int]] = []
+        snap = reference = Snapshot()
+        same_records = True
         for run in range(args.runs):
-            with InventoryCache(si) as cache:
-                wall, cpu, calls, snap = timed(cache.snapshot, counter)
-                full.append((wall, cpu, calls))
-                print(
-                    f"full run {run + 1}: {wall:.2f} s ({cpu:.2f} s CPU here),"
-                    f" {cache.last.changed} objects, {calls} calls",
-                    flush=True,
-                )
+            for lxml, rows in ((False, baseline), (True, full)):
+                with InventoryCache(si, lxml=lxml) as cache:
+                    wall, cpu, calls, got = timed(cache.snapshot, counter)
+                    rows.append((wall, cpu, calls))
+                    print(
+                        f"full run {run + 1} ({'lxml' if lxml else 'pyvmomi'}): {wall:.2f} s"
+                        f" ({cpu:.2f} s CPU here), {cache.last.changed} objects, {calls} calls",
+                        flush=True,
+                    )
+                if lxml:
+                    same_records &= got == reference
+                    snap = got
+                else:
+                    reference = got
         n = len(snap.vms)
         print("inventory: " + ", ".join(f"{len(getattr(snap, k.field))} {k.field}" for k in KINDS))
 
@@ -208,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
 
     naive = naive_wall * scale
     f_wall, f_best, f_cpu, f_calls = med(full)
+    b_wall, b_best, b_cpu, b_calls = med(baseline)
     k_wall, k_best, k_cpu, k_calls = med(by_kind)
     i_wall, i_best, i_cpu, i_calls = med(incr)
     print()
@@ -218,6 +222,14 @@ def main(argv: list[str] | None = None) -> int:
     n_calls = round(naive_calls * scale)
     rows = [
         ("c  naive, 2 reads/VM (extrapolated)", naive, None, naive_cpu * scale, n_calls, None),
+        (
+            "a  baseline: full, pyvmomi parses",
+            b_wall,
+            b_best,
+            b_cpu,
+            b_calls,
+            naive / b_wall,
+        ),
         (
             "a  full: InventoryCache first snapshot()",
             f_wall,
@@ -251,15 +263,18 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(
         "ratio: (a) naive s / full s, (b) full (InventoryCache) s / incremental s; >1: faster\n"
+        f"lxml against pyvmomi (same run, medians): {b_wall / f_wall:.1f}x wall,"
+        f" {b_cpu / max(f_cpu, 1e-9):.1f}x CPU here; records identical: "
+        f"{'yes' if same_records else 'NO'}\n"
         f"naive = {len(sample)} sampled VMs ({naive_wall:.2f} s, 2 round trips each) x {n}"
         f" / {len(sample)}: an extrapolation, not a measurement of all {n} VMs\n"
-        "CPU here = this process (pyvmomi parsing SOAP, applying updates); the rest of the wall"
+        "CPU here = this process (parsing SOAP, applying updates); the rest of the wall"
         " time is the simulator, whose incremental cost is its own (see the docstring)\n"
         "calls = SOAP round trips (to a real vCenter, each also costs the network latency)\n"
         f"full read equals read_all: {'yes' if full_agrees else 'NO'}; incremental passes"
         f" right and equal to a fresh read_all: {'yes' if incr_agrees else 'NO'}"
     )
-    return 0 if full_agrees and incr_agrees else 1
+    return 0 if full_agrees and incr_agrees and same_records else 1
 
 
 if __name__ == "__main__":

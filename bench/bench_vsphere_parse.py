@@ -1,7 +1,7 @@
 """Benchmark: parsing PropertyCollector answers, pyvmomi's deserializer against lxml.
 
-Run ``python bench/bench_vsphere_parse.py [--vms-per-pool 500 --runs 5]`` (needs lxml:
-``pip install '.[bench]'``).  It starts govmomi's
+Run ``python bench/bench_vsphere_parse.py [--vms-per-pool 500 --runs 5]`` (lxml comes with
+the ``vsphere`` extra).  It starts govmomi's
 vCenter simulator (the tests' peer) with two resource pools of ``--vms-per-pool`` VMs, asks once
 for every VM's inventory properties in one RetrievePropertiesEx page (``inventory.VM_PROPS``)
 and keeps the SOAP answer's bytes.  Then, in this process only (no network), it parses those
@@ -11,12 +11,14 @@ same bytes ``--runs`` times each way, in turns:
   (c) ``lxml.etree.iterparse`` streaming one ``objects`` element at a time, cleared after use
   (d) lxml's tree turned into the same pyvmomi objects as (a) (``vsphere_soapparse.py``: the
       same classes and values, checked by serializing both answers and comparing the text)
+  (e) the plugin's reader (``plugins/vsphere/soapparse.py``): lxml's tree into plain records,
+      checked equal to (a)'s objects made plain
 and prints the median wall and CPU seconds of each, the ratios (a)/(b) and (a)/(c) (>1: lxml
 is faster), and whether the three agree on what the inventory reads of each VM (name, CPUs,
 memory, power state, host, the devices' keys and types).
 
 This measures the parse alone, the part of a full inventory read that is this process's CPU;
-the plugin still reads through pyvmomi.
+the plugin reads with (e).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from plugins.vsphere import session  # noqa: E402
 from plugins.vsphere.inventory import KINDS, view_spec  # noqa: E402
 from plugins.vsphere.simulator import start_simulator  # noqa: E402
+from plugins.vsphere.soapparse import parse_response  # noqa: E402
+from plugins.vsphere.soapparse import plain as made_plain  # noqa: E402
 
 VIM = "{urn:vim25}"
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
@@ -177,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import lxml  # noqa: F401
     except ImportError:
-        print("lxml is not installed: pip install '.[bench]' (or lxml)", file=sys.stderr)
+        print("lxml is not installed: pip install '.[vsphere]'", file=sys.stderr)
         return 2
     print("starting the simulator (built once with Go if needed) ...", flush=True)
     sim = start_simulator(hosts=2, vms=args.vms_per_pool, datastores=2, clusters=1, password="b-1")
@@ -192,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         "lxml tree": [],
         "lxml stream": [],
         "lxml->pyvmomi": [],
+        "lxml->plain": [],
     }
     results: dict[str, Any] = {}
     for _ in range(args.runs):
@@ -200,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             ("lxml tree", lambda: by_lxml_tree(body)),
             ("lxml stream", lambda: by_lxml_stream(body)),
             ("lxml->pyvmomi", lambda: by_lxml_objects(stub, body, result_type)),
+            ("lxml->plain", lambda: parse_response(stub, body, result_type)),
         ):
             wall, cpu, value = timed(fn)
             ways[name].append((wall, cpu))
@@ -233,7 +239,11 @@ def main(argv: list[str] | None = None) -> int:
         "(d) builds pyvmomi objects identical to (a)'s (serialized):",
         "yes" if identical else "NO",
     )
-    same = same_shape and identical and results["lxml tree"] == results["lxml stream"]
+    plain_same = results["lxml->plain"] == made_plain(reference)
+    print("(e) plain records equal to (a)'s objects made plain:", "yes" if plain_same else "NO")
+    same = (
+        same_shape and identical and plain_same and results["lxml tree"] == results["lxml stream"]
+    )
     if not same:
         for k, v in results["pyvmomi"].items():
             other = {**results["lxml tree"][k], "devices": types[k]}

@@ -1,9 +1,8 @@
 """A faster reader of PropertyCollector answers: lxml parses the SOAP, pyvmomi's types shape it.
 
-Not wired into the plugin yet (issue 20 item 4): ``bench_vsphere_parse.py`` proves it builds
-objects that serialize exactly as pyvmomi's own deserializer's, and measures both.  Wiring it
-means sending RetrievePropertiesEx / WaitForUpdatesEx through the stub's connection and
-parsing the answer here; lxml would then join the ``vsphere`` extra.
+Kept for ``bench_vsphere_parse.py`` (d), which proves it builds objects that serialize exactly
+as pyvmomi's own deserializer's, and measures both.  The plugin reads with
+``plugins/vsphere/soapparse.py`` instead: plain records, cheaper still than these objects.
 
 pyvmomi deserializes with expat and a Python callback per element, and builds every data
 object through its checked ``__setattr__``; for a 5,000-VM inventory that is most of this

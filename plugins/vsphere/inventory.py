@@ -3,6 +3,8 @@
 Each retrieval walks a ContainerView of the whole inventory and pages through
 RetrievePropertiesEx, so 1,000 VMs cost a handful of round trips. :mod:`plugins.vsphere.updates`
 keeps the same :class:`Snapshot` current with WaitForUpdatesEx instead of reading it again.
+Both read the answers with lxml into plain records (:mod:`plugins.vsphere.soapparse`): pyvmomi's
+deserializer was most of a 5,000-VM read's time.
 """
 
 from __future__ import annotations
@@ -55,7 +57,9 @@ FOLDER_PROPS = ["name", "parent"]
 
 @dataclass
 class Snapshot:
-    """Raw properties by managed object id, per type; each object's dict also has ``_obj``."""
+    """Properties by managed object id, per type, as plain records
+    (:mod:`plugins.vsphere.soapparse`: data objects are dicts with ``_type``, references are
+    pyvmomi managed objects); each object's dict also has ``_obj``, its own reference."""
 
     vms: dict[str, dict[str, Any]] = field(default_factory=dict)
     hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -116,38 +120,46 @@ def view_spec(view: Any, kind: Kind) -> Any:
     )
 
 
-def retrieve(collector: Any, spec: Any, page: int = 1000) -> dict[str, dict]:
+PAGE = 10_000  # objects per RetrievePropertiesEx answer (vCenter may send fewer)
+
+
+def retrieve(collector: Any, spec: Any, page: int = PAGE, lxml: bool = True) -> dict[str, dict]:
     """``{moid: {property: value, "_obj": object}}`` for ``spec``, paged through
-    RetrievePropertiesEx; unset properties are absent."""
+    RetrievePropertiesEx; unset properties are absent. Values are the plain records of
+    :mod:`plugins.vsphere.soapparse`, read by lxml (``lxml=False``: by pyvmomi, then made
+    plain, the reference the tests compare with)."""
     from pyVmomi import vmodl
 
+    from plugins.vsphere.soapparse import invoke
+
     out: dict[str, dict] = {}
-    res = collector.RetrievePropertiesEx(
-        [spec], vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=page)
-    )
+    options = vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=page)
+    res = invoke(collector, "RetrievePropertiesEx", [spec], options, lxml=lxml)
     while res is not None:
-        for obj in res.objects:
-            out[obj.obj._moId] = {p.name: p.val for p in obj.propSet} | {"_obj": obj.obj}
-        if not res.token:
+        for obj in res.get("objects", ()):
+            props = {p["name"]: p.get("val") for p in obj.get("propSet", ())}
+            props["_obj"] = obj["obj"]
+            out[obj["obj"]._moId] = props
+        if not res.get("token"):
             break
-        res = collector.ContinueRetrievePropertiesEx(res.token)
+        res = invoke(collector, "ContinueRetrievePropertiesEx", res["token"], lxml=lxml)
     return out
 
 
-def collect(si: Any, kind: Kind, page: int = 1000) -> dict[str, dict]:
+def collect(si: Any, kind: Kind, page: int = PAGE, lxml: bool = True) -> dict[str, dict]:
     """``{moid: {property: value, "_obj": object}}`` for every object of ``kind`` below the
     root folder."""
     content = si.RetrieveContent()
     view = content.viewManager.CreateContainerView(content.rootFolder, [kind.vim_class()], True)
     try:
-        return retrieve(content.propertyCollector, view_spec(view, kind), page)
+        return retrieve(content.propertyCollector, view_spec(view, kind), page, lxml)
     finally:
         view.Destroy()
 
 
-def read_all(si: Any) -> Snapshot:
+def read_all(si: Any, lxml: bool = True) -> Snapshot:
     """The whole inventory, one paged retrieval per kind (no state left on the server)."""
-    return Snapshot(**{k.field: collect(si, k) for k in KINDS})
+    return Snapshot(**{k.field: collect(si, k, lxml=lxml) for k in KINDS})
 
 
 def datacenter_of(snapshot: Snapshot, moid: str) -> str | None:

@@ -12,7 +12,7 @@ from typing import Any
 from plugins import bundled
 from plugins.vsphere import session
 from plugins.vsphere.datastore import RETRY_SECONDS, DatastoreDisk, DatastoreFile, DatastoreHttp
-from plugins.vsphere.inventory import Snapshot
+from plugins.vsphere.inventory import Snapshot, retrieve
 from plugins.vsphere.updates import InventoryCache
 from reconciler.hookspecs import hookimpl
 from reconciler.inventory.model import VM, Disk, Inventory, Network, Nic, Storage
@@ -27,69 +27,100 @@ from reconciler.sources import (
 from reconciler.transfer.extents import Extent
 
 PROVIDER_TYPE = "vsphere"
-# pyvmomi comes with the extra; every use imports it lazily, so the plugin loads without it
-REQUIREMENTS = Requirements(extra="vsphere", modules=("pyVmomi",))
+# pyvmomi and lxml come with the extra; every use imports them lazily, so the plugin loads
+# without them
+REQUIREMENTS = Requirements(extra="vsphere", modules=("pyVmomi", "lxml"))
 _POWER = {"poweredOn": "On", "poweredOff": "Off", "suspended": "Off"}
 
 
-def _bus(controller: Any) -> str:
+def _is(record: Any, name: str) -> bool:
+    """Whether a device record (:mod:`plugins.vsphere.soapparse`) is a ``vim.vm.device.<name>``,
+    subtypes included."""
     from pyVmomi import vim
 
-    if isinstance(controller, vim.vm.device.VirtualIDEController):
+    from plugins.vsphere.soapparse import is_a
+
+    return is_a(record, getattr(vim.vm.device, name))
+
+
+def _class_name(record: dict[str, Any]) -> str:
+    """The device's pyvmomi class name without ``vim.vm.device.`` (``VirtualVideoCard``)."""
+    from plugins.vsphere.soapparse import wsdl_class
+
+    cls = wsdl_class(record["_type"])
+    return (cls.__name__ if cls is not None else record["_type"]).removeprefix("vim.vm.device.")
+
+
+def _bus(controller: dict[str, Any] | None) -> str:
+    if _is(controller, "VirtualIDEController"):
         return "ide"
-    if isinstance(controller, vim.vm.device.VirtualSATAController):
+    if _is(controller, "VirtualSATAController"):
         return "sata"
-    if isinstance(controller, vim.vm.device.VirtualNVMEController):
+    if _is(controller, "VirtualNVMEController"):
         return "nvme"
     return "scsi"
 
 
-def _disk_cbt(dev: Any, controllers: dict[int, Any], vm_cbt: bool, extra: Any) -> bool | None:
+def _controllers(devices: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    return {d["key"]: d for d in devices if _is(d, "VirtualController")}
+
+
+def _disk_cbt(
+    dev: dict[str, Any], controllers: dict[int, dict[str, Any]], vm_cbt: bool, extra: Any
+) -> bool | None:
     """Whether changed block tracking is on for the disk: off with the VM's; else the
     ``<bus><n>:<unit>.ctkEnabled`` advanced setting when it is set (vSphere sets it for each
     disk when CBT is switched on for the VM), None when it is not (on with the VM's)."""
     if not vm_cbt:
         return False
-    controller = controllers.get(dev.controllerKey)
-    bus_number = getattr(controller, "busNumber", 0)
-    key = f"{_bus(controller)}{bus_number}:{dev.unitNumber}.ctkEnabled"
+    controller = controllers.get(dev.get("controllerKey"))
+    bus_number = (controller or {}).get("busNumber", 0)
+    key = f"{_bus(controller)}{bus_number}:{dev.get('unitNumber')}.ctkEnabled"
     for option in extra or ():
-        if option.key == key:
-            return str(option.value).strip().upper() == "TRUE"
+        if option.get("key") == key:
+            return str(option.get("value")).strip().upper() == "TRUE"
     return None
 
 
-def _disk_doc(dev: Any, controllers: dict[int, Any], vm_cbt: bool = False) -> dict[str, Any]:
-    from pyVmomi import vim
-
-    backing = dev.backing
-    rdm = isinstance(backing, vim.vm.device.VirtualDisk.RawDiskMappingVer1BackingInfo)
-    ds = getattr(backing, "datastore", None)
+def _disk_doc(
+    dev: dict[str, Any], controllers: dict[int, dict[str, Any]], vm_cbt: bool = False
+) -> dict[str, Any]:
+    backing = dev.get("backing") or {}
+    ds = backing.get("datastore")
     return {
-        "key": dev.key,
-        "file": getattr(backing, "fileName", ""),
+        "key": dev["key"],
+        "file": backing.get("fileName", ""),
         "datastore": {"kind": "Datastore", "id": ds._moId if ds else ""},
         "capacity": _capacity(dev),
-        "shared": getattr(backing, "sharing", "sharingNone") == "sharingMultiWriter",
-        "rdm": rdm,
-        "mode": getattr(backing, "diskMode", ""),
-        "bus": _bus(controllers.get(dev.controllerKey)),
+        "shared": backing.get("sharing", "sharingNone") == "sharingMultiWriter",
+        "rdm": _is_rdm(backing),
+        "mode": backing.get("diskMode", ""),
+        "bus": _bus(controllers.get(dev.get("controllerKey"))),
         # the VM's setting: a disk's own (scsiX:Y.ctkEnabled) is in the VM's advanced
         # settings, too heavy to read for every VM; it is read for warm plans' VMs only
         "changeTrackingEnabled": vm_cbt,
     }
 
 
-def _capacity(dev: Any) -> int:
+def _is_rdm(backing: dict[str, Any]) -> bool:
+    from pyVmomi import vim
+
+    from plugins.vsphere.soapparse import is_a
+
+    return is_a(backing, vim.vm.device.VirtualDisk.RawDiskMappingVer1BackingInfo)
+
+
+def _capacity(dev: dict[str, Any]) -> int:
     """Bytes; older vCenters (and govmomi's simulator) fill only capacityInKB."""
-    return int(dev.capacityInBytes or (dev.capacityInKB or 0) * 1024)
+    return int(dev.get("capacityInBytes") or (dev.get("capacityInKB") or 0) * 1024)
 
 
-def _nic_network(dev: Any) -> str:
-    backing = dev.backing
-    if hasattr(backing, "port") and getattr(backing.port, "portgroupKey", None):
-        return backing.port.portgroupKey
-    net = getattr(backing, "network", None)
+def _nic_network(dev: dict[str, Any]) -> str:
+    backing = dev.get("backing") or {}
+    port = backing.get("port") or {}
+    if port.get("portgroupKey"):
+        return port["portgroupKey"]
+    net = backing.get("network")
     return net._moId if net is not None else ""
 
 
@@ -170,8 +201,6 @@ class VsphereConnection:
     def inventory(self) -> Inventory:
         """Everything vCenter has now: a full read on a new connection, then only the changes
         vCenter reports (WaitForUpdatesEx), so a connection kept across passes stays cheap."""
-        from pyVmomi import vim
-
         try:
             with self._lock:
                 snap = self._snap = self._cache.snapshot()
@@ -188,30 +217,28 @@ class VsphereConnection:
             if p.get("config.template"):
                 continue  # templates are not migrated
             devices = p.get("config.hardware.device") or []
-            controllers = {
-                d.key: d for d in devices if isinstance(d, vim.vm.device.VirtualController)
-            }
+            controllers = _controllers(devices)
             disks = tuple(
                 Disk(
-                    str(d.key),
+                    str(d["key"]),
                     _capacity(d),
                     _disk_doc(d, controllers)["datastore"]["id"],
-                    file=getattr(d.backing, "fileName", ""),
+                    file=(d.get("backing") or {}).get("fileName", ""),
                     format="vmdk",
-                    bus=_bus(controllers.get(d.controllerKey)),
+                    bus=_bus(controllers.get(d.get("controllerKey"))),
                 )
                 for d in devices
-                if isinstance(d, vim.vm.device.VirtualDisk)
+                if _is(d, "VirtualDisk")
             )
             nics = tuple(
                 Nic(
-                    d.deviceInfo.label if d.deviceInfo else f"nic-{d.key}",
+                    d["deviceInfo"].get("label") if d.get("deviceInfo") else f"nic-{d['key']}",
                     _nic_network(d),
-                    d.macAddress or "",
-                    type(d).__name__.removeprefix("vim.vm.device.").lower(),
+                    d.get("macAddress") or "",
+                    _class_name(d).lower(),
                 )
                 for d in devices
-                if isinstance(d, vim.vm.device.VirtualEthernetCard)
+                if _is(d, "VirtualEthernetCard")
             )
             host = p.get("runtime.host")
             vms.append(
@@ -238,22 +265,21 @@ class VsphereConnection:
 
     def validation_input(self, vm_id: str) -> dict[str, Any]:
         """The VM as Forklift's vSphere inventory serves it (rules/vsphere/INPUT.md)."""
-        from pyVmomi import vim
-
         snap, p = self._snapshot(), self._vm(vm_id)
         devices = p.get("config.hardware.device") or []
-        controllers = {d.key: d for d in devices if isinstance(d, vim.vm.device.VirtualController)}
+        controllers = _controllers(devices)
         host_ref = p.get("runtime.host")
         host = snap.hosts.get(host_ref._moId, {}) if host_ref is not None else {}
         parent = host.get("parent")
         cluster = snap.clusters.get(parent._moId, {}) if parent is not None else {}
         snapshots = 0  # the user's: a warm migration's own are not the VM's to report
-        todo = list(p["snapshot"].rootSnapshotList) if p.get("snapshot") else []
+        tree = p.get("snapshot") or {}
+        todo = list(tree.get("rootSnapshotList", ()))
         while todo:
             node = todo.pop()
-            snapshots += not (node.name or "").startswith(OWN_SNAPSHOT_PREFIX)
-            todo += list(node.childSnapshotList or [])
-        current = p["snapshot"].currentSnapshot if p.get("snapshot") else None
+            snapshots += not (node.get("name") or "").startswith(OWN_SNAPSHOT_PREFIX)
+            todo += node.get("childSnapshotList", ())
+        current = tree.get("currentSnapshot")
         doc: dict[str, Any] = {
             "id": vm_id,
             "name": p.get("name", ""),
@@ -277,14 +303,14 @@ class VsphereConnection:
             "disks": [
                 _disk_doc(d, controllers, bool(p.get("config.changeTrackingEnabled")))
                 for d in devices
-                if isinstance(d, vim.vm.device.VirtualDisk)
+                if _is(d, "VirtualDisk")
             ],
             "networks": [
                 {"kind": "Network", "id": _nic_network(d)}
                 for d in devices
-                if isinstance(d, vim.vm.device.VirtualEthernetCard)
+                if _is(d, "VirtualEthernetCard")
             ],
-            "devices": [{"kind": type(d).__name__.removeprefix("vim.vm.device.")} for d in devices],
+            "devices": [{"kind": _class_name(d)} for d in devices],
             "concerns": [],
         }
         if current is not None and snapshots:
@@ -332,36 +358,30 @@ class VsphereConnection:
         """The disk's VMDK read from its datastore over HTTPS (flat extents directly, hosted
         sparse ones through their grain tables); with ``snapshot_id``, the disk file that
         snapshot's configuration names (with one snapshot, the base disk frozen at it)."""
-        from pyVmomi import vim
+        from plugins.vsphere.soapparse import plain
 
         p = self._vm(vm_id)
         devices = (
-            self._snapshot_obj(snapshot_id).config.hardware.device
+            plain(self._snapshot_obj(snapshot_id).config.hardware.device)
             if snapshot_id
             else p.get("config.hardware.device") or []
         )
-        dev = next(
-            (
-                d
-                for d in devices
-                if isinstance(d, vim.vm.device.VirtualDisk) and str(d.key) == disk_key
-            ),
-            None,
-        )
+        disks = (d for d in devices if _is(d, "VirtualDisk"))
+        dev = next((d for d in disks if str(d["key"]) == disk_key), None)
         if dev is None:
             raise SourceError(f"VM {p.get('name', vm_id)} has no disk {disk_key}")
-        backing = dev.backing
-        if isinstance(backing, vim.vm.device.VirtualDisk.RawDiskMappingVer1BackingInfo):
+        backing = dev.get("backing") or {}
+        if _is_rdm(backing):
             raise SourceError(
                 f"disk {disk_key} of {p.get('name', vm_id)} is a raw device mapping: it is not a "
                 "file on a datastore; convert it to a virtual disk first"
             )
-        if getattr(backing, "datastore", None) is None or not getattr(backing, "fileName", ""):
+        if backing.get("datastore") is None or not backing.get("fileName"):
             raise SourceError(f"disk {disk_key} of {p.get('name', vm_id)} is on no datastore")
         host = p.get("runtime.host")
         login, dc_path = self._datastore_login(host._moId if host is not None else "")
-        dc = dc_path or self._datacenter_path(backing.datastore)
-        f = DatastoreFile.parse(dc, backing.fileName)
+        dc = dc_path or self._datacenter_path(backing["datastore"])
+        f = DatastoreFile.parse(dc, backing["fileName"])
         client = DatastoreHttp(
             login.endpoint.host,
             login.endpoint.port,
@@ -394,7 +414,7 @@ class VsphereConnection:
     def disk_change_tracking(self, vm_id: str) -> dict[str, bool]:
         """Each disk's changed block tracking, read now for this VM alone: the advanced
         settings it needs (``scsiX:Y.ctkEnabled``) are too heavy to read for every VM."""
-        from pyVmomi import vim, vmodl
+        from pyVmomi import vmodl
 
         obj = self._vm(vm_id)["_obj"]
         pc = vmodl.query.PropertyCollector
@@ -403,17 +423,16 @@ class VsphereConnection:
             objectSet=[pc.ObjectSpec(obj=obj)],
             propSet=[pc.PropertySpec(type=type(obj), pathSet=paths)],
         )
-        props: dict[str, Any] = {}
-        for content in self.si.RetrieveContent().propertyCollector.RetrieveContents([spec]):
-            props |= {prop.name: prop.val for prop in content.propSet}
+        collector = self.si.RetrieveContent().propertyCollector
+        props = retrieve(collector, spec).get(obj._moId, {})
         devices = props.get("config.hardware.device") or []
-        controllers = {d.key: d for d in devices if isinstance(d, vim.vm.device.VirtualController)}
+        controllers = _controllers(devices)
         vm_cbt = bool(props.get("config.changeTrackingEnabled"))
         extra = props.get("config.extraConfig")
         return {
-            str(d.key): _disk_cbt(d, controllers, vm_cbt, extra) is not False
+            str(d["key"]): _disk_cbt(d, controllers, vm_cbt, extra) is not False
             for d in devices
-            if isinstance(d, vim.vm.device.VirtualDisk)
+            if _is(d, "VirtualDisk")
         }
 
     def snapshots(self, vm_id: str) -> dict[str, str]:

@@ -56,7 +56,8 @@ class Applied:
 def apply_updates(
     base: Snapshot, kinds: dict[str, Kind], update_set: Any, into: Applied | None = None
 ) -> Applied:
-    """Apply a ``WaitForUpdatesEx`` UpdateSet (``kinds``: filter moid -> kind) to ``base``.
+    """Apply a ``WaitForUpdatesEx`` UpdateSet, a plain record (:mod:`plugins.vsphere.soapparse`;
+    ``kinds``: filter moid -> kind), to ``base``.
 
     ``base`` is not modified: a changed kind gets a new dict and a changed object a new props
     dict, so a snapshot handed out earlier stays as it was. Pass ``into`` to go on applying
@@ -64,34 +65,36 @@ def apply_updates(
     """
     out = into or Applied(dataclasses.replace(base), set(), {})
     copied = {k for k in KINDS if getattr(out.snapshot, k.field) is not getattr(base, k.field)}
-    for fu in update_set.filterSet or []:
-        kind = kinds.get(fu.filter._moId)
+    for fu in update_set.get("filterSet", ()):
+        kind = kinds.get(fu["filter"]._moId)
         if kind is None:
             continue
         if kind not in copied:
             setattr(out.snapshot, kind.field, dict(getattr(out.snapshot, kind.field)))
             copied.add(kind)
         table: dict[str, dict[str, Any]] = getattr(out.snapshot, kind.field)
-        for ou in fu.objectSet or []:
-            moid = ou.obj._moId
+        for ou in fu.get("objectSet", ()):
+            obj, what = ou["obj"], ou["kind"]
+            moid = obj._moId
             out.changed.add(moid)
-            if ou.kind == "leave":
+            if what == "leave":
                 table.pop(moid, None)
                 out.stale.get(kind, {}).pop(moid, None)
                 continue
-            old = table.get(moid) if ou.kind == "modify" else None
-            props = dict(old) if old is not None else {"_obj": ou.obj}
-            if ou.kind == "modify" and old is None:
-                out.stale.setdefault(kind, {})[moid] = ou.obj  # a change to an unseen object
-            for change in ou.changeSet or []:
-                if change.name not in kind.props or change.op == "add":
-                    out.stale.setdefault(kind, {})[moid] = ou.obj
-                elif change.op in _REMOVED or change.val is None:
-                    props.pop(change.name, None)
+            old = table.get(moid) if what == "modify" else None
+            props = dict(old) if old is not None else {"_obj": obj}
+            if what == "modify" and old is None:
+                out.stale.setdefault(kind, {})[moid] = obj  # a change to an unseen object
+            for change in ou.get("changeSet", ()):
+                name, op, val = change["name"], change["op"], change.get("val")
+                if name not in kind.props or op == "add":
+                    out.stale.setdefault(kind, {})[moid] = obj
+                elif op in _REMOVED or val is None:
+                    props.pop(name, None)
                 else:
-                    props[change.name] = change.val
-            for missing in ou.missingSet or []:
-                props.pop(missing.path, None)
+                    props[name] = val
+            for missing in ou.get("missingSet", ()):
+                props.pop(missing["path"], None)
             table[moid] = props
     return out
 
@@ -102,7 +105,9 @@ class InventoryCache:
 
     ``login`` (optional) returns a new logged-in ServiceInstance; it is called when the
     session has expired, and without it an expired session is a SourceError. ``last`` says
-    what the latest :meth:`snapshot` did. Not thread-safe: one caller at a time.
+    what the latest :meth:`snapshot` did. ``lxml=False`` reads the answers with pyvmomi's
+    deserializer (the reference the tests compare lxml's reading with). Not thread-safe: one
+    caller at a time.
     """
 
     def __init__(
@@ -111,8 +116,10 @@ class InventoryCache:
         *,
         login: Callable[[], Any] | None = None,
         max_object_updates: int | None = None,
+        lxml: bool = True,
     ) -> None:
         self.si = si
+        self.lxml = lxml
         self.last: Pass | None = None
         self._login = login
         self._max_object_updates = max_object_updates
@@ -206,19 +213,23 @@ class InventoryCache:
         cache's own version moves only once the whole result is applied."""
         from pyVmomi import vmodl
 
+        from plugins.vsphere.soapparse import invoke
+
         options = vmodl.query.PropertyCollector.WaitOptions(
             maxWaitSeconds=0, maxObjectUpdates=self._max_object_updates
         )
         applied: Applied | None = None
         trips = 0
         while True:
-            update_set = self._collector.WaitForUpdatesEx(version, options)
+            update_set = invoke(
+                self._collector, "WaitForUpdatesEx", version, options, lxml=self.lxml
+            )
             trips += 1
             if update_set is None:  # nothing changed
                 break
             applied = apply_updates(base, self._kinds, update_set, applied)
-            version = update_set.version
-            if not update_set.truncated:
+            version = update_set["version"]
+            if not update_set.get("truncated"):
                 break
         return applied or Applied(base, set(), {}), version, trips
 
@@ -234,4 +245,4 @@ class InventoryCache:
                 reportMissingObjectsInResults=True,  # gone since: its ``leave`` comes next
             )
             table = getattr(applied.snapshot, kind.field)
-            table.update(retrieve(self._collector, spec))
+            table.update(retrieve(self._collector, spec, lxml=self.lxml))
