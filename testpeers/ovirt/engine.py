@@ -12,7 +12,19 @@ It keeps state the plugin has to wait on: a VM's power (``shutdown`` -> powering
 finished_failure, one step per read) and disk locks. When a transfer reaches ``transferring``
 it adds a ticket for the disk's qemu-nbd export to the real ovirt-imageio daemon; finishing
 removes it. It refuses what a real engine refuses: a second transfer of a locked disk, a
-download of a disk whose VM runs, a token it did not issue.
+download of a disk whose VM runs (but through a backup), a token it did not issue.
+
+Incremental backup (``/vms/{id}/backups``, ``/vms/{id}/checkpoints``): a backup copies each
+image aside when it starts (the point-in-time view its transfers read; vdsm uses a scratch
+disk and the running qemu) and adds its checkpoint as a persistent dirty bitmap on each live
+qcow2 image (``qemu-img bitmap --add``), which the guest's writes (:meth:`TestEngine.guest_write`,
+through qemu-io) really mark. A transfer with ``backup`` gets a ticket with ``dirty: true`` on
+``qemu-nbd --bitmap <from_checkpoint_id>`` of that view, so the real daemon answers
+``extents?context=dirty``. Phases initializing -> starting -> ready, finalize -> finalizing ->
+succeeded, one step per read; one active backup per VM; only the root checkpoint can be
+removed (its bitmaps go with it). Older bitmaps keep tracking (libvirt disables them and merges
+the chain instead; the dirty areas since a checkpoint are the same). The fault texts are close
+to, not copied from, a real engine's.
 """
 
 from __future__ import annotations
