@@ -191,6 +191,9 @@ class OvirtConnection:
             disks=tuple(disks),
             nics=nics,
             host=vm.host.id if vm.host is not None and vm.host.id else "",
+            # no VM-wide switch: incremental backup is each disk's (``disk.backup``), which
+            # the planner reads through disk_change_tracking for a warm plan's VMs
+            change_tracking=True,
         )
 
     def validation_input(self, vm_id: str) -> dict[str, Any]:

@@ -359,3 +359,32 @@ def test_a_warm_ovirt_plan_copies_two_rounds_and_cuts_over_by_merge_leaving_no_c
         assert (ns / "disks" / f"app-disk-{i}.img").read_bytes() == expected, i
     manifest = YAML(typ="safe").load((ns / "virtualmachines" / "app.yaml").read_text())
     assert manifest["spec"]["runStrategy"] == "Always"  # the source ran
+
+
+def test_a_warm_ovirt_plan_of_disks_without_incremental_backup_is_not_ready(
+    workspace_factory, world: World, tmp_path
+):
+    """``web``'s disks have incremental backup off (a raw disk cannot have it): the plan is
+    Not Ready naming them, and no backup is started."""
+    e = world.engine
+    ws = workspace_factory([small_vm("steady", 1)])
+    env = secrets_file(tmp_path / "secrets.yaml", e.secret())
+    files = ovirt_files(
+        e.url, ["{name: ovirtmgmt}", "{name: vlan10}"], ["{name: data1}", "{name: data2}"],
+        ["{name: web}"], host=False,
+    )  # fmt: skip
+    files["plans/rhv-plan.yaml"] = files["plans/rhv-plan.yaml"].replace(
+        "  targetNamespace: rhv-vms\n", "  targetNamespace: rhv-vms\n  warm: true\n"
+    )
+    ws.user_commit(files, "a warm oVirt plan of disks without incremental backup")
+    proc = ws.reconcile("--once", env=env, timeout=600)
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # a plan not ready
+    status = ws.status("plan", "rhv-plan")["status"]
+    conditions = {c["type"]: c for c in status["conditions"]}
+    off = conditions.get("VMChangeTrackingDisabled")
+    assert off is not None, (status["conditions"], proc.stdout + proc.stderr)
+    assert off["category"] == "Critical"
+    for a in e.vms[world.web].attachments:
+        assert a.disk.id in off["message"]
+    assert "Ready" not in conditions
+    assert e.vms[world.web].backups == [] and e.vms[world.web].vm.status.value == "up"
