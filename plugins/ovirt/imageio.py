@@ -84,11 +84,13 @@ class TransferDisk:
         proxy: bool = False,
         retry_seconds: float = 30.0,
         snapshot_id: str = "",
+        backup_id: str = "",
         on_transfer: Callable[[str], None] | None = None,
     ) -> None:
         self.login, self.disk_id, self.size, self.name = login, disk_id, size, name
         self.proxy, self.retry_seconds = proxy, retry_seconds
         self.snapshot_id = snapshot_id
+        self.backup_id = backup_id  # read the disk as this incremental backup holds it
         self.on_transfer = on_transfer
         self.transfer_id = ""
         self._url = ""
@@ -129,6 +131,8 @@ class TransferDisk:
                 request.snapshot = types.DiskSnapshot(id=self.snapshot_id)
             else:
                 request.disk = types.Disk(id=self.disk_id)
+            if self.backup_id:
+                request.backup = types.Backup(id=self.backup_id)
             try:
                 with self.login.lock:
                     x = self.login.system().image_transfers_service().add(request)
@@ -242,6 +246,22 @@ class TransferDisk:
             else:
                 out.append(Extent(start, length, zero))
         yield from out
+
+    def dirty_extents(self) -> list[Extent]:
+        """The areas an incremental backup's transfer reports written since the backup's
+        ``from_checkpoint_id`` (the daemon's ``extents?context=dirty``), merged where
+        neighbours touch; ``zero`` is False: they are areas to copy."""
+        doc = json.loads(self._get("/extents?context=dirty", {}))
+        out: list[Extent] = []
+        for e in doc:
+            if not e.get("dirty"):
+                continue
+            start, length = int(e["start"]), int(e["length"])
+            if out and out[-1].end == start:
+                out[-1] = Extent(out[-1].start, out[-1].length + length, False)
+            else:
+                out.append(Extent(start, length, False))
+        return out
 
     def read(self, offset: int, length: int) -> bytes:
         length = max(0, min(length, self.size - offset))

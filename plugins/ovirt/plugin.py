@@ -14,6 +14,7 @@ from typing import Any
 
 from plugins import bundled
 from plugins.ovirt import session
+from plugins.ovirt.backup import Backups
 from plugins.ovirt.imageio import TransferDisk
 from plugins.ovirt.inventory import InventoryCache, Snapshot, VmRecord
 from reconciler.hookspecs import hookimpl
@@ -25,6 +26,7 @@ from reconciler.sources import (
     Rules,
     SourceError,
 )
+from reconciler.transfer.extents import Extent
 
 PROVIDER_TYPE = "ovirt"
 # ovirtsdk4 comes with the extra; every use imports it lazily, so the plugin loads without it
@@ -85,6 +87,7 @@ class OvirtConnection:
         self.shutdown_seconds = float(settings.get("shutdownTimeoutSeconds", SHUTDOWN_SECONDS))
         self._cache = InventoryCache(self._login.system)
         self._snap: Snapshot | None = None
+        self._backups = Backups(login, self.proxy, self.retry_seconds)
 
     @property
     def cache(self) -> InventoryCache:
@@ -188,6 +191,9 @@ class OvirtConnection:
             disks=tuple(disks),
             nics=nics,
             host=vm.host.id if vm.host is not None and vm.host.id else "",
+            # no VM-wide switch: incremental backup is each disk's (``disk.backup``), which
+            # the planner reads through disk_change_tracking for a warm plan's VMs
+            change_tracking=True,
         )
 
     def validation_input(self, vm_id: str) -> dict[str, Any]:
@@ -365,12 +371,16 @@ class OvirtConnection:
 
     # -- disks -----------------------------------------------------------------------------
 
-    def open_disk(self, vm_id: str, disk_key: str) -> TransferDisk:
+    def open_disk(self, vm_id: str, disk_key: str, snapshot_id: str = "") -> TransferDisk:
         """The disk's guest-visible bytes through an image transfer, made on first read
         (through the VM's host's imageio daemon, or the engine's proxy with
-        ``transferProxy: "true"`` in the Provider's settings). Reads the VM's attachments and
-        the disk now, not the whole inventory: a transfer Job opens one disk."""
+        ``transferProxy: "true"`` in the Provider's settings), as the backup ``snapshot_id``
+        holds it when given (a warm migration's). Reads the VM's attachments and the disk
+        now, not the whole inventory: a transfer Job opens one disk."""
         import ovirtsdk4 as sdk
+
+        if snapshot_id:
+            return self._backups.open_disk(vm_id, disk_key, snapshot_id)
 
         system = self._login.system()
         vm_service = system.vms_service().vm_service(vm_id)
@@ -401,6 +411,32 @@ class OvirtConnection:
             proxy=self.proxy,
             retry_seconds=self.retry_seconds,
         )
+
+    # -- warm migration: incremental backups (backup.py) ---------------------------------
+
+    def disk_change_tracking(self, vm_id: str) -> dict[str, bool]:
+        return self._backups.disk_change_tracking(vm_id)
+
+    def create_snapshot(self, vm_id: str, name: str, description: str = "") -> str:
+        return self._backups.create_snapshot(vm_id, name, description)
+
+    def remove_snapshot(self, vm_id: str, snapshot_id: str) -> None:
+        self._backups.remove_snapshot(vm_id, snapshot_id)
+
+    def snapshots(self, vm_id: str) -> dict[str, str]:
+        return self._backups.snapshots(vm_id)
+
+    def change_ids(self, vm_id: str, snapshot_id: str) -> dict[str, str]:
+        return self._backups.change_ids(vm_id, snapshot_id)
+
+    def changed_extents(
+        self, vm_id: str, snapshot_id: str, disk_key: str, change_id: str
+    ) -> list[Extent]:
+        return self._backups.changed_extents(vm_id, snapshot_id, disk_key, change_id)
+
+    def release(self, vm_id: str) -> None:
+        """The checkpoints a warm migration made go once it is over (backup.py)."""
+        self._backups.release(vm_id)
 
     def close(self) -> None:
         self._login.close()
@@ -448,11 +484,11 @@ def mtv_gitops_rules(provider_type: str) -> Rules | None:
 
 @hookimpl
 def mtv_gitops_capabilities(provider_type: str) -> Capabilities | None:
-    """Cold migration; the guests already run on KVM, so no conversion. (Warm migration
-    through incremental backups is not built yet.)"""
+    """Cold and warm migration (incremental backups, backup.py); the guests already run on
+    KVM, so no conversion."""
     if provider_type != PROVIDER_TYPE:
         return None
-    return Capabilities(warm=False, inflight_per_host=False, guest_conversion=False, label="oVirt")
+    return Capabilities(warm=True, inflight_per_host=False, guest_conversion=False, label="oVirt")
 
 
 @hookimpl

@@ -116,7 +116,9 @@ def ensure_disks_allocated(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: d
         ctx.store.reset_disk(disk_id(ctx, vm, claim))
         if free is None:
             continue  # the target cannot tell: a full PVC is reported by its copy
-        reader = ctx.source.open_disk(vm.vm_id, disk.key)
+        # a warm VM's disks at its snapshot: a running VM's live disks may not be readable
+        # (an oVirt engine downloads a running VM's disk only through its backup)
+        reader = open_source(ctx, vm.vm_id, disk.key, (rec.warm or {}).get("snapshotId", ""))
         try:
             needed += sum(e.length for e in reader.extents() if not e.zero)
         finally:

@@ -58,6 +58,7 @@ from reconciler.sources import (
     SourceConnection,
     SourceError,
     WarmSource,
+    release_disks,
     warm_source,
 )
 from reconciler.targets.base import DiskClaim, TargetError
@@ -401,7 +402,7 @@ def ensure_final_delta(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict)
 
 def ensure_final_snapshot_removed(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: dict) -> str:
     """Remove the final snapshot, and any other this migration took, so the message below is
-    checked."""
+    checked; then what else the source made for the rounds (oVirt's checkpoints)."""
     remove_snapshots(ctx, vm, rec)
     return "no snapshot this migration took is left on the source VM"
 
@@ -437,7 +438,7 @@ def cancel_paused_vm(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> VmProgress
 
 
 def remove_snapshots(ctx: RunContext, vm: VmPlan, rec: VmProgress) -> None:
-    """Remove the snapshots this tool has on the VM (failure, cancel)."""
+    """Remove the snapshots this tool has on the VM (failure, cancel, the cutover's end)."""
     abandon_snapshots(ctx.source, vm.vm_id, rec)
     ctx.store.put_vm(rec)
 
@@ -453,6 +454,7 @@ def abandon_snapshots(source: SourceConnection, vm_id: str, rec: VmProgress) -> 
     w["snapshotId"] = ""
     w.pop("current", None)
     w.pop("snapshotNames", None)
+    release_disks(source, vm_id)  # what else the source made for the rounds (checkpoints)
 
 
 def next_wake(rec: VmProgress, cutover: datetime | None) -> float | None:

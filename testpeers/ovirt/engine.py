@@ -12,7 +12,19 @@ It keeps state the plugin has to wait on: a VM's power (``shutdown`` -> powering
 finished_failure, one step per read) and disk locks. When a transfer reaches ``transferring``
 it adds a ticket for the disk's qemu-nbd export to the real ovirt-imageio daemon; finishing
 removes it. It refuses what a real engine refuses: a second transfer of a locked disk, a
-download of a disk whose VM runs, a token it did not issue.
+download of a disk whose VM runs (but through a backup), a token it did not issue.
+
+Incremental backup (``/vms/{id}/backups``, ``/vms/{id}/checkpoints``): a backup copies each
+image aside when it starts (the point-in-time view its transfers read; vdsm uses a scratch
+disk and the running qemu) and adds its checkpoint as a persistent dirty bitmap on each live
+qcow2 image (``qemu-img bitmap --add``), which the guest's writes (:meth:`TestEngine.guest_write`,
+through qemu-io) really mark. A transfer with ``backup`` gets a ticket with ``dirty: true`` on
+``qemu-nbd --bitmap <from_checkpoint_id>`` of that view, so the real daemon answers
+``extents?context=dirty``. Phases initializing -> starting -> ready, finalize -> finalizing ->
+succeeded, one step per read; one active backup per VM; only the root checkpoint can be
+removed (its bitmaps go with it). Older bitmaps keep tracking (libvirt disables them and merges
+the chain instead; the dirty areas since a checkpoint are the same). The fault texts are close
+to, not copied from, a real engine's.
 """
 
 from __future__ import annotations
@@ -24,6 +36,8 @@ import ssl
 import subprocess
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +98,8 @@ class EngineVm:
     host_devices: list[Any] = field(default_factory=list)
     numa_nodes: list[Any] = field(default_factory=list)
     acpi: bool = True  # the guest answers an ACPI shutdown
+    backups: list[Any] = field(default_factory=list)
+    checkpoints: list[Any] = field(default_factory=list)  # root first, as the chain grows
 
 
 class Fault(Exception):
@@ -108,6 +124,10 @@ class TestEngine:
         self.tickets: dict[str, str] = {}  # transfer id -> imageio ticket
         self.disks: dict[str, EngineDisk] = {}
         self.vms: dict[str, EngineVm] = {}
+        # a backup's point-in-time view of each disk, its export, and the transfers reading it
+        self.backup_images: dict[tuple[str, str], Path] = {}
+        self.backup_exports: dict[tuple[str, str], NbdExport] = {}
+        self.transfer_backups: dict[str, str] = {}  # transfer id -> backup id
         self.dc = t.DataCenter(id=_id(), name="Default", local=False)
         self.cluster = t.Cluster(
             id=_id(),
@@ -196,9 +216,12 @@ class TestEngine:
         bios: str = "q35_ovmf",
         os_type: str = "rhel_9x64",
         acpi: bool = True,
+        incremental: bool = False,
     ) -> str:
         """A VM with ``disks`` as (image, format qcow2|raw, storage domain name, interface)
-        and ``nics`` as (name, MAC, vNIC profile name); returns its id."""
+        and ``nics`` as (name, MAC, vNIC profile name); returns its id. ``incremental``:
+        its qcow2 disks have incremental backup on (``disk.backup``), as a warm migration
+        needs (a raw disk cannot have it, as on a real engine)."""
         t = _t()
         vm_id = _id()
         vm = t.Vm(
@@ -248,6 +271,11 @@ class TestEngine:
                 status=t.DiskStatus.OK,
                 storage_type=t.DiskStorageType.IMAGE,
                 content_type=t.DiskContentType.DATA,
+                backup=(
+                    t.DiskBackup.INCREMENTAL
+                    if incremental and fmt == "qcow2"
+                    else t.DiskBackup.NONE
+                ),
                 shareable=False,
                 storage_domains=[_link(t.StorageDomain, "storagedomains", sd.id)],
             )
@@ -313,6 +341,66 @@ class TestEngine:
             entry.vm.host = _link(t.Host, "hosts", self.host.id) if status == "up" else None
             self._event(61, f"VM {entry.vm.name} is {status}", vm_id)
 
+    def guest_write(self, disk_id: str, offset: int, data: bytes) -> None:
+        """The running guest writes to its disk: through qemu-io for a qcow2 image, so the
+        image's persistent dirty bitmaps (the VM's checkpoints) record the write."""
+        with self.lock:
+            d = self._find_disk(disk_id)
+            with self._live(d):
+                if d.fmt == "raw":
+                    with open(d.image, "r+b") as f:
+                        f.seek(offset)
+                        f.write(data)
+                    return
+                staging = self.folder / "guest-write.staging"
+                staging.write_bytes(data)
+                subprocess.run(
+                    [
+                        "qemu-io",
+                        "-f",
+                        "qcow2",
+                        "-c",
+                        f"write -s {staging} {offset} {len(data)}",
+                        str(d.image),
+                    ],
+                    check=True,
+                    capture_output=True,
+                )
+                staging.unlink()
+
+    @contextmanager
+    def _live(self, d: EngineDisk) -> Iterator[None]:
+        """The live image, free of the read-only export a finished transfer left running
+        (qemu's image locks would refuse a write); an open transfer of the disk refuses."""
+        t = _t()
+        if d.disk.status == t.DiskStatus.LOCKED:
+            raise Fault(
+                409,
+                "Operation Failed",
+                f"[Cannot backup VM. Disk {d.disk.alias} is locked. Please try again later.]",
+            )
+        if d.export is not None:
+            d.export.stop()
+            d.export = None
+        yield
+
+    def checkpoint_bitmaps(self, disk_id: str) -> list[str]:
+        """The persistent bitmaps of the disk's image, read by qemu-img (the checks of the
+        tests: a removed checkpoint leaves no bitmap behind)."""
+        with self.lock:
+            d = self._find_disk(disk_id)
+            with self._live(d):
+                info = json.loads(
+                    subprocess.run(
+                        ["qemu-img", "info", "--output=json", "-f", d.fmt, str(d.image)],
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    ).stdout
+                )
+        bitmaps = (info.get("format-specific", {}).get("data", {}) or {}).get("bitmaps", [])
+        return [b["name"] for b in bitmaps]
+
     def open_transfers(self) -> list[Any]:
         with self.lock:
             return [
@@ -355,6 +443,9 @@ class TestEngine:
             if d.export is not None:
                 d.export.stop()
                 d.export = None
+        for export in self.backup_exports.values():
+            export.stop()
+        self.backup_exports.clear()
 
     # -- the API ------------------------------------------------------------------------------
 
@@ -394,6 +485,19 @@ class TestEngine:
                     return write(self._find_vm(vm_id).nics, "nics")
                 case ["vms", vm_id, "snapshots"]:
                     return write(self._find_vm(vm_id).snapshots, "snapshots")
+                case ["vms", vm_id, "backups"]:
+                    entry = self._find_vm(vm_id)
+                    return write([self._advance_backup(b) for b in entry.backups], "backups")
+                case ["vms", vm_id, "backups", backup_id]:
+                    entry = self._find_vm(vm_id)
+                    return write(self._advance_backup(self._find_backup(entry, backup_id)))
+                case ["vms", vm_id, "backups", backup_id, "disks"]:
+                    backup = self._find_backup(self._find_vm(vm_id), backup_id)
+                    return write([self.disks[d.id].disk for d in backup.disks], "disks")
+                case ["vms", vm_id, "checkpoints"]:
+                    return write(self._find_vm(vm_id).checkpoints, "checkpoints")
+                case ["vms", vm_id, "checkpoints", checkpoint_id]:
+                    return write(self._find_checkpoint(self._find_vm(vm_id), checkpoint_id))
                 case ["vms", vm_id, "watchdogs"]:
                     return write(self._find_vm(vm_id).watchdogs, "watchdogs")
                 case ["vms", vm_id, "numanodes"]:
@@ -448,6 +552,11 @@ class TestEngine:
                     return 200, write(t.Action(status="complete"))
                 case ["imagetransfers"]:
                     return 201, write(self._create_transfer(read(body)))
+                case ["vms", vm_id, "backups"]:
+                    return 201, write(self._create_backup(self._find_vm(vm_id), read(body)))
+                case ["vms", vm_id, "backups", backup_id, "finalize"]:
+                    self._finalize_backup(self._find_backup(self._find_vm(vm_id), backup_id))
+                    return 200, write(t.Action(status="complete"))
                 case ["imagetransfers", transfer_id, ("finalize" | "cancel") as action]:
                     x = self.transfers.get(transfer_id)
                     if x is None:
@@ -460,6 +569,172 @@ class TestEngine:
                         )
                     return 200, write(t.Action(status="complete"))
         raise Fault(404, "Not Found", f"no such path {path}")
+
+    def delete(self, path: str) -> None:
+        parts = [p for p in path.split("/") if p]
+        with self.lock:
+            match parts:
+                case ["vms", vm_id, "checkpoints", checkpoint_id]:
+                    self._remove_checkpoint(self._find_vm(vm_id), checkpoint_id)
+                    return
+        raise Fault(404, "Not Found", f"no such path {path}")
+
+    # -- incremental backup ----------------------------------------------------------------
+
+    def _find_backup(self, entry: EngineVm, backup_id: str) -> Any:
+        for b in entry.backups:
+            if b.id == backup_id:
+                return b
+        raise Fault(404, "Not Found", f"no backup {backup_id} of VM {entry.vm.name}")
+
+    def _find_checkpoint(self, entry: EngineVm, checkpoint_id: str) -> Any:
+        for c in entry.checkpoints:
+            if c.id == checkpoint_id:
+                return c
+        raise Fault(404, "Not Found", f"no checkpoint {checkpoint_id} of VM {entry.vm.name}")
+
+    def _create_backup(self, entry: EngineVm, req: Any) -> Any:
+        """A backup of the given disks as they are now (each image copied aside: the
+        point-in-time view its transfers read), incremental from ``from_checkpoint_id`` when
+        given; its new checkpoint is a new persistent bitmap on each live image. One active
+        backup per VM, as on a real engine."""
+        t = _t()
+        name = entry.vm.name
+        if any(
+            b.phase not in (t.BackupPhase.SUCCEEDED, t.BackupPhase.FAILED) for b in entry.backups
+        ):
+            raise Fault(
+                409,
+                "Operation Failed",
+                f"[Cannot backup VM. VM {name} is during a backup operation.]",
+            )
+        attached = {a.disk.id for a in entry.attachments}
+        disk_ids = [d.id for d in req.disks or () if d.id]
+        if not disk_ids or not set(disk_ids) <= attached:
+            raise Fault(400, "Bad Request", f"[Cannot backup VM. Invalid disks for VM {name}.]")
+        frm = req.from_checkpoint_id or None
+        if frm is not None:
+            self._find_checkpoint(entry, frm)
+            off = [
+                self.disks[i].disk.alias
+                for i in disk_ids
+                if self.disks[i].disk.backup != t.DiskBackup.INCREMENTAL
+            ]
+            if off:
+                raise Fault(
+                    409,
+                    "Operation Failed",
+                    "[Cannot backup VM. Incremental backup is not enabled for disk(s) "
+                    f"{', '.join(off)}.]",
+                )
+        incremental = [i for i in disk_ids if self.disks[i].disk.backup == t.DiskBackup.INCREMENTAL]
+        to = _id() if incremental else None
+        backup_id = _id()
+        folder = self.folder / "backups"
+        folder.mkdir(exist_ok=True)
+        for i in disk_ids:
+            d = self.disks[i]
+            with self._live(d):
+                copy = folder / f"b{len(self.backup_images)}.{d.fmt}"  # short: socket paths
+                subprocess.run(["cp", "--sparse=always", str(d.image), str(copy)], check=True)
+                self.backup_images[(backup_id, i)] = copy
+                if to is not None and i in incremental:
+                    subprocess.run(
+                        ["qemu-img", "bitmap", "--add", "-f", "qcow2", str(d.image), to],
+                        check=True,
+                        capture_output=True,
+                    )
+        now = datetime.datetime.now(datetime.UTC)
+        if to is not None:
+            entry.checkpoints.append(
+                t.Checkpoint(
+                    id=to,
+                    parent_id=entry.checkpoints[-1].id if entry.checkpoints else None,
+                    creation_date=now,
+                    state=t.CheckpointState.CREATED,
+                    vm=_link(t.Vm, "vms", entry.vm.id),
+                    disks=[_link(t.Disk, "disks", i) for i in incremental],
+                )
+            )
+        backup = t.Backup(
+            id=backup_id,
+            description=req.description,
+            phase=t.BackupPhase.INITIALIZING,
+            from_checkpoint_id=frm,
+            to_checkpoint_id=to,
+            creation_date=now,
+            modification_date=now,
+            disks=[_link(t.Disk, "disks", i) for i in disk_ids],
+            host=_link(t.Host, "hosts", self.host.id),
+            vm=_link(t.Vm, "vms", entry.vm.id),
+        )
+        entry.backups.append(backup)
+        self._event(10790, f"Backup of VM {name} was initiated", entry.vm.id)
+        return backup
+
+    def _advance_backup(self, b: Any) -> Any:
+        """One step of a backup's phases per read: initializing -> starting -> ready, and
+        finalizing -> succeeded (its views and exports are removed then)."""
+        t = _t()
+        step = {
+            t.BackupPhase.INITIALIZING: t.BackupPhase.STARTING,
+            t.BackupPhase.STARTING: t.BackupPhase.READY,
+            t.BackupPhase.FINALIZING: t.BackupPhase.SUCCEEDED,
+        }
+        if b.phase in step:
+            b.phase = step[b.phase]
+            b.modification_date = datetime.datetime.now(datetime.UTC)
+            if b.phase == t.BackupPhase.SUCCEEDED:
+                for key in [k for k in self.backup_images if k[0] == b.id]:
+                    export = self.backup_exports.pop(key, None)
+                    if export is not None:
+                        export.stop()
+                    self.backup_images.pop(key).unlink(missing_ok=True)
+                self._event(10792, f"Backup {b.id} of VM {b.vm.id} completed", b.vm.id)
+        return b
+
+    def _finalize_backup(self, b: Any) -> None:
+        t = _t()
+        if b.phase != t.BackupPhase.READY:
+            raise Fault(
+                409,
+                "Operation Failed",
+                f"[Cannot stop VM backup. The VM backup is not in READY phase (it is "
+                f"{b.phase.value}).]",
+            )
+        b.phase = t.BackupPhase.FINALIZING
+
+    def _remove_checkpoint(self, entry: EngineVm, checkpoint_id: str) -> None:
+        """Only the root checkpoint can go (the chain stays whole); its bitmaps go with it."""
+        t = _t()
+        c = self._find_checkpoint(entry, checkpoint_id)
+        if entry.checkpoints[0].id != c.id:
+            raise Fault(
+                409,
+                "Operation Failed",
+                "[Cannot remove VM checkpoint. Only the root checkpoint can be removed.]",
+            )
+        if any(
+            b.from_checkpoint_id == c.id
+            and b.phase not in (t.BackupPhase.SUCCEEDED, t.BackupPhase.FAILED)
+            for b in entry.backups
+        ):
+            raise Fault(
+                409,
+                "Operation Failed",
+                f"[Cannot remove VM checkpoint. VM {entry.vm.name} is during a backup operation.]",
+            )
+        for link in c.disks or ():
+            d = self.disks[link.id]
+            with self._live(d):
+                subprocess.run(
+                    ["qemu-img", "bitmap", "--remove", "-f", "qcow2", str(d.image), c.id],
+                    check=True,
+                    capture_output=True,
+                )
+        entry.checkpoints.pop(0)
+        if entry.checkpoints:
+            entry.checkpoints[0].parent_id = None
 
     def _find_vm(self, vm_id: str) -> EngineVm:
         if vm_id not in self.vms:
@@ -510,6 +785,25 @@ class TestEngine:
         d = self._find_disk(req.disk.id)
         if req.direction not in (None, t.ImageTransferDirection.DOWNLOAD):
             raise Fault(400, "Operation Failed", "this test engine serves downloads only")
+        backup = None
+        if req.backup is not None and req.backup.id:
+            backup = next(
+                (b for e in self.vms.values() for b in e.backups if b.id == req.backup.id), None
+            )
+            if backup is None:
+                raise Fault(404, "Not Found", f"no backup {req.backup.id}")
+            if backup.phase != t.BackupPhase.READY:
+                raise Fault(
+                    409,
+                    "Operation Failed",
+                    "[Cannot transfer Virtual Disk: The VM backup is not in READY phase.]",
+                )
+            if d.disk.id not in {x.id for x in backup.disks}:
+                raise Fault(
+                    400,
+                    "Operation Failed",
+                    f"[Cannot transfer Virtual Disk: disk {d.disk.alias} is not in the backup.]",
+                )
         if d.disk.status == t.DiskStatus.LOCKED:
             raise Fault(
                 409,
@@ -517,8 +811,10 @@ class TestEngine:
                 "[Cannot transfer Virtual Disk: Disk is locked. Please try again later.]",
             )
         for entry in self.vms.values():
-            if any(a.id == d.disk.id for a in entry.attachments) and entry.vm.status not in (
-                t.VmStatus.DOWN,
+            if (
+                backup is None
+                and any(a.id == d.disk.id for a in entry.attachments)
+                and entry.vm.status not in (t.VmStatus.DOWN,)
             ):
                 raise Fault(
                     409, "Operation Failed", "[Cannot transfer Virtual Disk: The VM is running.]"
@@ -535,8 +831,11 @@ class TestEngine:
             timeout_policy=t.ImageTransferTimeoutPolicy.CANCEL,
             transferred=0,
             active=False,
+            backup=t.Backup(id=backup.id) if backup is not None else None,
         )
         self.transfers[x.id] = x
+        if backup is not None:
+            self.transfer_backups[x.id] = backup.id
         self._event(1031, f"Image Download with disk {d.disk.alias} was initiated")
         return x
 
@@ -545,11 +844,16 @@ class TestEngine:
         t = _t()
         d = self.disks[x.disk.id]
         if x.phase == t.ImageTransferPhase.INITIALIZING:
-            if d.export is None:
-                d.export = NbdExport(d.image, self.folder, d.fmt)
             size = d.disk.provisioned_size
+            backup_id = self.transfer_backups.get(x.id, "")
+            if backup_id:
+                url, dirty = self._backup_export(backup_id, d)
+            else:
+                if d.export is None:
+                    d.export = NbdExport(d.image, self.folder, d.fmt)
+                url, dirty = d.export.url, False
             ticket = self.daemon.add_ticket(
-                d.export.url, size, transfer_id=x.id, filename=f"{d.disk.alias}.raw"
+                url, size, transfer_id=x.id, filename=f"{d.disk.alias}.raw", dirty=dirty
             )
             self.tickets[x.id] = ticket
             x.transfer_url = self.daemon.url(ticket)
@@ -576,6 +880,23 @@ class TestEngine:
             d.disk.status = t.DiskStatus.OK
             self._event(1032 if ok else 1033, f"Image Download with disk {d.disk.alias} ended")
         return x
+
+    def _backup_export(self, backup_id: str, d: EngineDisk) -> tuple[str, bool]:
+        """The backup's view of the disk, exported with the dirty bitmap of its
+        ``from_checkpoint_id`` when it is incremental (the ticket then serves dirty extents,
+        as vdsm's backup exports do)."""
+        t = _t()
+        backup = next(b for e in self.vms.values() for b in e.backups if b.id == backup_id)
+        key = (backup_id, d.disk.id)
+        bitmap = ""
+        if backup.from_checkpoint_id and d.disk.backup == t.DiskBackup.INCREMENTAL:
+            bitmap = backup.from_checkpoint_id
+        export = self.backup_exports.get(key)
+        if export is None:
+            image = self.backup_images[key]
+            export = NbdExport(image, image.parent, d.fmt, bitmap=bitmap)
+            self.backup_exports[key] = export
+        return export.url, bool(bitmap)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -615,6 +936,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         try:
             if method == "GET":
                 self._send(200, self.engine.get(u.path[len(API) :], query))
+            elif method == "DELETE":
+                self._body()
+                self.engine.delete(u.path[len(API) :])
+                self._send(200, b"")
             else:
                 status, body = self.engine.post(u.path[len(API) :], self._body())
                 self._send(status, body)
@@ -623,6 +948,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's names
         self._api("GET")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._api("DELETE")
 
     def do_POST(self) -> None:  # noqa: N802
         u = urlparse(self.path)

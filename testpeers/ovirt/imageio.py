@@ -14,6 +14,7 @@ import http.client
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -63,9 +64,11 @@ def imageio_venv() -> Path:
 
 
 class NbdExport:
-    """``qemu-nbd --read-only --allocation-depth`` serving one image on a unix socket."""
+    """``qemu-nbd --read-only --allocation-depth`` serving one image on a unix socket; with
+    ``bitmap``, that persistent dirty bitmap of the qcow2 image too (``qemu:dirty-bitmap:``,
+    what the daemon's ``extents?context=dirty`` reads), as vdsm exports a backup's disks."""
 
-    def __init__(self, image: Path, folder: Path, fmt: str) -> None:
+    def __init__(self, image: Path, folder: Path, fmt: str, bitmap: str = "") -> None:
         self.image, self.format = image, fmt
         self.socket = folder / f"{image.name}.nbd.sock"
         self._pidfile = folder / f"{image.name}.nbd.pid"
@@ -81,6 +84,7 @@ class NbdExport:
                 f"--pid-file={self._pidfile}",
                 f"--socket={self.socket}",
                 f"--format={fmt}",
+                *([f"--bitmap={bitmap}"] if bitmap else []),
                 str(image),
             ],
             check=True,
@@ -92,10 +96,18 @@ class NbdExport:
         return f"nbd:unix:{self.socket}"
 
     def stop(self) -> None:
+        """Stop it and return once it has exited (its image lock is released then)."""
+        try:
+            fd = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            return
         try:
             os.kill(self.pid, signal.SIGTERM)
+            select.select([fd], [], [], 30)  # readable when the process has exited
         except ProcessLookupError:
             pass
+        finally:
+            os.close(fd)
 
 
 class _UnixConnection(http.client.HTTPConnection):

@@ -13,7 +13,7 @@ from reconciler.secrets.resolver import env_name
 from reconciler.sources import sha1_fingerprint
 from tests.support.ovirt_engine import World, make_world
 from tests.support.ovirt_repo import ovirt_files, secrets_file
-from tests.support.workspace import small_vm
+from tests.support.workspace import USER_ENV, small_vm
 
 pytestmark = pytest.mark.integration
 MiB = 1024 * 1024
@@ -246,3 +246,145 @@ def test_on_a_kubevirt_target_each_disk_is_copied_by_a_transfer_job(
         img = pvc / "disk.img" if pvc.is_dir() else pvc.with_suffix(".raw")
         assert img.read_bytes() == world.reference[a.disk.id]
     assert e.open_transfers() == []
+
+
+def test_a_warm_ovirt_plan_copies_two_rounds_and_cuts_over_by_merge_leaving_no_checkpoint(
+    workspace_factory, world: World, tmp_path
+):
+    """Incremental backups: the initial copy from a full backup, two precopy rounds of the
+    dirty extents the daemon reports, the cutover once the branch is merged; the target's
+    disks equal the source's images, and no backup or checkpoint (dirty bitmap) is left."""
+    import git
+
+    from tests.support.ovirt_engine import logical, pattern, qcow2_with_holes
+    from tests.support.vsphere_repo import make_round_due, warm_config
+
+    e = world.engine
+    images = tmp_path / "app"
+    images.mkdir()
+    app = e.add_vm(
+        "app",
+        [
+            (
+                qcow2_with_holes(images / "app-1.qcow2", 8 * MiB, [(0, pattern(MiB, 7))]),
+                "qcow2",
+                "data1",
+                "virtio",
+            ),
+            (
+                qcow2_with_holes(images / "app-2.qcow2", 6 * MiB, [(MiB, pattern(MiB, 8))]),
+                "qcow2",
+                "data2",
+                "virtio",
+            ),
+        ],
+        [("nic1", "56:6f:1a:00:00:09", "ovirtmgmt")],
+        status="up",
+        incremental=True,
+    )
+    first, second = (a.disk.id for a in e.vms[app].attachments)
+    ws = workspace_factory([small_vm("steady", 1)])
+    env = secrets_file(tmp_path / "secrets.yaml", e.secret())
+    files = ovirt_files(
+        e.url, ["{name: ovirtmgmt}"], ["{name: data1}", "{name: data2}"], ["{name: app}"],
+        host=False, config=warm_config(3600),
+    )  # fmt: skip
+    files["plans/rhv-plan.yaml"] = files["plans/rhv-plan.yaml"].replace(
+        "  targetNamespace: rhv-vms\n", "  targetNamespace: rhv-vms\n  warm: true\n"
+    )
+    ws.user_commit(files, "a warm oVirt plan")
+
+    def vm_status() -> dict:
+        [vm] = ws.status("plan", "rhv-plan")["status"]["migration"]["vms"]
+        return vm
+
+    def run() -> dict:
+        proc = ws.reconcile("--once", env=env, timeout=600)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return vm_status()
+
+    # pass 1: a full backup (its checkpoint is the change id), round 0 copies every disk
+    vm = run()
+    assert vm["phase"] == "CopyingPaused", vm
+    [round0] = vm["warm"]["precopies"]
+    assert round0["round"] == 0 and round0["full"]
+    assert len(e.vms[app].checkpoints) == 1
+    assert e.vms[app].backups[0].from_checkpoint_id is None
+
+    # two precopy rounds, each after the guest wrote: only the dirty extents are copied
+    for n, writes in (
+        (1, [(1 * MiB, b"\x11" * 4096), (5 * MiB + 512, b"\x22" * 65536)]),
+        (2, [(7 * MiB, b"\x33" * 8192)]),
+    ):
+        for offset, blob in writes:
+            e.guest_write(first, offset, blob)
+        make_round_due(ws, "openshift-mtv/rhv-plan")
+        vm = run()
+        assert vm["phase"] == "CopyingPaused", vm
+        done = vm["warm"]["precopies"][n]
+        assert done["round"] == n and done["extents"] == len(writes), done
+        assert sum(len(b) for _, b in writes) <= done["bytes"] <= 2 * MiB, done
+        backup = e.vms[app].backups[n]
+        assert backup.from_checkpoint_id == e.vms[app].backups[n - 1].to_checkpoint_id
+        assert len(e.vms[app].checkpoints) <= 2  # older ones of ours removed from the root
+
+    # more writes, the reviewer merges the cutover branch: the final delta, then the VM
+    e.guest_write(second, 4 * MiB, b"\x44" * 4096)
+    branch = "mtv-gitops/cutover/openshift-mtv/rhv-plan-1"
+    repo = git.Repo(ws.clone)
+    with repo.git.custom_environment(**USER_ENV):
+        repo.git.pull("--rebase", "origin", "main")
+        repo.git.fetch("origin", branch)
+        repo.git.merge("--no-ff", "-m", "Merge the cutover", f"origin/{branch}")
+        repo.git.push("origin", "HEAD:main")
+    vm = run()
+    assert vm["phase"] == "Completed", vm
+    warm = vm["warm"]
+    assert warm["precopies"][-1].get("final") is True and len(warm["precopies"]) == 4
+    assert 4096 <= warm["cutover"]["bytes"] <= MiB
+
+    # the source: off, no backup active, no checkpoint or dirty bitmap left, nothing locked
+    assert e.vms[app].vm.status.value == "down"
+    assert {b.phase.value for b in e.vms[app].backups} == {"succeeded"}
+    assert e.vms[app].checkpoints == []
+    assert e.checkpoint_bitmaps(first) == e.checkpoint_bitmaps(second) == []
+    assert e.open_transfers() == []
+    assert {d.disk.status.value for d in e.disks.values()} == {"ok"}
+
+    # byte-identical to the images' final content (read by qemu-img)
+    ns = ws.cluster / "rhv-vms"
+    for i, disk_id in enumerate((first, second)):
+        d = e.disks[disk_id]
+        expected = logical(d.image, d.fmt, tmp_path / f"final-{i}.raw")
+        assert (ns / "disks" / f"app-disk-{i}.img").read_bytes() == expected, i
+    manifest = YAML(typ="safe").load((ns / "virtualmachines" / "app.yaml").read_text())
+    assert manifest["spec"]["runStrategy"] == "Always"  # the source ran
+
+
+def test_a_warm_ovirt_plan_of_disks_without_incremental_backup_is_not_ready(
+    workspace_factory, world: World, tmp_path
+):
+    """``web``'s disks have incremental backup off (a raw disk cannot have it): the plan is
+    Not Ready naming them, and no backup is started."""
+    e = world.engine
+    ws = workspace_factory([small_vm("steady", 1)])
+    env = secrets_file(tmp_path / "secrets.yaml", e.secret())
+    files = ovirt_files(
+        e.url, ["{name: ovirtmgmt}", "{name: vlan10}"], ["{name: data1}", "{name: data2}"],
+        ["{name: web}"], host=False,
+    )  # fmt: skip
+    files["plans/rhv-plan.yaml"] = files["plans/rhv-plan.yaml"].replace(
+        "  targetNamespace: rhv-vms\n", "  targetNamespace: rhv-vms\n  warm: true\n"
+    )
+    ws.user_commit(files, "a warm oVirt plan of disks without incremental backup")
+    proc = ws.reconcile("--once", env=env, timeout=600)
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # a plan not ready
+    status = ws.status("plan", "rhv-plan")["status"]
+    conditions = {c["type"]: c for c in status["conditions"]}
+    off = conditions.get("VMChangeTrackingDisabled")
+    assert off is not None, (status["conditions"], proc.stdout + proc.stderr)
+    assert off["category"] == "Critical"
+    for a in e.vms[world.web].attachments:
+        assert a.disk.id in off["message"]
+    assert "Ready" not in conditions
+    assert e.vms[world.web].backups == [] and e.vms[world.web].vm.status.value == "up"

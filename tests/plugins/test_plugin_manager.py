@@ -28,7 +28,7 @@ def test_the_bundled_plugins_declare_their_types_rules_and_capabilities() -> Non
     assert (rules_of("ova").folder / "validate.rego").is_file()
     assert rules_of("nosuch") is None
     caps = capabilities()
-    assert [t for t, c in caps.items() if c.warm] == ["vsphere"]
+    assert [t for t, c in caps.items() if c.warm] == ["ovirt", "vsphere"]
     assert [t for t, c in caps.items() if c.inflight_per_host] == ["vsphere"]
 
 
