@@ -14,8 +14,11 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+
+from plugins.ova.share import Folder, RandomFile
 
 _LINE = re.compile(
     r"^\s*(?P<algo>SHA1|SHA256|SHA512)\s*\((?P<name>.+)\)\s*=\s*(?P<hex>[0-9a-fA-F]+)\s*$"
@@ -50,27 +53,64 @@ def parse_manifest(text: str) -> tuple[dict[str, Digest], list[str]]:
     return found, bad
 
 
+def read_through(
+    f: RandomFile, offset: int, size: int, consume: Callable[[memoryview], object]
+) -> int:
+    """Hand ``[offset, offset + size)`` of ``f`` to ``consume`` in order, in ``READ_SIZE``
+    pieces, reading the next piece while the last one is consumed; returns the bytes missing
+    (0 unless the file is shorter). Two buffers are reused: no allocation per read."""
+    bufs = [bytearray(READ_SIZE), bytearray(READ_SIZE)]
+    with ThreadPoolExecutor(1, thread_name_prefix="ova-read") as pool:
+        pos, end, turn = offset, offset + size, 0
+        pending = pool.submit(_fill, f, pos, bufs[0], min(READ_SIZE, end - pos)) if size else None
+        while pending is not None:
+            n, want = pending.result()
+            start = pos
+            pos += n
+            nxt = None
+            if n == want and pos < end:
+                nxt = pool.submit(_fill, f, pos, bufs[1 - turn], min(READ_SIZE, end - pos))
+            consume(memoryview(bufs[turn])[:n])
+            if n < want:
+                return end - start - n
+            pending, turn = nxt, 1 - turn
+    return 0
+
+
+def _fill(f: RandomFile, offset: int, buf: bytearray, want: int) -> tuple[int, int]:
+    return f.readinto(offset, memoryview(buf)[:want]), want
+
+
 _checked: set[tuple[str, int, int, str, int, int, str]] = set()
 _checked_lock = threading.Lock()
 
 
-def check_member(ova: Path, name: str, offset: int, size: int, digest: Digest, mf_name: str) -> str:
-    """ "" when the archive bytes of member ``name`` match ``digest``, else what is wrong."""
-    st = ova.stat()
-    key = (str(ova), st.st_size, st.st_mtime_ns, name, offset, size, digest.hex)
+def check_member(
+    folder: Folder,
+    ova: str,
+    name: str,
+    offset: int,
+    size: int,
+    digest: Digest,
+    mf_name: str,
+) -> str:
+    """ "" when the archive bytes of member ``name`` match ``digest``, else what is wrong.
+
+    ``ova`` is the OVA's path in ``folder`` (local or an NFS share): one sequential pass of
+    reads into two reused buffers, the next read in flight while the last is hashed."""
+    st = folder.stat(ova)
+    key = (folder.display(ova), st.size, st.mtime_ns, name, offset, size, digest.hex)
     with _checked_lock:
         if key in _checked:
             return ""
     h = hashlib.new(_ALGOS[digest.algo])
-    with ova.open("rb") as f:
-        f.seek(offset)
-        left = size
-        while left:
-            chunk = f.read(min(READ_SIZE, left))
-            if not chunk:
-                return f"{name} ends {left} bytes early in the archive"
-            h.update(chunk)
-            left -= len(chunk)
+    f = folder.open(ova)
+    try:
+        left = read_through(f, offset, size, h.update)
+    finally:
+        f.close()
+    if left:
+        return f"{name} ends {left} bytes early in the archive"
     got = h.hexdigest()
     if got != digest.hex:
         return (
