@@ -134,6 +134,66 @@ class _ZeroReader:
         pass
 
 
+class _Watched:
+    """A disk reader over an OVA that must stay as it was scanned while it is copied.
+
+    Before each read (one stat: a GETATTR on a share) the OVA's size and time are compared
+    with the scan's: a file that vanished or changed fails the read, so the VM fails and its
+    partial target disk is never reported done. A read that fails for another reason says
+    so too when the file or the share is the cause (a share that is unreachable)."""
+
+    def __init__(
+        self, reader: VmdkReader, share: Folder, rel: str, key: tuple[int, int], what: str
+    ) -> None:
+        self._reader = reader
+        self._share = share
+        self._rel = rel
+        self._key = key
+        self._what = what
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reader, name)
+
+    def _check(self) -> None:
+        name = self._share.display(self._rel)
+        try:
+            st = self._share.stat(self._rel)
+        except FileNotFoundError as e:
+            raise SourceError(f"{name} vanished during the copy of {self._what}") from e
+        except SourceError as e:
+            if "vanished" in str(e):
+                raise SourceError(f"{e} during the copy of {self._what}") from e
+            raise
+        if (st.size, st.mtime_ns) != self._key:
+            raise SourceError(
+                f"{name} changed during the copy of {self._what} (size {self._key[0]} -> "
+                f"{st.size} bytes, or a new modification time): the copy cannot be trusted; "
+                "leave the OVA alone while it is migrated and start a new Migration"
+            )
+
+    def readinto(self, offset: int, buf: bytearray | memoryview) -> int:
+        self._check()
+        try:
+            return self._reader.readinto(offset, buf)
+        except SourceError:
+            self._check()  # the file or the share is the cause: say that instead
+            raise
+
+    def read(self, offset: int, length: int) -> bytes:
+        self._check()
+        try:
+            return self._reader.read(offset, length)
+        except SourceError:
+            self._check()
+            raise
+
+    def __enter__(self) -> _Watched:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._reader.close()
+
+
 class OvaConnection:
     """A folder of OVA files (local or on an NFS share) as a
     :class:`reconciler.sources.SourceConnection`.
@@ -528,7 +588,7 @@ class OvaConnection:
         """Nothing to do: there is no source hypervisor to start the VM on again."""
         self._entry(vm_id)
 
-    def open_disk(self, vm_id: str, disk_key: str) -> VmdkReader | _ZeroReader:
+    def open_disk(self, vm_id: str, disk_key: str) -> _Watched | _ZeroReader:
         """A reader over the disk inside the OVA (no extraction); the caller closes it."""
         entry = self._entry(vm_id)
         de = entry.disks.get(disk_key)
@@ -538,6 +598,13 @@ class OvaConnection:
             raise SourceError(de.problem)
         if de.member is None:
             return _ZeroReader(de.ovf.capacity)
+        scanned = self._cache.get(entry.rel)
+        key = scanned.key if scanned is not None else (-1, -1)
+        now = self.share.stat(entry.rel)
+        if (now.size, now.mtime_ns) != key:
+            raise SourceError(
+                f"{entry.ova} changed since it was scanned; the next pass reads it again"
+            )
         if de.digest is not None:
             wrong = check_member(
                 self.share,
@@ -576,7 +643,9 @@ class OvaConnection:
         with self._lock:
             self._readers = [r for r in self._readers if not r.closed]
             self._readers.append(reader)
-        return reader
+        return _Watched(
+            reader, self.share, entry.rel, key, f"disk {disk_key} of VM {entry.vm.name}"
+        )
 
     def close(self) -> None:
         """Close every reader this connection opened that is still open."""
