@@ -5,21 +5,28 @@ share while the daemon runs."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import time
 
 import pytest
+from ruamel.yaml import YAML
 
 from reconciler.transfer.digest import disk_digest_of_file
 from tests.integration.test_kubevirt_target import NS, to_cluster, vms_of
 from tests.support.nfs_server import move_to_share
 from tests.support.workspace import (
+    CLI,
     chunks_done,
+    plan_yaml,
     small_vm,
     start_reconcile,
     throttle,
+    wait_until,
 )
 
 pytestmark = pytest.mark.integration
+PLAN_STATUS = "status/plan/openshift-mtv/demo-plan.yaml"
 
 
 def test_cold_migration_from_a_share_to_the_local_target(workspace_factory, nfs_server) -> None:
@@ -118,3 +125,39 @@ def test_an_ova_that_changes_or_vanishes_mid_copy_fails_its_vm(
     for v in vms.values():
         [task] = next(s for s in v["pipeline"] if s["name"] == "CopyDisks")["tasks"]
         assert task.get("verified") is not True  # a partial disk is never reported done
+
+
+def test_a_new_ova_on_the_share_shows_up_while_the_daemon_runs(
+    workspace_factory, nfs_server
+) -> None:
+    ws = workspace_factory([small_vm("first", 6, data_mib=1, capacity_mib=16)])
+    ws.user_commit({"migrations/demo-plan-1.yaml": None}, "no migration: inventory only")
+    move_to_share(ws, nfs_server)
+
+    def vms_in_status() -> int:
+        text = ws.remote_file("status/provider/openshift-mtv/ova-files.yaml") or "{}"
+        return int(
+            (YAML(typ="safe").load(text) or {}).get("status", {}).get("inventory", {}).get("vms", 0)
+        )
+
+    args = ["daemon", str(ws.clone), "--interval", "0.5", "--state-dir", str(ws.state)]
+    proc = subprocess.Popen(
+        [*CLI, *args, "--cluster", str(ws.cluster)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until(lambda: vms_in_status() == 1, 120, lambda: str(ws.log()))
+        late = ws.add_ova(small_vm("late", 7, data_mib=1, capacity_mib=16))
+        late.path.chmod(0o644)
+        # the next pass (here: the user adds the new VM to the plan) sees it, no restart
+        ws.user_commit({"plans/demo-plan.yaml": plan_yaml("demo-plan", ["first", "late"])}, "late")
+        wait_until(lambda: vms_in_status() == 2, 120, lambda: str(ws.log()))
+        wait_until(lambda: "late" in (ws.remote_file(PLAN_STATUS) or ""), 120)
+        assert "VMNotFound" not in ws.remote_file(PLAN_STATUS)  # validation found it too
+        inventory = ws.cli("inventory", str(ws.clone), "--provider", "ova-files", check=True)
+        assert "late" in inventory.stdout
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
