@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from plugins.ova.share import Folder, RandomFile
@@ -25,6 +26,7 @@ _LINE = re.compile(
 )
 _ALGOS = {"SHA1": "sha1", "SHA256": "sha256", "SHA512": "sha512"}
 READ_SIZE = 4 * 1024 * 1024
+IN_FLIGHT = 2  # reads running while one piece is hashed (bench/bench_nfs_ova.py)
 
 
 @dataclass(frozen=True)
@@ -54,26 +56,41 @@ def parse_manifest(text: str) -> tuple[dict[str, Digest], list[str]]:
 
 
 def read_through(
-    f: RandomFile, offset: int, size: int, consume: Callable[[memoryview], object]
+    f: RandomFile,
+    offset: int,
+    size: int,
+    consume: Callable[[memoryview], object],
+    in_flight: int = IN_FLIGHT,
 ) -> int:
     """Hand ``[offset, offset + size)`` of ``f`` to ``consume`` in order, in ``READ_SIZE``
-    pieces, reading the next piece while the last one is consumed; returns the bytes missing
-    (0 unless the file is shorter). Two buffers are reused: no allocation per read."""
-    bufs = [bytearray(READ_SIZE), bytearray(READ_SIZE)]
-    with ThreadPoolExecutor(1, thread_name_prefix="ova-read") as pool:
-        pos, end, turn = offset, offset + size, 0
-        pending = pool.submit(_fill, f, pos, bufs[0], min(READ_SIZE, end - pos)) if size else None
-        while pending is not None:
-            n, want = pending.result()
-            start = pos
-            pos += n
-            nxt = None
-            if n == want and pos < end:
-                nxt = pool.submit(_fill, f, pos, bufs[1 - turn], min(READ_SIZE, end - pos))
-            consume(memoryview(bufs[turn])[:n])
+    pieces, with ``in_flight`` reads running while a piece is consumed; returns the bytes
+    missing (0 unless the file is shorter). ``in_flight + 1`` buffers are reused: no
+    allocation per read."""
+    end = offset + size
+    free = [bytearray(READ_SIZE) for _ in range(in_flight + 1)]
+    pending: deque[tuple[int, bytearray, Future[tuple[int, int]]]] = deque()
+    pos = offset
+    with ThreadPoolExecutor(in_flight, thread_name_prefix="ova-read") as pool:
+
+        def submit() -> None:
+            nonlocal pos
+            while free and pos < end and len(pending) < in_flight:
+                buf = free.pop()
+                want = min(READ_SIZE, end - pos)
+                pending.append((pos, buf, pool.submit(_fill, f, pos, buf, want)))
+                pos += want
+
+        submit()
+        while pending:
+            start, buf, fut = pending.popleft()
+            n, want = fut.result()
             if n < want:
+                for _, _, rest in pending:
+                    rest.cancel()
                 return end - start - n
-            pending, turn = nxt, 1 - turn
+            submit()
+            consume(memoryview(buf)[:n])
+            free.append(buf)
     return 0
 
 
