@@ -69,6 +69,7 @@ bench: install
 	$(BIN)/python bench/bench_vsphere_disk.py
 	$(BIN)/python bench/bench_warm_round.py
 	$(BIN)/python bench/bench_ovirt_disk.py
+	$(BIN)/python bench/bench_nfs_ova.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -6,8 +6,8 @@ user space on 127.0.0.1, tests/support/nfs_server.py). It builds an OVA holding 
 ``--size-mib`` of incompressible data (streamOptimized VMDK, as VMware exports), puts it on the
 share, then times in turns, ``--rounds`` times each:
   (a) the plugin's reader interface (plugins/ova/share.py, nfs-rs): the disk's bytes as they lie
-      in the archive, one sequential pass into two reused buffers, the next read in flight while
-      the last is consumed; once as is, once digested with SHA-256 (the manifest check's pass)
+      in the archive, one sequential pass into three reused buffers, two reads in flight while
+      a piece is consumed; once as is, once digested with SHA-256 (the manifest check's pass)
   (b) ``nfs-cat`` of the whole OVA file to /dev/null                              (baseline)
 and prints the medians and the median of the paired ratios plugin/nfs-cat in bytes per second
 (>1: the plugin is faster; goal >= 0.8; pairs, because a shared machine's load moves) and
