@@ -2,7 +2,7 @@
 ``libnfs-utils``) reading the same file from the same server, in one run.
 
 Run ``python bench/bench_nfs_ova.py [--size-mib 256 --rounds 5]`` (as the tests: nfs-ganesha in
-user space on 127.0.0.1, tests/support/nfs_server.py). It builds an OVA holding one disk of
+user space on 127.0.0.1, plugins/ova/peer.py). It builds an OVA holding one disk of
 ``--size-mib`` of incompressible data (streamOptimized VMDK, as VMware exports), puts it on the
 share, then times in turns, ``--rounds`` times each:
   (a) the plugin's reader interface (plugins/ova/share.py, nfs-rs): the disk's bytes as they lie
@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from plugins.ova.factory import DiskSpec, build_ova  # noqa: E402
 from plugins.ova.manifest import read_through  # noqa: E402
+from plugins.ova.peer import NfsServer  # noqa: E402
 from plugins.ova.plugin import OvaConnection  # noqa: E402
 from plugins.ova.share import open_folder  # noqa: E402
-from tests.support.nfs_server import NfsServer  # noqa: E402
 
 MiB = 1024 * 1024
 

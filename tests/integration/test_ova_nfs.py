@@ -5,6 +5,7 @@ share while the daemon runs."""
 
 from __future__ import annotations
 
+import io
 import signal
 import subprocess
 import time
@@ -13,10 +14,11 @@ import pytest
 from ruamel.yaml import YAML
 
 from reconciler.transfer.digest import disk_digest_of_file
-from tests.integration.test_kubevirt_target import NS, to_cluster, vms_of
+from tests.support.cluster import TOKEN, Cluster
 from tests.support.nfs_server import move_to_share
 from tests.support.workspace import (
     CLI,
+    Workspace,
     chunks_done,
     plan_yaml,
     small_vm,
@@ -26,6 +28,31 @@ from tests.support.workspace import (
 )
 
 pytestmark = pytest.mark.integration
+NS = "demo-vms"
+
+
+def to_cluster(ws: Workspace, cluster: Cluster) -> dict[str, str]:
+    """Point the destination Provider at the emulated cluster (as
+    tests/integration/test_kubevirt_target.py does); the reconciler's environment."""
+    yaml = YAML(typ="rt")
+    path = ws.clone / "providers" / "providers.yaml"
+    docs = list(yaml.load_all(path.read_text()))
+    docs[1]["spec"]["url"] = cluster.url
+    docs[1]["spec"]["secret"] = {"name": "cluster-token", "namespace": "openshift-mtv"}
+    docs[1]["spec"]["settings"] = {"jobPollSeconds": "0.1", "transferRetries": "2"}
+    out = io.StringIO()
+    yaml.dump_all(docs, out)
+    ws.user_commit({"providers/providers.yaml": out.getvalue()}, "migrate to the cluster")
+    secrets = ws.root / "secrets.yaml"
+    secrets.write_text(f"openshift-mtv/cluster-token:\n  token: {TOKEN}\n")
+    return {"MTV_GITOPS_SECRETS": str(secrets)}
+
+
+def vms_of(ws: Workspace) -> dict[str, dict]:
+    plan = ws.status("plan", "demo-plan")["status"]
+    return {v["name"]: v for v in plan["migration"]["vms"]}
+
+
 PLAN_STATUS = "status/plan/openshift-mtv/demo-plan.yaml"
 
 
