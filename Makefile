@@ -38,7 +38,7 @@ $(BIN)/mtv-gitops: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "make: Python >= 3.11 required" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,vsphere,ovirt,openstack]'
+	$(BIN)/pip install -q -e '.[test,vsphere,ovirt,openstack,nfs]'
 	@touch $@
 
 install: system-deps $(BIN)/mtv-gitops
@@ -70,6 +70,7 @@ bench: install
 	$(BIN)/python bench/bench_vsphere_disk.py
 	$(BIN)/python bench/bench_warm_round.py
 	$(BIN)/python bench/bench_ovirt_disk.py
+	$(BIN)/python bench/bench_nfs_ova.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -44,3 +44,12 @@ def openstack_cloud(tmp_path_factory: pytest.TempPathFactory):
     from testpeers.openstack.cloud import openstack_cloud_fixture
 
     yield from openstack_cloud_fixture(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def nfs_server(tmp_path_factory: pytest.TempPathFactory):
+    """A real NFS server (nfs-ganesha in user space on 127.0.0.1, tests/support/nfs_server.py),
+    started once for the session when a test asks for it."""
+    from tests.support.nfs_server import nfs_server_fixture
+
+    yield from nfs_server_fixture(tmp_path_factory)

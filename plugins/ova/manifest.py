@@ -14,14 +14,19 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
+
+from plugins.ova.share import Folder, RandomFile
 
 _LINE = re.compile(
     r"^\s*(?P<algo>SHA1|SHA256|SHA512)\s*\((?P<name>.+)\)\s*=\s*(?P<hex>[0-9a-fA-F]+)\s*$"
 )
 _ALGOS = {"SHA1": "sha1", "SHA256": "sha256", "SHA512": "sha512"}
 READ_SIZE = 4 * 1024 * 1024
+IN_FLIGHT = 2  # reads running while one piece is hashed (bench/bench_nfs_ova.py)
 
 
 @dataclass(frozen=True)
@@ -50,27 +55,79 @@ def parse_manifest(text: str) -> tuple[dict[str, Digest], list[str]]:
     return found, bad
 
 
+def read_through(
+    f: RandomFile,
+    offset: int,
+    size: int,
+    consume: Callable[[memoryview], object],
+    in_flight: int = IN_FLIGHT,
+) -> int:
+    """Hand ``[offset, offset + size)`` of ``f`` to ``consume`` in order, in ``READ_SIZE``
+    pieces, with ``in_flight`` reads running while a piece is consumed; returns the bytes
+    missing (0 unless the file is shorter). ``in_flight + 1`` buffers are reused: no
+    allocation per read."""
+    end = offset + size
+    free = [bytearray(READ_SIZE) for _ in range(in_flight + 1)]
+    pending: deque[tuple[int, bytearray, Future[tuple[int, int]]]] = deque()
+    pos = offset
+    with ThreadPoolExecutor(in_flight, thread_name_prefix="ova-read") as pool:
+
+        def submit() -> None:
+            nonlocal pos
+            while free and pos < end and len(pending) < in_flight:
+                buf = free.pop()
+                want = min(READ_SIZE, end - pos)
+                pending.append((pos, buf, pool.submit(_fill, f, pos, buf, want)))
+                pos += want
+
+        submit()
+        while pending:
+            start, buf, fut = pending.popleft()
+            n, want = fut.result()
+            if n < want:
+                for _, _, rest in pending:
+                    rest.cancel()
+                return end - start - n
+            submit()
+            consume(memoryview(buf)[:n])
+            free.append(buf)
+    return 0
+
+
+def _fill(f: RandomFile, offset: int, buf: bytearray, want: int) -> tuple[int, int]:
+    return f.readinto(offset, memoryview(buf)[:want]), want
+
+
 _checked: set[tuple[str, int, int, str, int, int, str]] = set()
 _checked_lock = threading.Lock()
 
 
-def check_member(ova: Path, name: str, offset: int, size: int, digest: Digest, mf_name: str) -> str:
-    """ "" when the archive bytes of member ``name`` match ``digest``, else what is wrong."""
-    st = ova.stat()
-    key = (str(ova), st.st_size, st.st_mtime_ns, name, offset, size, digest.hex)
+def check_member(
+    folder: Folder,
+    ova: str,
+    name: str,
+    offset: int,
+    size: int,
+    digest: Digest,
+    mf_name: str,
+) -> str:
+    """ "" when the archive bytes of member ``name`` match ``digest``, else what is wrong.
+
+    ``ova`` is the OVA's path in ``folder`` (local or an NFS share): one sequential pass of
+    reads into two reused buffers, the next read in flight while the last is hashed."""
+    st = folder.stat(ova)
+    key = (folder.display(ova), st.size, st.mtime_ns, name, offset, size, digest.hex)
     with _checked_lock:
         if key in _checked:
             return ""
     h = hashlib.new(_ALGOS[digest.algo])
-    with ova.open("rb") as f:
-        f.seek(offset)
-        left = size
-        while left:
-            chunk = f.read(min(READ_SIZE, left))
-            if not chunk:
-                return f"{name} ends {left} bytes early in the archive"
-            h.update(chunk)
-            left -= len(chunk)
+    f = folder.open(ova)
+    try:
+        left = read_through(f, offset, size, h.update)
+    finally:
+        f.close()
+    if left:
+        return f"{name} ends {left} bytes early in the archive"
     got = h.hexdigest()
     if got != digest.hex:
         return (

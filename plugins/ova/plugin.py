@@ -1,5 +1,8 @@
 """The OVA source: a folder of ``.ova`` files served as a provider (the embedded default).
 
+The folder is local or an NFS share (``<server>:/<export>`` as Forklift names it, or
+``nfs://<server>/<export>``), read through :mod:`plugins.ova.share`: one code path for both.
+
 Identity follows Forklift's OVA provider server (``cmd/ova-provider-server``) where it can:
 
 * VM id: the VirtualSystem ``ovf:id`` when it is a valid UUID (as Forklift does); otherwise,
@@ -27,12 +30,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from plugins import bundled
 from plugins.ova.manifest import Digest, check_member, parse_manifest
 from plugins.ova.ovf import OvfDisk, OvfEnvelope, OvfVirtualSystem, parse_ovf
 from plugins.ova.reader import VmdkReader
+from plugins.ova.share import Entry, FileObject, Folder, LocalFolder, local_path, open_folder
 from reconciler.hookspecs import hookimpl
 from reconciler.inventory.model import VM, Disk, Inventory, Network, Nic, Storage
 from reconciler.sources import Capabilities, DemoSource, Rules, SourceError
@@ -100,7 +103,7 @@ class _Archive:
 @dataclass
 class _VmEntry:
     vm: VM
-    ova: Path
+    ova: str  # how messages and the validation input name the file
     rel: str
     source: str = "Unknown"
     system: OvfVirtualSystem | None = None
@@ -131,63 +134,153 @@ class _ZeroReader:
         pass
 
 
+class _Watched:
+    """A disk reader over an OVA that must stay as it was scanned while it is copied.
+
+    Before each read (one stat: a GETATTR on a share) the OVA's size and time are compared
+    with the scan's: a file that vanished or changed fails the read, so the VM fails and its
+    partial target disk is never reported done. A read that fails for another reason says
+    so too when the file or the share is the cause (a share that is unreachable)."""
+
+    def __init__(
+        self, reader: VmdkReader, share: Folder, rel: str, key: tuple[int, int], what: str
+    ) -> None:
+        self._reader = reader
+        self._share = share
+        self._rel = rel
+        self._key = key
+        self._what = what
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._reader, name)
+
+    def _check(self) -> None:
+        name = self._share.display(self._rel)
+        try:
+            st = self._share.stat(self._rel)
+        except FileNotFoundError as e:
+            raise SourceError(f"{name} vanished during the copy of {self._what}") from e
+        except SourceError as e:
+            if "vanished" in str(e):
+                raise SourceError(f"{e} during the copy of {self._what}") from e
+            raise
+        if (st.size, st.mtime_ns) != self._key:
+            raise SourceError(
+                f"{name} changed during the copy of {self._what} (size {self._key[0]} -> "
+                f"{st.size} bytes, or a new modification time): the copy cannot be trusted; "
+                "leave the OVA alone while it is migrated and start a new Migration"
+            )
+
+    def readinto(self, offset: int, buf: bytearray | memoryview) -> int:
+        self._check()
+        try:
+            return self._reader.readinto(offset, buf)
+        except SourceError:
+            self._check()  # the file or the share is the cause: say that instead
+            raise
+
+    def read(self, offset: int, length: int) -> bytes:
+        self._check()
+        try:
+            return self._reader.read(offset, length)
+        except SourceError:
+            self._check()
+            raise
+
+    def __enter__(self) -> _Watched:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._reader.close()
+
+
 class OvaConnection:
-    """A folder of OVA files as a :class:`reconciler.sources.SourceConnection`.
+    """A folder of OVA files (local or on an NFS share) as a
+    :class:`reconciler.sources.SourceConnection`.
 
     Inventory is rescanned on every call, but each OVA is parsed again only when its size or
-    modification time changed.
+    modification time changed, and a folder is listed again only when its own modification
+    time changed (a share is polled with one GETATTR per folder and per OVA, no full rescan).
     """
 
-    def __init__(self, folder: str | Path, *, streams: int = 4) -> None:
-        self.folder = Path(folder)
-        if not self.folder.is_dir():
-            raise SourceError(f"OVA folder {self.folder} does not exist or is not a folder")
+    def __init__(self, folder: str | Path | Folder, *, streams: int = 4) -> None:
+        if isinstance(folder, str | Path):
+            path = Path(folder)
+            if not path.is_dir():
+                raise SourceError(f"OVA folder {path} does not exist or is not a folder")
+            folder = LocalFolder(path)
+        self.share: Folder = folder
+        self.folder = folder.path if isinstance(folder, LocalFolder) else folder.where
         self.streams = streams
         self._lock = threading.Lock()
-        self._cache: dict[Path, _OvaScan] = {}
+        self._cache: dict[str, _OvaScan] = {}
+        self._listings: dict[str, tuple[int, list[Entry]]] = {}  # folder -> (mtime, entries)
         self._vms: dict[str, _VmEntry] = {}
         self._networks: dict[str, str] = {}
         self._readers: list[VmdkReader] = []
 
     # -- scanning --------------------------------------------------------------------
 
-    def _ova_files(self) -> list[Path]:
-        found = [
-            p
-            for p in self.folder.rglob("*")
-            if p.suffix.lower() == ".ova" and p.is_file() and not p.name.startswith(".")
-        ]
-        return sorted(found, key=lambda p: p.relative_to(self.folder).as_posix())
+    def _listing(self, folder: Entry) -> list[Entry]:
+        """A folder's entries, listed again only when the folder's mtime moved."""
+        cached = self._listings.get(folder.path)
+        if cached is not None and cached[0] == folder.mtime_ns:
+            return cached[1]
+        entries = self.share.listdir(folder.path)
+        self._listings[folder.path] = (folder.mtime_ns, entries)
+        return entries
 
-    def _scan_one(self, path: Path) -> _OvaScan:
-        st = path.stat()
-        key = (st.st_size, st.st_mtime_ns)
-        cached = self._cache.get(path)
+    def _ova_files(self) -> list[Entry]:
+        found: list[Entry] = []
+        seen: set[str] = set()
+        todo = [self.share.stat("")]
+        while todo:
+            folder = todo.pop()
+            seen.add(folder.path)
+            for e in self._listing(folder):
+                name = e.path.rsplit("/", 1)[-1]
+                if e.is_dir:
+                    try:
+                        todo.append(self.share.stat(e.path))  # its mtime now, not the listing's
+                    except (FileNotFoundError, SourceError):
+                        continue
+                elif name.lower().endswith(".ova") and not name.startswith("."):
+                    found.append(e)
+        for gone in set(self._listings) - seen:
+            del self._listings[gone]
+        return sorted(found, key=lambda e: e.path)
+
+    def _scan_one(self, entry: Entry) -> _OvaScan:
+        st = self.share.stat(entry.path)  # a file rewritten in place keeps its folder's mtime
+        key = (st.size, st.mtime_ns)
+        cached = self._cache.get(entry.path)
         if cached is not None and cached.key == key:
             return cached
-        rel = path.relative_to(self.folder).as_posix()
+        rel = entry.path
         try:
-            scan = self._read_ova(path, rel, key, st.st_size)
+            scan = self._read_ova(rel, key, st.size)
         except SourceError as e:
             log.warning("%s", e)
-            scan = self._broken(path, rel, key, str(e))
-        self._cache[path] = scan
+            scan = self._broken(rel, key, str(e))
+        self._cache[rel] = scan
         return scan
 
-    def _broken(self, path: Path, rel: str, key: tuple[int, int], problem: str) -> _OvaScan:
+    def _broken(self, rel: str, key: tuple[int, int], problem: str) -> _OvaScan:
         """An OVA that cannot be read still shows up, as a VM that validation will block."""
         vm = VM(
             id=str(uuid.uuid5(_NS, f"ova:{rel}#")),
-            name=path.stem,
+            name=Path(rel).stem,
             power_state="Off",
             concerns=(_concern("Invalid OVA", problem),),
         )
-        return _OvaScan(key, [_VmEntry(vm=vm, ova=path, rel=rel)], {}, problem)
+        return _OvaScan(key, [_VmEntry(vm=vm, ova=self.share.display(rel), rel=rel)], {}, problem)
 
-    def _read_ova(self, path: Path, rel: str, key: tuple[int, int], file_size: int) -> _OvaScan:
+    def _read_ova(self, rel: str, key: tuple[int, int], file_size: int) -> _OvaScan:
         mf_text = ""
+        path = self.share.display(rel)
+        f = self.share.open(rel)
         try:
-            with tarfile.open(path, "r:") as tar:
+            with tarfile.open(fileobj=FileObject(f), mode="r:") as tar:  # type: ignore[arg-type]
                 members = tar.getmembers()
                 ovf_member = next(
                     (m for m in members if m.isfile() and m.name.lower().endswith(".ovf")), None
@@ -206,6 +299,8 @@ class OvaConnection:
                     mf_text = mobj.read().decode("utf-8", "replace") if mobj else ""
         except (tarfile.TarError, OSError, EOFError) as e:
             raise SourceError(f"{path}: not a readable OVA (tar) archive: {e}") from e
+        finally:
+            f.close()
         if len(data) != ovf_member.size:
             raise SourceError(f"{path}: {ovf_member.name} is truncated")
         digests, unreadable = parse_manifest(mf_text)
@@ -240,7 +335,7 @@ class OvaConnection:
 
     def _vm_entry(
         self,
-        path: Path,
+        path: str,
         rel: str,
         envelope: OvfEnvelope,
         system: OvfVirtualSystem,
@@ -340,14 +435,14 @@ class OvaConnection:
         return _VmEntry(vm, path, rel, envelope.source, system, entries)
 
     def _rescan(self) -> tuple[list[_VmEntry], dict[str, str]]:
-        paths = self._ova_files()
-        for gone in set(self._cache) - set(paths):
+        files = self._ova_files()
+        for gone in set(self._cache) - {f.path for f in files}:
             del self._cache[gone]
         entries: list[_VmEntry] = []
         networks: dict[str, str] = {}
-        for path in paths:
+        for file in files:
             try:
-                scan = self._scan_one(path)
+                scan = self._scan_one(file)
             except FileNotFoundError:
                 continue  # removed while scanning
             entries.extend(scan.vms)
@@ -493,7 +588,7 @@ class OvaConnection:
         """Nothing to do: there is no source hypervisor to start the VM on again."""
         self._entry(vm_id)
 
-    def open_disk(self, vm_id: str, disk_key: str) -> VmdkReader | _ZeroReader:
+    def open_disk(self, vm_id: str, disk_key: str) -> _Watched | _ZeroReader:
         """A reader over the disk inside the OVA (no extraction); the caller closes it."""
         entry = self._entry(vm_id)
         de = entry.disks.get(disk_key)
@@ -503,9 +598,22 @@ class OvaConnection:
             raise SourceError(de.problem)
         if de.member is None:
             return _ZeroReader(de.ovf.capacity)
+        scanned = self._cache.get(entry.rel)
+        key = scanned.key if scanned is not None else (-1, -1)
+        now = self.share.stat(entry.rel)
+        if (now.size, now.mtime_ns) != key:
+            raise SourceError(
+                f"{entry.ova} changed since it was scanned; the next pass reads it again"
+            )
         if de.digest is not None:
             wrong = check_member(
-                entry.ova, de.member.name, de.member.offset, de.member.size, de.digest, de.mf_name
+                self.share,
+                entry.rel,
+                de.member.name,
+                de.member.offset,
+                de.member.size,
+                de.digest,
+                de.mf_name,
             )
             if wrong:
                 raise SourceError(f"{entry.ova}: disk {disk_key} of VM {entry.vm.name}: {wrong}")
@@ -515,6 +623,7 @@ class OvaConnection:
             de.member.size,
             self.streams,
             member_name=de.member.name,
+            file_node=self.share.qemu_file(entry.rel),
         )
         if reader.size > de.ovf.capacity:
             # the OVF is the VM's declared size: a disk image larger than that holds data the
@@ -534,7 +643,9 @@ class OvaConnection:
         with self._lock:
             self._readers = [r for r in self._readers if not r.closed]
             self._readers.append(reader)
-        return reader
+        return _Watched(
+            reader, self.share, entry.rel, key, f"disk {disk_key} of VM {entry.vm.name}"
+        )
 
     def close(self) -> None:
         """Close every reader this connection opened that is still open."""
@@ -542,17 +653,12 @@ class OvaConnection:
             readers, self._readers = self._readers, []
         for reader in readers:
             reader.close()
+        self.share.close()
 
 
 def _folder_of(url: str) -> Path:
-    if "://" in url:
-        parsed = urlparse(url)
-        if parsed.scheme != "file":
-            raise SourceError(
-                f"OVA provider url {url!r}: only a local folder or a file:// URL is supported"
-            )
-        return Path(unquote(parsed.path))
-    return Path(url).expanduser()
+    """The local folder ``url`` names (kept for callers that only handle local folders)."""
+    return local_path(url)
 
 
 @hookimpl
@@ -597,13 +703,11 @@ def mtv_gitops_demo(name: str, workspace: Path) -> DemoSource | None:
 def mtv_gitops_connect(
     provider_type: str, url: str, secret: dict[str, str], settings: dict[str, Any]
 ) -> OvaConnection | None:
-    """Open the folder named by ``url`` (a path or ``file://`` URL); ``secret`` is unused."""
+    """Open the folder named by ``url`` (a path, a ``file://`` URL, or an NFS share as
+    ``<server>:/<export>`` or ``nfs://<server>/<export>``); ``secret`` is unused."""
     if provider_type != PROVIDER_TYPE:
         return None
     if not url:
         raise SourceError("OVA provider has no url: set spec.url to the folder of OVA files")
-    folder = _folder_of(url)
-    if not folder.is_dir():
-        raise SourceError(f"OVA folder {folder} (from url {url!r}) does not exist")
     streams = int((settings or {}).get("streams", 4))
-    return OvaConnection(folder, streams=streams)
+    return OvaConnection(open_folder(url), streams=streams)

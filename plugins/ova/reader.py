@@ -47,16 +47,23 @@ def _sweep_once() -> None:
 
 
 def image_spec(
-    ova_path: str | Path, member_offset: int, member_size: int, fmt: str = "vmdk"
+    ova_path: str | Path,
+    member_offset: int,
+    member_size: int,
+    fmt: str = "vmdk",
+    file_node: dict[str, Any] | None = None,
 ) -> str:
-    """The qemu ``json:`` filename that opens one tar member of an OVA as a disk image."""
+    """The qemu ``json:`` filename that opens one tar member of an OVA as a disk image.
+
+    ``file_node`` is the qemu block node that reads the OVA's bytes (default: the local file
+    ``ova_path``; an NFS share's comes from :meth:`plugins.ova.share.Folder.qemu_file`)."""
     spec: dict[str, Any] = {
         "driver": fmt,
         "file": {
             "driver": "raw",
             "offset": member_offset,
             "size": member_size,
-            "file": {"driver": "file", "filename": str(ova_path)},
+            "file": file_node or {"driver": "file", "filename": str(ova_path)},
         },
     }
     return "json:" + json.dumps(spec, separators=(",", ":"))
@@ -189,6 +196,7 @@ class VmdkReader:
         fmt: str = "vmdk",
         verify: bool = True,
         servers: int | None = None,
+        file_node: dict[str, Any] | None = None,
     ) -> None:
         if streams < 1:
             raise ValueError("streams must be at least 1")
@@ -201,7 +209,7 @@ class VmdkReader:
         self.member_name = member_name or f"member at offset {member_offset}"
         self.streams = streams
         self.servers = servers
-        self.spec = image_spec(self.ova_path, member_offset, member_size, fmt)
+        self.spec = image_spec(self.ova_path, member_offset, member_size, fmt, file_node)
         self._extents: list[Extent] | None = None
         self._lock = threading.Lock()
         self._freed = threading.Condition(self._lock)

@@ -51,8 +51,8 @@ def test_found_through_entry_points(tmp_path: Path) -> None:
 def test_missing_folder_is_a_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="does not exist"):
         _connect(str(tmp_path / "nope"))
-    with pytest.raises(SourceError, match="file://"):
-        _connect("nfs://server/export")
+    with pytest.raises(SourceError, match="file://"):  # nfs:// is a share since issue 22
+        _connect("https://server/export")
 
 
 @pytest.fixture(scope="module")
