@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from plugins.ova.factory import DiskSpec, build_ova  # noqa: E402
 from plugins.ova.manifest import read_through  # noqa: E402
-from testpeers.nfs import NfsServer  # noqa: E402
 from plugins.ova.plugin import OvaConnection  # noqa: E402
 from plugins.ova.share import open_folder  # noqa: E402
+from testpeers.nfs import NfsServer  # noqa: E402
 
 MiB = 1024 * 1024
 
