@@ -32,7 +32,7 @@ from urllib.parse import unquote, urlparse
 from plugins import bundled
 from plugins.ova.manifest import Digest, check_member, parse_manifest
 from plugins.ova.ovf import OvfDisk, OvfEnvelope, OvfVirtualSystem, parse_ovf
-from plugins.ova.reader import VmdkReader
+from plugins.ova.reader import VmdkReader, open_member
 from reconciler.hookspecs import hookimpl
 from reconciler.inventory.model import VM, Disk, Inventory, Network, Nic, Storage
 from reconciler.sources import Capabilities, DemoSource, Rules, SourceError
@@ -509,7 +509,7 @@ class OvaConnection:
             )
             if wrong:
                 raise SourceError(f"{entry.ova}: disk {disk_key} of VM {entry.vm.name}: {wrong}")
-        reader = VmdkReader(
+        reader = open_member(
             entry.ova,
             de.member.offset,
             de.member.size,

@@ -420,3 +420,22 @@ class VmdkReader:
 
     def __repr__(self) -> str:
         return f"VmdkReader({str(self.ova_path)!r}, {self.member_name!r}, size={self.size})"
+
+
+def open_member(
+    ova_path: str | Path,
+    member_offset: int,
+    member_size: int,
+    streams: int = 4,
+    *,
+    member_name: str = "",
+) -> Any:
+    """The fastest reader for a disk inside an OVA: a hosted sparse VMDK (streamOptimized,
+    monolithicSparse) is decoded in process (:class:`plugins.ova.sparse.SparseVmdkReader`),
+    anything else is read through qemu (:class:`VmdkReader`)."""
+    from plugins.ova.sparse import NotSparse, SparseVmdkReader
+
+    try:
+        return SparseVmdkReader(ova_path, member_offset, member_size, member_name=member_name)
+    except NotSparse:
+        return VmdkReader(ova_path, member_offset, member_size, streams, member_name=member_name)
