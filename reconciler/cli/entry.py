@@ -4,6 +4,7 @@ commands), everything else is ``reconciler.cli.main``."""
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -17,6 +18,7 @@ def main() -> None:
         # what the group's callback does for its --log-format option (only its envvar can
         # reach a command started this way)
         configure(os.environ.get("MTV_GITOPS_LOG_FORMAT") or "text")
+        gc.freeze()  # what was imported lives as long as the process: never scan it again
         transfer.main(sys.argv[2:], prog_name="mtv-gitops transfer")
         return
     from reconciler.cli.main import main as full

@@ -6,6 +6,10 @@ written; chunks touching data are read whole and hashed, and their non-zero 64 K
 written (the target is a sparse image or a disk that already reads as zeros).
 A chunk is recorded in the progress store only after the writer has made it durable, so a copy
 killed at any point (kill -9 included) resumes without losing or duplicating a byte range.
+With a verify reader, a full copy reads each chunk back right after writing it (the verify
+overlaps the copy) and compares the digest of what the target holds with the source's; the
+chunks it did not write (holes, resumed chunks) are decided by the target's own extent map:
+read back and hashed where the target holds data, the zero record unread where it holds none.
 
 Warm migration's precopy rounds use copy_changes: only the chunks a list of changed areas
 touches are read and written, into a target that holds the previous round's data, so zeros
