@@ -16,6 +16,7 @@ What this module cannot decode (another layout, a compression it does not know) 
 from __future__ import annotations
 
 import os
+import re
 import struct
 import threading
 import zlib
@@ -92,8 +93,13 @@ class SparseVmdkReader:
 
     def _open(self) -> None:
         head = self._header(self._pread(0, SECTOR))
-        _, version, flags, capacity, grain, _d_off, _d_size, gtes, _rgd, gd, *_rest = head
+        _, version, flags, capacity, grain, d_off, d_size, gtes, _rgd, gd, *_rest = head
         compress = head[-1]
+        if d_off and d_size:  # a delta disk reads through its parent: qemu says what is missing
+            text = self._pread(d_off * SECTOR, min(d_size * SECTOR, 64 * 1024))
+            hint = re.search(rb'parentFileNameHint\s*=\s*"([^"]*)"', text)
+            if hint and hint.group(1).strip():
+                raise NotSparse("a delta disk")
         if gd == GD_AT_END:  # streamOptimized: the real header is the footer's
             if self.member_size < 3 * SECTOR:
                 raise self._damaged("the footer is missing")

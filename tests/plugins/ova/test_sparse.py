@@ -107,3 +107,16 @@ def test_a_damaged_grain_fails_its_read_with_the_offset(
             r.read(first.start, MiB)
     assert f"reading {MiB} bytes at offset {first.start}" in str(err.value)
     assert "damaged at that offset" in str(err.value)
+
+
+def test_a_delta_disk_is_left_to_qemu(tmp_path: Path) -> None:
+    """A sparse VMDK naming a parent reads through it: not decoded here (qemu says what is
+    missing), never read as if its unwritten grains were zeros."""
+    base, delta = tmp_path / "base.vmdk", tmp_path / "delta.vmdk"
+    subprocess.run(["qemu-img", "create", "-f", "vmdk", str(base), "8M"], check=True)
+    subprocess.run(
+        ["qemu-img", "create", "-f", "vmdk", "-b", str(base), "-F", "vmdk", str(delta)],
+        check=True,
+    )
+    with pytest.raises(NotSparse):
+        SparseVmdkReader(delta, 0, delta.stat().st_size)
