@@ -162,11 +162,11 @@ class Sample:
     allocated: int
 
 
-def timed(argv: list[str], out: Path) -> Sample:
+def timed(argv: list[str], out: Path, cwd: Path | None = None) -> Sample:
     """Run ``argv`` to completion; wall clock and the CPU of it and its children."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=cwd)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -193,12 +193,16 @@ def run_qemu(case: Case, out: Path) -> tuple[Sample, Sample]:
     return sample, timed(["sync", "--data", str(out)], out)
 
 
-def run_ours(case: Case, out: Path, verify: bool) -> Sample:
+def run_ours(case: Case, out: Path, verify: bool, tree: Path | None = None) -> Sample:
+    """The transfer process; with ``tree``, that checkout's code (another commit) runs it."""
     clean(out)
-    argv = [*case.command, "--output", str(out), "--progress-seconds", "1000"]
+    command = case.command
+    if tree is not None and case.name == "raw":
+        command = [command[0], str(tree / "bench" / Path(__file__).name), *command[2:]]
+    argv = [*command, "--output", str(out), "--progress-seconds", "1000"]
     if not verify:
         argv.append("--no-verify")
-    return timed(argv, out)
+    return timed(argv, out, cwd=tree)
 
 
 def same_bytes(a: Path, b: Path) -> bool:
@@ -253,6 +257,33 @@ def build(workdir: Path) -> list[Case]:
     return cases
 
 
+def _row(label: str, mode: str, turns: list[tuple[Sample, Sample, Sample]], same: bool) -> dict:
+    """Print one line of medians of paired ratios (ours / qemu-img, ours / qemu-img + sync)."""
+    med = statistics.median
+    wall_x = med(b.wall / a.wall for a, _, b in turns)
+    cpu_x = med(b.cpu / a.cpu for a, _, b in turns)
+    durable_x = med(b.wall / (a.wall + s.wall) for a, s, b in turns)
+    durable_cpu_x = med(b.cpu / (a.cpu + s.cpu) for a, s, b in turns)
+    alloc_a = max(a.allocated for a, _, _ in turns)
+    alloc_b = max(b.allocated for _, _, b in turns)
+    print(
+        f"{label:28} {mode:10} {med(a.wall for a, _, _ in turns):7.2f} "
+        f"{med(b.wall for _, _, b in turns):7.2f} {wall_x:6.2f}x {durable_x:6.2f}x "
+        f"{med(a.cpu for a, _, _ in turns):8.2f} {med(b.cpu for _, _, b in turns):8.2f} "
+        f"{cpu_x:5.2f}x {durable_cpu_x:5.2f}x "
+        f"{alloc_b / MiB:9.1f}/{alloc_a / MiB:<9.1f} {'identical' if same else 'DIFFER'}",
+        flush=True,
+    )
+    return {
+        "wall_x": round(wall_x, 3),
+        "wall_x_vs_qemu_synced": round(durable_x, 3),
+        "cpu_x": round(cpu_x, 3),
+        "cpu_x_vs_qemu_synced": round(durable_cpu_x, 3),
+        "identical": same,
+        "allocated_ok": alloc_b <= alloc_a,
+    }
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--raw-child":
         rest = sys.argv[2:]
@@ -262,7 +293,15 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=5, help="A B pairs per case and mode")
     ap.add_argument("--dir", type=Path, default=None, help="work folder (default: a temp one)")
     ap.add_argument("--only", default="", help="comma-separated case names")
+    ap.add_argument(
+        "--tree",
+        type=Path,
+        action="append",
+        default=[],
+        help="also run the transfer from this checkout (another commit), in the same turns",
+    )
     opts = ap.parse_args()
+    runners: list[Path | None] = [None, *(t.resolve() for t in opts.tree)]
     workdir = Path(tempfile.mkdtemp(prefix="bench-transfer-cli-", dir=opts.dir))
     try:
         cases = build(workdir)
@@ -271,7 +310,7 @@ def main() -> None:
         out = outdir / "disk.img"
         print(f"load average at start: {os.getloadavg()}")
         print(
-            f"{'case':18} {'mode':10} {'qemu s':>7} {'ours s':>7} {'wall x':>7} {'+sync x':>7} "
+            f"{'case':28} {'mode':10} {'qemu s':>7} {'ours s':>7} {'wall x':>7} {'+sync x':>7} "
             f"{'qemu cpu':>8} {'our cpu':>8} {'cpu x':>6} {'+sync x':>6} "
             f"{'alloc ours/qemu MiB':>20} bytes"
         )
@@ -280,46 +319,24 @@ def main() -> None:
             if opts.only and case.name not in opts.only.split(","):
                 continue
             run_qemu(case, out)  # warm-up: the source in the page cache, the build's writes out
-            run_ours(case, out, True)
+            for tree in runners:
+                run_ours(case, out, True, tree)
             for verify in (True, False):
-                pairs: list[tuple[Sample, Sample]] = []
-                synced: list[float] = []  # ours against qemu-img + sync of its output
-                synced_cpu: list[float] = []
+                mode = "verify" if verify else "no-verify"
+                turns: list[tuple[Sample, Sample, list[Sample]]] = []
                 same = True
                 for _ in range(opts.pairs):
                     a, sync = run_qemu(case, out)
                     same &= same_bytes(out, case.raw)
-                    b = run_ours(case, out, verify)
-                    same &= same_bytes(out, case.raw)
-                    pairs.append((a, b))
-                    synced.append(b.wall / (a.wall + sync.wall))
-                    synced_cpu.append(b.cpu / (a.cpu + sync.cpu))
-                wall_x = statistics.median(b.wall / a.wall for a, b in pairs)
-                durable_x = statistics.median(synced)
-                durable_cpu_x = statistics.median(synced_cpu)
-                cpu_x = statistics.median(b.cpu / a.cpu for a, b in pairs)
-                qa = statistics.median(a.wall for a, _ in pairs)
-                qb = statistics.median(b.wall for _, b in pairs)
-                ca = statistics.median(a.cpu for a, _ in pairs)
-                cb = statistics.median(b.cpu for _, b in pairs)
-                alloc_a = max(a.allocated for a, _ in pairs)
-                alloc_b = max(b.allocated for _, b in pairs)
-                mode = "verify" if verify else "no-verify"
-                print(
-                    f"{case.name:18} {mode:10} {qa:7.2f} {qb:7.2f} {wall_x:6.2f}x "
-                    f"{durable_x:6.2f}x {ca:8.2f} {cb:8.2f} {cpu_x:5.2f}x {durable_cpu_x:5.2f}x "
-                    f"{alloc_b / MiB:9.1f}/{alloc_a / MiB:<9.1f} "
-                    f"{'identical' if same else 'DIFFER'}",
-                    flush=True,
-                )
-                summary[f"{case.name}/{mode}"] = {
-                    "wall_x": round(wall_x, 3),
-                    "wall_x_vs_qemu_synced": round(durable_x, 3),
-                    "cpu_x_vs_qemu_synced": round(durable_cpu_x, 3),
-                    "cpu_x": round(cpu_x, 3),
-                    "identical": same,
-                    "allocated_ok": alloc_b <= alloc_a,
-                }
+                    bs = []
+                    for tree in runners:
+                        bs.append(run_ours(case, out, verify, tree))
+                        same &= same_bytes(out, case.raw)
+                    turns.append((a, sync, bs))
+                for i, tree in enumerate(runners):
+                    label = case.name if tree is None else f"{case.name}@{tree.name}"
+                    row = _row(label, mode, [(a, sync, bs[i]) for a, sync, bs in turns], same)
+                    summary[f"{label}/{mode}"] = row
         print(f"load average at end: {os.getloadavg()}")
         print(json.dumps(summary))
     finally:
