@@ -15,11 +15,14 @@ What this module cannot decode (another layout, a compression it does not know) 
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 import struct
+import sys
 import threading
 import zlib
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -127,29 +130,35 @@ class SparseVmdkReader:
         if len(raw_gd) < gd_entries * 4:
             raise self._damaged("the grain directory points after EOF")
         tables = struct.unpack_from(f"<{gd_entries}I", raw_gd)
-        entries: list[int] = []
+        # 0: never written (zeros here, no parent); 1: a zero grain; else its sector.  An
+        # array, not a list: a 2 TiB disk has 32 Mi grains
+        entries = array("I")
         for i, gt in enumerate(tables):
             n = min(gtes, count - len(entries))
             if gt == 0:
-                entries.extend([0] * n)
+                entries.frombytes(bytes(n * 4))
                 continue
             data = self._pread(gt * SECTOR, n * 4)
             if len(data) < n * 4:
                 raise self._damaged(f"grain table {i} points after EOF")
-            entries.extend(struct.unpack_from(f"<{n}I", data))
-        # 0: never written (zeros here, no parent); 1: a zero grain; else its sector
+            entries.frombytes(data)
+        if sys.byteorder == "big":
+            entries.byteswap()
         self.entries = entries
-        last = self.member_size // SECTOR
-        bad = next((g for g, s in enumerate(entries) if s > 1 and s >= last), None)
-        if bad is not None:
+        self._last = self.member_size // SECTOR
+        if entries and max(entries) >= self._last:
+            bad = next(g for g, sec in enumerate(entries) if sec >= self._last)
             raise self._damaged(f"grain {bad}'s table entry points after EOF")
-        # where each grain's bytes can end: the next grain's start in the file, or the end
-        stops = sorted({s for s in entries if s > 1})
-        nxt = {a: b for a, b in zip(stops, stops[1:], strict=False)}
-        self._ends = [
-            (nxt.get(s, last) if self.compressed else s + grain) * SECTOR if s > 1 else 0
-            for s in entries
-        ]
+        # where a compressed grain's bytes can end: where the next one starts in the file
+        self._stops = array("I", sorted({sec for sec in entries if sec > 1}))
+        self._grain_sectors = grain
+
+    def _end(self, sector: int) -> int:
+        """The byte offset in the member where the grain stored at ``sector`` ends at most."""
+        if not self.compressed:
+            return (sector + self._grain_sectors) * SECTOR
+        i = bisect.bisect_right(self._stops, sector)
+        return (self._stops[i] if i < len(self._stops) else self._last) * SECTOR
 
     # -- DiskReader ------------------------------------------------------------------------
 
@@ -212,11 +221,12 @@ class SparseVmdkReader:
             while (
                 run_end + 1 <= last
                 and self.entries[run_end + 1] > 1
-                and self.entries[run_end + 1] * SECTOR == self._ends[run_end]
+                and self.entries[run_end + 1] * SECTOR == self._end(self.entries[run_end])
             ):
                 run_end += 1
             span_start = self.entries[g] * SECTOR
-            data = memoryview(self._pread(span_start, self._ends[run_end] - span_start))
+            span_end = self._end(self.entries[run_end])
+            data = memoryview(self._pread(span_start, span_end - span_start))
             for k in range(g, run_end + 1):
                 at = self.entries[k] * SECTOR - span_start
                 gs = k * grain
