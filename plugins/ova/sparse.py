@@ -64,6 +64,7 @@ class SparseVmdkReader:
         self.member_size = member_size
         self.format = "vmdk"
         self._lock = threading.Lock()
+        self._spans = threading.local()  # each reading thread's buffer for compressed grains
         self._fd = os.open(self.ova_path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         try:
             self._open()
@@ -88,6 +89,21 @@ class SparseVmdkReader:
                 break
             data += more
         return data
+
+    def _span(self, offset: int, length: int) -> memoryview:
+        """``length`` bytes of the member at ``offset`` (short only past its end), read into
+        this thread's reused buffer: valid until the thread's next read."""
+        buf = getattr(self._spans, "buf", None)
+        if buf is None or len(buf) < length:
+            buf = self._spans.buf = bytearray(length)
+        view = memoryview(buf)[: max(0, min(length, self.member_size - offset))]
+        got = 0
+        while got < len(view):
+            n = os.preadv(self._fd, [view[got:]], self.base + offset + got)
+            if n <= 0:
+                break
+            got += n
+        return view[:got]
 
     def _header(self, data: bytes) -> tuple[int, ...]:
         if len(data) < _HEADER.size or data[:4] != MAGIC:
@@ -226,7 +242,7 @@ class SparseVmdkReader:
                 run_end += 1
             span_start = self.entries[g] * SECTOR
             span_end = self._end(self.entries[run_end])
-            data = memoryview(self._pread(span_start, span_end - span_start))
+            data = self._span(span_start, span_end - span_start)
             for k in range(g, run_end + 1):
                 at = self.entries[k] * SECTOR - span_start
                 gs = k * grain
