@@ -140,6 +140,47 @@ def connect(
     return conn
 
 
+def connect_one(
+    provider_type: str,
+    url: str,
+    secret: dict[str, str],
+    settings: dict[str, Any],
+    hosts: dict[str, dict[str, Any]] | None = None,
+) -> SourceConnection:
+    """``connect``, loading only the plugin whose entry point is named ``provider_type`` when
+    it claims that type (a transfer Job's process reads one source: the others' imports
+    are start-up time it does not need); any other case is ``connect``."""
+    found = [
+        ep
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        if ep.name == provider_type
+    ]
+    if len(found) == 1:
+        try:
+            plugin = found[0].load()
+        except Exception:  # noqa: BLE001 - connect loads them all and reports it
+            plugin = None
+        claims = getattr(plugin, "mtv_gitops_source_types", None)
+        if claims is not None and provider_type in claims():
+            pm = pluggy.PluginManager(hookspecs.PROJECT)
+            pm.add_hookspecs(hookspecs)
+            pm.register(plugin, name=found[0].name)
+            req = pm.hook.mtv_gitops_requirements(provider_type=provider_type)
+            missing = req.problem(provider_type) if req is not None else ""
+            if missing:
+                raise SourceError(missing)
+            conn = pm.hook.mtv_gitops_connect(
+                provider_type=provider_type,
+                url=url,
+                secret=secret,
+                settings=settings,
+                hosts=hosts or {},
+            )
+            if conn is not None:
+                return conn
+    return connect(provider_type, url, secret, settings, hosts)
+
+
 def demo_source(name: str, workspace: Path) -> DemoSource | None:
     """The source a demo migrates from, from whichever plugin has that demo."""
     return plugin_manager().hook.mtv_gitops_demo(name=name, workspace=workspace)

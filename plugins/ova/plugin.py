@@ -34,7 +34,7 @@ from typing import Any
 from plugins import bundled
 from plugins.ova.manifest import Digest, check_member, parse_manifest
 from plugins.ova.ovf import OvfDisk, OvfEnvelope, OvfVirtualSystem, parse_ovf
-from plugins.ova.reader import VmdkReader
+from plugins.ova.reader import VmdkReader, open_member
 from plugins.ova.share import Entry, FileObject, Folder, LocalFolder, local_path, open_folder
 from reconciler.hookspecs import hookimpl
 from reconciler.inventory.model import VM, Disk, Inventory, Network, Nic, Storage
@@ -617,7 +617,7 @@ class OvaConnection:
             )
             if wrong:
                 raise SourceError(f"{entry.ova}: disk {disk_key} of VM {entry.vm.name}: {wrong}")
-        reader = VmdkReader(
+        reader = open_member(
             entry.ova,
             de.member.offset,
             de.member.size,

@@ -428,3 +428,29 @@ class VmdkReader:
 
     def __repr__(self) -> str:
         return f"VmdkReader({str(self.ova_path)!r}, {self.member_name!r}, size={self.size})"
+
+
+def open_member(
+    ova_path: str | Path,
+    member_offset: int,
+    member_size: int,
+    streams: int = 4,
+    *,
+    member_name: str = "",
+    file_node: dict[str, Any] | None = None,
+) -> Any:
+    """The fastest reader for a disk inside an OVA: a hosted sparse VMDK (streamOptimized,
+    monolithicSparse) in a local file is decoded in process
+    (:class:`plugins.ova.sparse.SparseVmdkReader`); anything else, and any OVA on a share
+    (``file_node``: qemu's own NFS client reads it), is read through qemu (:class:`VmdkReader`)."""
+    from plugins.ova.sparse import NotSparse, SparseVmdkReader
+
+    if file_node is None or file_node.get("driver") == "file":
+        local = file_node["filename"] if file_node else ova_path
+        try:
+            return SparseVmdkReader(local, member_offset, member_size, member_name=member_name)
+        except NotSparse:
+            pass
+    return VmdkReader(
+        ova_path, member_offset, member_size, streams, member_name=member_name, file_node=file_node
+    )

@@ -1,5 +1,5 @@
 """``python -m reconciler.cli``: the same as the ``mtv-gitops`` console script."""
 
-from reconciler.cli.main import main
+from reconciler.cli.entry import main
 
 main()

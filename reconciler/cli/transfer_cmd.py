@@ -27,7 +27,7 @@ from reconciler.transfer.request import RequestError, TransferRequest, options, 
 def _connect(request: TransferRequest) -> Any:
     """The source connection the request needs: credentials resolved, its plugin asked; a warm
     one when the request reads a snapshot."""
-    from reconciler.plugin_manager import connect
+    from reconciler.plugin_manager import connect_one
     from reconciler.secrets.resolver import SecretError, SecretResolver
     from reconciler.sources import SourceError, warm_source
     from reconciler.transfer.job import Refused
@@ -45,7 +45,7 @@ def _connect(request: TransferRequest) -> Any:
             hosts[host_id] = {"ipAddress": address, "secret": secret}
     except SecretError as exc:
         raise Refused(str(exc)) from None
-    conn = connect(request.type, request.url, values, dict(request.settings), hosts)
+    conn = connect_one(request.type, request.url, values, dict(request.settings), hosts)
     if not request.copy.snapshot_id:
         return conn
     try:

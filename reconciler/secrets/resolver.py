@@ -16,10 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ruamel.yaml import YAML
-
 from reconciler.plugin_manager import secret_keys as plugin_secret_keys
-from reconciler.secrets.yaml_errors import describe as describe_yaml_error
 
 if TYPE_CHECKING:
     from reconciler.manifests.loader import Desired
@@ -86,8 +83,12 @@ class SecretResolver:
                         f"cannot read secrets file {self.path}: {type(exc).__name__}"
                     ) from None
                 try:
+                    from ruamel.yaml import YAML  # only a secrets file needs it
+
                     data = YAML(typ="safe").load(text) or {}
                 except Exception as exc:  # noqa: BLE001 - told without the values it read
+                    from reconciler.secrets.yaml_errors import describe as describe_yaml_error
+
                     problem = describe_yaml_error(exc)
                     raise SecretError(
                         f"cannot read secrets file {self.path}: "

@@ -6,6 +6,10 @@ written; chunks touching data are read whole and hashed, and their non-zero 64 K
 written (the target is a sparse image or a disk that already reads as zeros).
 A chunk is recorded in the progress store only after the writer has made it durable, so a copy
 killed at any point (kill -9 included) resumes without losing or duplicating a byte range.
+With a verify reader, a full copy reads each chunk back right after writing it (the verify
+overlaps the copy) and compares the digest of what the target holds with the source's; the
+chunks it did not write (holes, resumed chunks) are decided by the target's own extent map:
+read back and hashed where the target holds data, the zero record unread where it holds none.
 
 Warm migration's precopy rounds use copy_changes: only the chunks a list of changed areas
 touches are read and written, into a target that holds the previous round's data, so zeros
@@ -375,6 +379,11 @@ class _DiskCopy:
         self.prev: dict[int, bytes | None] = {}
         self.block = SOURCE_BLOCK
         self.budget: StreamBudget | None = None  # streams shared with other copies
+        # a full copy: the target, read back right after each chunk is written (the verify
+        # overlaps the copy); chunk -> the record of what the target holds there
+        self.inline_verify: DiskReader | None = None
+        self.verified: dict[int, bytes] = {}
+        self.buffers = threading.local()  # each worker's reused read buffers
         self.stop = threading.Event()  # tells workers not to start queued chunks
         self.failure: _ChunkError | None = None
         self.hashes: list[bytes | None] = [None] * self.n
@@ -411,6 +420,7 @@ class _DiskCopy:
             raise TransferError(
                 f"disk {self.disk_id}: reading extents failed: {_describe(e)}", self.disk_id
             ) from e
+        self.inline_verify = verify_reader
         self._copy_all()
         source_digest = self._source_digest()
         target_digest = ""
@@ -542,11 +552,36 @@ class _DiskCopy:
         return combine(hashes, self.chunk_size)
 
     def _verify_whole(self, verify_reader: DiskReader, source_digest: str) -> str:
-        """Digest the whole target; raises DigestMismatch when it differs from the source."""
+        """The target's digest; raises DigestMismatch when it differs from the source's.
+
+        Chunks read back while the copy ran keep that record; the others (resumed, or holes)
+        are decided by the target's own extent map: a chunk lying in its holes reads as zeros
+        and takes the zero record unread, any other is read back and hashed now.
+        """
         try:
-            target_digest = disk_digest_of_reader(
-                verify_reader, self.chunk_size, self.streams, size=self.size
-            )
+            if not self.verified:
+                target_digest = disk_digest_of_reader(
+                    verify_reader, self.chunk_size, self.streams, size=self.size
+                )
+            else:
+                flags = data_chunk_flags(verify_reader.extents(), self.size, self.chunk_size)
+                records: list[bytes] = [b""] * self.n
+                work = []
+                for idx in range(self.n):
+                    if idx in self.verified:
+                        records[idx] = self.verified[idx]
+                    elif flags[idx]:
+                        work.append(idx)
+                    else:
+                        records[idx] = zero_chunk_record(
+                            chunk_length(idx, self.size, self.chunk_size), self.chunk_size
+                        )
+                read = chunk_hashes_of_reader(
+                    verify_reader, work, self.size, self.chunk_size, self.streams
+                )
+                for idx, rec in read.items():
+                    records[idx] = rec
+                target_digest = combine(records, self.chunk_size)
         except Exception as e:
             raise TransferError(
                 f"disk {self.disk_id}: reading the target to verify failed: {_describe(e)}",
@@ -840,9 +875,9 @@ class _DiskCopy:
         offset = idx * self.chunk_size
         length = chunk_length(idx, self.size, self.chunk_size)
         if idx in self.changed:
-            data = self._merged(idx, offset, length)
+            data: bytes | bytearray = self._merged(idx, offset, length)
         else:
-            data = self._read(self.reader, offset, length, "read")
+            data = self._read_into(self.reader, offset, length, "read", "source")
         runs = self.ranges.get(idx)
         if runs is None and idx in self.changed:  # a round's chunk over blank target space
             runs = _sparse_runs(data, self.changed[idx][1], self.block)
@@ -851,13 +886,15 @@ class _DiskCopy:
                 return idx, self._zero_record(idx), 0  # the target already reads as zeros
         h = self._record(data)
         written = 0
-        for start, end in nonzero_runs(data) if runs is None else runs:
-            piece = data if end - start == length else data[start:end]  # copies edges only
+        view = memoryview(data)
+        for start, end in fine_runs(data) if runs is None else runs:
             try:
-                self.writer.write(offset + start, piece)
+                self.writer.write(offset + start, view[start:end])
             except Exception as e:
                 raise _ChunkError(offset + start, end - start, "write", e) from e
             written += end - start
+        if self.inline_verify is not None and written:
+            self.verified[idx] = self._record(self._read_back(self.inline_verify, offset, length))
         return idx, h, written
 
     def _copy_leaves(self, idx: int) -> tuple[int, bytes, int]:
@@ -953,6 +990,35 @@ class _DiskCopy:
             buf[start:end] = self._read(self.reader, offset + start, end - start, "read")
         return bytes(buf)
 
+    def _read_back(self, reader: DiskReader, offset: int, length: int) -> bytes | bytearray:
+        """What the target holds at ``[offset, offset + length)``, read into this thread's
+        verify buffer."""
+        return self._read_into(reader, offset, length, "read of the target to verify", "verify")
+
+    def _read_into(
+        self, reader: DiskReader, offset: int, length: int, op: str, slot: str
+    ) -> bytes | bytearray:
+        """``reader.read``, but into a buffer this worker thread reuses chunk after chunk
+        (``slot`` names which) when the reader can ``readinto``: no allocation, no page
+        faults, no copy.  The buffer is valid until this thread reads into it again, which is
+        after the chunk was written and hashed (writers copy or write what they are given)."""
+        readinto = getattr(reader, "readinto", None)
+        if slot == "verify":  # a raw target: positional reads into the buffer
+            readinto = getattr(reader, "pread_into", readinto)
+        if readinto is None or length != self.chunk_size:
+            return self._read(reader, offset, length, op)
+        buf = getattr(self.buffers, slot, None)
+        if buf is None or len(buf) != length:
+            buf = bytearray(length)
+            setattr(self.buffers, slot, buf)
+        try:
+            got = readinto(offset, buf)
+        except Exception as e:
+            raise _ChunkError(offset, length, op, e) from e
+        if got != length:
+            raise _ChunkError(offset, length, op, OSError(f"short read: {got} of {length} bytes"))
+        return buf
+
     @staticmethod
     def _read(reader: DiskReader, offset: int, length: int, op: str) -> bytes:
         try:
@@ -996,6 +1062,20 @@ def _coalesce(runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             out.append((s, e))
     return out
+
+
+FINE_BLOCK = 4096  # the edges of data runs are trimmed to this: holes stay holes as qemu's
+
+
+def fine_runs(data: bytes | bytearray) -> list[tuple[int, int]]:
+    """The pieces of a data chunk to write: all but its zero 4 KiB blocks, so data that
+    starts or ends inside a 64 KiB block (a 4 KiB-aligned file, an extent's edge) allocates on
+    the target no more than ``qemu-img convert`` (which skips zero 4 KiB blocks) does.
+    A chunk without 4 KiB of zeros in a row anywhere (``find``, at memory speed) is one run."""
+    n = len(data)
+    if n % FINE_BLOCK == 0 and data.find(zeros(FINE_BLOCK)) < 0:
+        return [(0, n)]
+    return nonzero_runs(data, FINE_BLOCK)
 
 
 def nonzero_runs(

@@ -92,6 +92,19 @@ class RawDiskReader:
             got += len(more)
         return b"".join(parts)
 
+    def pread_into(self, offset: int, buf: bytearray | memoryview) -> int:
+        """Fill ``buf`` from ``offset`` (``preadv``, no copy); returns how many bytes, short
+        only at the end of the disk.  What the engine reads a written chunk back with."""
+        view = memoryview(buf).cast("B")
+        n = max(0, min(len(view), self.size - offset))
+        got = 0
+        while got < n:
+            more = os.preadv(self._fd, [view[got:n]], offset + got)
+            if more <= 0:
+                break
+            got += more
+        return got
+
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)

@@ -459,3 +459,72 @@ def test_disks_copied_at_once_share_one_stream_budget(tmp_path: Path) -> None:
         assert (tmp_path / f"t{i}.img").read_bytes() == src.read_bytes()
     # the source is read only by chunks being copied, each holding one of the budget's streams
     assert 1 <= flight["max"] <= 2
+
+
+class ReadBackRecorder(RawDiskReader):
+    """The target as the engine verifies it: records which offsets were read back."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.offsets: list[int] = []
+        self._lock = threading.Lock()
+
+    def pread_into(self, offset: int, buf: bytearray | memoryview) -> int:
+        with self._lock:
+            self.offsets.append(offset)
+        return super().pread_into(offset, buf)
+
+    def read(self, offset: int, length: int) -> bytes:
+        with self._lock:
+            self.offsets.append(offset)
+        return super().read(offset, length)
+
+
+def test_verify_reads_back_what_was_written_and_takes_holes_from_the_target_map(
+    tmp_path: Path, source: Path, store: ProgressStore
+) -> None:
+    """Every written chunk is read back from the target; chunks the target's own extent map
+    shows as holes are never read, and the digest still covers them."""
+    dst = tmp_path / "dst.img"
+    r = RawDiskReader(source)
+    w = RecordingWriter(dst, r.size)
+    with ReadBackRecorder(dst) as verify:
+        res = copy_disk(r, w, store, "v", chunk_size=CS, verify_reader=verify)
+        read_back = {o // CS for o in verify.offsets}
+    written = {o // CS for o, _ in w.writes}
+    assert written <= read_back  # what was written was read back
+    assert read_back <= data_chunks(dst)  # and no hole of the target was read
+    assert res.target_digest == res.source_digest == disk_digest_of_file(source, chunk_size=CS)
+
+
+def test_data_where_the_source_has_a_hole_fails_verify(
+    tmp_path: Path, source: Path, store: ProgressStore
+) -> None:
+    """A target that is not blank where the copy leaves holes (a reused device, a stale
+    image) does not read back as the source: the target's extent map sends verify there."""
+    dst = tmp_path / "dst.img"
+    hole = 60 * MiB  # no data in the source there
+    with RawDiskReader(source) as probe:
+        assert hole // CS not in data_chunks(source) and probe.read(hole, 4) == bytes(4)
+    r = RawDiskReader(source)
+    w = RawDiskWriter(dst, r.size)
+    fd = os.open(dst, os.O_WRONLY)
+    os.pwrite(fd, b"stale", hole)
+    os.close(fd)
+    with RawDiskReader(dst) as verify, pytest.raises(TransferError, match="digest mismatch"):
+        copy_disk(r, w, store, "v", chunk_size=CS, verify_reader=verify)
+    rec = store.get_disk("v")
+    assert rec is not None and not rec.completed
+
+
+def test_data_chunks_write_no_zero_4k_blocks(tmp_path: Path, store: ProgressStore) -> None:
+    """Data starting and ending inside 64 KiB blocks allocates no more than the data's own
+    4 KiB blocks on the target (as ``qemu-img convert`` leaves it)."""
+    src, dst = tmp_path / "s.img", tmp_path / "d.img"
+    make_image(src, 8 * MiB, [(MiB + 3 * 4096, os.urandom(5 * 4096)), (5 * MiB, b"x" * 100)])
+    r = RawDiskReader(src)
+    w = RecordingWriter(dst, r.size)
+    copy_disk(r, w, store, "s", chunk_size=4 * MiB)
+    assert sorted(w.writes) == [(MiB + 3 * 4096, 5 * 4096), (5 * MiB, 4096)]
+    assert dst.read_bytes() == src.read_bytes()
+    assert allocated_bytes(dst) <= allocated_bytes(src)
