@@ -33,6 +33,12 @@ def cloud(openstack_cloud: Cloud) -> Iterator[Cloud]:
     """The shared cloud, its servers put back as seeded afterwards (web on, db off)."""
     yield openstack_cloud
     s, seeded = openstack_cloud.standins, openstack_cloud.extra["seed"]
+    conn = connect("openstack", openstack_cloud.auth_url, openstack_cloud.secret(), {})
+    try:  # a test that failed midway leaves no temporaries to the next
+        for name in ("web", "db"):
+            conn.release(seeded[name]["id"])
+    finally:
+        conn.close()
     s.fail_uploads = False
     s.set_status(seeded["web"]["id"], "ACTIVE")
     s.set_status(seeded["db"]["id"], "SHUTOFF")
@@ -155,9 +161,14 @@ def test_a_killed_reconciler_then_a_cancel_leave_no_temporaries(
     env = onto_cluster(ws, cloud, cluster, tmp_path, mib_per_s=0.5)
     started = []
     kubelet.before_run = lambda job: started.append(job["metadata"]["name"]) or True
+    ours = ("web-", "db-")  # the workspace's own OVA VM goes to the cluster too
     first = _start(ws, env)
     try:
-        wait_until(lambda: started, timeout=600, why=lambda: str(first.poll()))
+        wait_until(
+            lambda: any(n.startswith(ours) for n in started),
+            timeout=600,
+            why=lambda: str(first.poll()),
+        )
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.communicate()
@@ -167,5 +178,10 @@ def test_a_killed_reconciler_then_a_cancel_leave_no_temporaries(
     cancel = plan.rstrip("\n") + "\n  cancel:\n    - name: web\n    - name: db\n"
     ws.user_commit({"plans/os-plan.yaml": cancel}, "cancel the OpenStack VMs")
     proc = ws.reconcile("--once", env=env, timeout=600)
-    assert {v["phase"] for v in vms_of(ws).values()} <= {"Canceled"}, proc.stdout + proc.stderr
+    phases = {n: v["phase"] for n, v in vms_of(ws).items()}
+    copying = next(n for n in started if n.startswith(ours)).split("-")[0]
+    assert phases[copying] == "Canceled", proc.stdout + proc.stderr
+    # the other VM may have ended Failed in the killed pass already (an upload into Glance on
+    # sqlite can fail under load): then its own failure deleted what it made
+    assert set(phases.values()) <= {"Canceled", "Failed"}, phases
     assert leftovers(cloud) == []
