@@ -140,7 +140,8 @@ def test_a_failed_job_leaves_no_temporaries(
     assert proc.returncode == 1, proc.stdout + proc.stderr
     db = vms_of(ws)["db"]
     assert db["phase"] == "Failed"
-    assert "transfer Job os-vms/db-disk-0-xfer failed" in json.dumps(db["error"])
+    errors = cloud.standins.upload_errors
+    assert "transfer Job os-vms/db-disk-0-xfer failed" in json.dumps(db["error"]), errors
     assert leftovers(cloud) == []
 
 
