@@ -196,7 +196,26 @@ class OpenStackConnection:
         volume of the server, the server being off: the reconciler does it before any copy,
         so a transfer Job only reads; :meth:`release` deletes them."""
         for volume in self._snapshot().server_volumes(self._server(vm_id)):
-            self._temporaries.ensure_image(vm_id, volume)
+            self._retried(lambda v=volume: self._temporaries.ensure_image(vm_id, v))
+
+    def _retried(self, call: Any) -> Any:
+        """``call`` again while the cloud cannot be reached or answers 5xx (Glance or Cinder
+        restarting), with backoff for up to ``readRetrySeconds``; ``ensure_image`` finds what
+        an earlier try made, so trying again is safe."""
+        from keystoneauth1.exceptions import ConnectFailure
+        from openstack.exceptions import HttpException
+
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.5
+        while True:
+            try:
+                return call()
+            except (ConnectFailure, HttpException) as exc:
+                server_side = not isinstance(exc, HttpException) or (exc.status_code or 0) >= 500
+                if not server_side or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
     def open_disk(self, vm_id: str, disk_key: str) -> DiskReader:
         """A reader of one volume through the image :meth:`prepare` made, found on the first
