@@ -110,6 +110,17 @@ class SourceConnection(Protocol):
         """Release sessions, sockets and helper processes."""
 
 
+def prepare_disks(source: SourceConnection, vm_id: str) -> None:
+    """Let the source make, in the reconciler, what the VM's disks are read through (an
+    OpenStack source's temporary snapshots, volumes and images) before they are read, here or
+    by a transfer Job elsewhere; optional: a source without ``prepare`` reads its disks as they
+    are. Called once the VM is off, before its disks are measured and copied; must be
+    idempotent (a killed pass's are found again); ``release`` deletes what it made."""
+    prepare = getattr(source, "prepare", None)
+    if callable(prepare):
+        prepare(vm_id)
+
+
 def release_disks(source: SourceConnection, vm_id: str) -> None:
     """Let the source delete what it made to read the VM's disks (an OpenStack source's
     temporary snapshots, volumes and images); optional: a source without ``release`` made

@@ -6,8 +6,11 @@ Nova's ``changes-since``: :mod:`plugins.openstack.inventory`. A disk is read as 
 it: a snapshot of the volume (forced for an attached one), a volume from that snapshot, that
 volume uploaded to an image (``os-volume_upload_image``), the image read from Glance with Range
 requests (:mod:`plugins.openstack.glance`). Those temporaries have names that say whose they are
-(:mod:`plugins.openstack.temporaries`), so a killed pass finds and reuses them, and they are
-deleted once the VM's disks are copied or the VM fails or is canceled.
+(:mod:`plugins.openstack.temporaries`), so a killed pass finds and reuses them. The reconciler
+makes them before the copy (``prepare``, :func:`reconciler.sources.prepare_disks`) and deletes
+them once the VM's disks are copied or the VM fails or is canceled (``release``); a reader,
+in process or in a kubevirt transfer Job, only finds the image, so a Job that outlives its VM
+leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -188,9 +191,35 @@ class OpenStackConnection:
 
     # -- disks ---------------------------------------------------------------------------
 
+    def prepare(self, vm_id: str) -> None:
+        """Make (or find again, after a killed pass) the snapshot, volume and image of every
+        volume of the server, the server being off: the reconciler does it before any copy,
+        so a transfer Job only reads; :meth:`release` deletes them."""
+        for volume in self._snapshot().server_volumes(self._server(vm_id)):
+            self._retried(lambda v=volume: self._temporaries.ensure_image(vm_id, v))
+
+    def _retried(self, call: Any) -> Any:
+        """``call`` again while the cloud cannot be reached or answers 5xx (Glance or Cinder
+        restarting), with backoff for up to ``readRetrySeconds``; ``ensure_image`` finds what
+        an earlier try made, so trying again is safe."""
+        from keystoneauth1.exceptions import ConnectFailure
+        from openstack.exceptions import HttpException
+
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.5
+        while True:
+            try:
+                return call()
+            except (ConnectFailure, HttpException) as exc:
+                server_side = not isinstance(exc, HttpException) or (exc.status_code or 0) >= 500
+                if not server_side or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
     def open_disk(self, vm_id: str, disk_key: str) -> DiskReader:
-        """A reader of one volume; the snapshot, volume and image behind it are made on the
-        first read (the server is off by then), or found again when a pass made them."""
+        """A reader of one volume through the image :meth:`prepare` made, found on the first
+        read; it makes nothing itself, so a reader in a transfer Job leaves nothing behind."""
         server = self._server(vm_id)
         volume = next(
             (v for v in self._snapshot().server_volumes(server) if v["id"] == disk_key), None
@@ -245,7 +274,7 @@ class VolumeReader:
     def _reader(self) -> DiskReader:
         with self._lock:
             if self._inner is None:
-                image = self.source._temporaries.ensure_image(self.vm_id, self.volume)
+                image = self.source._temporaries.find_image(self.vm_id, self.volume)
                 self._inner = self.source.glance_reader(image, self.size)
             return self._inner
 

@@ -61,6 +61,20 @@ class Temporaries:
         )
         return self._wait_image(answer["image_id"], temp.id)
 
+    def find_image(self, vm_id: str, volume: dict) -> Any:
+        """The active image :meth:`ensure_image` made of the volume, without making anything:
+        what a reader elsewhere (a transfer Job) reads; a SourceError when it is not there."""
+        name = temporary_name(vm_id, volume["id"])
+        image = self._image(name)
+        if image is None or image.status != "active":
+            state = "missing" if image is None else image.status
+            raise SourceError(
+                f"the temporary image {name} of volume {volume.get('name') or volume['id']} is "
+                f"{state} in Glance: the reconciler makes it before the copy and deletes it when "
+                "the VM ends; push a new Migration to make it again"
+            )
+        return image
+
     def _image(self, name: str) -> Any:
         found = [i for i in self.conn.image.images(name=name) if i.name == name]
         for extra in found[1:]:

@@ -20,6 +20,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from reconciler.daemon.gather import known_secrets
 from reconciler.daemon.lifecycle import (
@@ -58,6 +59,7 @@ from reconciler.planner.schedule import Job, schedule
 from reconciler.progress.events import Event, EventBus, Kind, Subscriber
 from reconciler.progress.store import MigrationRecord, PlanLabels, ProgressStore, VmProgress
 from reconciler.secrets.resolver import ClusterSecrets, SecretError, SecretResolver
+from reconciler.sources import release_disks
 from reconciler.status.projection import Snapshot
 from reconciler.status.writer import StatusWriter
 from reconciler.targets.base import SourceRef, Target, TargetError
@@ -661,6 +663,8 @@ class Reconciler:
                 abandon_snapshots(connections[d.source], vm_id, prior)
             except Exception as exc:  # noqa: BLE001 - said in status; the cancel goes on
                 prior.error = {**(prior.error or {}), "cleanup": f"{type(exc).__name__}: {exc}"}
+        if prior.started and not isinstance(connections.get(d.source, ""), str):
+            _release_source(connections[d.source], vm_id, prior)  # a killed pass's
         prior.result, prior.phase, prior.completed = "Canceled", "Canceled", now()
         self.store.put_vm(prior)
 
@@ -709,6 +713,8 @@ class Reconciler:
                     while True:
                         for vm_id in [v for v in queue if self._canceled((d.key, v))]:
                             queue.remove(vm_id)
+                            if records[vm_id].started:  # a killed pass's: what it made
+                                _release_source(base.source, vm_id, records[vm_id])
                             cancel_vm(base, vms[vm_id], records[vm_id])
                         if self.cancel.is_set():
                             queue.clear()  # they stay Pending; the next start runs them
@@ -894,3 +900,12 @@ class _StatusView:
             self.file_revisions,
             self.deleted_plans,
         )
+
+
+def _release_source(source: Any, vm_id: str, rec: VmProgress) -> None:
+    """What the source made to read a canceled VM's disks (``release_disks``), made by a pass
+    that was killed before it could delete it; a failure is said in the record."""
+    try:
+        release_disks(source, vm_id)
+    except Exception as exc:  # noqa: BLE001 - said in status; the cancel goes on
+        rec.error = {**(rec.error or {}), "cleanup": f"{type(exc).__name__}: {exc}"}

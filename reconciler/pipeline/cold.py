@@ -27,7 +27,7 @@ from reconciler.pipeline.steps import (
 from reconciler.planner.model import DiskPlan, VmPlan
 from reconciler.progress.events import DiskProgress, Kind
 from reconciler.progress.store import VmProgress
-from reconciler.sources import release_disks, warm_source
+from reconciler.sources import prepare_disks, release_disks, warm_source
 from reconciler.targets.base import (
     CopyOutcome,
     CopyRequest,
@@ -110,12 +110,16 @@ def ensure_disks_allocated(ctx: RunContext, vm: VmPlan, rec: VmProgress, step: d
     claims = claims_of(ctx, vm)
     free = ctx.target.free_bytes(vm.namespace)
     needed = 0
+    prepared = False
     for disk, claim in zip(vm.disks, claims, strict=True):
         if ctx.target.disk_exists(claim):
             continue
         ctx.store.reset_disk(disk_id(ctx, vm, claim))
         if free is None:
             continue  # the target cannot tell: a full PVC is reported by its copy
+        if not prepared:
+            prepare_disks(ctx.source, vm.vm_id)
+            prepared = True
         # a warm VM's disks at its snapshot: a running VM's live disks may not be readable
         # (an oVirt engine downloads a running VM's disk only through its backup)
         reader = open_source(ctx, vm.vm_id, disk.key, (rec.warm or {}).get("snapshotId", ""))
@@ -266,15 +270,14 @@ def _copy_disks(
             step["progress"]["completed"] = (done + sum(running.values())) // MB
             ctx.store.put_vm(rec)
 
-    each_disk(
-        ctx,
-        [
-            (disk, claim)
-            for disk, claim in zip(vm.disks, claims, strict=True)
-            if by_name[claim.name]["phase"] != COMPLETED
-        ],
-        copy,
-    )
+    pending = [
+        (disk, claim)
+        for disk, claim in zip(vm.disks, claims, strict=True)
+        if by_name[claim.name]["phase"] != COMPLETED
+    ]
+    if pending and not snapshot_id:  # made here, before any copy: a transfer Job only reads
+        prepare_disks(ctx.source, vm.vm_id)
+    each_disk(ctx, pending, copy)
     step["annotations"] = {"unit": "MB"}
     how = "verified" if ctx.verify else "not verified (verify off)"
     return f"{len(claims)} disk(s) copied, digests {how}"

@@ -64,6 +64,10 @@ class Standins:
         self.tokens: dict[str, tuple[float, str]] = {}
         self.upload_format = "qcow2"  # what os-volume_upload_image writes when asked for it
         self.fail_uploads = False  # the next uploads end in an error (a failed migration)
+        # one upload at a time, as one cinder-volume worker does them: Glance on sqlite under a
+        # loaded machine failed some of several uploads at once
+        self.upload_lock = threading.Lock()
+        self.upload_errors: dict[str, str] = {}  # volume id: why its upload failed (to debug)
         self.requests: list[tuple[str, str]] = []
         self._servers: list[ThreadingHTTPServer] = []
         self.ports_by_service: dict[str, int] = {}
@@ -431,34 +435,39 @@ class Standins:
 
         def run() -> None:
             try:
-                if self.fail_uploads:
-                    raise RuntimeError("the volume driver failed (the test asked it to)")
-                src = self.path(vol["id"])
-                data = src
-                if fmt == "qcow2":
-                    data = self.folder / f"{vol['id']}.upload.qcow2"
-                    subprocess.run(
-                        ["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(src), str(data)],
-                        check=True,
-                    )
-                with open(data, "rb") as f:
-                    _glance(
-                        glance,
-                        token,
-                        self.cloud.tls,
-                        "PUT",
-                        f"/v2/images/{image['id']}/file",
-                        f,
-                        size=data.stat().st_size,
-                    )
-                if data != src:
-                    data.unlink()
-            except Exception:  # noqa: BLE001 - the volume shows the failure, as Cinder's does
+                with self.upload_lock:
+                    upload()
+            except Exception as exc:  # noqa: BLE001 - the volume shows the failure, as Cinder's does
                 with self.lock:
+                    self.upload_errors[vol["id"]] = f"{type(exc).__name__}: {exc}"
                     vol["status"] = "error"
                 return
             with self.lock:
                 vol["status"] = previous
+
+        def upload() -> None:
+            if self.fail_uploads:
+                raise RuntimeError("the volume driver failed (the test asked it to)")
+            src = self.path(vol["id"])
+            data = src
+            if fmt == "qcow2":
+                data = self.folder / f"{vol['id']}.upload.qcow2"
+                subprocess.run(
+                    ["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(src), str(data)],
+                    check=True,
+                )
+            with open(data, "rb") as f:
+                _glance(
+                    glance,
+                    token,
+                    self.cloud.tls,
+                    "PUT",
+                    f"/v2/images/{image['id']}/file",
+                    f,
+                    size=data.stat().st_size,
+                )
+            if data != src:
+                data.unlink()
 
         threading.Thread(target=run, daemon=True).start()
         return {

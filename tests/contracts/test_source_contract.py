@@ -46,6 +46,7 @@ from reconciler.sources import (
     SourceConnection,
     SourceError,
     WarmSource,
+    prepare_disks,
     sha1_fingerprint,
     warm_source,
 )
@@ -282,6 +283,8 @@ def openstack(openstack_cloud) -> Iterator[SourceUnderTest]:
         for d in vm.disks:  # 1 GiB volumes (Cinder sizes are whole GiB): mapped, not loaded
             with open(openstack_cloud.standins.path(d.key), "rb") as f:
                 reference[(vm.id, d.key)] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    for vm in conn.inventory().vms:  # the temporaries, made as the reconciler makes them
+        prepare_disks(conn, vm.id)
     db = openstack_cloud.extra["seed"]["db"]["id"]
     yield SourceUnderTest("openstack", conn, reference, power_vm=db)
     for vm in conn.inventory().vms:
