@@ -71,6 +71,9 @@ bench: install
 	$(BIN)/python bench/bench_warm_round.py
 	$(BIN)/python bench/bench_ovirt_disk.py
 	$(BIN)/python bench/bench_nfs_ova.py
+	$(BIN)/python bench/bench_openstack_download.py
+	$(BIN)/python bench/bench_transfer_cli.py
+	$(BIN)/python bench/bench_metrics.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -58,9 +58,6 @@ class Capabilities:
     inflight_per_host: bool = False
     # the guest needs its drivers converted (virt-v2v) before it boots on KubeVirt
     guest_conversion: bool = False
-    # the provider type as MTV spells it in its metrics' ``provider`` label and its console
-    # ("" -- the type itself)
-    label: str = ""
 
 
 @dataclass(frozen=True)

@@ -319,9 +319,7 @@ def mtv_gitops_capabilities(provider_type: str) -> Capabilities | None:
     """Cold only, as in MTV; Cinder volumes of a KVM guest need no conversion."""
     if provider_type != PROVIDER_TYPE:
         return None
-    return Capabilities(
-        warm=False, inflight_per_host=False, guest_conversion=False, label="OpenStack"
-    )
+    return Capabilities(warm=False, inflight_per_host=False, guest_conversion=False)
 
 
 @hookimpl

@@ -680,7 +680,7 @@ def mtv_gitops_capabilities(provider_type: str) -> Capabilities | None:
     """Files do not run: cold only; the exported guest still needs its drivers converted."""
     if provider_type != PROVIDER_TYPE:
         return None
-    return Capabilities(warm=False, inflight_per_host=False, guest_conversion=True, label="OVA")
+    return Capabilities(warm=False, inflight_per_host=False, guest_conversion=True)
 
 
 @hookimpl

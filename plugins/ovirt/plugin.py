@@ -488,7 +488,7 @@ def mtv_gitops_capabilities(provider_type: str) -> Capabilities | None:
     KVM, so no conversion."""
     if provider_type != PROVIDER_TYPE:
         return None
-    return Capabilities(warm=True, inflight_per_host=False, guest_conversion=False, label="oVirt")
+    return Capabilities(warm=True, inflight_per_host=False, guest_conversion=False)
 
 
 @hookimpl

@@ -570,7 +570,7 @@ def mtv_gitops_capabilities(provider_type: str) -> Capabilities | None:
     the VMs of one ESXi host share its NFC connections, so the in-flight limit is per host."""
     if provider_type != PROVIDER_TYPE:
         return None
-    return Capabilities(warm=True, inflight_per_host=True, guest_conversion=True, label="vSphere")
+    return Capabilities(warm=True, inflight_per_host=True, guest_conversion=True)
 
 
 @hookimpl
