@@ -1,5 +1,10 @@
 """OpenStack inventory in bulk: one list call per kind, servers refreshed by ``changes-since``.
 
+Only Nova's server list takes ``changes-since`` and reports deletions through it. Cinder's and
+Neutron's lists can be filtered by ``updated_at`` (Cinder 3.60) or revision, but neither says
+what was deleted since, so volumes, ports and networks are listed whole on every pass: one
+call each, and a deleted volume or port is never kept as if it still existed.
+
 Everything is read through openstacksdk's resource classes and kept as their ``to_dict()``
 (the SDK's attribute names: ``is_bootable``, ``attached_volumes``, ``mac_address`` ...). A
 member user sees no hypervisor host (``OS-EXT-SRV-ATTR:host``) nor port binding host, so
@@ -38,6 +43,9 @@ class Snapshot:
     subnets: dict[str, dict] = field(default_factory=dict)
     ports: dict[str, dict] = field(default_factory=dict)
     security_groups: dict[str, dict] = field(default_factory=dict)
+    # the projects the user may scope to (Keystone's /v3/auth/projects), the Provider's one
+    # among them: its servers are the ones read, as its secret's projectName scopes the login
+    projects: dict[str, dict] = field(default_factory=dict)
     project: dict[str, str] = field(default_factory=dict)
 
     def flavor_of(self, server: dict) -> dict:
@@ -168,8 +176,21 @@ class InventoryCache:
             if isinstance(s.get("image"), dict) and s["image"].get("id")
         }
         snap.images = {i: img for i, img in _images(c, wanted).items()}
-        snap.project = {"id": c.current_project_id or ""}
+        snap.projects = _projects(c)
+        current = c.current_project_id or ""
+        snap.project = {"id": current, "name": snap.projects.get(current, {}).get("name", "")}
         return snap
+
+
+def _projects(conn: Any) -> dict[str, dict]:
+    """The projects the user can scope to: ``GET /v3/auth/projects``, which any user may call
+    for themselves (listing every project is an administrator's call)."""
+    answer = conn.identity.get("/auth/projects")
+    answer.raise_for_status()
+    return {
+        p["id"]: {k: p.get(k) for k in ("id", "name", "domain_id", "enabled", "description")}
+        for p in answer.json().get("projects", [])
+    }
 
 
 def _images(conn: Any, wanted: set[str]) -> dict[str, dict]:

@@ -54,6 +54,11 @@ def test_inventory_is_what_the_sdk_reads(openstack_cloud: Cloud, source) -> None
     web = inv.find_vm(name="web")
     assert inv.find_network(name="storage") and inv.find_storage(name="fast")
     assert [d.storage for d in web.disks] == [types["standard"], types["fast"]]
+    # the projects the user may scope to, as Keystone lists them for the user's own token
+    snap = source._snapshot()
+    mine = {p.id: p.name for p in sdk.identity.user_projects(sdk.current_user_id)}
+    assert {i: p["name"] for i, p in snap.projects.items()} == mine
+    assert snap.project == {"id": sdk.current_project_id, "name": mine[sdk.current_project_id]}
     sdk.close()
 
 
