@@ -624,6 +624,7 @@ class OvaConnection:
             self.streams,
             member_name=de.member.name,
             file_node=self.share.qemu_file(entry.rel),
+            file=self.share.open(entry.rel),
         )
         if reader.size > de.ovf.capacity:
             # the OVF is the VM's declared size: a disk image larger than that holds data the

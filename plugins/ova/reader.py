@@ -438,19 +438,21 @@ def open_member(
     *,
     member_name: str = "",
     file_node: dict[str, Any] | None = None,
+    file: Any = None,
 ) -> Any:
     """The fastest reader for a disk inside an OVA: a hosted sparse VMDK (streamOptimized,
-    monolithicSparse) in a local file is decoded in process
-    (:class:`plugins.ova.sparse.SparseVmdkReader`); anything else, and any OVA on a share
-    (``file_node``: qemu's own NFS client reads it), is read through qemu (:class:`VmdkReader`)."""
+    monolithicSparse) is decoded in process (:class:`plugins.ova.sparse.SparseVmdkReader`),
+    read through ``file`` (the OVA opened in its folder, local or on an NFS share: one decoder,
+    two backends; it is the reader's from then on); anything else is read through qemu
+    (:class:`VmdkReader`; ``file_node``: the qemu block node that reads the OVA there)."""
     from plugins.ova.sparse import NotSparse, SparseVmdkReader
 
-    if file_node is None or file_node.get("driver") == "file":
-        local = file_node["filename"] if file_node else ova_path
-        try:
-            return SparseVmdkReader(local, member_offset, member_size, member_name=member_name)
-        except NotSparse:
-            pass
+    try:
+        return SparseVmdkReader(
+            ova_path, member_offset, member_size, member_name=member_name, file=file
+        )
+    except NotSparse:
+        pass
     return VmdkReader(
         ova_path, member_offset, member_size, streams, member_name=member_name, file_node=file_node
     )

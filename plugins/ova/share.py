@@ -1,11 +1,12 @@
 """Where an OVA provider's files live: a local folder or an NFS share, behind one small interface.
 
-The OVA reader (tar headers, OVF, manifest digests) and the disk reader (qemu decoding the VMDK
-in place) ask a :class:`Folder` for bytes and never care which one it is: :class:`LocalFolder`
-reads with ``os.pread``; :class:`NfsFolder` speaks NFSv3 itself (``nfs-rs``, AUTH_SYS, in user
-space), so neither the reconciler's pod nor a transfer Job's needs a mount, privileges or an NFS
-client package. For the VMDK, the folder names the qemu block node that reads the file: qemu's
-``file`` driver locally, its ``nfs`` driver (libnfs, user space too) on a share.
+The OVA reader (tar headers, OVF, manifest digests) and the disk reader (a sparse VMDK decoded
+in process, :mod:`plugins.ova.sparse`) ask a :class:`Folder` for bytes and never care which one
+it is: :class:`LocalFolder` reads with ``os.preadv``; :class:`NfsFolder` speaks NFSv3 itself
+(``nfs-rs``, AUTH_SYS, in user space), so neither the reconciler's pod nor a transfer Job's needs
+a mount, privileges or an NFS client package. For a VMDK the in-process decoder does not read
+(flat, or a layout it does not know), the folder names the qemu block node that reads the file:
+qemu's ``file`` driver locally, its ``nfs`` driver (libnfs, user space too) on a share.
 
 Provider URLs: a path or ``file://`` URL is local; Forklift's ``<server>:/<export>`` and
 ``nfs://<server>/<export>`` name a share (the whole path is the export: a sub-folder of an export
@@ -106,6 +107,11 @@ class FileObject:
 
 
 # -- local ---------------------------------------------------------------------------
+
+
+def open_local(path: Path) -> RandomFile:
+    """A file on this machine, read at offsets (what :meth:`LocalFolder.open` gives)."""
+    return _LocalFile(path)
 
 
 class _LocalFile:

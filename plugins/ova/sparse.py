@@ -16,7 +16,6 @@ What this module cannot decode (another layout, a compression it does not know) 
 from __future__ import annotations
 
 import bisect
-import os
 import re
 import struct
 import sys
@@ -27,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
+from plugins.ova.share import RandomFile, open_local
 from reconciler.sources import SourceError
 from reconciler.transfer.extents import Extent
 
@@ -47,7 +47,8 @@ class NotSparse(Exception):
 
 class SparseVmdkReader:
     """A thread-safe :class:`~reconciler.transfer.extents.DiskReader` over a hosted sparse
-    VMDK stored at ``member_offset`` in ``ova_path``.
+    VMDK stored at ``member_offset`` in ``ova_path``, read through ``file`` (a local file or one
+    on an NFS share, :mod:`plugins.ova.share`; by default ``ova_path`` opened locally).
 
     The header, footer and grain tables are read and checked when it opens: a member cut
     short (a truncated download) or a table pointing outside the member fails then, not
@@ -56,21 +57,26 @@ class SparseVmdkReader:
     """
 
     def __init__(
-        self, ova_path: str | Path, member_offset: int, member_size: int, *, member_name: str = ""
+        self,
+        ova_path: str | Path,
+        member_offset: int,
+        member_size: int,
+        *,
+        member_name: str = "",
+        file: RandomFile | None = None,
     ) -> None:
-        self.ova_path = Path(ova_path)
+        self.ova_path = ova_path
         self.member_name = member_name or f"member at offset {member_offset}"
         self.base = member_offset
         self.member_size = member_size
         self.format = "vmdk"
         self._lock = threading.Lock()
         self._spans = threading.local()  # each reading thread's buffer for compressed grains
-        self._fd = os.open(self.ova_path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        self._file: RandomFile | None = file if file is not None else open_local(Path(ova_path))
         try:
             self._open()
         except BaseException:
-            os.close(self._fd)
-            self._fd = -1
+            self.close()
             raise
 
     def _fail(self, message: str) -> SourceError:
@@ -81,14 +87,9 @@ class SparseVmdkReader:
 
     def _pread(self, offset: int, length: int) -> bytes:
         """``length`` bytes of the member at ``offset`` (short only past its end)."""
-        length = max(0, min(length, self.member_size - offset))
-        data = os.pread(self._fd, length, self.base + offset)
-        while len(data) < length:
-            more = os.pread(self._fd, length - len(data), self.base + offset + len(data))
-            if not more:
-                break
-            data += more
-        return data
+        buf = bytearray(max(0, min(length, self.member_size - offset)))
+        n = self._source().readinto(self.base + offset, buf) if buf else 0
+        return bytes(buf[:n])
 
     def _span(self, offset: int, length: int) -> memoryview:
         """``length`` bytes of the member at ``offset`` (short only past its end), read into
@@ -97,13 +98,14 @@ class SparseVmdkReader:
         if buf is None or len(buf) < length:
             buf = self._spans.buf = bytearray(length)
         view = memoryview(buf)[: max(0, min(length, self.member_size - offset))]
-        got = 0
-        while got < len(view):
-            n = os.preadv(self._fd, [view[got:]], self.base + offset + got)
-            if n <= 0:
-                break
-            got += n
+        got = self._source().readinto(self.base + offset, view) if len(view) else 0
         return view[:got]
+
+    def _source(self) -> RandomFile:
+        f = self._file
+        if f is None:
+            raise self._fail("reader is closed")
+        return f
 
     def _header(self, data: bytes) -> tuple[int, ...]:
         if len(data) < _HEADER.size or data[:4] != MAGIC:
@@ -199,7 +201,7 @@ class SparseVmdkReader:
         n = max(0, min(len(view), self.size - offset))
         if n == 0:
             return 0
-        if self._fd < 0:
+        if self._file is None:
             raise self._fail("reader is closed")
         try:
             self._fill(offset, view[:n], zeroed)
@@ -264,13 +266,13 @@ class SparseVmdkReader:
 
     @property
     def closed(self) -> bool:
-        return self._fd < 0
+        return self._file is None
 
     def close(self) -> None:
         with self._lock:
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
+            f, self._file = self._file, None
+        if f is not None:
+            f.close()
 
     def __enter__(self) -> SparseVmdkReader:
         return self

@@ -90,8 +90,8 @@ def test_cold_migration_from_a_share_to_a_kubevirt_cluster(
 def test_server_stopped_mid_copy_then_started_the_copy_goes_on(
     workspace_factory, nfs_server
 ) -> None:
-    """The server crashes mid-copy and comes back: the reads in flight wait for it (qemu's
-    NFS client reconnects, as a hard mount would) and the copy goes on from where it was; a
+    """The server crashes mid-copy and comes back: the reads in flight wait for it (the NFS
+    client reconnects, as a hard mount would) and the copy goes on from where it was; a
     longer outage fails the VM with the share's name, and a new Migration resumes from the
     checkpoints (as for any source: tests/integration/test_crash_and_races.py)."""
     ws = workspace_factory([small_vm("flaky", 3, data_mib=48, capacity_mib=128)])
