@@ -12,8 +12,9 @@ share, then times in turns, ``--rounds`` times each:
 and prints the medians and the median of the paired ratios plugin/nfs-cat in bytes per second
 (>1: the plugin is faster; goal >= 0.8; pairs, because a shared machine's load moves) and
 whether (a) read the bytes the file holds. For context it also times (c) the disk decoded
-through qemu's NFS driver (the copy's path) against (d) the same decode of the
-local file: the cost of the share for the copy itself.
+the way the copy reads it (the plugin's ``open_disk``: the VMDK decoded in process through the
+share's reader) against (d) the same decode of the local file: the cost of the share for the
+copy itself.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ def main() -> int:
         f"ratio plugin/nfs-cat (median of paired runs, bytes per second): "
         f"{statistics.median(ratios):.2f}x (goal >= 0.8); of the medians: {p / c:.2f}x"
     )
-    print(f"(c) decode via qemu's NFS driver: {dec_nfs:.2f} s; (d) local file: {dec_local:.2f} s")
+    print(f"(c) the copy's decode over NFS: {dec_nfs:.2f} s; (d) local file: {dec_local:.2f} s")
     return 0 if same else 1
 
 
