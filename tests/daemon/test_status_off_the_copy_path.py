@@ -115,12 +115,20 @@ def test_a_refused_push_is_tried_again_and_status_lands_when_the_remote_takes_it
     seen = Recorder()
     rec.events.subscribe(seen)
 
+    def hold_the_copy_until_a_push_was_refused(event: Event) -> None:
+        # however fast the copy, it starts only once a status push has reached the remote
+        if event.kind is Kind.STEP and event.phase == "CopyDisks" and event.outcome == "Running":
+            deadline = time.monotonic() + GUARD
+            while not (gate / "entered").exists() and time.monotonic() < deadline:
+                time.sleep(0.02)  # polling the hook's file: a peer's signal, not a guess
+
     def open_the_remote_once_the_vm_is_done(event: Event) -> None:
         if _succeeded(event):
             assert (gate / "entered").exists()  # pushes were tried, and refused ...
             assert _status_commits(ws) == []  # ... while the VM ran to its end
             (gate / "accept").touch()
 
+    rec.events.subscribe(hold_the_copy_until_a_push_was_refused)
     rec.events.subscribe(open_the_remote_once_the_vm_is_done)
     try:
         result = rec.run_pass()
