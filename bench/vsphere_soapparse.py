@@ -18,42 +18,15 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from pyVmomi import Iso8601, VmomiSupport
-from pyVmomi.VmomiSupport import (
-    DataObject,
-    Enum,
-    GetWsdlType,
-    GuessWsdlType,
-    ManagedMethod,
-    ManagedObject,
-    binary,
-)
+from pyVmomi import Iso8601
+from pyVmomi.VmomiSupport import DataObject, Enum, ManagedMethod, ManagedObject, binary
+
+# the type lookups the plugin's reader uses, shared (its caches too)
+from plugins.vsphere.soapparse import _compatible, _prop, _wsdl_type
+from plugins.vsphere.soapparse import _split as _split_type
 
 XSI_TYPE = "{http://www.w3.org/2001/XMLSchema-instance}type"
 XSD = "http://www.w3.org/2001/XMLSchema"
-VMODL_BASE = VmomiSupport.XMLNS_VMODL_BASE
-
-
-@lru_cache(maxsize=4096)
-def _wsdl_type(ns: str, name: str) -> Any:
-    try:
-        return GetWsdlType(ns, name)
-    except KeyError:
-        if name.endswith("ManagedObjectReference"):
-            return GetWsdlType(VMODL_BASE, name[: -len("Reference")])
-        return GuessWsdlType(name)
-
-
-def _xsi(value: str, nsmap: dict[str | None, str]) -> Any:
-    prefix, _, name = value.rpartition(":")
-    ns = nsmap.get(prefix or None, "")
-    return _wsdl_type(ns, name)
-
-
-@lru_cache(maxsize=8192)
-def _prop(cls: Any, name: str) -> tuple[str, Any, bool]:
-    info = cls._GetPropertyInfo(name)
-    return info.name, info.type, issubclass(info.type, list)
 
 
 @lru_cache(maxsize=4096)
@@ -173,16 +146,6 @@ class Reader:
         for c in el:
             arr.append(self.value(c, item))
         return arr
-
-
-def _split_type(value: str, nsmap: dict[str | None, str]) -> tuple[str, str]:
-    prefix, _, name = value.rpartition(":")
-    return nsmap.get(prefix or None, ""), name
-
-
-@lru_cache(maxsize=4096)
-def _compatible(t: Any, version: Any) -> Any:
-    return VmomiSupport.GetCompatibleType(t, version)
 
 
 def _dynamic_ignored(t: Any) -> bool:

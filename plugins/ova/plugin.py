@@ -36,6 +36,7 @@ from plugins.ova.manifest import Digest, check_member, parse_manifest
 from plugins.ova.ovf import OvfDisk, OvfEnvelope, OvfVirtualSystem, parse_ovf
 from plugins.ova.reader import VmdkReader, open_member
 from plugins.ova.share import Entry, FileObject, Folder, LocalFolder, local_path, open_folder
+from plugins.ova.sparse import SparseVmdkReader
 from reconciler.hookspecs import hookimpl
 from reconciler.inventory.model import VM, Disk, Inventory, Network, Nic, Storage
 from reconciler.sources import Capabilities, DemoSource, Rules, SourceError
@@ -44,6 +45,8 @@ from reconciler.transfer.extents import Extent
 log = logging.getLogger(__name__)
 
 PROVIDER_TYPE = "ova"
+# what open_member gives: the in-process sparse decoder, or qemu for any other VMDK
+OvaDiskReader = SparseVmdkReader | VmdkReader
 DEFAULT_STORAGE_ID = "default"
 DEFAULT_STORAGE_NAME = "Default"
 MAX_OVF_SIZE = 16 * 1024 * 1024
@@ -143,7 +146,7 @@ class _Watched:
     so too when the file or the share is the cause (a share that is unreachable)."""
 
     def __init__(
-        self, reader: VmdkReader, share: Folder, rel: str, key: tuple[int, int], what: str
+        self, reader: OvaDiskReader, share: Folder, rel: str, key: tuple[int, int], what: str
     ) -> None:
         self._reader = reader
         self._share = share
@@ -217,7 +220,7 @@ class OvaConnection:
         self._listings: dict[str, tuple[int, list[Entry]]] = {}  # folder -> (mtime, entries)
         self._vms: dict[str, _VmEntry] = {}
         self._networks: dict[str, str] = {}
-        self._readers: list[VmdkReader] = []
+        self._readers: list[OvaDiskReader] = []
 
     # -- scanning --------------------------------------------------------------------
 
