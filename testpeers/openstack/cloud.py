@@ -301,7 +301,9 @@ def start_cloud(folder: Path, log: Any = print) -> Cloud:
         [os_glance_tasks_store]
         filesystem_store_datadir = {gdir}/tasks
         [database]
-        connection = sqlite:///{gdir}/glance.db
+        # a busy machine holds sqlite's write lock past its default 5 s: wait, never fail
+        # an image's upload with "database is locked"
+        connection = sqlite:///{gdir}/glance.db?timeout=120
         [keystone_authtoken]
         www_authenticate_uri = {auth_url}
         auth_url = {auth_url}
@@ -331,7 +333,7 @@ def start_cloud(folder: Path, log: Any = print) -> Cloud:
         [DEFAULT]
         use_stderr = true
         [database]
-        connection = sqlite:///{kdir}/keystone.db
+        connection = sqlite:///{kdir}/keystone.db?timeout=120
         [token]
         provider = fernet
         [fernet_tokens]
