@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("pyproject.toml", "README.md", "reconciler", "plugins", "rules", "examples")
 CACHE = Path.home() / ".cache" / "mtv-gitops"
 DIST = "mtv-gitops"
+# wheels of other trees are kept this many at most, and at least this long after their last use
+KEEP_WHEELS = 4
+KEEP_UNUSED_SECONDS = 24 * 3600
 
 
 def _digest() -> str:
@@ -50,6 +54,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = CACHE / f"wheel-{_digest()}"
     found = sorted(out.glob("mtv_gitops-*.whl"))
     if found:
+        os.utime(out)
         return found[0]
     src = tmp_path_factory.mktemp("src")
     for name in SOURCES:
@@ -68,8 +73,29 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     [built] = building.glob("mtv_gitops-*.whl")
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(built, out / built.name)
+    partial = out / f".{built.name}.{os.getpid()}"
+    shutil.copy2(built, partial)
+    partial.rename(out / built.name)  # a concurrent run sees the whole wheel or none
+    prune_wheels(CACHE, keep=out)
     return out / built.name
+
+
+def prune_wheels(cache: Path, keep: Path, now: float | None = None) -> list[Path]:
+    """Remove the cached wheels of older trees: every checkout or commit tested here leaves
+    one, and nothing else would ever remove them.  The newest ``KEEP_WHEELS`` stay, and so
+    does any used in the last ``KEEP_UNUSED_SECONDS`` (another run may be installing it)."""
+    now = time.time() if now is None else now
+    others = sorted(
+        (p for p in cache.glob("wheel-*") if p.is_dir() and p != keep),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    removed = []
+    for old in others[KEEP_WHEELS - 1 :]:
+        if now - old.stat().st_mtime > KEEP_UNUSED_SECONDS:
+            shutil.rmtree(old, ignore_errors=True)
+            removed.append(old)
+    return removed
 
 
 def _closure(extras: tuple[str, ...]) -> list[importlib.metadata.Distribution]:
@@ -204,3 +230,21 @@ def test_an_install_with_the_vsphere_extra_runs_the_warm_demo(wheel: Path, tmp_p
     out = demo.stdout + demo.stderr
     assert demo.returncode == 0, out
     assert "byte-identical" in out and "0 snapshots left on the source VM" in out
+
+
+def test_old_wheels_of_other_trees_are_pruned_but_recent_ones_stay(tmp_path: Path) -> None:
+    day = 24 * 3600
+    now = 100 * day
+    ages = {"current": 50, "a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "recent": 0.5}
+    for name, age_days in ages.items():
+        folder = tmp_path / f"wheel-{name}"
+        folder.mkdir()
+        os.utime(folder, (now - age_days * day, now - age_days * day))
+    (tmp_path / "vcsim-x").mkdir()
+    os.utime(tmp_path / "vcsim-x", (0, 0))
+
+    removed = prune_wheels(tmp_path, keep=tmp_path / "wheel-current", now=now)
+
+    assert sorted(p.name for p in removed) == ["wheel-c", "wheel-d", "wheel-e"]
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["vcsim-x", "wheel-a", "wheel-b", "wheel-current", "wheel-recent"]
