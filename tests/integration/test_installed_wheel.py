@@ -55,6 +55,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     found = sorted(out.glob("mtv_gitops-*.whl"))
     if found:
         os.utime(out)
+        prune_wheels(CACHE, keep=out)
         return found[0]
     src = tmp_path_factory.mktemp("src")
     for name in SOURCES:
