@@ -31,9 +31,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ("pyproject.toml", "README.md", "reconciler", "plugins", "rules", "examples")
 CACHE = Path.home() / ".cache" / "mtv-gitops"
 DIST = "mtv-gitops"
-# wheels of other trees are kept this many at most, and at least this long after their last use
+# wheels of other trees: this many are kept, and none used in the last two hours is removed
+# (a run installs its wheel within minutes of touching it)
 KEEP_WHEELS = 4
-KEEP_UNUSED_SECONDS = 24 * 3600
+KEEP_UNUSED_SECONDS = 2 * 3600
 
 
 def _digest() -> str:
@@ -234,13 +235,13 @@ def test_an_install_with_the_vsphere_extra_runs_the_warm_demo(wheel: Path, tmp_p
 
 
 def test_old_wheels_of_other_trees_are_pruned_but_recent_ones_stay(tmp_path: Path) -> None:
-    day = 24 * 3600
-    now = 100 * day
-    ages = {"current": 50, "a": 1, "b": 2, "c": 3, "d": 4, "e": 5, "recent": 0.5}
-    for name, age_days in ages.items():
+    hour = 3600
+    now = 1000 * hour
+    ages = {"current": 50, "a": 3, "b": 4, "c": 5, "d": 6, "e": 7, "recent": 1}
+    for name, age in ages.items():
         folder = tmp_path / f"wheel-{name}"
         folder.mkdir()
-        os.utime(folder, (now - age_days * day, now - age_days * day))
+        os.utime(folder, (now - age * hour, now - age * hour))
     (tmp_path / "vcsim-x").mkdir()
     os.utime(tmp_path / "vcsim-x", (0, 0))
 
