@@ -658,12 +658,14 @@ class Reconciler:
             else:
                 cancel_paused_vm(ctx, vm, prior)
                 return
+        released = False  # abandon_snapshots releases the source's disks too
         if prior.warm and not isinstance(connections.get(d.source, ""), str):
             try:
                 abandon_snapshots(connections[d.source], vm_id, prior)
+                released = True
             except Exception as exc:  # noqa: BLE001 - said in status; the cancel goes on
                 prior.error = {**(prior.error or {}), "cleanup": f"{type(exc).__name__}: {exc}"}
-        if prior.started and not isinstance(connections.get(d.source, ""), str):
+        if prior.started and not released and not isinstance(connections.get(d.source, ""), str):
             _release_source(connections[d.source], vm_id, prior)  # a killed pass's
         prior.result, prior.phase, prior.completed = "Canceled", "Canceled", now()
         self.store.put_vm(prior)
