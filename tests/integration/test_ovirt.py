@@ -3,6 +3,7 @@ local target, end to end through git, beside the workspace's OVA plan."""
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -197,26 +198,82 @@ def test_an_ovirt_plan_cold_migrates_to_the_target_beside_a_vsphere_plan(
     assert (tmp_path / "ovirt-img.raw").read_bytes() == boot.read_bytes()
 
 
+def _onto_cluster(ws, cluster) -> str:
+    """The workspace's providers file with the destination Provider pointing at the cluster
+    (its token is the Secret ``cluster-token``)."""
+    yaml = YAML(typ="rt")
+    docs = list(yaml.load_all((ws.clone / "providers" / "providers.yaml").read_text()))
+    docs[1]["spec"]["url"] = cluster.url
+    docs[1]["spec"]["secret"] = {"name": "cluster-token", "namespace": "openshift-mtv"}
+    docs[1]["spec"]["settings"] = {"jobPollSeconds": "0.1"}
+    out = io.StringIO()
+    yaml.dump_all(docs, out)
+    return out.getvalue()
+
+
+def _warm_app(world: World, images: Path) -> str:
+    """A running VM ``app`` with two qcow2 disks that allow incremental backup."""
+    from tests.support.ovirt_engine import pattern, qcow2_with_holes
+
+    images.mkdir()
+    return world.engine.add_vm(
+        "app",
+        [
+            (
+                qcow2_with_holes(images / "app-1.qcow2", 8 * MiB, [(0, pattern(MiB, 7))]),
+                "qcow2",
+                "data1",
+                "virtio",
+            ),
+            (
+                qcow2_with_holes(images / "app-2.qcow2", 6 * MiB, [(MiB, pattern(MiB, 8))]),
+                "qcow2",
+                "data2",
+                "virtio",
+            ),
+        ],
+        [("nic1", "56:6f:1a:00:00:09", "ovirtmgmt")],
+        status="up",
+        incremental=True,
+    )
+
+
+def _warm_files(e, interval: float) -> dict[str, str]:
+    from tests.support.vsphere_repo import warm_config
+
+    files = ovirt_files(
+        e.url, ["{name: ovirtmgmt}"], ["{name: data1}", "{name: data2}"], ["{name: app}"],
+        host=False, config=warm_config(interval),
+    )  # fmt: skip
+    files["plans/rhv-plan.yaml"] = files["plans/rhv-plan.yaml"].replace(
+        "  targetNamespace: rhv-vms\n", "  targetNamespace: rhv-vms\n  warm: true\n"
+    )
+    return files
+
+
+def _merge_cutover(ws) -> None:
+    """The reviewer merges the cutover branch the reconciler proposed."""
+    import git
+
+    branch = "mtv-gitops/cutover/openshift-mtv/rhv-plan-1"
+    repo = git.Repo(ws.clone)
+    with repo.git.custom_environment(**USER_ENV):
+        repo.git.pull("--rebase", "origin", "main")
+        repo.git.fetch("origin", branch)
+        repo.git.merge("--no-ff", "-m", "Merge the cutover", f"origin/{branch}")
+        repo.git.push("origin", "HEAD:main")
+
+
 def test_on_a_kubevirt_target_each_disk_is_copied_by_a_transfer_job(
     workspace_factory, world: World, cluster, kubelet, tmp_path
 ) -> None:
     """The Jobs read the engine's credentials from a Secret by reference (``secretKeyRef``,
     resolved by the kubelet into the pod's environment),
     connect through the plugin, and download through image transfers like the local copy."""
-    import io
-
     from tests.support.cluster import TOKEN
 
     e = world.engine
     ws = workspace_factory([small_vm("steady", 1)])
-    yaml = YAML(typ="rt")
-    providers = ws.clone / "providers" / "providers.yaml"
-    docs = list(yaml.load_all(providers.read_text()))
-    docs[1]["spec"]["url"] = cluster.url
-    docs[1]["spec"]["secret"] = {"name": "cluster-token", "namespace": "openshift-mtv"}
-    docs[1]["spec"]["settings"] = {"jobPollSeconds": "0.1"}
-    out = io.StringIO()
-    yaml.dump_all(docs, out)
     files = ovirt_files(
         e.url,
         ["{name: ovirtmgmt}", "{name: vlan10}"],
@@ -224,7 +281,7 @@ def test_on_a_kubevirt_target_each_disk_is_copied_by_a_transfer_job(
         ["{name: web}"],
         host=False,
     )
-    files["providers/providers.yaml"] = out.getvalue()
+    files["providers/providers.yaml"] = _onto_cluster(ws, cluster)
     ws.user_commit(files, "an oVirt plan onto the cluster")
     env = secrets_file(
         tmp_path / "secrets.yaml", e.secret(), **{"openshift-mtv__cluster-token": {"token": TOKEN}}
@@ -254,45 +311,15 @@ def test_a_warm_ovirt_plan_copies_two_rounds_and_cuts_over_by_merge_leaving_no_c
     """Incremental backups: the initial copy from a full backup, two precopy rounds of the
     dirty extents the daemon reports, the cutover once the branch is merged; the target's
     disks equal the source's images, and no backup or checkpoint (dirty bitmap) is left."""
-    import git
-
-    from tests.support.ovirt_engine import logical, pattern, qcow2_with_holes
-    from tests.support.vsphere_repo import make_round_due, warm_config
+    from tests.support.ovirt_engine import logical
+    from tests.support.vsphere_repo import make_round_due
 
     e = world.engine
-    images = tmp_path / "app"
-    images.mkdir()
-    app = e.add_vm(
-        "app",
-        [
-            (
-                qcow2_with_holes(images / "app-1.qcow2", 8 * MiB, [(0, pattern(MiB, 7))]),
-                "qcow2",
-                "data1",
-                "virtio",
-            ),
-            (
-                qcow2_with_holes(images / "app-2.qcow2", 6 * MiB, [(MiB, pattern(MiB, 8))]),
-                "qcow2",
-                "data2",
-                "virtio",
-            ),
-        ],
-        [("nic1", "56:6f:1a:00:00:09", "ovirtmgmt")],
-        status="up",
-        incremental=True,
-    )
+    app = _warm_app(world, tmp_path / "app")
     first, second = (a.disk.id for a in e.vms[app].attachments)
     ws = workspace_factory([small_vm("steady", 1)])
     env = secrets_file(tmp_path / "secrets.yaml", e.secret())
-    files = ovirt_files(
-        e.url, ["{name: ovirtmgmt}"], ["{name: data1}", "{name: data2}"], ["{name: app}"],
-        host=False, config=warm_config(3600),
-    )  # fmt: skip
-    files["plans/rhv-plan.yaml"] = files["plans/rhv-plan.yaml"].replace(
-        "  targetNamespace: rhv-vms\n", "  targetNamespace: rhv-vms\n  warm: true\n"
-    )
-    ws.user_commit(files, "a warm oVirt plan")
+    ws.user_commit(_warm_files(e, 3600), "a warm oVirt plan")
 
     def vm_status() -> dict:
         [vm] = ws.status("plan", "rhv-plan")["status"]["migration"]["vms"]
@@ -330,13 +357,7 @@ def test_a_warm_ovirt_plan_copies_two_rounds_and_cuts_over_by_merge_leaving_no_c
 
     # more writes, the reviewer merges the cutover branch: the final delta, then the VM
     e.guest_write(second, 4 * MiB, b"\x44" * 4096)
-    branch = "mtv-gitops/cutover/openshift-mtv/rhv-plan-1"
-    repo = git.Repo(ws.clone)
-    with repo.git.custom_environment(**USER_ENV):
-        repo.git.pull("--rebase", "origin", "main")
-        repo.git.fetch("origin", branch)
-        repo.git.merge("--no-ff", "-m", "Merge the cutover", f"origin/{branch}")
-        repo.git.push("origin", "HEAD:main")
+    _merge_cutover(ws)
     vm = run()
     assert vm["phase"] == "Completed", vm
     warm = vm["warm"]
@@ -359,6 +380,70 @@ def test_a_warm_ovirt_plan_copies_two_rounds_and_cuts_over_by_merge_leaving_no_c
         assert (ns / "disks" / f"app-disk-{i}.img").read_bytes() == expected, i
     manifest = YAML(typ="safe").load((ns / "virtualmachines" / "app.yaml").read_text())
     assert manifest["spec"]["runStrategy"] == "Always"  # the source ran
+
+
+def test_a_warm_ovirt_plan_onto_a_cluster_copies_rounds_in_jobs_and_cuts_over_by_merge(
+    workspace_factory, world: World, cluster, kubelet, tmp_path
+) -> None:
+    """The same warm migration onto the KubeVirt target: each round's transfer Jobs read the
+    backup the reconciler started (the Job only opens its image transfer), and the PVCs end
+    byte-identical with no backup, checkpoint or transfer left on the engine."""
+    from tests.support.cluster import TOKEN
+    from tests.support.ovirt_engine import logical
+    from tests.support.vsphere_repo import make_round_due
+
+    e = world.engine
+    app = _warm_app(world, tmp_path / "app")
+    first, second = (a.disk.id for a in e.vms[app].attachments)
+    ws = workspace_factory([small_vm("steady", 1)])
+    files = _warm_files(e, 3600)
+    files["providers/providers.yaml"] = _onto_cluster(ws, cluster)
+    ws.user_commit(files, "a warm oVirt plan onto the cluster")
+    env = secrets_file(
+        tmp_path / "secrets.yaml", e.secret(), **{"openshift-mtv__cluster-token": {"token": TOKEN}}
+    )
+
+    def run() -> dict:
+        proc = ws.reconcile("--once", env=env, timeout=600)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        [vm] = ws.status("plan", "rhv-plan")["status"]["migration"]["vms"]
+        return vm
+
+    def jobs() -> list:
+        return [r for r in kubelet.runs if r.job.startswith("app-")]
+
+    vm = run()
+    assert vm["phase"] == "CopyingPaused", vm
+    assert len(jobs()) == 2 and {r.returncode for r in jobs()} == {0}, jobs()
+    assert len(e.vms[app].checkpoints) == 1
+
+    e.guest_write(first, 1 * MiB, b"\x11" * 4096)
+    make_round_due(ws, "openshift-mtv/rhv-plan")
+    vm = run()
+    assert vm["phase"] == "CopyingPaused", vm
+    round1 = vm["warm"]["precopies"][1]
+    assert round1["round"] == 1 and round1["extents"] == 1, round1
+    assert len(jobs()) == 4 and {r.returncode for r in jobs()} == {0}, jobs()
+    assert e.vms[app].backups[1].from_checkpoint_id == e.vms[app].backups[0].to_checkpoint_id
+
+    e.guest_write(second, 4 * MiB, b"\x44" * 4096)
+    _merge_cutover(ws)
+    vm = run()
+    assert vm["phase"] == "Completed", vm
+    assert 4096 <= vm["warm"]["cutover"]["bytes"] <= MiB
+    assert {r.returncode for r in jobs()} == {0}
+
+    assert e.vms[app].vm.status.value == "down"
+    assert {b.phase.value for b in e.vms[app].backups} == {"succeeded"}
+    assert e.vms[app].checkpoints == []
+    assert e.checkpoint_bitmaps(first) == e.checkpoint_bitmaps(second) == []
+    assert e.open_transfers() == []
+    for i, disk_id in enumerate((first, second)):
+        d = e.disks[disk_id]
+        expected = logical(d.image, d.fmt, tmp_path / f"final-{i}.raw")
+        pvc = kubelet.storage("rhv-vms", f"app-disk-{i}")
+        img = pvc / "disk.img" if pvc.is_dir() else pvc.with_suffix(".raw")
+        assert img.read_bytes()[: len(expected)] == expected, i
 
 
 def test_a_warm_ovirt_plan_of_disks_without_incremental_backup_is_not_ready(
