@@ -35,6 +35,7 @@ import json
 import ssl
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -128,6 +129,7 @@ class TestEngine:
         self.backup_images: dict[tuple[str, str], Path] = {}
         self.backup_exports: dict[tuple[str, str], NbdExport] = {}
         self.transfer_backups: dict[str, str] = {}  # transfer id -> backup id
+        self.transfer_created: dict[str, float] = {}  # transfer id -> time.monotonic()
         self.dc = t.DataCenter(id=_id(), name="Default", local=False)
         self.cluster = t.Cluster(
             id=_id(),
@@ -834,10 +836,43 @@ class TestEngine:
             backup=t.Backup(id=backup.id) if backup is not None else None,
         )
         self.transfers[x.id] = x
+        self.transfer_created[x.id] = time.monotonic()
         if backup is not None:
             self.transfer_backups[x.id] = backup.id
         self._event(1031, f"Image Download with disk {d.disk.alias} was initiated")
         return x
+
+    def cancel_idle_transfers(self, skew: float = 0.0) -> list[str]:
+        """The engine's monitor, run before every API request: a transfer whose client has
+        been idle longer than its ``inactivity_timeout`` (the daemon's ticket says how long) is
+        cancelled by the system and its disk unlocked, as a download's timeout policy (legacy
+        or cancel) does; this is what frees a disk whose client was killed mid-transfer.  A
+        test passes ``skew`` (added to every idle time) to move past the plugin's 600 s now."""
+        t = _t()
+        gone = []
+        with self.lock:
+            for x in list(self.transfers.values()):
+                if not x.inactivity_timeout:
+                    continue
+                if x.phase == t.ImageTransferPhase.INITIALIZING:  # its client never polled
+                    idle = time.monotonic() - self.transfer_created.get(x.id, time.monotonic())
+                elif x.phase == t.ImageTransferPhase.TRANSFERRING:
+                    ticket = self.tickets.get(x.id, "")
+                    try:
+                        info = self.daemon.tickets(ticket) if ticket else None
+                    except OSError:  # the host's daemon is down: nothing to judge by
+                        continue
+                    if info is None or info.get("connections"):
+                        continue
+                    idle = info.get("idle_time", 0)
+                else:
+                    continue
+                if idle + skew <= x.inactivity_timeout:
+                    continue
+                x.phase = t.ImageTransferPhase.CANCELLED_SYSTEM
+                self._advance(x)
+                gone.append(x.id)
+        return gone
 
     def _advance(self, x: Any) -> Any:
         """One step of a transfer's phases, as the engine's polling moves them."""
@@ -863,6 +898,7 @@ class TestEngine:
         elif x.phase in (
             t.ImageTransferPhase.FINALIZING_SUCCESS,
             t.ImageTransferPhase.CANCELLED_USER,
+            t.ImageTransferPhase.CANCELLED_SYSTEM,
         ):
             ticket = self.tickets.pop(x.id, "")
             if ticket:
@@ -932,6 +968,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         if not self._authorized():
             return
+        self.engine.cancel_idle_transfers()
         query = {k: v[-1] for k, v in parse_qs(u.query).items()}
         try:
             if method == "GET":

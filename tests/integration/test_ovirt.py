@@ -446,6 +446,89 @@ def test_a_warm_ovirt_plan_onto_a_cluster_copies_rounds_in_jobs_and_cuts_over_by
         assert img.read_bytes()[: len(expected)] == expected, i
 
 
+def test_a_reconciler_killed_mid_round_leaves_nothing_that_blocks_the_next_backup(
+    workspace_factory, world: World, tmp_path
+) -> None:
+    """kill -9 while a precopy round copies (its backup ready, its image transfers open): a
+    real engine allows one active backup per VM and keeps a disk under transfer locked until
+    the transfer's inactivity timeout (600 s, as the plugin asks) cancels it. The plan waits
+    for that, then the round is copied again from its backup, the cutover merges, and the
+    engine is left with no backup, checkpoint or transfer."""
+    import signal
+    import subprocess
+    import time
+
+    from tests.support.ovirt_engine import logical
+    from tests.support.vsphere_repo import make_round_due
+    from tests.support.workspace import CLI
+
+    e = world.engine
+    app = _warm_app(world, tmp_path / "app")
+    first, second = (a.disk.id for a in e.vms[app].attachments)
+    ws = workspace_factory([small_vm("steady", 1)])
+    files = _warm_files(e, 3600)
+    # 1 MiB/s: round 1's 6 MiB take seconds, so the kill lands in it however slow the machine
+    files[".mtv-gitops.yaml"] = files[".mtv-gitops.yaml"].replace(
+        "transfer: {chunkMiB: 1}", "transfer: {chunkMiB: 1, maxMiBps: 1}"
+    )
+    ws.user_commit(files, "a warm oVirt plan, copies capped")
+    env = secrets_file(tmp_path / "secrets.yaml", e.secret())
+    argv = [*CLI, "reconcile", str(ws.clone), "--state-dir", str(ws.state)]
+    argv += ["--cluster", str(ws.cluster), "--once"]
+
+    def run() -> dict:
+        proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env})
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        [vm] = ws.status("plan", "rhv-plan")["status"]["migration"]["vms"]
+        return vm
+
+    assert run()["phase"] == "CopyingPaused"
+    for n in range(6):
+        e.guest_write(first, (n + 1) * MiB, bytes([0x50 + n]) * MiB)
+    make_round_due(ws, "openshift-mtv/rhv-plan")
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **env}
+    )
+    try:
+        deadline = time.monotonic() + 300  # a safety net, not a measure of speed
+        while not (len(e.vms[app].backups) == 2 and e.open_transfers()):
+            assert proc.poll() is None, "the pass ended before its round was seen copying"
+            assert time.monotonic() < deadline, "round 1 never started copying"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert e.open_transfers(), "killed with its image transfers open"
+    assert e.vms[app].backups[1].phase.value == "ready"
+
+    # the engine keeps a disk locked while its transfer's client may come back: the plan
+    # waits (not ready, saying why) instead of failing the VM ...
+    proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **env})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "ovirt.disk.illegal_or_locked_status" in proc.stdout, proc.stdout
+    [vm] = ws.status("plan", "rhv-plan")["status"]["migration"]["vms"]
+    assert vm["phase"] == "Precopy", vm  # the round the killed pass was in
+    # ... until the transfers' inactivity timeout ends them and unlocks the disks
+    assert e.cancel_idle_transfers(skew=601.0) and e.open_transfers() == []
+    vm = run()
+    assert vm["phase"] == "CopyingPaused", vm
+    assert [p["round"] for p in vm["warm"]["precopies"]] == [0, 1], vm["warm"]
+    e.guest_write(second, 4 * MiB, b"\x44" * 4096)
+    _merge_cutover(ws)
+    assert run()["phase"] == "Completed"
+
+    assert {b.phase.value for b in e.vms[app].backups} == {"succeeded"}
+    assert e.vms[app].checkpoints == []
+    assert e.checkpoint_bitmaps(first) == e.checkpoint_bitmaps(second) == []
+    assert e.open_transfers() == []
+    assert {d.disk.status.value for d in e.disks.values()} == {"ok"}
+    ns = ws.cluster / "rhv-vms"
+    for i, disk_id in enumerate((first, second)):
+        d = e.disks[disk_id]
+        expected = logical(d.image, d.fmt, tmp_path / f"final-{i}.raw")
+        assert (ns / "disks" / f"app-disk-{i}.img").read_bytes() == expected, i
+
+
 def test_a_warm_ovirt_plan_of_disks_without_incremental_backup_is_not_ready(
     workspace_factory, world: World, tmp_path
 ):
