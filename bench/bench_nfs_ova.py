@@ -5,9 +5,10 @@ Run ``python bench/bench_nfs_ova.py [--size-mib 256 --rounds 5]`` (as the tests:
 user space on 127.0.0.1, testpeers/nfs.py). It builds an OVA holding one disk of
 ``--size-mib`` of incompressible data (streamOptimized VMDK, as VMware exports), puts it on the
 share, then times in turns, ``--rounds`` times each:
-  (a) the plugin's reader interface (plugins/ova/share.py, nfs-rs): the disk's bytes as they lie
-      in the archive, one sequential pass into three reused buffers, two reads in flight while
-      a piece is consumed; once as is, once digested with SHA-256 (the manifest check's pass)
+  (a) the plugin's reader interface (plugins/ova/share.py: libnfs where installed, else nfs-rs):
+      the disk's bytes as they lie in the archive, one sequential pass of 1 MiB reads into two
+      reused buffers, one read in flight while a piece is consumed (plugins/ova/manifest.py);
+      once as is, once digested with SHA-256 (the manifest check's pass)
   (b) ``nfs-cat`` of the whole OVA file to /dev/null                              (baseline)
 and prints the medians and the median of the paired ratios plugin/nfs-cat in bytes per second
 (>1: the plugin is faster; goal >= 0.8; pairs, because a shared machine's load moves) and
