@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from plugins.ova import libnfs
+from plugins.ova.factory import DiskSpec, build_ova
 from plugins.ova.plugin import OvaConnection, mtv_gitops_connect
 from plugins.ova.share import NfsFolder, NfsLocation, _LibnfsFile, parse_nfs
 from reconciler.sources import SourceError
@@ -172,3 +173,28 @@ def test_a_libnfs_read_connects_again_after_the_server_restarts(blob, nfs_server
         f.close()
         if nfs_server.proc is None:
             nfs_server.start()
+
+
+def test_long_spans_from_the_share_decode_as_locally(nfs_server) -> None:
+    """Incompressible data makes the compressed grains of a read one long span (several of
+    libnfs's 1 MiB reads): the same bytes as locally, for one long read and for reads from
+    several threads (each borrowing its own connection)."""
+    folder = nfs_server.export / "spans"
+    folder.mkdir()
+    folder.chmod(0o755)
+    data = os.urandom(6 * 1024 * 1024 + 1000)
+    built = build_ova(folder / "big.ova", "big", disks=[DiskSpec(8 * 1024 * 1024, [(4096, data)])])
+    built.path.chmod(0o644)
+    remote, local = _connect(f"127.0.0.1:{folder}"), OvaConnection(folder)
+    try:
+        [vm] = remote.inventory().vms
+        key = vm.disks[0].key
+        with remote.open_disk(vm.id, key) as r, local.open_disk(vm.id, key) as lr:
+            whole = r.read(0, r.size)
+            assert whole == lr.read(0, lr.size) and whole[4096 : 4096 + len(data)] == data
+            with ThreadPoolExecutor(4) as pool:
+                parts = list(pool.map(lambda i: r.read(i * 2_000_000, 3_000_000), range(4)))
+            assert parts == [whole[i * 2_000_000 : i * 2_000_000 + 3_000_000] for i in range(4)]
+    finally:
+        remote.close()
+        local.close()
