@@ -5,9 +5,10 @@ Run ``python bench/bench_nfs_ova.py [--size-mib 256 --rounds 5]`` (as the tests:
 user space on 127.0.0.1, testpeers/nfs.py). It builds an OVA holding one disk of
 ``--size-mib`` of incompressible data (streamOptimized VMDK, as VMware exports), puts it on the
 share, then times in turns, ``--rounds`` times each:
-  (a) the plugin's reader interface (plugins/ova/share.py, nfs-rs): the disk's bytes as they lie
-      in the archive, one sequential pass into three reused buffers, two reads in flight while
-      a piece is consumed; once as is, once digested with SHA-256 (the manifest check's pass)
+  (a) the plugin's reader interface (plugins/ova/share.py: libnfs where installed, else nfs-rs):
+      the disk's bytes as they lie in the archive, one sequential pass of 1 MiB reads into two
+      reused buffers, one read in flight while a piece is consumed (plugins/ova/manifest.py);
+      once as is, once digested with SHA-256 (the manifest check's pass)
   (b) ``nfs-cat`` of the whole OVA file to /dev/null                              (baseline)
 and prints the medians and the median of the paired ratios plugin/nfs-cat in bytes per second
 (>1: the plugin is faster; goal >= 0.8; pairs, because a shared machine's load moves) and
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -42,10 +44,12 @@ MiB = 1024 * 1024
 
 def _plugin_read(
     url: str, name: str, offset: int, size: int, digest: bool = True
-) -> tuple[float, str]:
+) -> tuple[float, str, float]:
+    """Wall seconds, the digest and this process's CPU seconds (every thread's)."""
     folder = open_folder(url)
     try:
         h = hashlib.sha256()
+        cpu = time.process_time()
         t = time.perf_counter()
         f = folder.open(name)
         try:
@@ -54,16 +58,23 @@ def _plugin_read(
             f.close()
         elapsed = time.perf_counter() - t
         assert missing == 0
-        return elapsed, h.hexdigest()
+        return elapsed, h.hexdigest(), time.process_time() - cpu
     finally:
         folder.close()
 
 
-def _nfs_cat(url: str) -> float:
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _nfs_cat(url: str) -> tuple[float, float]:
+    """Wall and CPU seconds of one ``nfs-cat``."""
+    cpu = _children_cpu()
     t = time.perf_counter()
     with open(os.devnull, "wb") as null:
         subprocess.run(["nfs-cat", url], stdout=null, check=True)
-    return time.perf_counter() - t
+    return time.perf_counter() - t, _children_cpu() - cpu
 
 
 def _decode(conn: OvaConnection) -> float:
@@ -114,12 +125,18 @@ def main() -> int:
             url = server.url(ova_dir)
             cat_url = f"nfs://127.0.0.1{ova_dir}/bench.ova"
             plugin, hashed, cat, ratios, same = [], [], [], [], True
+            cpu_plugin, cpu_cat = [], []
             for _ in range(args.rounds):
-                elapsed, _ = _plugin_read(url, "bench.ova", member.offset_data, member.size, False)
+                elapsed, _, cpu = _plugin_read(
+                    url, "bench.ova", member.offset_data, member.size, False
+                )
                 plugin.append(member.size / elapsed)
-                cat.append(info.path.stat().st_size / _nfs_cat(cat_url))
+                cpu_plugin.append(cpu / member.size * 2**30)
+                elapsed, cpu = _nfs_cat(cat_url)
+                cat.append(info.path.stat().st_size / elapsed)
+                cpu_cat.append(cpu / info.path.stat().st_size * 2**30)
                 ratios.append(plugin[-1] / cat[-1])  # paired: the machine's load changes
-                elapsed, got = _plugin_read(url, "bench.ova", member.offset_data, member.size)
+                elapsed, got, _ = _plugin_read(url, "bench.ova", member.offset_data, member.size)
                 hashed.append(member.size / elapsed)
                 same = same and got == want
             remote, local = OvaConnection(open_folder(url)), OvaConnection(ova_dir)
@@ -140,6 +157,10 @@ def main() -> int:
         f"bytes identical: {same}"
     )
     print(f"(b) nfs-cat                : {c / MiB:7.1f} MiB/s")
+    print(
+        f"CPU seconds per GiB read (medians): (a) {statistics.median(cpu_plugin):.3f}, "
+        f"(b) {statistics.median(cpu_cat):.3f}; load average {os.getloadavg()[0]:.1f}"
+    )
     print(
         f"ratio plugin/nfs-cat (median of paired runs, bytes per second): "
         f"{statistics.median(ratios):.2f}x (goal >= 0.8); of the medians: {p / c:.2f}x"

@@ -9,10 +9,16 @@ Two exports: ``/export`` (no root squash, what the migrations read) and ``/squas
 squashed, for the permission test). The server can be stopped and started again mid-copy.
 The tests write the exported folders directly, not through NFS, so ganesha must not keep
 attributes cached (``Attr_Expiration_Time = 0``): a new OVA shows up at the next GETATTR.
+
+One server at a time on this machine: NFSv3 clients (nfs-rs, libnfs, qemu) find the server
+through rpcbind, which holds one registration per program and version, so a second ganesha on
+another port would take the first one's registration over. Two test runs (or a test run and
+the benchmark) therefore take turns: the server holds ``LOCK`` from its first start to close.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -25,6 +31,8 @@ from reconciler.transfer import children
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 60.0
+LOCK = "/tmp/mtv-gitops-nfs-server.lock"  # held while a server runs (see the module docstring)
+LOCK_TIMEOUT = 900.0  # another run's server: wait for its session to end
 
 CONF = """\
 NFS_CORE_PARAM {{
@@ -75,6 +83,24 @@ class NfsServer:
         self.conf.write_text(CONF.format(host=HOST, export=self.export, squashed=self.squashed))
         self.rpcbind: subprocess.Popen[bytes] | None = None
         self.proc: subprocess.Popen[bytes] | None = None
+        self._lock: int | None = None
+
+    def _take_turn(self) -> None:
+        """Wait until no other server of ours runs here (one rpcbind registration)."""
+        if self._lock is not None:
+            return
+        fd = os.open(LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise RuntimeError(f"another NFS test server held {LOCK} too long") from None
+                time.sleep(0.5)
+        self._lock = fd
 
     def url(self, export: Path | None = None) -> str:
         """Forklift's form, ``<server>:/<export>``."""
@@ -99,6 +125,7 @@ class NfsServer:
 
     def start(self) -> NfsServer:
         """Start ganesha and wait until its exports answer a MOUNT listing."""
+        self._take_turn()
         self._ensure_rpcbind()
         if _listening(2049):
             raise RuntimeError("port 2049 on 127.0.0.1 is taken: another NFS server runs here")
@@ -157,3 +184,6 @@ class NfsServer:
                 pass
             self.rpcbind.wait()
             self.rpcbind = None
+        if self._lock is not None:
+            os.close(self._lock)  # releases the flock: the next run's server may start
+            self._lock = None

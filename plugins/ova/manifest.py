@@ -25,8 +25,8 @@ _LINE = re.compile(
     r"^\s*(?P<algo>SHA1|SHA256|SHA512)\s*\((?P<name>.+)\)\s*=\s*(?P<hex>[0-9a-fA-F]+)\s*$"
 )
 _ALGOS = {"SHA1": "sha1", "SHA256": "sha256", "SHA512": "sha512"}
-READ_SIZE = 4 * 1024 * 1024
-IN_FLIGHT = 2  # reads running while one piece is hashed (bench/bench_nfs_ova.py)
+READ_SIZE = 1024 * 1024  # one RPC of the usual rtmax: libnfs reads it into our buffer (zero-copy)
+IN_FLIGHT = 1  # a read running while a piece is hashed: more cost CPU, here (bench_nfs_ova.py)
 
 
 @dataclass(frozen=True)

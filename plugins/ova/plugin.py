@@ -2,11 +2,15 @@
 
 The folder is local or an NFS share (``<server>:/<export>`` as Forklift names it, or
 ``nfs://<server>/<export>``), read through :mod:`plugins.ova.share`: one code path for both.
+As in Forklift (``inventory/scan.go``), a VM is an ``.ova`` archive or a loose ``.ovf``
+descriptor whose disk files (and ``.mf`` manifest, if any) lie next to it: an OVA unpacked in
+place. Both are read the same way; a loose disk is a file of its own instead of a tar member.
 
 Identity follows Forklift's OVA provider server (``cmd/ova-provider-server``) where it can:
 
 * VM id: the VirtualSystem ``ovf:id`` when it is a valid UUID (as Forklift does); otherwise,
   and for a UUID already used by another OVA, ``uuid5("ova:<path relative to folder>#<ovf:id>")``
+  (the path of the ``.ova``, or of the ``.ovf`` for a loose one, as Forklift's VM path)
   so the id survives rescans and restarts (Forklift hashes its in-memory record instead).
 * Network: one per distinct OVF network name, id ``uuid5("ova-network:<name>")`` (Forklift
   also derives it from the name alone, so equal names across OVAs are one network).
@@ -77,9 +81,13 @@ def _concern(label: str, assessment: str, category: str = "Critical") -> dict[st
 
 @dataclass(frozen=True)
 class _Member:
+    """A disk's bytes: a tar member of the OVA, or a loose file next to an ``.ovf``."""
+
     name: str
     offset: int
     size: int
+    rel: str = ""  # the file holding it, relative to the folder ("" until the scan sets it)
+    key: tuple[int, int] = (-1, -1)  # that file's size and mtime when scanned
 
 
 @dataclass
@@ -100,7 +108,7 @@ class _Archive:
     links: dict[str, str]  # name -> "a symbolic link to x" / "a hard link to x"
     digests: dict[str, Digest]
     mf_name: str
-    size: int
+    size: int | None  # the OVA's; None for a loose OVF (each disk is a file of its own)
 
 
 @dataclass
@@ -115,10 +123,11 @@ class _VmEntry:
 
 @dataclass
 class _OvaScan:
-    key: tuple[int, int]
+    key: tuple[int, ...]  # the OVA's size and mtime; a loose OVF's, then each file's it names
     vms: list[_VmEntry]
     networks: dict[str, str]  # id -> name
     problem: str = ""
+    files: tuple[str, ...] = ()  # a loose OVF: the files next to it that its key covers
 
 
 class _ZeroReader:
@@ -247,28 +256,45 @@ class OvaConnection:
                         todo.append(self.share.stat(e.path))  # its mtime now, not the listing's
                     except (FileNotFoundError, SourceError):
                         continue
-                elif name.lower().endswith(".ova") and not name.startswith("."):
+                elif name.lower().endswith((".ova", ".ovf")) and not name.startswith("."):
                     found.append(e)
         for gone in set(self._listings) - seen:
             del self._listings[gone]
         return sorted(found, key=lambda e: e.path)
 
+    def _stats(self, files: tuple[str, ...]) -> tuple[int, ...]:
+        """Size and mtime of each file (-1, -1 for one that is not there): one GETATTR each."""
+        out: list[int] = []
+        for rel in files:
+            try:
+                st = self.share.stat(rel)
+                out += [st.size, st.mtime_ns]
+            except (FileNotFoundError, SourceError):
+                out += [-1, -1]
+        return tuple(out)
+
     def _scan_one(self, entry: Entry) -> _OvaScan:
         st = self.share.stat(entry.path)  # a file rewritten in place keeps its folder's mtime
-        key = (st.size, st.mtime_ns)
-        cached = self._cache.get(entry.path)
+        key: tuple[int, ...] = (st.size, st.mtime_ns)
+        rel = entry.path
+        cached = self._cache.get(rel)
+        if cached is not None and cached.files:  # a loose OVF: its disks may change alone
+            key += self._stats(cached.files)
         if cached is not None and cached.key == key:
             return cached
-        rel = entry.path
+        loose = rel.lower().endswith(".ovf")
         try:
-            scan = self._read_ova(rel, key, st.size)
+            if loose:
+                scan = self._read_loose_ovf(rel, (st.size, st.mtime_ns))
+            else:
+                scan = self._read_ova(rel, (st.size, st.mtime_ns), st.size)
         except SourceError as e:
             log.warning("%s", e)
             scan = self._broken(rel, key, str(e))
         self._cache[rel] = scan
         return scan
 
-    def _broken(self, rel: str, key: tuple[int, int], problem: str) -> _OvaScan:
+    def _broken(self, rel: str, key: tuple[int, ...], problem: str) -> _OvaScan:
         """An OVA that cannot be read still shows up, as a VM that validation will block."""
         vm = VM(
             id=str(uuid.uuid5(_NS, f"ova:{rel}#")),
@@ -306,28 +332,99 @@ class OvaConnection:
             f.close()
         if len(data) != ovf_member.size:
             raise SourceError(f"{path}: {ovf_member.name} is truncated")
-        digests, unreadable = parse_manifest(mf_text)
-        mf_name = mf_member.name if mf_member is not None else ""
-        if unreadable:
-            log.warning("%s: %s has lines that are not digests: %s", path, mf_name, unreadable)
-        ovf_digest = digests.get(ovf_member.name) or digests.get(os.path.basename(ovf_member.name))
-        if ovf_digest is not None and ovf_digest.of(data) != ovf_digest.hex:
-            raise SourceError(
-                f"{path}: {ovf_member.name} does not match its {ovf_digest.algo} digest in "
-                f"{mf_name}: the OVA was damaged or edited after it was exported"
-            )
-        envelope = parse_ovf(data, f"{path}:{ovf_member.name}")
         by_name: dict[str, _Member] = {}
         links: dict[str, str] = {}
         for m in members:
             names = (m.name, os.path.basename(m.name))
             if m.isfile():
                 for n in names:
-                    by_name.setdefault(n, _Member(m.name, m.offset_data, m.size))
+                    by_name.setdefault(n, _Member(m.name, m.offset_data, m.size, rel, key))
             elif m.issym() or m.islnk():
                 what = "a symbolic link" if m.issym() else "a hard link"
                 for n in names:
                     links.setdefault(n, f"{what} to {m.linkname}")
+        mf_name = mf_member.name if mf_member is not None else ""
+        return self._envelope(
+            rel, key, data, ovf_member.name, mf_text, mf_name, by_name, links, file_size
+        )
+
+    def _read_loose_ovf(self, rel: str, key: tuple[int, int]) -> _OvaScan:
+        """A ``.ovf`` with its disk files (and ``<name>.mf``, if any) next to it."""
+        path = self.share.display(rel)
+        folder, _, ovf_name = rel.rpartition("/")
+        size = self.share.stat(rel).size
+        if size > MAX_OVF_SIZE:
+            raise SourceError(f"{path}: implausibly large for an OVF descriptor")
+        data = self._read_file(rel, size)
+        siblings = {
+            e.path.rsplit("/", 1)[-1]: e for e in self.share.listdir(folder) if not e.is_dir
+        }
+        stem = ovf_name[: -len(".ovf")]
+        mf = next((n for n in siblings if n.lower() == f"{stem.lower()}.mf"), "")
+        mf_text = ""
+        if mf and siblings[mf].size <= MAX_OVF_SIZE:
+            mf_text = self._read_file(siblings[mf].path, siblings[mf].size).decode(
+                "utf-8", "replace"
+            )
+        envelope = parse_ovf(data, path)
+        members: dict[str, _Member] = {}
+        files: list[str] = []
+        for f in envelope.files:
+            href = f.href
+            # a file in this folder or below it; a URL or a path out of it is no file of ours
+            parts = href.split("/")
+            if "://" in href or href.startswith("/") or ".." in parts or "" in parts:
+                continue
+            child = f"{folder}/{href}" if folder else href
+            files.append(child)
+            try:
+                st = self.share.stat(child)
+            except (FileNotFoundError, SourceError):
+                continue
+            if not st.is_dir:
+                members[href] = _Member(href, 0, st.size, child, (st.size, st.mtime_ns))
+        if mf:
+            files.append(siblings[mf].path)
+        scan = self._envelope(rel, key, data, ovf_name, mf_text, mf, members, {}, None)
+        scan.files = tuple(files)
+        scan.key = key + self._stats(scan.files)
+        return scan
+
+    def _read_file(self, rel: str, size: int) -> bytes:
+        f = self.share.open(rel)
+        try:
+            buf = bytearray(size)
+            n = f.readinto(0, buf) if size else 0
+        finally:
+            f.close()
+        if n != size:
+            raise SourceError(f"{self.share.display(rel)} is truncated ({n} of {size} bytes)")
+        return bytes(buf)
+
+    def _envelope(
+        self,
+        rel: str,
+        key: tuple[int, int],
+        data: bytes,
+        ovf_name: str,
+        mf_text: str,
+        mf_name: str,
+        by_name: dict[str, _Member],
+        links: dict[str, str],
+        file_size: int | None,
+    ) -> _OvaScan:
+        """The scan of one OVF descriptor (from an archive or loose) and the disks it names."""
+        path = self.share.display(rel)
+        digests, unreadable = parse_manifest(mf_text)
+        if unreadable:
+            log.warning("%s: %s has lines that are not digests: %s", path, mf_name, unreadable)
+        ovf_digest = digests.get(ovf_name) or digests.get(os.path.basename(ovf_name))
+        if ovf_digest is not None and ovf_digest.of(data) != ovf_digest.hex:
+            raise SourceError(
+                f"{path}: {ovf_name} does not match its {ovf_digest.algo} digest in "
+                f"{mf_name}: the OVA was damaged or edited after it was exported"
+            )
+        envelope = parse_ovf(data, path if file_size is None else f"{path}:{ovf_name}")
         archive = _Archive(by_name, links, digests, mf_name, file_size)
         networks = {network_id(n.name): n.name for n in envelope.networks}
         vms = [
@@ -371,20 +468,22 @@ class OvaConnection:
                     )
                 )
             elif href and member is None:
-                problem = f"{path}: disk file {href} is missing from the archive"
+                where = "the archive" if archive.size is not None else "its folder"
+                problem = f"{path}: disk file {href} is missing from {where}"
                 concerns.append(
                     _concern(
                         "Disk file missing",
                         f"The OVF of {rel} references {href} for disk {d.disk_id}, "
-                        "but the archive does not contain it.",
+                        f"but {where} does not contain it.",
                     )
                 )
             elif member is not None:
                 expected = d.file.size if d.file else None
-                if member.offset + member.size > archive.size or (
+                end = archive.size if archive.size is not None else member.size
+                if member.offset + member.size > end or (
                     expected is not None and member.size < expected
                 ):
-                    have = min(member.size, max(0, archive.size - member.offset))
+                    have = min(member.size, max(0, end - member.offset))
                     want = expected if expected is not None else member.size
                     problem = f"{path}: disk file {href} is truncated ({have} of {want} bytes)"
                     concerns.append(
@@ -601,17 +700,15 @@ class OvaConnection:
             raise SourceError(de.problem)
         if de.member is None:
             return _ZeroReader(de.ovf.capacity)
-        scanned = self._cache.get(entry.rel)
-        key = scanned.key if scanned is not None else (-1, -1)
-        now = self.share.stat(entry.rel)
+        rel, key = de.member.rel, de.member.key  # the OVA, or a loose OVF's disk file
+        shown = self.share.display(rel)
+        now = self.share.stat(rel)
         if (now.size, now.mtime_ns) != key:
-            raise SourceError(
-                f"{entry.ova} changed since it was scanned; the next pass reads it again"
-            )
+            raise SourceError(f"{shown} changed since it was scanned; the next pass reads it again")
         if de.digest is not None:
             wrong = check_member(
                 self.share,
-                entry.rel,
+                rel,
                 de.member.name,
                 de.member.offset,
                 de.member.size,
@@ -621,13 +718,13 @@ class OvaConnection:
             if wrong:
                 raise SourceError(f"{entry.ova}: disk {disk_key} of VM {entry.vm.name}: {wrong}")
         reader = open_member(
-            entry.ova,
+            shown,
             de.member.offset,
             de.member.size,
             self.streams,
             member_name=de.member.name,
-            file_node=self.share.qemu_file(entry.rel),
-            file=self.share.open(entry.rel),
+            file_node=self.share.qemu_file(rel),
+            file=self.share.open(rel),
         )
         if reader.size > de.ovf.capacity:
             # the OVF is the VM's declared size: a disk image larger than that holds data the
@@ -647,9 +744,7 @@ class OvaConnection:
         with self._lock:
             self._readers = [r for r in self._readers if not r.closed]
             self._readers.append(reader)
-        return _Watched(
-            reader, self.share, entry.rel, key, f"disk {disk_key} of VM {entry.vm.name}"
-        )
+        return _Watched(reader, self.share, rel, key, f"disk {disk_key} of VM {entry.vm.name}")
 
     def close(self) -> None:
         """Close every reader this connection opened that is still open."""

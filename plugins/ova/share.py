@@ -3,8 +3,9 @@
 The OVA reader (tar headers, OVF, manifest digests) and the disk reader (a sparse VMDK decoded
 in process, :mod:`plugins.ova.sparse`) ask a :class:`Folder` for bytes and never care which one
 it is: :class:`LocalFolder` reads with ``os.preadv``; :class:`NfsFolder` speaks NFSv3 itself
-(``nfs-rs``, AUTH_SYS, in user space), so neither the reconciler's pod nor a transfer Job's needs
-a mount, privileges or an NFS client package. For a VMDK the in-process decoder does not read
+(``nfs-rs``, AUTH_SYS, in user space; a file's bytes with libnfs where it is installed, as fast
+as ``nfs-cat``: :mod:`plugins.ova.libnfs`), so neither the reconciler's pod nor a transfer Job's
+needs a mount, privileges or an NFS client package. For a VMDK the in-process decoder does not read
 (flat, or a layout it does not know), the folder names the qemu block node that reads the file:
 qemu's ``file`` driver locally, its ``nfs`` driver (libnfs, user space too) on a share.
 
@@ -23,13 +24,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
+from plugins.ova import libnfs
 from reconciler.sources import SourceError
 
-READ_SIZE = 4 * 1024 * 1024  # one read of a sequential pass (nfs-rs splits it by max_read)
-# nfs-rs reads of this size, one after the other: measured against ganesha on 127.0.0.1 (256 MiB,
-# busy 2-core machine, medians of 5): 512 KiB reads 0.24 s wall / 0.12 s CPU; 4 MiB reads (the
-# server's max_read, which nfs-rs asks in one RPC) 0.55 s / 0.16 s; AsyncClient with 8-16 reads
-# in flight 0.5-0.6 s / 0.24-0.39 s; threads slower still; nfs-cat 0.16-0.36 s / 0.05 s
+# reads without libnfs (plugins.ova.libnfs), through nfs-rs: pieces of this size, one after the
+# other. nfs-rs zero-fills and copies every reply (profiled: a third of its CPU) and costs ~0.1 ms
+# of CPU per call; measured against ganesha on 127.0.0.1 (256 MiB, busy 2-core machine): 512 KiB
+# to 2 MiB pieces 0.5-0.9x nfs-cat, 4 MiB (its max_read) or more 0.35-0.6x; AsyncClient with 8-16
+# reads in flight and more threads slower and costlier; libnfs 1.0x (the README's figures)
 NFS_PIECE = 512 * 1024
 QEMU_NFS_READAHEAD = 1024 * 1024  # qemu's nfs driver maximum: grain reads come in batches
 
@@ -271,14 +273,38 @@ class _NfsFile:
             pass
 
 
+class _LibnfsFile:
+    """A :class:`plugins.ova.libnfs.LibnfsFile` whose failures name the share and the file."""
+
+    def __init__(self, folder: NfsFolder, rel: str, f: libnfs.LibnfsFile) -> None:
+        self._folder = folder
+        self._rel = rel
+        self._f = f
+        self.size = f.size
+
+    def readinto(self, offset: int, buf: bytearray | memoryview) -> int:
+        try:
+            return self._f.readinto(offset, buf)
+        except OSError as e:
+            raise self._folder.failure(e, self._rel) from e
+
+    def close(self) -> None:
+        self._f.close()
+
+
 class NfsFolder:
     """An NFS share read in user space with ``nfs-rs`` (NFSv3, AUTH_SYS)."""
 
     local = False
 
-    def __init__(self, location: NfsLocation, provider: str = "") -> None:
+    def __init__(
+        self, location: NfsLocation, provider: str = "", *, use_libnfs: bool = True
+    ) -> None:
         self.location = location
         self.provider = provider
+        # file reads through libnfs where it is installed (plugins.ova.libnfs); a share on a
+        # fixed port (nfs://host:port/...) is read with nfs-rs: libnfs 4 asks the portmapper
+        self.use_libnfs = use_libnfs and location.port is None and libnfs.library() is not None
         self.where = f"NFS share {location.forklift}"
         self._lock = threading.Lock()
         self._client: Any = None
@@ -386,9 +412,21 @@ class NfsFolder:
         return self._call(rel, scan)
 
     def open(self, rel: str) -> RandomFile:
+        """The file at ``rel``, read with libnfs where it is installed (``plugins.ova.libnfs``:
+        as fast as ``nfs-cat``), else with ``nfs-rs``; opening it checks that it can be read."""
+        size = self.stat(rel).size
+        if self.use_libnfs:
+            try:
+                return _LibnfsFile(
+                    self,
+                    rel,
+                    libnfs.LibnfsFile(self.location.host, self.location.export, rel, size),
+                )
+            except OSError as e:
+                raise self.failure(e, rel) from e
+
         def do(c: Any) -> _NfsFile:
-            info = c.stat(rel)
-            return _NfsFile(self, rel, c.open(rel, "rb"), int(info.size))
+            return _NfsFile(self, rel, c.open(rel, "rb"), size)
 
         return self._call(rel, do)
 

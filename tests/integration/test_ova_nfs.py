@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import signal
 import subprocess
+import tarfile
 import time
 
 import pytest
@@ -70,6 +71,30 @@ def test_cold_migration_from_a_share_to_the_local_target(workspace_factory, nfs_
     inventory = ws.cli("inventory", str(ws.clone), "--provider", "ova-files", check=True)
     assert "web-01" in inventory.stdout and "db-02" in inventory.stdout
     assert url.startswith("127.0.0.1:/")
+
+
+def test_cold_migration_of_loose_ovfs_on_a_share(workspace_factory, nfs_server) -> None:
+    """Folders holding a loose ``.ovf`` with its disks (the OVAs unpacked in place), as
+    Forklift also serves them: migrated like the OVAs, byte-identical, manifests checked."""
+    ws = workspace_factory([small_vm("web-01", 1), small_vm("db-02", 2, disks=2)])
+    move_to_share(ws, nfs_server)
+    for name in ws.ovas:
+        ova = ws.ova / f"{name}.ova"
+        folder = ws.ova / name
+        folder.mkdir()
+        with tarfile.open(ova) as tar:
+            tar.extractall(folder, filter="data")
+        for p in [folder, *folder.iterdir()]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        ova.unlink()
+    proc = ws.reconcile("--once")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    vms = vms_of(ws)
+    assert {v["phase"] for v in vms.values()} == {"Completed"}, vms
+    ns = ws.cluster / "demo-vms"
+    for name, info in ws.ovas.items():
+        for i, disk in enumerate(info.disks):
+            assert disk_digest_of_file(ns / "disks" / f"{name}-disk-{i}.img") == disk.digest
 
 
 def test_cold_migration_from_a_share_to_a_kubevirt_cluster(

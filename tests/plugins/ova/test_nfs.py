@@ -4,13 +4,17 @@ restart, and the errors a user can act on."""
 
 from __future__ import annotations
 
+import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from plugins.ova import libnfs
+from plugins.ova.factory import DiskSpec, build_ova
 from plugins.ova.plugin import OvaConnection, mtv_gitops_connect
-from plugins.ova.share import NfsFolder, NfsLocation, parse_nfs
+from plugins.ova.share import NfsFolder, NfsLocation, _LibnfsFile, parse_nfs
 from reconciler.sources import SourceError
 
 from .conftest import build_sample
@@ -106,3 +110,91 @@ def test_root_squash_says_what_the_share_must_allow(nfs_server, tmp_path: Path) 
         assert "world-readable" in message and f"127.0.0.1:{folder}/private.ova" in message
     finally:
         conn.close()
+
+
+@pytest.fixture(scope="module")
+def blob(nfs_server) -> tuple[Path, bytes]:
+    """A file on the share that is not a multiple of any read size (libnfs reads 1 MiB)."""
+    folder = nfs_server.export / "blob"
+    folder.mkdir(exist_ok=True)
+    folder.chmod(0o755)
+    data = os.urandom(3 * 1024 * 1024 + 4321)
+    (folder / "blob.bin").write_bytes(data)
+    (folder / "blob.bin").chmod(0o644)
+    return folder, data
+
+
+@pytest.mark.parametrize("use_libnfs", [True, False], ids=["libnfs", "nfs-rs"])
+def test_both_nfs_clients_read_the_same_bytes(blob, use_libnfs: bool) -> None:
+    """Reads go through libnfs where it is installed, else nfs-rs: the same bytes at any
+    offset and length, short only at the end, from several threads at once."""
+    if use_libnfs and libnfs.library() is None:
+        pytest.skip(f"{libnfs.SONAME} is not installed")
+    folder, data = blob
+    share = NfsFolder(NfsLocation("127.0.0.1", str(folder)), use_libnfs=use_libnfs)
+    f = share.open("blob.bin")
+    try:
+        assert f.size == len(data)
+        assert isinstance(f, _LibnfsFile) == use_libnfs
+        buf = bytearray(2 * 1024 * 1024 + 7)
+        assert f.readinto(123, buf) == len(buf) and bytes(buf) == data[123 : 123 + len(buf)]
+        assert f.readinto(len(data) - 10, buf) == 10 and bytes(buf[:10]) == data[-10:]
+        assert f.readinto(len(data), buf) == 0
+
+        def piece(i: int) -> bool:
+            out = bytearray(1024 * 1024 + 1)
+            at = i * 300_001
+            n = f.readinto(at, out)
+            return bytes(out[:n]) == data[at : at + n] and n == min(len(out), len(data) - at)
+
+        with ThreadPoolExecutor(4) as pool:
+            assert all(pool.map(piece, range(10)))
+    finally:
+        f.close()
+        share.close()
+
+
+def test_a_libnfs_read_connects_again_after_the_server_restarts(blob, nfs_server) -> None:
+    """A read on a connection the server dropped connects again and goes on (a hard mount's
+    retry); a server that stays away fails the read once ``retry_seconds`` have passed."""
+    if libnfs.library() is None:
+        pytest.skip(f"{libnfs.SONAME} is not installed")
+    folder, data = blob
+    f = libnfs.LibnfsFile("127.0.0.1", str(folder), "blob.bin", len(data), retry_seconds=0.5)
+    try:
+        buf = bytearray(100_000)
+        assert f.readinto(0, buf) == len(buf)
+        nfs_server.stop()
+        with pytest.raises(ConnectionError):
+            f.readinto(0, buf)
+        nfs_server.start()
+        assert f.readinto(5000, buf) == len(buf) and bytes(buf) == data[5000:105_000]
+    finally:
+        f.close()
+        if nfs_server.proc is None:
+            nfs_server.start()
+
+
+def test_long_spans_from_the_share_decode_as_locally(nfs_server) -> None:
+    """Incompressible data makes the compressed grains of a read one long span (several of
+    libnfs's 1 MiB reads): the same bytes as locally, for one long read and for reads from
+    several threads (each borrowing its own connection)."""
+    folder = nfs_server.export / "spans"
+    folder.mkdir()
+    folder.chmod(0o755)
+    data = os.urandom(6 * 1024 * 1024 + 1000)
+    built = build_ova(folder / "big.ova", "big", disks=[DiskSpec(8 * 1024 * 1024, [(4096, data)])])
+    built.path.chmod(0o644)
+    remote, local = _connect(f"127.0.0.1:{folder}"), OvaConnection(folder)
+    try:
+        [vm] = remote.inventory().vms
+        key = vm.disks[0].key
+        with remote.open_disk(vm.id, key) as r, local.open_disk(vm.id, key) as lr:
+            whole = r.read(0, r.size)
+            assert whole == lr.read(0, lr.size) and whole[4096 : 4096 + len(data)] == data
+            with ThreadPoolExecutor(4) as pool:
+                parts = list(pool.map(lambda i: r.read(i * 2_000_000, 3_000_000), range(4)))
+            assert parts == [whole[i * 2_000_000 : i * 2_000_000 + 3_000_000] for i in range(4)]
+    finally:
+        remote.close()
+        local.close()
