@@ -99,8 +99,9 @@ KINDS = (
 )
 
 
-def view_spec(view: Any, kind: Kind) -> Any:
-    """A FilterSpec for ``kind``'s properties on every object a ContainerView holds."""
+def view_spec(view: Any, *kinds: Kind) -> Any:
+    """A FilterSpec for the ``kinds``' properties on every object a ContainerView holds (one
+    PropertySpec per kind)."""
     from pyVmomi import vim, vmodl
 
     pc = vmodl.query.PropertyCollector
@@ -116,7 +117,10 @@ def view_spec(view: Any, kind: Kind) -> Any:
                 ],
             )
         ],
-        propSet=[pc.PropertySpec(type=kind.vim_class(), pathSet=list(kind.props), all=False)],
+        propSet=[
+            pc.PropertySpec(type=kind.vim_class(), pathSet=list(kind.props), all=False)
+            for kind in kinds
+        ],
     )
 
 
@@ -158,8 +162,24 @@ def collect(si: Any, kind: Kind, page: int = PAGE, lxml: bool = True) -> dict[st
 
 
 def read_all(si: Any, lxml: bool = True) -> Snapshot:
-    """The whole inventory, one paged retrieval per kind (no state left on the server)."""
-    return Snapshot(**{k.field: collect(si, k, lxml=lxml) for k in KINDS})
+    """The whole inventory in one paged retrieval: a ContainerView of every kind's type and a
+    PropertySpec per kind, so the small kinds cost no round trips of their own (4 calls in
+    all; no state left on the server). The kinds' types are disjoint, so an object's class
+    says which table it belongs to."""
+    content = si.RetrieveContent()
+    view = content.viewManager.CreateContainerView(
+        content.rootFolder, [k.vim_class() for k in KINDS], True
+    )
+    try:
+        found = retrieve(content.propertyCollector, view_spec(view, *KINDS), lxml=lxml)
+    finally:
+        view.Destroy()
+    snap = Snapshot()
+    for moid, props in found.items():
+        kind = next((k for k in KINDS if isinstance(props["_obj"], k.vim_class())), None)
+        if kind is not None:
+            getattr(snap, kind.field)[moid] = props
+    return snap
 
 
 def datacenter_of(snapshot: Snapshot, moid: str) -> str | None:
