@@ -9,6 +9,8 @@ deserializer was most of a 5,000-VM read's time.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,20 +136,48 @@ def retrieve(collector: Any, spec: Any, page: int = PAGE, lxml: bool = True) -> 
     plain, the reference the tests compare with)."""
     from pyVmomi import vmodl
 
-    from plugins.vsphere.soapparse import invoke
-
     out: dict[str, dict] = {}
     options = vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=page)
-    res = invoke(collector, "RetrievePropertiesEx", [spec], options, lxml=lxml)
-    while res is not None:
+    for res in pages(collector, spec, options, lxml):
         for obj in res.get("objects", ()):
             props = {p["name"]: p.get("val") for p in obj.get("propSet", ())}
             props["_obj"] = obj["obj"]
             out[obj["obj"]._moId] = props
-        if not res.get("token"):
-            break
-        res = invoke(collector, "ContinueRetrievePropertiesEx", res["token"], lxml=lxml)
     return out
+
+
+def pages(collector: Any, spec: Any, options: Any, lxml: bool = True) -> Iterator[dict]:
+    """RetrievePropertiesEx's answers for ``spec``, page after page (ContinueRetrievePropertiesEx
+    with each page's token).
+
+    Read by lxml, the next page is asked for as soon as this one is parsed (its token is near
+    the top), on a thread of its own: vCenter prepares it and lxml parses it while this thread
+    builds the current page's records, instead of each waiting for the other."""
+    from plugins.vsphere.soapparse import fetch, invoke, streams
+
+    if not lxml or not streams(collector):
+        res = invoke(collector, "RetrievePropertiesEx", [spec], options, lxml=lxml)
+        while res is not None:
+            yield res
+            if not res.get("token"):
+                return
+            res = invoke(collector, "ContinueRetrievePropertiesEx", res["token"], lxml=lxml)
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="vsphere-next-page") as ahead:
+        current = fetch(collector, "RetrievePropertiesEx", [spec], options)
+        while True:
+            token = current.text("token")
+            following = (
+                ahead.submit(fetch, collector, "ContinueRetrievePropertiesEx", token)
+                if token
+                else None
+            )
+            res = current.records()
+            if res is not None:
+                yield res
+            if following is None:
+                return
+            current = following.result()
 
 
 def collect(si: Any, kind: Kind, page: int = PAGE, lxml: bool = True) -> dict[str, dict]:

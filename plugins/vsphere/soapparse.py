@@ -27,6 +27,7 @@ import io
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from http.client import HTTPException, IncompleteRead
@@ -313,7 +314,9 @@ def _other(t: Any, data: str, el: Any) -> Any:
 def _xml_parser() -> Any:
     from lxml import etree
 
-    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+    return etree.XMLParser(
+        resolve_entities=False, no_network=True, huge_tree=True, collect_ids=False
+    )
 
 
 @contextmanager
@@ -332,23 +335,48 @@ def _gc_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _returnval(stub: Any, root: Any, result_type: Any) -> Any:
-    body_el = root.find(SOAP_BODY)
-    response = body_el[0] if body_el is not None and len(body_el) else None
-    if response is None:
-        raise HTTPException("a SOAP answer without a body")
-    ret = next((c for c in response if isinstance(c.tag, str)), None)
-    if ret is None:
-        return None
-    with _gc_paused():
-        return Parser(stub).value(ret, result_type)
+@dataclass(frozen=True)
+class Parsed:
+    """An answer lxml has parsed, its records not built yet: what the next call needs (a
+    page's ``token``) is read from it first, so that call can travel while these records are
+    built."""
+
+    stub: Any
+    ret: Any  # the returnval element; None when the answer has none
+    result_type: Any
+
+    @classmethod
+    def of(cls, stub: Any, root: Any, result_type: Any) -> Parsed:
+        body_el = root.find(SOAP_BODY)
+        response = body_el[0] if body_el is not None and len(body_el) else None
+        if response is None:
+            raise HTTPException("a SOAP answer without a body")
+        ret = next((c for c in response if isinstance(c.tag, str)), None)
+        return cls(stub, ret, result_type)
+
+    def text(self, name: str) -> str | None:
+        """The text of the returnval's child element ``name`` (``token``), None without one."""
+        el = None if self.ret is None else self.ret.find("{*}" + name)
+        return None if el is None else el.text or ""
+
+    def records(self) -> Any:
+        """The returnval as a plain record (None when there is none)."""
+        if self.ret is None:
+            return None
+        with _gc_paused():
+            return Parser(self.stub).value(self.ret, self.result_type)
 
 
 def parse_response(stub: Any, body: bytes, result_type: Any) -> Any:
     """The ``returnval`` of a SOAP answer as a plain record (None when there is none)."""
     from lxml import etree
 
-    return _returnval(stub, etree.fromstring(body, _xml_parser()), result_type)
+    return Parsed.of(stub, etree.fromstring(body, _xml_parser()), result_type).records()
+
+
+def streams(mo: Any) -> bool:
+    """Whether calls of ``mo`` can go through :func:`fetch`: a pyvmomi SOAP stub is behind it."""
+    return isinstance(mo._stub, SoapAdapter.SoapStubAdapter)
 
 
 def invoke(mo: Any, method: str, *args: Any, lxml: bool = True) -> Any:
@@ -357,7 +385,7 @@ def invoke(mo: Any, method: str, *args: Any, lxml: bool = True) -> Any:
     With ``lxml`` (and a pyvmomi ``SoapStubAdapter`` behind ``mo``), the request travels over
     the stub's own connection and lxml reads the answer as it arrives (:func:`call`);
     otherwise pyvmomi makes the call and :func:`plain` converts what it returns."""
-    if not lxml or not isinstance(mo._stub, SoapAdapter.SoapStubAdapter):
+    if not lxml or not streams(mo):
         return plain(getattr(mo, method)(*args))
     return call(mo, method, *args)
 
@@ -432,15 +460,21 @@ def _stream(resp: Any, sink: Any) -> None:
 
 
 def call(mo: Any, method: str, *args: Any) -> Any:
+    """Call ``method`` of ``mo`` over its pyvmomi stub's connection: the answer's records
+    (:func:`fetch`)."""
+    return fetch(mo, method, *args).records()
+
+
+def fetch(mo: Any, method: str, *args: Any) -> Parsed:
     """Call ``method`` of ``mo`` over its pyvmomi stub's connection; lxml parses the answer
     while it arrives, so the parse overlaps the server's sending instead of following it.
-    The records are built once the whole answer is in (a broken answer yields nothing); a
+    The records are built later, from the whole answer (a broken answer yields nothing); a
     fault (HTTP 500) is raised as pyvmomi raises it."""
     stub = mo._stub
     result_type = type(mo)._GetMethodInfo(method).result
     conn, resp = _send(mo, method, args)
     if resp.status == 500:
-        return answer(stub, 500, _read_all(stub, conn, resp), result_type)
+        answer(stub, 500, _read_all(stub, conn, resp), result_type)  # raises the fault
     parser = _xml_parser()
     try:
         _stream(resp, parser.feed)
@@ -452,7 +486,7 @@ def call(mo: Any, method: str, *args: Any) -> Any:
         conn.close()  # an answer lxml refuses: what is left of it is never read
         raise
     stub.ReturnConnection(conn)
-    return _returnval(stub, root, result_type)
+    return Parsed.of(stub, root, result_type)
 
 
 def _read_all(stub: Any, conn: Any, resp: Any) -> bytes:

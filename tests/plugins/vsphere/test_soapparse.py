@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from plugins.vsphere import session
-from plugins.vsphere.inventory import read_all, retrieve
+from plugins.vsphere.inventory import pages, read_all, retrieve
 from plugins.vsphere.soapparse import answer, invoke, parse_response, plain
 from plugins.vsphere.updates import InventoryCache
 from reconciler.sources import sha1_fingerprint
@@ -306,6 +306,13 @@ class Answers(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.replies: list[Reply] = []
+        self.requests: list[bytes] = []  # the SOAP requests, in the order they came
+        self.arrived = threading.Condition()
+
+    def wait_for(self, n: int) -> bool:
+        """Whether ``n`` requests have come (waits for them, 30 s at most)."""
+        with self.arrived:
+            return self.arrived.wait_for(lambda: len(self.requests) >= n, timeout=30)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -316,7 +323,10 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        self.rfile.read(int(self.headers["Content-Length"]))
+        request = self.rfile.read(int(self.headers["Content-Length"]))
+        with self.server.arrived:
+            self.server.requests.append(request)
+            self.server.arrived.notify_all()
         reply = self.server.replies.pop(0)
         body = gzip.compress(reply.body) if reply.framing == "gzip" else reply.body
         self.send_response(reply.status)
@@ -451,3 +461,69 @@ def test_an_answer_broken_mid_stream_raises_and_the_next_call_works(answers: Ans
         invoke(collector, "WaitForUpdatesEx", "6", wait_options())
     got = invoke(collector, "WaitForUpdatesEx", "6", wait_options())
     assert got == reference(body, result_type("WaitForUpdatesEx"))
+
+
+def page(method: str, token: str | None, *moids: str) -> bytes:
+    """One page of a RetrievePropertiesEx answer: each VM's name (and a unicode one)."""
+    objects = "".join(
+        f'<objects><obj type="VirtualMachine">{m}</obj><propSet><name>name</name>'
+        f'<val xsi:type="xsd:string">{m} ☃ &amp;</val></propSet></objects>'
+        for m in moids
+    )
+    token_el = f"<token>{token}</token>" if token else ""
+    answer = f'<{method}Response xmlns="urn:vim25"><returnval>{token_el}{objects}</returnval>'
+    return ENVELOPE.format(answer + f"</{method}Response>").encode()
+
+
+def test_pages_are_asked_for_in_turn_with_their_tokens(answers: Answers) -> None:
+    collector = collector_on(answers)
+    bodies = [
+        page("RetrievePropertiesEx", "t-1", "vm-1", "vm-2"),
+        page("ContinueRetrievePropertiesEx", "t-2", "vm-3"),
+        page("ContinueRetrievePropertiesEx", None, "vm-4", "vm-5"),
+    ]
+    answers.replies += [Reply(b, (3, 1000)) for b in bodies]
+    spec, _ = some_call()
+    got = retrieve(collector, spec[0], page=2)
+    assert {m: p["name"] for m, p in got.items()} == {f"vm-{i}": f"vm-{i} ☃ &" for i in range(1, 6)}
+    assert all(p["_obj"]._moId == m for m, p in got.items())
+    first, *rest = answers.requests
+    assert b"<RetrievePropertiesEx " in first and b"<maxObjects>2</maxObjects>" in first
+    assert [b"ContinueRetrievePropertiesEx" in r for r in rest] == [True, True]
+    assert [b">t-1</token>" in rest[0], b">t-2</token>" in rest[1]] == [True, True]
+
+
+def test_the_next_page_is_asked_for_before_this_one_is_used(answers: Answers) -> None:
+    from pyVmomi import vmodl
+
+    collector = collector_on(answers)
+    answers.replies += [
+        Reply(page("RetrievePropertiesEx", "t-1", "vm-1")),
+        Reply(page("ContinueRetrievePropertiesEx", None, "vm-2")),
+    ]
+    spec, _ = some_call()
+    options = vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=1)
+    answered = pages(collector, spec[0], options)
+    first = next(answered)
+    assert answers.wait_for(2)  # asked for while the first page is still in our hands
+    assert [o["obj"]._moId for o in first["objects"]] == ["vm-1"]
+    assert [o["obj"]._moId for p in answered for o in p["objects"]] == ["vm-2"]
+
+
+def test_a_fault_on_a_later_page_is_raised_as_pyvmomi_raises_it(answers: Answers) -> None:
+    from pyVmomi import vmodl
+
+    collector = collector_on(answers)
+    gone = FAULT.format(name="ManagedObjectNotFound").replace(
+        'xsi:type="ManagedObjectNotFound"/>',
+        'xsi:type="ManagedObjectNotFound"><obj type="VirtualMachine">vm-3</obj>'
+        "</ManagedObjectNotFoundFault>",
+    )
+    answers.replies += [
+        Reply(page("RetrievePropertiesEx", "t-1", "vm-1")),
+        Reply(ENVELOPE.format(gone).encode(), (2, 3), status=500),
+    ]
+    spec, _ = some_call()
+    with pytest.raises(vmodl.fault.ManagedObjectNotFound):
+        retrieve(collector, spec[0], page=1)
+    assert len(answers.requests) == 2
