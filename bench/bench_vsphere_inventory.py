@@ -9,7 +9,8 @@ resource pool of ``--vms-per-pool`` VMs (2 x 2,500 = 5,000 VMs), logs in over TL
       closed before the next; in turns with it the baseline, the same read with the answers
       parsed by pyvmomi's deserializer (``InventoryCache(lxml=False)``: how the plugin read
       before lxml did), whose records must equal lxml's; beside them ``read_all`` (one paged
-      RetrievePropertiesEx per kind, the other way to read everything), median of ``--runs``
+      RetrievePropertiesEx of every kind, the other way to read everything), median of
+      ``--runs``
   (b) incremental: the next ``snapshot()`` of a warm cache after one VM was renamed (the rename
       task waited for), median of ``--runs`` renames; and a pass with nothing changed
   (c) naive (baseline): per VM, ``vm.name`` and ``vm.config.hardware.numCPU`` read through
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
             naive / f_wall,
         ),
         (
-            "a  full: read_all (RetrieveProps per kind)",
+            "a  full: read_all (one RetrieveProps)",
             k_wall,
             k_best,
             k_cpu,

@@ -22,11 +22,15 @@ this parser with, and the path :func:`invoke` takes when told not to use lxml. A
 from __future__ import annotations
 
 import base64
+import gc
 import io
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from http.client import HTTPException
+from http.client import HTTPException, IncompleteRead
 from typing import Any
 
 from pyVmomi import Iso8601, SoapAdapter, VmomiSupport
@@ -307,37 +311,91 @@ def _other(t: Any, data: str, el: Any) -> Any:
     return t(data)
 
 
+def _xml_parser() -> Any:
+    from lxml import etree
+
+    return etree.XMLParser(
+        resolve_entities=False, no_network=True, huge_tree=True, collect_ids=False
+    )
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while an answer's records are built: they are
+    millions of new dicts and lists without a single cycle, and the collections their
+    allocations trigger (each over every object the process holds) cost a tenth or more of
+    the parse. Left alone when it is off already."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """An answer lxml has parsed, its records not built yet: what the next call needs (a
+    page's ``token``) is read from it first, so that call can travel while these records are
+    built."""
+
+    stub: Any
+    ret: Any  # the returnval element; None when the answer has none
+    result_type: Any
+
+    @classmethod
+    def of(cls, stub: Any, root: Any, result_type: Any) -> Parsed:
+        body_el = root.find(SOAP_BODY)
+        response = body_el[0] if body_el is not None and len(body_el) else None
+        if response is None:
+            raise HTTPException("a SOAP answer without a body")
+        ret = next((c for c in response if isinstance(c.tag, str)), None)
+        return cls(stub, ret, result_type)
+
+    def text(self, name: str) -> str | None:
+        """The text of the returnval's child element ``name`` (``token``), None without one."""
+        el = None if self.ret is None else self.ret.find("{*}" + name)
+        return None if el is None else el.text or ""
+
+    def records(self) -> Any:
+        """The returnval as a plain record (None when there is none)."""
+        if self.ret is None:
+            return None
+        with _gc_paused():
+            return Parser(self.stub).value(self.ret, self.result_type)
+
+
 def parse_response(stub: Any, body: bytes, result_type: Any) -> Any:
     """The ``returnval`` of a SOAP answer as a plain record (None when there is none)."""
     from lxml import etree
 
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
-    root = etree.fromstring(body, parser)
-    body_el = root.find(SOAP_BODY)
-    response = body_el[0] if body_el is not None and len(body_el) else None
-    if response is None:
-        raise HTTPException("a SOAP answer without a body")
-    ret = next((c for c in response if isinstance(c.tag, str)), None)
-    if ret is None:
-        return None
-    return Parser(stub).value(ret, result_type)
+    return Parsed.of(stub, etree.fromstring(body, _xml_parser()), result_type).records()
+
+
+def streams(mo: Any) -> bool:
+    """Whether calls of ``mo`` can go through :func:`fetch`: a pyvmomi SOAP stub is behind it."""
+    return isinstance(mo._stub, SoapAdapter.SoapStubAdapter)
 
 
 def invoke(mo: Any, method: str, *args: Any, lxml: bool = True) -> Any:
     """Call ``method`` of the managed object ``mo``; its answer as a plain record.
 
     With ``lxml`` (and a pyvmomi ``SoapStubAdapter`` behind ``mo``), the request travels over
-    the stub's own connection and lxml reads the answer; otherwise pyvmomi makes the call and
-    :func:`plain` converts what it returns."""
-    info = type(mo)._GetMethodInfo(method)
-    if not lxml or not isinstance(mo._stub, SoapAdapter.SoapStubAdapter):
+    the stub's own connection and lxml reads the answer as it arrives (:func:`call`);
+    otherwise pyvmomi makes the call and :func:`plain` converts what it returns."""
+    if not lxml or not streams(mo):
         return plain(getattr(mo, method)(*args))
-    return answer(mo._stub, *post(mo, method, *args), info.result)
+    return call(mo, method, *args)
 
 
-def post(mo: Any, method: str, *args: Any) -> tuple[int, bytes]:
-    """Send one call over the stub's connection as pyvmomi would: its HTTP status and the
-    answer's bytes (decompressed)."""
+CHUNK = 1 << 18  # bytes handed to lxml at a time, at most: one read of the socket
+
+
+def _send(mo: Any, method: str, args: tuple[Any, ...]) -> tuple[Any, Any]:
+    """Send one call over the stub's connection as pyvmomi would: the connection and the
+    answer (its status and headers read, its body not yet)."""
     stub = mo._stub
     info = type(mo)._GetMethodInfo(method)
     headers = {
@@ -357,10 +415,8 @@ def post(mo: Any, method: str, *args: Any) -> tuple[int, bytes]:
     try:
         conn.request("POST", stub.path, req, headers)
         resp = conn.getresponse()
-        body = resp.read()
     except (OSError, HTTPException):
-        conn.close()  # as pyvmomi: the server is probably sick, drop the pooled connections
-        stub.DropConnections()
+        _sick(stub, conn)
         raise
     cookie = resp.getheader("Set-Cookie") or resp.getheader("set-cookie")
     if cookie:
@@ -368,11 +424,87 @@ def post(mo: Any, method: str, *args: Any) -> tuple[int, bytes]:
     if resp.status not in (200, 500):
         conn.close()
         raise HTTPException(f"{resp.status} {resp.reason}")
-    stub.ReturnConnection(conn)
+    return conn, resp
+
+
+def _sick(stub: Any, conn: Any) -> None:
+    """As pyvmomi after a failed exchange: the server is probably sick, drop the pooled
+    connections too."""
+    conn.close()
+    stub.DropConnections()
+
+
+def _inflater(resp: Any) -> Any:
     encoding = (resp.getheader("Content-Encoding") or "identity").lower()
-    if encoding in ("gzip", "deflate"):
-        body = zlib.decompress(body, 16 + zlib.MAX_WBITS if encoding == "gzip" else 0)
-    return resp.status, body
+    if encoding not in ("gzip", "deflate"):
+        return None
+    return zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else 0)
+
+
+def _stream(resp: Any, sink: Any) -> None:
+    """Hand ``sink`` the answer's body (decompressed) piece by piece as the socket gives it;
+    an answer cut short raises IncompleteRead, as ``resp.read()`` does."""
+    inflate = _inflater(resp)
+    while True:
+        chunk = resp.read1(CHUNK)
+        if not chunk:
+            break
+        sink(inflate.decompress(chunk) if inflate is not None else chunk)
+    if resp.length:  # the connection ended before Content-Length bytes came
+        raise IncompleteRead(b"", resp.length)
+    resp.read()  # b"", and the answer marked as read: the connection can carry the next call
+    if inflate is not None:
+        sink(inflate.flush())
+        if not inflate.eof:
+            raise IncompleteRead(b"")
+
+
+def call(mo: Any, method: str, *args: Any) -> Any:
+    """Call ``method`` of ``mo`` over its pyvmomi stub's connection: the answer's records
+    (:func:`fetch`)."""
+    return fetch(mo, method, *args).records()
+
+
+def fetch(mo: Any, method: str, *args: Any) -> Parsed:
+    """Call ``method`` of ``mo`` over its pyvmomi stub's connection; lxml parses the answer
+    while it arrives, so the parse overlaps the server's sending instead of following it.
+    The records are built later, from the whole answer (a broken answer yields nothing); a
+    fault (HTTP 500) is raised as pyvmomi raises it."""
+    stub = mo._stub
+    result_type = type(mo)._GetMethodInfo(method).result
+    conn, resp = _send(mo, method, args)
+    if resp.status == 500:
+        answer(stub, 500, _read_all(stub, conn, resp), result_type)  # raises the fault
+    parser = _xml_parser()
+    try:
+        _stream(resp, parser.feed)
+        root = parser.close()
+    except (OSError, HTTPException):
+        _sick(stub, conn)
+        raise
+    except BaseException:
+        conn.close()  # an answer lxml refuses: what is left of it is never read
+        raise
+    stub.ReturnConnection(conn)
+    return Parsed.of(stub, root, result_type)
+
+
+def _read_all(stub: Any, conn: Any, resp: Any) -> bytes:
+    pieces: list[bytes] = []
+    try:
+        _stream(resp, pieces.append)
+    except (OSError, HTTPException):
+        _sick(stub, conn)
+        raise
+    stub.ReturnConnection(conn)
+    return b"".join(pieces)
+
+
+def post(mo: Any, method: str, *args: Any) -> tuple[int, bytes]:
+    """Send one call over the stub's connection as pyvmomi would: its HTTP status and the
+    answer's bytes (decompressed)."""
+    conn, resp = _send(mo, method, args)
+    return resp.status, _read_all(mo._stub, conn, resp)
 
 
 def answer(stub: Any, status: int, body: bytes, result_type: Any) -> Any:

@@ -1,18 +1,25 @@
 """lxml's reading of PropertyCollector answers gives exactly the records pyvmomi's deserializer
 gives (made plain), on hand-written answers with odd values and on govmomi's simulator: full
 reads, incremental passes, extraConfig, snapshots, unicode names; faults are raised as pyvmomi
-raises them."""
+raises them. Answers are read as they arrive: a local HTTP server sends them in awkward pieces
+(split inside characters, entities and tags; chunked, by length, compressed), cut short, broken
+and as faults."""
 
 from __future__ import annotations
 
+import gzip
 import io
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
+from http.client import HTTPException
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
 from plugins.vsphere import session
-from plugins.vsphere.inventory import read_all, retrieve
+from plugins.vsphere.inventory import pages, read_all, retrieve
 from plugins.vsphere.soapparse import answer, invoke, parse_response, plain
 from plugins.vsphere.updates import InventoryCache
 from reconciler.sources import sha1_fingerprint
@@ -273,3 +280,250 @@ def test_faults_are_raised_as_pyvmomi_raises_them(sim: Simulator, lxml: bool) ->
     content.sessionManager.Logout()
     with pytest.raises(vim.fault.NotAuthenticated):
         invoke(collector, "WaitForUpdatesEx", "", options, lxml=lxml)
+
+
+# -- an answer read as it arrives, over a real HTTP connection ------------------------------
+
+
+@dataclass
+class Reply:
+    """What the test server sends for the next call: ``body`` cut in pieces of ``sizes`` (in
+    turn); with ``cut``, the connection is closed halfway through (an answer cut short)."""
+
+    body: bytes
+    sizes: tuple[int, ...] = (65536,)
+    status: int = 200
+    framing: str = "chunked"  # "chunked", "length" or "gzip" (chunked, compressed)
+    cut: bool = False
+
+
+class Answers(ThreadingHTTPServer):
+    """A SOAP endpoint that answers each POST with the next :class:`Reply`, each piece written
+    (and, chunked, framed) on its own so the reader gets the body in those pieces."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.replies: list[Reply] = []
+        self.requests: list[bytes] = []  # the SOAP requests, in the order they came
+        self.arrived = threading.Condition()
+
+    def wait_for(self, n: int) -> bool:
+        """Whether ``n`` requests have come (waits for them, 30 s at most)."""
+        with self.arrived:
+            return self.arrived.wait_for(lambda: len(self.requests) >= n, timeout=30)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: Answers
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        request = self.rfile.read(int(self.headers["Content-Length"]))
+        with self.server.arrived:
+            self.server.requests.append(request)
+            self.server.arrived.notify_all()
+        reply = self.server.replies.pop(0)
+        body = gzip.compress(reply.body) if reply.framing == "gzip" else reply.body
+        self.send_response(reply.status)
+        self.send_header("Content-Type", "text/xml; charset=utf-8")
+        if reply.framing == "length":
+            self.send_header("Content-Length", str(len(body)))
+        else:
+            self.send_header("Transfer-Encoding", "chunked")
+        if reply.framing == "gzip":
+            self.send_header("Content-Encoding", "gzip")
+        self.end_headers()
+        end = len(body) // 2 if reply.cut else len(body)
+        at, turn = 0, 0
+        while at < end:
+            piece = body[at : min(end, at + reply.sizes[turn % len(reply.sizes)])]
+            at, turn = at + len(piece), turn + 1
+            try:
+                if reply.framing == "length":
+                    self.wfile.write(piece)
+                else:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.flush()
+            except ConnectionError:  # the reader gave up on a broken answer
+                self.close_connection = True
+                return
+        if reply.cut:
+            self.close_connection = True
+            return
+        if reply.framing != "length":
+            self.wfile.write(b"0\r\n\r\n")
+
+
+@pytest.fixture
+def answers() -> Iterator[Answers]:
+    server = Answers()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def collector_on(server: Answers) -> Any:
+    """A PropertyCollector reference whose calls go, over plain HTTP, to ``server``."""
+    from pyVmomi import SoapAdapter, VmomiSupport, vmodl
+
+    stub = SoapAdapter.SoapStubAdapter(
+        host="127.0.0.1",
+        port=-server.server_address[1],  # pyvmomi: a negative port is plain HTTP
+        version=VmomiSupport.newestVersions.GetName("vim"),
+    )
+    return vmodl.query.PropertyCollector("propertyCollector", stub)
+
+
+def some_call() -> tuple[list[Any], Any]:
+    """RetrievePropertiesEx's arguments (the test server answers whatever it is asked)."""
+    from pyVmomi import vim, vmodl
+
+    pc = vmodl.query.PropertyCollector
+    return [
+        pc.FilterSpec(
+            objectSet=[pc.ObjectSpec(obj=vim.VirtualMachine("vm-1"))],
+            propSet=[pc.PropertySpec(type=vim.VirtualMachine, pathSet=["name"])],
+        )
+    ], pc.RetrieveOptions()
+
+
+def wait_options() -> Any:
+    from pyVmomi import vmodl
+
+    return vmodl.query.PropertyCollector.WaitOptions(maxWaitSeconds=0)
+
+
+AWKWARD = [
+    (1,),  # every multi-byte character, entity and tag split
+    (2, 3, 5, 7, 11, 13),
+    (4093,),
+]
+
+
+@pytest.mark.parametrize("framing", ["chunked", "length", "gzip"])
+@pytest.mark.parametrize("sizes", AWKWARD, ids=["1", "primes", "4093"])
+def test_an_answer_read_as_it_arrives_equals_pyvmomis(
+    answers: Answers, framing: str, sizes: tuple[int, ...]
+) -> None:
+    collector = collector_on(answers)
+    retrieved, updates = (ENVELOPE.format(a).encode() for a in (RETRIEVED, UPDATES))
+    answers.replies += [Reply(retrieved, sizes, framing=framing), Reply(updates, sizes)]
+    got = invoke(collector, "RetrievePropertiesEx", *some_call())
+    assert got == reference(retrieved, result_type("RetrievePropertiesEx"))
+    assert got["objects"][0]["propSet"][0]["val"] == "Ünïcode ☃ & <b> 名前"
+    # the same connection carries the next call
+    got = invoke(collector, "WaitForUpdatesEx", "6", wait_options())
+    assert got == reference(updates, result_type("WaitForUpdatesEx"))
+
+
+@pytest.mark.parametrize("framing", ["chunked", "length", "gzip"])
+def test_an_answer_cut_short_raises_and_the_next_call_works(answers: Answers, framing: str) -> None:
+    collector = collector_on(answers)
+    body = ENVELOPE.format(RETRIEVED).encode()
+    answers.replies += [
+        Reply(body, (7,), framing=framing, cut=True),
+        Reply(body, (7,), framing=framing),
+    ]
+    with pytest.raises(HTTPException):  # IncompleteRead, as resp.read() raises it
+        invoke(collector, "RetrievePropertiesEx", *some_call())
+    assert invoke(collector, "RetrievePropertiesEx", *some_call()) == reference(
+        body, result_type("RetrievePropertiesEx")
+    )
+
+
+def test_a_fault_arriving_in_pieces_is_raised_as_pyvmomi_raises_it(answers: Answers) -> None:
+    from pyVmomi import vim
+
+    collector = collector_on(answers)
+    fault = ENVELOPE.format(FAULT.format(name="NotAuthenticated")).encode()
+    answers.replies.append(Reply(fault, (1, 2, 3), status=500))
+    with pytest.raises(vim.fault.NotAuthenticated) as raised:
+        invoke(collector, "WaitForUpdatesEx", "", wait_options())
+    assert raised.value.msg == "the collector version is not valid"
+
+
+def test_an_answer_broken_mid_stream_raises_and_the_next_call_works(answers: Answers) -> None:
+    from lxml import etree
+
+    collector = collector_on(answers)
+    body = ENVELOPE.format(UPDATES).encode()
+    broken = body[: len(body) // 2] + b"</returnval>&nope;<" + body[len(body) // 2 :]
+    answers.replies += [Reply(broken, (5,)), Reply(body, (5,))]
+    with pytest.raises(etree.XMLSyntaxError):
+        invoke(collector, "WaitForUpdatesEx", "6", wait_options())
+    got = invoke(collector, "WaitForUpdatesEx", "6", wait_options())
+    assert got == reference(body, result_type("WaitForUpdatesEx"))
+
+
+def page(method: str, token: str | None, *moids: str) -> bytes:
+    """One page of a RetrievePropertiesEx answer: each VM's name (and a unicode one)."""
+    objects = "".join(
+        f'<objects><obj type="VirtualMachine">{m}</obj><propSet><name>name</name>'
+        f'<val xsi:type="xsd:string">{m} ☃ &amp;</val></propSet></objects>'
+        for m in moids
+    )
+    token_el = f"<token>{token}</token>" if token else ""
+    answer = f'<{method}Response xmlns="urn:vim25"><returnval>{token_el}{objects}</returnval>'
+    return ENVELOPE.format(answer + f"</{method}Response>").encode()
+
+
+def test_pages_are_asked_for_in_turn_with_their_tokens(answers: Answers) -> None:
+    collector = collector_on(answers)
+    bodies = [
+        page("RetrievePropertiesEx", "t-1", "vm-1", "vm-2"),
+        page("ContinueRetrievePropertiesEx", "t-2", "vm-3"),
+        page("ContinueRetrievePropertiesEx", None, "vm-4", "vm-5"),
+    ]
+    answers.replies += [Reply(b, (3, 1000)) for b in bodies]
+    spec, _ = some_call()
+    got = retrieve(collector, spec[0], page=2)
+    assert {m: p["name"] for m, p in got.items()} == {f"vm-{i}": f"vm-{i} ☃ &" for i in range(1, 6)}
+    assert all(p["_obj"]._moId == m for m, p in got.items())
+    first, *rest = answers.requests
+    assert b"<RetrievePropertiesEx " in first and b"<maxObjects>2</maxObjects>" in first
+    assert [b"ContinueRetrievePropertiesEx" in r for r in rest] == [True, True]
+    assert [b">t-1</token>" in rest[0], b">t-2</token>" in rest[1]] == [True, True]
+
+
+def test_the_next_page_is_asked_for_before_this_one_is_used(answers: Answers) -> None:
+    from pyVmomi import vmodl
+
+    collector = collector_on(answers)
+    answers.replies += [
+        Reply(page("RetrievePropertiesEx", "t-1", "vm-1")),
+        Reply(page("ContinueRetrievePropertiesEx", None, "vm-2")),
+    ]
+    spec, _ = some_call()
+    options = vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=1)
+    answered = pages(collector, spec[0], options)
+    first = next(answered)
+    assert answers.wait_for(2)  # asked for while the first page is still in our hands
+    assert [o["obj"]._moId for o in first["objects"]] == ["vm-1"]
+    assert [o["obj"]._moId for p in answered for o in p["objects"]] == ["vm-2"]
+
+
+def test_a_fault_on_a_later_page_is_raised_as_pyvmomi_raises_it(answers: Answers) -> None:
+    from pyVmomi import vmodl
+
+    collector = collector_on(answers)
+    gone = FAULT.format(name="ManagedObjectNotFound").replace(
+        'xsi:type="ManagedObjectNotFound"/>',
+        'xsi:type="ManagedObjectNotFound"><obj type="VirtualMachine">vm-3</obj>'
+        "</ManagedObjectNotFoundFault>",
+    )
+    answers.replies += [
+        Reply(page("RetrievePropertiesEx", "t-1", "vm-1")),
+        Reply(ENVELOPE.format(gone).encode(), (2, 3), status=500),
+    ]
+    spec, _ = some_call()
+    with pytest.raises(vmodl.fault.ManagedObjectNotFound):
+        retrieve(collector, spec[0], page=1)
+    assert len(answers.requests) == 2
