@@ -183,15 +183,15 @@ class SparseVmdkReader:
     def extents(self) -> Iterator[Extent]:
         """Data and zero extents from the grain tables: unwritten and zero grains are holes."""
         out: list[Extent] = []
+        run, zero = 0, True  # the current run's first grain and kind: one Extent per run
         for g, s in enumerate(self.entries):
-            start = g * self.grain
-            length = min(self.grain, self.size - start)
-            zero = s <= 1
-            if out and out[-1].zero == zero:
-                last = out.pop()
-                out.append(Extent(last.start, last.length + length, zero))
-            else:
-                out.append(Extent(start, length, zero))
+            if (s <= 1) != zero or g == 0:
+                if g > run:
+                    out.append(Extent(run * self.grain, (g - run) * self.grain, zero))
+                run, zero = g, s <= 1
+        if self.entries:
+            start = run * self.grain
+            out.append(Extent(start, self.size - start, zero))
         return iter(out)
 
     def readinto(self, offset: int, buf: bytearray | memoryview, zeroed: bool = False) -> int:
