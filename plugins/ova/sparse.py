@@ -183,15 +183,15 @@ class SparseVmdkReader:
     def extents(self) -> Iterator[Extent]:
         """Data and zero extents from the grain tables: unwritten and zero grains are holes."""
         out: list[Extent] = []
+        run, zero = 0, True  # the current run's first grain and kind: one Extent per run
         for g, s in enumerate(self.entries):
-            start = g * self.grain
-            length = min(self.grain, self.size - start)
-            zero = s <= 1
-            if out and out[-1].zero == zero:
-                last = out.pop()
-                out.append(Extent(last.start, last.length + length, zero))
-            else:
-                out.append(Extent(start, length, zero))
+            if (s <= 1) != zero or g == 0:
+                if g > run:
+                    out.append(Extent(run * self.grain, (g - run) * self.grain, zero))
+                run, zero = g, s <= 1
+        if self.entries:
+            start = run * self.grain
+            out.append(Extent(start, self.size - start, zero))
         return iter(out)
 
     def readinto(self, offset: int, buf: bytearray | memoryview, zeroed: bool = False) -> int:
@@ -253,9 +253,7 @@ class SparseVmdkReader:
                     lba, clen = _MARKER.unpack_from(data, at)
                     if lba * SECTOR != gs or at + 12 + clen > len(data):
                         raise ValueError(f"grain marker at sector {self.entries[k]} is wrong")
-                    plain: bytes | memoryview = zlib.decompress(
-                        data[at + 12 : at + 12 + clen], 15, grain
-                    )
+                    plain: bytes | memoryview = _inflate(data[at + 12 : at + 12 + clen], grain)
                 else:
                     plain = data[at : at + want]
                 if len(plain) < want:
@@ -290,6 +288,22 @@ class SparseVmdkReader:
 
 
 _ZERO = bytes(1024 * 1024)
+
+try:  # libdeflate inflates a whole grain 2-3x faster than zlib (and drops the GIL too)
+    from deflate import DeflateError, zlib_decompress
+except ImportError:  # pragma: no cover - zlib alone is slower, never wrong
+    DeflateError, zlib_decompress = zlib.error, None
+
+
+def _inflate(stream: memoryview, grain: int) -> bytes:
+    """A grain's zlib stream inflated (at most ``grain`` bytes); what libdeflate refuses (a
+    damaged stream) zlib decodes or rejects with its own error, as before."""
+    if zlib_decompress is not None:
+        try:
+            return zlib_decompress(stream, grain)
+        except DeflateError:
+            pass
+    return zlib.decompress(stream, 15, grain)
 
 
 def _zeros(n: int) -> bytes | memoryview:

@@ -47,24 +47,20 @@ from datetime import UTC, datetime
 from reconciler.progress.checkpoints import CheckpointStore, RoundChunk, RoundError, RoundRecord
 from reconciler.transfer.digest import (
     CHUNK_SIZE,
+    DEFAULT,
+    DigestFormat,
     MiB,
     bounded_map,
     chunk_count,
-    chunk_hash,
     chunk_hashes_of_reader,
     chunk_length,
-    chunk_record,
     combine,
     data_chunk_flags,
     disk_digest_of_reader,
-    is_legacy,
     is_zero,
-    leaf_hash,
     leaf_size,
+    record_format,
     record_leaves,
-    record_of_leaves,
-    zero_chunk_hash,
-    zero_chunk_record,
     zeros,
 )
 from reconciler.transfer.extents import DiskReader, DiskWriter, Extent
@@ -371,9 +367,9 @@ class _DiskCopy:
         # comes from ``base`` (the target), or is zeros where the chunk held none (None)
         self.changed: dict[int, tuple[bool, list[tuple[int, int]]]] = {}
         self.base: DiskReader | None = None
-        # the digest format: tree records (leaves of ``self.leaf`` bytes) unless the disk was
-        # recorded by an older version in the flat format, which a round then keeps
-        self.legacy = False
+        # the digest format: the default's tree records (leaves of ``self.leaf`` bytes) unless
+        # the disk was recorded by an older version in another format, which it then keeps
+        self.fmt: DigestFormat = DEFAULT
         self.leaf = leaf_size(chunk_size)
         # a round in the tree format: chunk -> its record before the round (None: zeros)
         self.prev: dict[int, bytes | None] = {}
@@ -408,8 +404,10 @@ class _DiskCopy:
     def run(self, verify_reader: DiskReader | None, change_id: str = "") -> CopyResult:
         """The full copy: every chunk not yet recorded, holes skipped, into a blank target."""
         self.store.start_disk(self.disk_id, self.size, self.chunk_size)
-        for idx, (h, _nbytes) in self.store.done_chunks(self.disk_id).items():
-            if 0 <= idx < self.n and not is_legacy(h):  # an older format's chunk is recopied
+        done = self.store.done_chunks(self.disk_id)
+        self.fmt = _resume_format(h for h, _n in done.values())
+        for idx, (h, _nbytes) in done.items():
+            if 0 <= idx < self.n and _format_or_none(h) is self.fmt:  # others are recopied
                 self.hashes[idx] = h
                 self.resumed_chunks += 1
                 self.resumed_bytes += chunk_length(idx, self.size, self.chunk_size)
@@ -443,8 +441,9 @@ class _DiskCopy:
         self.base = base_reader
         members = self.store.round_chunks(self.disk_id)
         recorded = self.store.done_chunks(self.disk_id)
-        self.legacy = any(is_legacy(h) for h, _n in recorded.values()) or any(
-            m.prev_hash is not None and is_legacy(m.prev_hash) for m in members.values()
+        self.fmt = _round_format(
+            [h for h, _n in recorded.values()]
+            + [m.prev_hash for m in members.values() if m.prev_hash is not None]
         )
         self.block = _source_block(self.reader, ranges.values())
         for idx in range(self.n):
@@ -463,7 +462,7 @@ class _DiskCopy:
                 continue
             work.append(idx)
             partial = not members[idx].whole and ranges.get(idx) is not None
-            if partial and not self.legacy:
+            if partial and self.fmt.tree:
                 self.prev[idx] = members[idx].prev_hash
                 self.changed[idx] = (members[idx].prev_hash is None, ranges[idx])
                 continue
@@ -477,7 +476,7 @@ class _DiskCopy:
         self._copy_all()
         source_digest = self._source_digest()
         target_digest = ""
-        if verify_reader is not None and self.legacy:
+        if verify_reader is not None and not self.fmt.tree:
             target_digest = self._verify_chunks(verify_reader, sorted(members), source_digest)
         elif verify_reader is not None:
             leaves = {
@@ -489,9 +488,8 @@ class _DiskCopy:
         self._report(force=True)
         return self._result(source_digest, target_digest, rr.round, len(members))
 
-    @staticmethod
     def _round_plan(
-        member: RoundChunk, ranges: list[tuple[int, int]] | None, length: int
+        self, member: RoundChunk, ranges: list[tuple[int, int]] | None, length: int
     ) -> list[tuple[int, int]] | None:
         """What to write of a round's chunk; None: only its data, the target reads zeros there.
 
@@ -501,22 +499,19 @@ class _DiskCopy:
         """
         if member.whole or ranges is None:
             return [(0, length)]
-        if member.prev_hash is None or member.prev_hash == zero_chunk_hash(length):
+        if member.prev_hash is None or member.prev_hash == self.fmt.zero_record(
+            length, self.chunk_size
+        ):
             return None
         return ranges
 
     def _zero_record(self, idx: int) -> bytes:
         """The record of chunk ``idx`` when it reads as zeros, in the disk's format."""
-        length = chunk_length(idx, self.size, self.chunk_size)
-        return (
-            zero_chunk_hash(length) if self.legacy else zero_chunk_record(length, self.chunk_size)
-        )
+        return self.fmt.zero_record(chunk_length(idx, self.size, self.chunk_size), self.chunk_size)
 
-    def _record(self, data: bytes) -> bytes:
+    def _record(self, data: bytes | bytearray) -> bytes:
         """The record of a chunk's content, in the disk's format."""
-        if self.legacy:
-            return zero_chunk_hash(len(data)) if is_zero(data) else chunk_hash(data)
-        return chunk_record(data, self.chunk_size)
+        return self.fmt.record(data, self.chunk_size)
 
     def _touched_leaves(self, idx: int, ranges: list[tuple[int, int]] | None) -> list[int] | None:
         """The leaves of chunk ``idx`` that ``ranges`` touch (None: all of them)."""
@@ -561,7 +556,7 @@ class _DiskCopy:
         try:
             if not self.verified:
                 target_digest = disk_digest_of_reader(
-                    verify_reader, self.chunk_size, self.streams, size=self.size
+                    verify_reader, self.chunk_size, self.streams, self.size, self.fmt
                 )
             else:
                 flags = data_chunk_flags(verify_reader.extents(), self.size, self.chunk_size)
@@ -573,11 +568,9 @@ class _DiskCopy:
                     elif flags[idx]:
                         work.append(idx)
                     else:
-                        records[idx] = zero_chunk_record(
-                            chunk_length(idx, self.size, self.chunk_size), self.chunk_size
-                        )
+                        records[idx] = self._zero_record(idx)
                 read = chunk_hashes_of_reader(
-                    verify_reader, work, self.size, self.chunk_size, self.streams
+                    verify_reader, work, self.size, self.chunk_size, self.streams, self.fmt
                 )
                 for idx, rec in read.items():
                     records[idx] = rec
@@ -602,7 +595,7 @@ class _DiskCopy:
         recorded hashes.  Raises DigestMismatch naming the first chunk that differs."""
         try:
             read = chunk_hashes_of_reader(
-                verify_reader, indices, self.size, self.chunk_size, self.streams, self.legacy
+                verify_reader, indices, self.size, self.chunk_size, self.streams, self.fmt
             )
         except Exception as e:
             raise TransferError(
@@ -643,7 +636,7 @@ class _DiskCopy:
             data = verify_reader.read(offset, n)
             if len(data) != n:
                 raise OSError(f"short read at offset {offset}: {len(data)} of {n} bytes")
-            return idx, k, leaf_hash(data, 0, n)
+            return idx, k, self.fmt.leaf_hash(data, 0, n)
 
         target = {i: record_leaves(h) for i, h in enumerate(self.hashes) if h is not None}
         bad: list[int] = []
@@ -660,7 +653,7 @@ class _DiskCopy:
                 self.disk_id,
             ) from e
         target_digest = combine(
-            (record_of_leaves(target[i]) for i in sorted(target)), self.chunk_size
+            (self.fmt.of_leaves(target[i]) for i in sorted(target)), self.chunk_size
         )
         if bad:
             first = min(bad)
@@ -907,14 +900,12 @@ class _DiskCopy:
         offset = idx * self.chunk_size
         length = chunk_length(idx, self.size, self.chunk_size)
         prev = self.prev[idx]
-        leaves = record_leaves(
-            prev if prev is not None else zero_chunk_record(length, self.chunk_size)
-        )
+        leaves = record_leaves(prev if prev is not None else self._zero_record(idx))
         leaf = self.leaf
         ranges = self.changed[idx][1]
 
         def blank(k: int) -> bool:
-            return leaves[k] == zero_chunk_hash(min(leaf, length - k * leaf))
+            return leaves[k] == self.fmt.zero_hash(min(leaf, length - k * leaf))
 
         reads = ranges
         if self.base is None:  # the rest of a held leaf comes from the source: read it at once
@@ -966,8 +957,8 @@ class _DiskCopy:
                     lo, hi = max(s, a), min(e, b)
                     if lo < hi:
                         buf[lo - a : hi - a] = memoryview(data)[lo - s : hi - s]
-            new[k] = leaf_hash(buf, 0, b - a)
-        return idx, record_of_leaves(new), written
+            new[k] = self.fmt.leaf_hash(buf, 0, b - a)
+        return idx, self.fmt.of_leaves(new), written
 
     @staticmethod
     def _piece(parts: list[tuple[int, int, bytes]], start: int, end: int) -> bytes:
@@ -1030,6 +1021,33 @@ class _DiskCopy:
                 offset, length, op, OSError(f"short read: {len(data)} of {length} bytes")
             )
         return data
+
+
+def _format_or_none(record: bytes) -> DigestFormat | None:
+    try:
+        return record_format(record)
+    except ValueError:
+        return None
+
+
+def _resume_format(records: Iterable[bytes]) -> DigestFormat:
+    """The format a full copy resumes in: the tree format its records were made in (a copy
+    begun by an older version is finished in that version's format, nothing recopied), else
+    the default.  Records of the flat format are recopied, as are any of an unknown one."""
+    for rec in records:
+        fmt = _format_or_none(rec)
+        if fmt is not None and fmt.tree:
+            return fmt
+    return DEFAULT
+
+
+def _round_format(records: Iterable[bytes]) -> DigestFormat:
+    """The format a precopy round keeps: that of the disk's records (the flat format if any
+    record is flat); a disk without any record of data takes the default."""
+    kinds = {record_format(rec) for rec in records}
+    if len(kinds) > 1:
+        raise ValueError("chunk records of two digest formats on one disk")
+    return kinds.pop() if kinds else DEFAULT
 
 
 def _source_block(reader: DiskReader, ranges: Iterable[list[tuple[int, int]]]) -> int:

@@ -28,8 +28,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from reconciler.progress.checkpoints import CheckpointStore
+from reconciler.progress.db import Database
 from reconciler.progress.lock import StateLock
-from reconciler.progress.store import ProgressStore
 from reconciler.transfer import report
 from reconciler.transfer.engine import (
     CopyProgress,
@@ -79,7 +80,7 @@ def copy(
     disk: DiskCopy,
     reader: DiskReader,
     writer: DiskWriter,
-    store: ProgressStore,
+    store: CheckpointStore,
     disk_id: str,
     *,
     changed: Sequence[Extent] | None,
@@ -199,7 +200,7 @@ def run(
                 reader = conn.open_disk(disk.vm_id, disk.disk_key, snapshot_id=disk.snapshot_id)
             else:
                 reader = conn.open_disk(disk.vm_id, disk.disk_key)
-            store = ProgressStore(checkpoints)
+            store = _checkpoint_store(checkpoints)
             writer = RawDiskWriter(output, reader.size)
             verify_reader = RawDiskReader(output) if disk.verify else None
             if changed is not None:
@@ -254,6 +255,12 @@ def disk_full(exc: BaseException) -> bool:
     return False
 
 
+def _checkpoint_store(path: Path) -> CheckpointStore:
+    """The checkpoints alone (the same database a ProgressStore opens): a Job's process has
+    no pipeline, validations or settings to keep, and their modules are start-up time."""
+    return CheckpointStore(Database(path))
+
+
 def _is_device(path: Path) -> bool:
     try:
         return not stat.S_ISREG(os.stat(path).st_mode)
@@ -264,7 +271,7 @@ def _is_device(path: Path) -> bool:
 def _forget(checkpoints: Path, disk_id: str) -> None:
     """A copy that does not read back: nothing recorded may be resumed from."""
     try:
-        store = ProgressStore(checkpoints)
+        store = _checkpoint_store(checkpoints)
         try:
             store.reset_disk(disk_id)
         finally:

@@ -92,6 +92,17 @@ class RawDiskReader:
             got += len(more)
         return b"".join(parts)
 
+    def readinto(self, offset: int, buf: bytearray | memoryview) -> int:
+        """Fill ``buf`` from ``offset`` (``preadv``, no copy); returns how many bytes, short
+        only at the end of the disk.  The engine reads chunks into buffers it reuses: no
+        allocation and no page faults per chunk.  A subclass that reads its own way (one that
+        redefines ``read``: a wrapper that counts, gates or fails reads) is read through it."""
+        if type(self).read is not RawDiskReader.read:
+            data = self.read(offset, len(buf))
+            memoryview(buf).cast("B")[: len(data)] = data
+            return len(data)
+        return self.pread_into(offset, buf)
+
     def pread_into(self, offset: int, buf: bytearray | memoryview) -> int:
         """Fill ``buf`` from ``offset`` (``preadv``, no copy); returns how many bytes, short
         only at the end of the disk.  What the engine reads a written chunk back with."""

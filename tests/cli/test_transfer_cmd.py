@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from plugins.ova.factory import DiskSpec, build_ova, semi_random
 from reconciler.plugin_manager import connect
 from reconciler.secrets.resolver import env_name
 from reconciler.transfer import report
-from reconciler.transfer.digest import disk_digest_of_file
+from reconciler.transfer.digest import SHA256T, chunk_record, disk_digest_of_file
 
 MIB = 1024 * 1024
 CLI = [sys.executable, "-m", "reconciler.cli", "transfer"]
@@ -97,6 +98,36 @@ def test_sigterm_stops_at_a_durable_point_and_a_new_run_resumes(ova, tmp_path: P
     result = report.parse_outcome(done.stdout.splitlines()[-1]).result
     assert 0 < result.resumed_chunks < result.chunks_total
     assert disk_digest_of_file(out) == ova[3]
+
+
+def test_a_copy_the_previous_version_began_resumes_in_its_digest_format(
+    ova, tmp_path: Path
+) -> None:
+    """Checkpoints an older ``mtv-gitops`` left (SHA-256 tree records, killed midway) after
+    an upgrade: the command keeps what they say is durable and finishes in their format."""
+    out = tmp_path / "disk.img"
+    assert run(args(ova, out, "--chunk-mib", "1")).returncode == 0
+    data = out.read_bytes()
+    with sqlite3.connect(tmp_path / ".mtv-gitops-transfer.db") as db:
+        rows = [i for (i,) in db.execute("SELECT idx FROM chunks ORDER BY idx")]
+        for idx in rows:
+            rec = chunk_record(data[idx * MIB : (idx + 1) * MIB], MIB, SHA256T)
+            db.execute("UPDATE chunks SET hash=? WHERE idx=?", (rec, idx))
+        lost = rows[len(rows) // 2 :]  # as if killed before these were durable
+        db.executemany("DELETE FROM chunks WHERE idx=?", [(i,) for i in lost])
+        db.execute("UPDATE disks SET source_digest='', target_digest='', completed=''")
+    with open(out, "r+b") as f:
+        for idx in lost:
+            f.seek(idx * MIB)
+            f.write(bytes(MIB))
+    done = run(args(ova, out, "--chunk-mib", "1"))
+    assert done.returncode == 0, done.stderr
+    result = report.parse_outcome(done.stdout.splitlines()[-1]).result
+    assert result.resumed_chunks == len(rows) - len(lost) > 0
+    assert result.source_digest.startswith("sha256t-1m-64k:")
+    assert result.source_digest == result.target_digest
+    assert result.source_digest == disk_digest_of_file(out, chunk_size=MIB, fmt=SHA256T)
+    assert disk_digest_of_file(out) == ova[3]  # every byte as in the source
 
 
 def test_a_full_disk_is_fatal_and_says_so(ova, tmp_path: Path) -> None:

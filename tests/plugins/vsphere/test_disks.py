@@ -64,7 +64,7 @@ def test_a_flat_disk_put_into_the_datastore_arrives_byte_identical(sim, tmp_path
     finally:
         conn.close()
     assert (tmp_path / "disk.img").read_bytes() == data
-    assert result.source_digest.startswith("sha256t-1m-64k:")
+    assert result.source_digest.startswith("xxh3t-1m-64k:")
 
 
 @pytest.mark.parametrize(
