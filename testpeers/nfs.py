@@ -126,9 +126,12 @@ class NfsServer:
     def start(self) -> NfsServer:
         """Start ganesha and wait until its exports answer a MOUNT listing."""
         self._take_turn()
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        while _listening(2049):  # a server that takes no turns (an older checkout's): wait
+            if time.monotonic() > deadline:
+                raise RuntimeError("port 2049 on 127.0.0.1 is taken: another NFS server runs here")
+            time.sleep(0.5)
         self._ensure_rpcbind()
-        if _listening(2049):
-            raise RuntimeError("port 2049 on 127.0.0.1 is taken: another NFS server runs here")
         self.proc = children.spawn(
             [
                 shutil.which("ganesha.nfsd") or "/usr/bin/ganesha.nfsd",
