@@ -74,7 +74,7 @@ def _workers_cpu(eng: RegoPool) -> float:
 
 
 def engine_pass(
-    rs: RuleSet, docs: list[dict], workers: int, projection: bool
+    rs: RuleSet, docs: list[dict], workers: int, projection: bool, split: bool = True
 ) -> tuple[float, float, float, list[EvalResult]]:
     """(build seconds, evaluation wall seconds, evaluation CPU seconds of this process and the
     workers together, results) on fresh workers, as the reconciler's validation service runs
@@ -82,11 +82,14 @@ def engine_pass(
     tree = input_tree(f.source for f in rs.files) if projection else None
     keys = element_keys(f.source for f in rs.files) if projection else None
     with RegoPool(workers, eval_timeout=30) as eng:
+        eng.split = split
         t0 = time.perf_counter()
         built = compile_rules(eng, rs)
         build = time.perf_counter() - t0
         if not built.ok:
             raise SystemExit(f"the rule set does not build: {built.error}")
+        if split and not eng.grouped:
+            raise SystemExit("the rule set is not evaluated in groups")
         c0, w0, t0 = time.process_time(), _workers_cpu(eng), time.perf_counter()
         results = list(
             eng.evaluate([json.dumps(project(d, tree, keys), ensure_ascii=False) for d in docs])
@@ -162,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--no-projection", action="store_true", help="send whole documents to the engine"
     )
+    ap.add_argument("--no-split", action="store_true", help="evaluate the set whole, not in groups")
     args = ap.parse_args(argv)
 
     rs = load_rule_set(PROVIDER, None)
@@ -176,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     cpu_vm: list[float] = []
     results: list[EvalResult] = []
     for run in range(args.runs):
-        build, seconds, cpu, results = engine_pass(rs, docs, args.workers, not args.no_projection)
+        build, seconds, cpu, results = engine_pass(
+            rs, docs, args.workers, not args.no_projection, not args.no_split
+        )
         builds.append(build)
         per_vm.append(seconds / len(docs) * 1000)
         cpu_vm.append(cpu / len(docs) * 1000)

@@ -93,6 +93,8 @@ class RegoEngine:
         self._buf = b""
         self._built: tuple[list[list[str]], str, str] | None = None
         self.pure = False  # the built set's verdicts depend on the input alone
+        self.split = True  # a pure set may be evaluated in groups (groups.py), when exact
+        self.grouped = False  # the built set is evaluated in groups
 
     # -- process --------------------------------------------------------------------------
 
@@ -179,14 +181,21 @@ class RegoEngine:
         mods = [[n, s] for n, s in modules]
         try:
             self._send(
-                {"op": "build", "modules": mods, "query": query, "version_query": version_query}
+                {
+                    "op": "build",
+                    "modules": mods,
+                    "query": query,
+                    "version_query": version_query,
+                    "split": self.split and pure(mods),
+                }
             )
             reply = self._read(self.build_timeout)
         except EngineDied as exc:
-            self._built, self.pure = None, False
+            self._built, self.pure, self.grouped = None, False, False
             return EvalResult(False, error=f"compiling the rules: {exc}")
         self._built = (mods, query, version_query) if reply["ok"] else None
         self.pure = bool(reply["ok"]) and pure(mods)
+        self.grouped = bool(reply.get("split"))
         return EvalResult(reply["ok"], reply.get("rules_version"), reply.get("error", ""))
 
     def evaluate(self, inputs: Sequence[str], batch: int = 256) -> Iterator[EvalResult]:
@@ -270,6 +279,19 @@ class RegoPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def split(self) -> bool:
+        return self.engines[0].split
+
+    @split.setter
+    def split(self, value: bool) -> None:
+        for e in self.engines:
+            e.split = value
+
+    @property
+    def grouped(self) -> bool:
+        return all(e.grouped for e in self.engines)
 
     def build(self, modules: Modules, query: str, version_query: str = "") -> EvalResult:
         """Build in the first engine; the others follow only when it succeeded."""

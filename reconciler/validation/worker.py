@@ -28,6 +28,9 @@ from typing import Any, BinaryIO
 from regopy import Interpreter, RegoError
 from regopy import rego_shared as c
 
+from reconciler.validation.groups import Group, split
+from reconciler.validation.projection import project
+
 
 class _Captured:
     """Descriptor 1 pointed at a scratch file, so rego-cpp's prints become error text."""
@@ -102,11 +105,104 @@ def _engine_error(out: _Captured, fallback: str, interp: Any = None) -> str:
     return text or fallback
 
 
+def _run(out: _Captured, interp: Any, bundle: Any, doc: str, value: Any) -> tuple[bool, str]:
+    """One built query on one document: (True, the engine's output text, or "undefined") or
+    (False, why it failed)."""
+    out.reset()
+    if "\\" in doc or not set_input_fast(interp, value):
+        # regopy does not re-escape strings it was given as values, so a document with
+        # escapes goes in as a term (half the speed, always right)
+        interp.set_input_term(doc)
+    impl = c.rego_bundle_query(interp._impl, bundle._impl)
+    try:
+        ok = c.rego_output_ok(impl)
+        text = c.rego_output_string(impl) if ok else ""
+    finally:
+        c.rego_free_output(impl)
+    if not ok:
+        return False, _engine_error(out, "query failed", interp)
+    return True, text
+
+
+UNDEFINED = "validate is undefined for this input"
+_CACHE_LIMIT = 50_000  # answers remembered per group; forgotten all at once past this
+
+
+class _Split:
+    """The rule set evaluated as groups of files (``groups.py``), each group's answer
+    remembered by the part of the document it reads: VMs that share a cluster, a host or a
+    guest OS share those groups' answers. The answer per VM is the whole set's."""
+
+    def __init__(self, groups: list[Group]) -> None:
+        self.groups = groups
+        self.built: list[tuple[Any, Any]] = []
+        for g in groups:
+            interp = Interpreter()
+            for name, source in g.modules:
+                interp.add_module(name, source)
+            bundle = interp.build(g.query)
+            if not bundle.ok():
+                raise ValueError(f"group of {g.modules[0][0]} does not build")
+            self.built.append((interp, bundle))
+        # per group: the part's JSON -> (True, value) or (False, error) or (None, raw output)
+        self.cache: list[dict[str, tuple[bool | None, Any]]] = [{} for _ in groups]
+
+    def _answer(self, out: _Captured, n: int, value: Any) -> tuple[bool | None, Any]:
+        g = self.groups[n]
+        part = project(value, g.tree, g.keys)
+        key = json.dumps(part, ensure_ascii=False)
+        cache = self.cache[n]
+        found = cache.get(key)
+        if found is not None:
+            return found
+        interp, bundle = self.built[n]
+        ok, text = _run(out, interp, bundle, key, part)
+        if not ok:
+            found = (False, text)
+        elif text.strip() == "undefined":
+            found = (False, UNDEFINED if g.main else "concerns is undefined for this input")
+        else:
+            try:
+                parsed = json.loads(text)
+                parsed = parsed[0] if isinstance(parsed, list) else parsed
+                found = (True, parsed["bindings"]["x"])
+            except (ValueError, LookupError, TypeError):
+                found = (None, text)  # the parent says why it cannot be read
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[key] = found
+        return found
+
+    def reply(self, out: _Captured, doc: str) -> str | dict[str, Any]:
+        """The validate document of one input, as the whole set gives it."""
+        value = json.loads(doc)
+        answer: Any = None
+        extra: list[list[Any]] = []
+        for n in range(len(self.groups)):
+            ok, found = self._answer(out, n, value)
+            if ok is None:
+                return '{"ok": true, "output": ' + found + "}"
+            if not ok:
+                return {"ok": False, "error": found}
+            if n == 0:
+                answer = found
+            elif found:
+                extra.append(found)
+        if extra:
+            concerns: dict[str, Any] = {}
+            for c_ in [answer.get("concerns") or [], *extra]:
+                for item in c_:
+                    concerns.setdefault(json.dumps(item, sort_keys=True), item)
+            answer = {**answer, "concerns": list(concerns.values())}
+        return {"ok": True, "output": {"bindings": {"x": answer}}}
+
+
 class Worker:
     def __init__(self) -> None:
         self.out = _Captured()
         self.interp: Any = None
         self.bundle: Any = None
+        self.split: _Split | None = None
 
     def reply(self, msg: dict[str, Any] | str) -> None:
         data = msg if isinstance(msg, str) else json.dumps(msg)
@@ -121,7 +217,7 @@ class Worker:
 
     def build(self, req: dict[str, Any]) -> None:
         self.out.reset()
-        self.interp = self.bundle = None
+        self.interp = self.bundle = self.split = None
         try:
             interp = self._interpreter(req["modules"])
             bundle = interp.build(req["query"])
@@ -138,7 +234,21 @@ class Worker:
             self.reply({"ok": False, "error": _engine_error(self.out, str(exc))})
             return
         self.interp, self.bundle = interp, bundle
-        self.reply({"ok": True, "rules_version": version})
+        self.split = self._split(req)
+        self.reply({"ok": True, "rules_version": version, "split": self.split is not None})
+
+    def _split(self, req: dict[str, Any]) -> _Split | None:
+        """The set as groups when the parent allows it (a pure set) and the split is exact."""
+        if not req.get("split"):
+            return None
+        groups = split([(n, s) for n, s in req["modules"]], req["query"])
+        if not groups or len(groups) < 2:
+            return None
+        try:
+            return _Split(groups)
+        except (RegoError, ValueError):
+            self.out.reset()
+            return None
 
     def eval(self, req: dict[str, Any], stdin: BinaryIO) -> None:
         # regopy's Output parses the engine's JSON in Python and binding() prints it again; the
@@ -152,21 +262,14 @@ class Worker:
                 self.reply({"ok": False, "error": "no rule set built"})
                 continue
             try:
-                if "\\" in doc or not set_input_fast(self.interp, json.loads(doc)):
-                    # regopy does not re-escape strings it was given as values, so a document
-                    # with escapes goes in as a term (half the speed, always right)
-                    self.interp.set_input_term(doc)
-                impl = c.rego_bundle_query(self.interp._impl, self.bundle._impl)
-                try:
-                    ok = c.rego_output_ok(impl)
-                    text = c.rego_output_string(impl) if ok else ""
-                finally:
-                    c.rego_free_output(impl)
+                if self.split is not None:
+                    self.reply(self.split.reply(self.out, doc))
+                    continue
+                ok, text = _run(self.out, self.interp, self.bundle, doc, json.loads(doc))
                 if not ok:
-                    err = _engine_error(self.out, "query failed", self.interp)
-                    self.reply({"ok": False, "error": err})
+                    self.reply({"ok": False, "error": text})
                 elif text.strip() == "undefined":
-                    self.reply({"ok": False, "error": "validate is undefined for this input"})
+                    self.reply({"ok": False, "error": UNDEFINED})
                 else:
                     self.reply('{"ok": true, "output": ' + text + "}")
             except Exception as exc:  # noqa: BLE001 - anything a rule does is a per-VM result
