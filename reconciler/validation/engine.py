@@ -95,6 +95,7 @@ class RegoEngine:
         self.pure = False  # the built set's verdicts depend on the input alone
         self.split = True  # a pure set may be evaluated in groups (groups.py), when exact
         self.grouped = False  # the built set is evaluated in groups
+        self.learn = 200  # inputs after which the groups most inputs miss are merged
 
     # -- process --------------------------------------------------------------------------
 
@@ -187,6 +188,7 @@ class RegoEngine:
                     "query": query,
                     "version_query": version_query,
                     "split": self.split and pure(mods),
+                    "learn": self.learn,
                 }
             )
             reply = self._read(self.build_timeout)

@@ -219,3 +219,17 @@ def _only_validate_reads_concerns(f: _File) -> bool:
         and at + 1 < len(code)
         and code[at + 1] in (",", "}")
     )
+
+
+def merge(groups: Sequence[Group]) -> Group:
+    """One group doing the work of ``groups``: their files together (the union of their
+    ``concerns`` is then the engine's own), answering ``validate`` if one of them did."""
+    modules: dict[str, str] = {}
+    for g in groups:
+        modules.update(g.modules)
+    main = next((g for g in groups if g.main), None)
+    query = main.query if main else groups[0].query
+    sources = list(modules.values())
+    return Group(
+        tuple(modules.items()), query, input_tree(sources), element_keys(sources), bool(main)
+    )

@@ -28,8 +28,8 @@ from typing import Any, BinaryIO
 from regopy import Interpreter, RegoError
 from regopy import rego_shared as c
 
-from reconciler.validation.groups import Group, split
-from reconciler.validation.projection import project
+from reconciler.validation.groups import Group, merge, split
+from reconciler.validation.projection import Tree, project
 
 
 class _Captured:
@@ -126,37 +126,75 @@ def _run(out: _Captured, interp: Any, bundle: Any, doc: str, value: Any) -> tupl
 
 UNDEFINED = "validate is undefined for this input"
 _CACHE_LIMIT = 50_000  # answers remembered per group; forgotten all at once past this
+_LEARN = 200  # documents after which the groups most documents miss are merged
 
 
 class _Split:
     """The rule set evaluated as groups of files (``groups.py``), each group's answer
     remembered by the part of the document it reads: VMs that share a cluster, a host or a
-    guest OS share those groups' answers. The answer per VM is the whole set's."""
+    guest OS share those groups' answers. The answer per VM is the whole set's.
 
-    def __init__(self, groups: list[Group]) -> None:
-        self.groups = groups
+    Every query costs the engine a fixed setup, so once ``_LEARN`` documents have shown which
+    groups read parts that differ for nearly every VM (its name, its disks), those groups are
+    built into one and asked once per VM: any union of groups answers as its groups do."""
+
+    def __init__(self, groups: list[Group], learn: int = _LEARN) -> None:
+        self.learn = learn
+        self.groups: list[Group] = []
         self.built: list[tuple[Any, Any]] = []
-        for g in groups:
-            interp = Interpreter()
-            for name, source in g.modules:
-                interp.add_module(name, source)
-            bundle = interp.build(g.query)
-            if not bundle.ok():
-                raise ValueError(f"group of {g.modules[0][0]} does not build")
-            self.built.append((interp, bundle))
         # per group: the part's JSON -> (True, value) or (False, error) or (None, raw output)
-        self.cache: list[dict[str, tuple[bool | None, Any]]] = [{} for _ in groups]
+        self.cache: list[dict[str, tuple[bool | None, Any]]] = []
+        self.misses: list[int] = []
+        self.seen = 0
+        for g in groups:
+            self._add(g)
+
+    def _add(self, g: Group, at: int | None = None) -> None:
+        interp = Interpreter()
+        for name, source in g.modules:
+            interp.add_module(name, source)
+        bundle = interp.build(g.query)
+        if not bundle.ok():
+            raise ValueError(f"group of {g.modules[0][0]} does not build")
+        at = len(self.groups) if at is None else at
+        self.groups.insert(at, g)
+        self.built.insert(at, (interp, bundle))
+        self.cache.insert(at, {})
+        self.misses.insert(at, 0)
+
+    def _learn(self) -> None:
+        """The groups missed by most documents so far, built into one (kept first when the
+        ``validate`` group is among them)."""
+        every = [n for n, m in enumerate(self.misses) if m * 2 > self.seen]
+        if len(every) < 2:
+            return
+        try:
+            merged = merge([self.groups[n] for n in every])
+            self._add(merged, 0)
+        except (RegoError, ValueError):
+            return  # the groups as they are still give the set's answer
+        for n in sorted(every, reverse=True):
+            for table in (self.groups, self.built, self.cache, self.misses):
+                del table[n + 1]
+        if not merged.main:  # the validate group stays first
+            at = next(n for n, g in enumerate(self.groups) if g.main)
+            for table in (self.groups, self.built, self.cache, self.misses):
+                table.insert(0, table.pop(at))
 
     def _answer(self, out: _Captured, n: int, value: Any) -> tuple[bool | None, Any]:
+        """Group ``n``'s answer for the document: (True, its concerns as canonical JSON texts;
+        for the ``validate`` group also the rest of the object as JSON), (False, why it
+        failed) or (None, an output the engine printed that is not JSON)."""
         g = self.groups[n]
-        part = project(value, g.tree, g.keys)
-        key = json.dumps(part, ensure_ascii=False)
+        key = repr(_shape(value, g.tree))
         cache = self.cache[n]
         found = cache.get(key)
         if found is not None:
             return found
+        self.misses[n] += 1
+        part = project(value, g.tree, g.keys)
         interp, bundle = self.built[n]
-        ok, text = _run(out, interp, bundle, key, part)
+        ok, text = _run(out, interp, bundle, json.dumps(part, ensure_ascii=False), part)
         if not ok:
             found = (False, text)
         elif text.strip() == "undefined":
@@ -164,9 +202,15 @@ class _Split:
         else:
             try:
                 parsed = json.loads(text)
-                parsed = parsed[0] if isinstance(parsed, list) else parsed
-                found = (True, parsed["bindings"]["x"])
-            except (ValueError, LookupError, TypeError):
+                x = (parsed[0] if isinstance(parsed, list) else parsed)["bindings"]["x"]
+                items = x["concerns"] if g.main else x
+                canon = [json.dumps(c, sort_keys=True, ensure_ascii=False) for c in items]
+                if g.main:
+                    rest = json.dumps({k: v for k, v in x.items() if k != "concerns"})
+                    found = (True, (rest, canon))
+                else:
+                    found = (True, canon)
+            except (ValueError, LookupError, TypeError, AttributeError):
                 found = (None, text)  # the parent says why it cannot be read
         if len(cache) >= _CACHE_LIMIT:
             cache.clear()
@@ -175,9 +219,11 @@ class _Split:
 
     def reply(self, out: _Captured, doc: str) -> str | dict[str, Any]:
         """The validate document of one input, as the whole set gives it."""
+        self.seen += 1
+        if self.seen == self.learn:
+            self._learn()
         value = json.loads(doc)
-        answer: Any = None
-        extra: list[list[Any]] = []
+        rest, concerns = "{}", []
         for n in range(len(self.groups)):
             ok, found = self._answer(out, n, value)
             if ok is None:
@@ -185,16 +231,28 @@ class _Split:
             if not ok:
                 return {"ok": False, "error": found}
             if n == 0:
-                answer = found
-            elif found:
-                extra.append(found)
-        if extra:
-            concerns: dict[str, Any] = {}
-            for c_ in [answer.get("concerns") or [], *extra]:
-                for item in c_:
-                    concerns.setdefault(json.dumps(item, sort_keys=True), item)
-            answer = {**answer, "concerns": list(concerns.values())}
-        return {"ok": True, "output": {"bindings": {"x": answer}}}
+                rest, concerns = found[0], list(found[1])
+            else:
+                concerns += found
+        items = ", ".join(dict.fromkeys(concerns))  # a set: one of each
+        head = rest[:-1] + ", " if rest != "{}" else "{"
+        return (
+            '{"ok": true, "output": {"bindings": {"x": ' + head + '"concerns": [' + items + "]}}}}"
+        )
+
+
+_ABSENT = object()
+
+
+def _shape(value: Any, tree: Tree | None) -> Any:
+    """What ``project(value, tree)`` keeps, as a nest of tuples (objects inside the values are
+    not cut: a finer key, never a coarser one); equal shapes give equal projections."""
+    if tree is None or type(value) is not dict:
+        return ("=", value)
+    return tuple(
+        (_shape(value[k], sub) if sub else ("=", value[k])) if k in value else _ABSENT
+        for k, sub in tree.items()
+    )
 
 
 class Worker:
@@ -245,7 +303,7 @@ class Worker:
         if not groups or len(groups) < 2:
             return None
         try:
-            return _Split(groups)
+            return _Split(groups, int(req.get("learn") or _LEARN))
         except (RegoError, ValueError):
             self.out.reset()
             return None
