@@ -47,7 +47,7 @@ from reconciler.validation.ruleset import (  # noqa: E402
     load_rule_set,
     validate_query,
 )
-from reconciler.validation.worker import set_input_fast  # noqa: E402
+from reconciler.validation.worker import set_input  # noqa: E402
 
 PROVIDER = "vsphere"
 GOAL_MS = 1.0
@@ -132,8 +132,7 @@ def breakdown(rs: RuleSet, docs: list[dict]) -> dict[str, float]:
         marks = [time.process_time()]
         text = json.dumps(project(doc, tree, keys), ensure_ascii=False)
         marks.append(time.process_time())
-        if "\\" in text or not set_input_fast(interp, json.loads(text)):
-            interp.set_input_term(text)
+        set_input(interp, text, json.loads(text))
         marks.append(time.process_time())
         out = rego_bundle_query(interp._impl, bundle._impl)
         marks.append(time.process_time())

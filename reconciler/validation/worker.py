@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 from typing import Any, BinaryIO
@@ -53,21 +54,43 @@ class _Captured:
 _INT64 = 1 << 63
 
 
-def set_input_fast(interp: Any, value: Any) -> bool:
+# the characters json.dumps writes as escapes (with ensure_ascii: every non-ASCII one too)
+_ESCAPED = re.compile(r'[\x00-\x1f"\\]')
+_ESCAPED_ASCII = re.compile(r'[\x00-\x1f"\\]|[^\x00-\x7f]')
+
+
+def set_input_fast(interp: Any, value: Any, escaped: str = "") -> bool:
     """The input document built node by node with the C calls regopy's own ``set_input`` makes,
     dispatched on the exact type (a third cheaper than regopy's isinstance chain, which matters
-    at 10,000 VMs a pass). False, with nothing set, for a value this does not handle."""
+    at 10,000 VMs a pass). False, with nothing set, for a value this does not handle.
+
+    With ``escaped`` ("utf-8" or "ascii": how the document's JSON text was written), each
+    string is given as the JSON text writes it, escapes and all: what ``set_input_term`` of that
+    text gives the engine (regopy keeps a term's strings as written, and prints them so),
+    without parsing the text again, which costs several times more."""
     lib = c.rego
     new_str, obj_item = lib.regoInputString, lib.regoInputObjectItem
     p = c.rego_new_input()
+    if escaped:
+        ascii_only = escaped == "ascii"
+        needs = (_ESCAPED_ASCII if ascii_only else _ESCAPED).search
+
+        def text(s: str) -> bytes:
+            if needs(s) is None:
+                return s.encode()
+            return json.dumps(s, ensure_ascii=ascii_only)[1:-1].encode()
+    else:
+
+        def text(s: str) -> bytes:
+            return s.encode()
 
     def add(v: Any) -> None:
         t = type(v)
         if t is str:
-            new_str(p, v.encode())
+            new_str(p, text(v))
         elif t is dict:
             for k, x in v.items():
-                new_str(p, k.encode())
+                new_str(p, text(k))
                 add(x)
                 obj_item(p)
             lib.regoInputObject(p, len(v))
@@ -105,14 +128,30 @@ def _engine_error(out: _Captured, fallback: str, interp: Any = None) -> str:
     return text or fallback
 
 
-def _run(out: _Captured, interp: Any, bundle: Any, doc: str, value: Any) -> tuple[bool, str]:
+def set_input(interp: Any, doc: str, value: Any, dumped: bool = False) -> None:
+    """``doc`` (whose parsed value is ``value``) as the engine's input. regopy does not escape
+    strings it was given as values when it prints them, so a document with escapes goes in as
+    its JSON text writes them (always right, as a term would; ``dumped``: the text is known to
+    be ``json.dumps``'s, otherwise that is checked, and a text written otherwise goes in as a
+    term, at a third of the speed)."""
+    if "\\" not in doc:
+        if set_input_fast(interp, value):
+            return
+    else:
+        how = "ascii" if doc.isascii() else "utf-8"
+        if dumped or json.dumps(value, ensure_ascii=how == "ascii") == doc:
+            if set_input_fast(interp, value, how):
+                return
+    interp.set_input_term(doc)
+
+
+def _run(
+    out: _Captured, interp: Any, bundle: Any, doc: str, value: Any, dumped: bool = False
+) -> tuple[bool, str]:
     """One built query on one document: (True, the engine's output text, or "undefined") or
     (False, why it failed)."""
     out.reset()
-    if "\\" in doc or not set_input_fast(interp, value):
-        # regopy does not re-escape strings it was given as values, so a document with
-        # escapes goes in as a term (half the speed, always right)
-        interp.set_input_term(doc)
+    set_input(interp, doc, value, dumped)
     impl = c.rego_bundle_query(interp._impl, bundle._impl)
     try:
         ok = c.rego_output_ok(impl)
@@ -181,7 +220,9 @@ class _Split:
             for table in (self.groups, self.built, self.cache, self.misses):
                 table.insert(0, table.pop(at))
 
-    def _answer(self, out: _Captured, n: int, value: Any) -> tuple[bool | None, Any]:
+    def _answer(
+        self, out: _Captured, n: int, value: Any, ascii_only: bool
+    ) -> tuple[bool | None, Any]:
         """Group ``n``'s answer for the document: (True, its concerns as canonical JSON texts;
         for the ``validate`` group also the rest of the object as JSON), (False, why it
         failed) or (None, an output the engine printed that is not JSON)."""
@@ -194,7 +235,8 @@ class _Split:
         self.misses[n] += 1
         part = project(value, g.tree, g.keys)
         interp, bundle = self.built[n]
-        ok, text = _run(out, interp, bundle, json.dumps(part, ensure_ascii=False), part)
+        text = json.dumps(part, ensure_ascii=ascii_only)
+        ok, text = _run(out, interp, bundle, text, part, dumped=True)
         if not ok:
             found = (False, text)
         elif text.strip() == "undefined":
@@ -223,9 +265,10 @@ class _Split:
         if self.seen == self.learn:
             self._learn()
         value = json.loads(doc)
+        ascii_only = doc.isascii()  # the parts are written as the document was
         rest, concerns = "{}", []
         for n in range(len(self.groups)):
-            ok, found = self._answer(out, n, value)
+            ok, found = self._answer(out, n, value, ascii_only)
             if ok is None:
                 return '{"ok": true, "output": ' + found + "}"
             if not ok:
