@@ -14,6 +14,7 @@ import selectors
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -90,7 +91,8 @@ class RegoEngine:
         self.build_timeout = build_timeout
         self._proc: subprocess.Popen[bytes] | None = None
         self._sel: selectors.BaseSelector | None = None
-        self._buf = b""
+        self._buf = b""  # the start of a reply line not yet complete
+        self._lines: deque[bytes] = deque()  # complete reply lines not yet read
         self._built: tuple[list[list[str]], str, str] | None = None
         self.pure = False  # the built set's verdicts depend on the input alone
         self.split = True  # a pure set may be evaluated in groups (groups.py), when exact
@@ -114,6 +116,7 @@ class RegoEngine:
             os.set_blocking(self._proc.stdout.fileno(), False)
             self._sel.register(self._proc.stdout, selectors.EVENT_READ)
             self._buf = b""
+            self._lines.clear()
         return self._proc
 
     def close(self) -> None:
@@ -149,7 +152,7 @@ class RegoEngine:
     def _read(self, timeout: float) -> dict[str, Any]:
         assert self._proc is not None and self._proc.stdout is not None and self._sel
         deadline = time.monotonic() + timeout
-        while b"\n" not in self._buf:
+        while not self._lines:
             left = deadline - time.monotonic()
             if left <= 0:
                 self.close()
@@ -163,8 +166,15 @@ class RegoEngine:
                 code = self._proc.wait()
                 self.close()
                 raise EngineDied(f"the rule engine process exited (code {code})")
-            self._buf += chunk or b""
-        line, _, self._buf = self._buf.partition(b"\n")
+            if chunk and b"\n" in chunk:
+                # split once per read: taking one line at a time off a long buffer copies
+                # the rest of it for every line
+                *lines, rest = (self._buf + chunk).split(b"\n")
+                self._lines.extend(lines)
+                self._buf = rest
+            else:
+                self._buf += chunk or b""
+        line = self._lines.popleft()
         try:
             return json.loads(line)
         except ValueError as exc:

@@ -182,13 +182,14 @@ class _Split:
         self.groups: list[Group] = []
         self.built: list[tuple[Any, Any]] = []
         # per group: the part's JSON -> (True, value) or (False, error) or (None, raw output)
-        self.cache: list[dict[str, tuple[bool | None, Any]]] = []
+        # (None: a group whose parts differ for nearly every document, not remembered)
+        self.cache: list[dict[str, tuple[bool | None, Any]] | None] = []
         self.misses: list[int] = []
         self.seen = 0
         for g in groups:
             self._add(g)
 
-    def _add(self, g: Group, at: int | None = None) -> None:
+    def _add(self, g: Group, at: int | None = None, remember: bool = True) -> None:
         interp = Interpreter()
         for name, source in g.modules:
             interp.add_module(name, source)
@@ -198,7 +199,7 @@ class _Split:
         at = len(self.groups) if at is None else at
         self.groups.insert(at, g)
         self.built.insert(at, (interp, bundle))
-        self.cache.insert(at, {})
+        self.cache.insert(at, {} if remember else None)
         self.misses.insert(at, 0)
 
     def _learn(self) -> None:
@@ -209,7 +210,7 @@ class _Split:
             return
         try:
             merged = merge([self.groups[n] for n in every])
-            self._add(merged, 0)
+            self._add(merged, 0, remember=False)
         except (RegoError, ValueError):
             return  # the groups as they are still give the set's answer
         for n in sorted(every, reverse=True):
@@ -227,11 +228,12 @@ class _Split:
         for the ``validate`` group also the rest of the object as JSON), (False, why it
         failed) or (None, an output the engine printed that is not JSON)."""
         g = self.groups[n]
-        key = repr(_shape(value, g.tree))
         cache = self.cache[n]
-        found = cache.get(key)
-        if found is not None:
-            return found
+        if cache is not None:
+            key = repr(_shape(value, g.tree))
+            found = cache.get(key)
+            if found is not None:
+                return found
         self.misses[n] += 1
         part = project(value, g.tree, g.keys)
         interp, bundle = self.built[n]
@@ -254,9 +256,10 @@ class _Split:
                     found = (True, canon)
             except (ValueError, LookupError, TypeError, AttributeError):
                 found = (None, text)  # the parent says why it cannot be read
-        if len(cache) >= _CACHE_LIMIT:
-            cache.clear()
-        cache[key] = found
+        if cache is not None:
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            cache[key] = found
         return found
 
     def reply(self, out: _Captured, doc: str) -> str | dict[str, Any]:
