@@ -161,7 +161,10 @@ class RegoEngine:
                 )
             if not self._sel.select(left):
                 continue
-            chunk = self._proc.stdout.read(1 << 20)
+            try:  # 64 KiB at most: a read of 1 MiB costs a fresh mapping of 1 MiB each time
+                chunk: bytes | None = os.read(self._proc.stdout.fileno(), 1 << 16)
+            except BlockingIOError:
+                chunk = None
             if chunk == b"" or (chunk is None and self._proc.poll() is not None):
                 code = self._proc.wait()
                 self.close()

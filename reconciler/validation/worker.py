@@ -20,11 +20,14 @@ Requests:
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import os
 import re
 import sys
 import tempfile
+import threading
+import time
 from typing import Any, BinaryIO
 
 from regopy import Interpreter, RegoError
@@ -317,17 +320,42 @@ def _shape(value: Any, tree: Tree | None) -> Any:
     )
 
 
+_FLUSH_EVERY = 0.005  # seconds a reply of a batch may wait in the buffer
+
+
 class Worker:
     def __init__(self) -> None:
         self.out = _Captured()
         self.interp: Any = None
         self.bundle: Any = None
         self.split: _Split | None = None
+        self._lock = threading.Lock()
+        self._waiting = False  # replies written and not yet flushed
+        threading.Thread(target=self._flusher, daemon=True).start()
 
-    def reply(self, msg: dict[str, Any] | str) -> None:
+    def reply(self, msg: dict[str, Any] | str, flush: bool = True) -> None:
         data = msg if isinstance(msg, str) else json.dumps(msg)
-        self.out.proto.write(data.encode() + b"\n")
-        self.out.proto.flush()
+        with self._lock:
+            self.out.proto.write(data.encode() + b"\n")
+            if flush:
+                self.out.proto.flush()
+            self._waiting = not flush
+
+    def _flush(self) -> None:
+        with self._lock:
+            self.out.proto.flush()
+            self._waiting = False
+
+    def _flusher(self) -> None:
+        """Replies of a batch are flushed every few milliseconds, not one by one (a write and a
+        wake-up of the parent per VM cost more than its verdict once most verdicts come from
+        the groups' memory). Regopy's calls release the GIL, so this runs while a rule loops:
+        the replies before a VM that overruns its deadline still reach the parent, and the
+        deadline falls on that VM."""
+        while True:
+            time.sleep(_FLUSH_EVERY)
+            if self._waiting:
+                self._flush()
 
     def _interpreter(self, modules: list[list[str]]) -> Any:
         interp = Interpreter()
@@ -376,24 +404,26 @@ class Worker:
 
         # read the whole batch first: the parent writes it all before it reads a reply
         docs = [stdin.readline().decode() for _ in range(req["count"])]
+        reply = functools.partial(self.reply, flush=False)
         for doc in docs:
             self.out.reset()
             if self.bundle is None:
-                self.reply({"ok": False, "error": "no rule set built"})
+                reply({"ok": False, "error": "no rule set built"})
                 continue
             try:
                 if self.split is not None:
-                    self.reply(self.split.reply(self.out, doc))
+                    reply(self.split.reply(self.out, doc))
                     continue
                 ok, text = _run(self.out, self.interp, self.bundle, doc, json.loads(doc))
                 if not ok:
-                    self.reply({"ok": False, "error": text})
+                    reply({"ok": False, "error": text})
                 elif text.strip() == "undefined":
-                    self.reply({"ok": False, "error": UNDEFINED})
+                    reply({"ok": False, "error": UNDEFINED})
                 else:
-                    self.reply('{"ok": true, "output": ' + text + "}")
+                    reply('{"ok": true, "output": ' + text + "}")
             except Exception as exc:  # noqa: BLE001 - anything a rule does is a per-VM result
-                self.reply({"ok": False, "error": _engine_error(self.out, repr(exc))})
+                reply({"ok": False, "error": _engine_error(self.out, repr(exc))})
+        self._flush()  # the batch is done: its last replies go now
 
     def query(self, req: dict[str, Any]) -> None:
         self.out.reset()
