@@ -330,7 +330,7 @@ class Worker:
         self.bundle: Any = None
         self.split: _Split | None = None
         self._lock = threading.Lock()
-        self._waiting = False  # replies written and not yet flushed
+        self._waiting = threading.Event()  # replies written and not yet flushed
         threading.Thread(target=self._flusher, daemon=True).start()
 
     def reply(self, msg: dict[str, Any] | str, flush: bool = True) -> None:
@@ -338,13 +338,15 @@ class Worker:
         with self._lock:
             self.out.proto.write(data.encode() + b"\n")
             if flush:
+                self._waiting.clear()
                 self.out.proto.flush()
-            self._waiting = not flush
+            else:
+                self._waiting.set()
 
     def _flush(self) -> None:
         with self._lock:
+            self._waiting.clear()
             self.out.proto.flush()
-            self._waiting = False
 
     def _flusher(self) -> None:
         """Replies of a batch are flushed every few milliseconds, not one by one (a write and a
@@ -352,10 +354,9 @@ class Worker:
         the groups' memory). Regopy's calls release the GIL, so this runs while a rule loops:
         the replies before a VM that overruns its deadline still reach the parent, and the
         deadline falls on that VM."""
-        while True:
+        while self._waiting.wait():  # idle: no wake-ups
             time.sleep(_FLUSH_EVERY)
-            if self._waiting:
-                self._flush()
+            self._flush()
 
     def _interpreter(self, modules: list[list[str]]) -> Any:
         interp = Interpreter()
