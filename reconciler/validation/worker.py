@@ -34,7 +34,7 @@ from regopy import Interpreter, RegoError
 from regopy import rego_shared as c
 
 from reconciler.validation.groups import Group, merge, split
-from reconciler.validation.projection import Tree, project
+from reconciler.validation.projection import Tree, cut_elements, project
 
 
 class _Captured:
@@ -249,7 +249,7 @@ class _Split:
         g = self.groups[n]
         cache = self.cache[n]
         if cache is not None:
-            key = repr(_shape(value, g.tree))
+            key = repr(_shape(value, g.tree, g.keys))
             found = cache.get(key)
             if found is not None:
                 return found
@@ -309,15 +309,24 @@ class _Split:
 _ABSENT = object()
 
 
-def _shape(value: Any, tree: Tree | None) -> Any:
-    """What ``project(value, tree)`` keeps, as a nest of tuples (objects inside the values are
-    not cut: a finer key, never a coarser one); equal shapes give equal projections."""
+def _shape(value: Any, tree: Tree | None, keys: frozenset[str] | None) -> Any:
+    """What ``project(value, tree, keys)`` keeps, as a nest of tuples: equal shapes, equal
+    projections (scalars are taken as they are, without building the projected objects)."""
     if tree is None or type(value) is not dict:
         return ("=", value)
-    return tuple(
-        (_shape(value[k], sub) if sub else ("=", value[k])) if k in value else _ABSENT
-        for k, sub in tree.items()
-    )
+    out: list[Any] = []
+    for k, sub in tree.items():
+        if k not in value:
+            out.append(_ABSENT)
+            continue
+        x = value[k]
+        if sub and type(x) is dict:
+            out.append(_shape(x, sub, keys))
+        elif keys is not None and type(x) in (list, dict):
+            out.append(("=", cut_elements(x, keys)))
+        else:
+            out.append(("=", x))
+    return tuple(out)
 
 
 _FLUSH_EVERY = 0.005  # seconds a reply of a batch may wait in the buffer
