@@ -14,6 +14,7 @@ import selectors
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -90,9 +91,13 @@ class RegoEngine:
         self.build_timeout = build_timeout
         self._proc: subprocess.Popen[bytes] | None = None
         self._sel: selectors.BaseSelector | None = None
-        self._buf = b""
+        self._buf = b""  # the start of a reply line not yet complete
+        self._lines: deque[bytes] = deque()  # complete reply lines not yet read
         self._built: tuple[list[list[str]], str, str] | None = None
         self.pure = False  # the built set's verdicts depend on the input alone
+        self.split = True  # a pure set may be evaluated in groups (groups.py), when exact
+        self.grouped = False  # the built set is evaluated in groups
+        self.learn = 200  # inputs after which the groups most inputs miss are merged
 
     # -- process --------------------------------------------------------------------------
 
@@ -111,6 +116,7 @@ class RegoEngine:
             os.set_blocking(self._proc.stdout.fileno(), False)
             self._sel.register(self._proc.stdout, selectors.EVENT_READ)
             self._buf = b""
+            self._lines.clear()
         return self._proc
 
     def close(self) -> None:
@@ -146,7 +152,7 @@ class RegoEngine:
     def _read(self, timeout: float) -> dict[str, Any]:
         assert self._proc is not None and self._proc.stdout is not None and self._sel
         deadline = time.monotonic() + timeout
-        while b"\n" not in self._buf:
+        while not self._lines:
             left = deadline - time.monotonic()
             if left <= 0:
                 self.close()
@@ -155,13 +161,23 @@ class RegoEngine:
                 )
             if not self._sel.select(left):
                 continue
-            chunk = self._proc.stdout.read(1 << 20)
+            try:  # 64 KiB at most: a read of 1 MiB costs a fresh mapping of 1 MiB each time
+                chunk: bytes | None = os.read(self._proc.stdout.fileno(), 1 << 16)
+            except BlockingIOError:
+                chunk = None
             if chunk == b"" or (chunk is None and self._proc.poll() is not None):
                 code = self._proc.wait()
                 self.close()
                 raise EngineDied(f"the rule engine process exited (code {code})")
-            self._buf += chunk or b""
-        line, _, self._buf = self._buf.partition(b"\n")
+            if chunk and b"\n" in chunk:
+                # split once per read: taking one line at a time off a long buffer copies
+                # the rest of it for every line
+                *lines, rest = (self._buf + chunk).split(b"\n")
+                self._lines.extend(lines)
+                self._buf = rest
+            else:
+                self._buf += chunk or b""
+        line = self._lines.popleft()
         try:
             return json.loads(line)
         except ValueError as exc:
@@ -179,14 +195,22 @@ class RegoEngine:
         mods = [[n, s] for n, s in modules]
         try:
             self._send(
-                {"op": "build", "modules": mods, "query": query, "version_query": version_query}
+                {
+                    "op": "build",
+                    "modules": mods,
+                    "query": query,
+                    "version_query": version_query,
+                    "split": self.split and pure(mods),
+                    "learn": self.learn,
+                }
             )
             reply = self._read(self.build_timeout)
         except EngineDied as exc:
-            self._built, self.pure = None, False
+            self._built, self.pure, self.grouped = None, False, False
             return EvalResult(False, error=f"compiling the rules: {exc}")
         self._built = (mods, query, version_query) if reply["ok"] else None
         self.pure = bool(reply["ok"]) and pure(mods)
+        self.grouped = bool(reply.get("split"))
         return EvalResult(reply["ok"], reply.get("rules_version"), reply.get("error", ""))
 
     def evaluate(self, inputs: Sequence[str], batch: int = 256) -> Iterator[EvalResult]:
@@ -270,6 +294,19 @@ class RegoPool:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def split(self) -> bool:
+        return self.engines[0].split
+
+    @split.setter
+    def split(self, value: bool) -> None:
+        for e in self.engines:
+            e.split = value
+
+    @property
+    def grouped(self) -> bool:
+        return all(e.grouped for e in self.engines)
 
     def build(self, modules: Modules, query: str, version_query: str = "") -> EvalResult:
         """Build in the first engine; the others follow only when it succeeded."""

@@ -87,11 +87,13 @@ def element_keys(sources: Iterable[str]) -> frozenset[str] | None:
     return frozenset(keys)
 
 
-def _elements(value: Any, keys: frozenset[str]) -> Any:
+def cut_elements(value: Any, keys: frozenset[str]) -> Any:
+    """``value`` with the objects inside its arrays cut to ``keys`` (what ``project`` does to
+    a kept field)."""
     if isinstance(value, list):
         return [_named(x, keys) for x in value]
     if isinstance(value, dict):
-        return {k: _elements(v, keys) for k, v in value.items()}
+        return {k: cut_elements(v, keys) for k, v in value.items()}
     return value
 
 
@@ -115,5 +117,5 @@ def project(doc: Any, tree: Tree | None, keys: frozenset[str] | None = None) -> 
             if sub and isinstance(value, dict):
                 out[key] = project(value, sub, keys)
             else:
-                out[key] = value if keys is None else _elements(value, keys)
+                out[key] = value if keys is None else cut_elements(value, keys)
     return out

@@ -19,14 +19,22 @@ Requests:
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
 import os
+import re
 import sys
 import tempfile
+import threading
+import time
 from typing import Any, BinaryIO
 
 from regopy import Interpreter, RegoError
 from regopy import rego_shared as c
+
+from reconciler.validation.groups import Group, merge, split
+from reconciler.validation.projection import Tree, cut_elements, project
 
 
 class _Captured:
@@ -39,8 +47,10 @@ class _Captured:
         sys.stdout = sys.stderr
 
     def reset(self) -> None:
-        self._file.seek(0)
-        self._file.truncate()
+        # once per query: a syscall to see whether anything was printed, not two to empty it
+        if os.lseek(self._file.fileno(), 0, os.SEEK_END) > 0:
+            self._file.seek(0)
+            self._file.truncate()
 
     def text(self) -> str:
         self._file.seek(0)
@@ -50,21 +60,43 @@ class _Captured:
 _INT64 = 1 << 63
 
 
-def set_input_fast(interp: Any, value: Any) -> bool:
+# the characters json.dumps writes as escapes (with ensure_ascii: every non-ASCII one too)
+_ESCAPED = re.compile(r'[\x00-\x1f"\\]')
+_ESCAPED_ASCII = re.compile(r'[\x00-\x1f"\\]|[^\x00-\x7f]')
+
+
+def set_input_fast(interp: Any, value: Any, escaped: str = "") -> bool:
     """The input document built node by node with the C calls regopy's own ``set_input`` makes,
     dispatched on the exact type (a third cheaper than regopy's isinstance chain, which matters
-    at 10,000 VMs a pass). False, with nothing set, for a value this does not handle."""
+    at 10,000 VMs a pass). False, with nothing set, for a value this does not handle.
+
+    With ``escaped`` ("utf-8" or "ascii": how the document's JSON text was written), each
+    string is given as the JSON text writes it, escapes and all: what ``set_input_term`` of that
+    text gives the engine (regopy keeps a term's strings as written, and prints them so),
+    without parsing the text again, which costs several times more."""
     lib = c.rego
     new_str, obj_item = lib.regoInputString, lib.regoInputObjectItem
     p = c.rego_new_input()
+    if escaped:
+        ascii_only = escaped == "ascii"
+        needs = (_ESCAPED_ASCII if ascii_only else _ESCAPED).search
+
+        def text(s: str) -> bytes:
+            if needs(s) is None:
+                return s.encode()
+            return json.dumps(s, ensure_ascii=ascii_only)[1:-1].encode()
+    else:
+
+        def text(s: str) -> bytes:
+            return s.encode()
 
     def add(v: Any) -> None:
         t = type(v)
         if t is str:
-            new_str(p, v.encode())
+            new_str(p, text(v))
         elif t is dict:
             for k, x in v.items():
-                new_str(p, k.encode())
+                new_str(p, text(k))
                 add(x)
                 obj_item(p)
             lib.regoInputObject(p, len(v))
@@ -102,16 +134,238 @@ def _engine_error(out: _Captured, fallback: str, interp: Any = None) -> str:
     return text or fallback
 
 
+def set_input(interp: Any, doc: str, value: Any, dumped: bool = False) -> None:
+    """``doc`` (whose parsed value is ``value``) as the engine's input. regopy does not escape
+    strings it was given as values when it prints them, so a document with escapes goes in as
+    its JSON text writes them (always right, as a term would; ``dumped``: the text is known to
+    be ``json.dumps``'s, otherwise that is checked, and a text written otherwise goes in as a
+    term, at a third of the speed)."""
+    if "\\" not in doc:
+        if set_input_fast(interp, value):
+            return
+    else:
+        how = "ascii" if doc.isascii() else "utf-8"
+        if dumped or json.dumps(value, ensure_ascii=how == "ascii") == doc:
+            if set_input_fast(interp, value, how):
+                return
+    interp.set_input_term(doc)
+
+
+def _run(
+    out: _Captured, interp: Any, bundle: Any, doc: str, value: Any, dumped: bool = False
+) -> tuple[bool, str]:
+    """One built query on one document: (True, the engine's output text, or "undefined") or
+    (False, why it failed)."""
+    out.reset()
+    set_input(interp, doc, value, dumped)
+    impl = c.rego_bundle_query(interp._impl, bundle._impl)
+    try:
+        ok = c.rego_output_ok(impl)
+        text = _output_text(impl) if ok else ""
+    finally:
+        c.rego_free_output(impl)
+    if not ok:
+        return False, _engine_error(out, "query failed", interp)
+    return True, text
+
+
+_OUTPUT = ctypes.create_string_buffer(1 << 16)  # reused: a new buffer per query costs more
+
+
+def _output_text(impl: Any) -> str:
+    """The output's JSON text (``rego_output_string`` without a new buffer each time)."""
+    size = c.rego.regoOutputJSONSize(impl)
+    buf = _OUTPUT if size <= len(_OUTPUT) else ctypes.create_string_buffer(size)
+    if c.rego.regoOutputJSON(impl, buf, size) != c.Code.OK:
+        return c.rego_output_string(impl)  # says what went wrong
+    return ctypes.string_at(buf, size).split(b"\0", 1)[0].decode("utf-8")
+
+
+UNDEFINED = "validate is undefined for this input"
+_CACHE_LIMIT = 50_000  # answers remembered per group; forgotten all at once past this
+_LEARN = 200  # documents after which the groups most documents miss are merged
+_PER_VM = 9  # a group missed by more than this many tenths of them is merged
+
+
+class _Split:
+    """The rule set evaluated as groups of files (``groups.py``), each group's answer
+    remembered by the part of the document it reads: VMs that share a cluster, a host or a
+    guest OS share those groups' answers. The answer per VM is the whole set's.
+
+    Every query costs the engine a fixed setup, so once ``_LEARN`` documents have shown which
+    groups read parts that differ for nearly every VM (its name, its disks), those groups are
+    built into one and asked once per VM: any union of groups answers as its groups do."""
+
+    def __init__(self, groups: list[Group], learn: int = _LEARN) -> None:
+        self.learn = learn
+        self.groups: list[Group] = []
+        self.built: list[tuple[Any, Any]] = []
+        # per group: the part's JSON -> (True, value) or (False, error) or (None, raw output)
+        # (None: a group whose parts differ for nearly every document, not remembered)
+        self.cache: list[dict[str, tuple[bool | None, Any]] | None] = []
+        self.misses: list[int] = []
+        self.seen = 0
+        for g in groups:
+            self._add(g)
+
+    def _add(self, g: Group, at: int | None = None, remember: bool = True) -> None:
+        interp = Interpreter()
+        for name, source in g.modules:
+            interp.add_module(name, source)
+        bundle = interp.build(g.query)
+        if not bundle.ok():
+            raise ValueError(f"group of {g.modules[0][0]} does not build")
+        at = len(self.groups) if at is None else at
+        self.groups.insert(at, g)
+        self.built.insert(at, (interp, bundle))
+        self.cache.insert(at, {} if remember else None)
+        self.misses.insert(at, 0)
+
+    def _learn(self) -> None:
+        """The groups missed by most documents so far, built into one (kept first when the
+        ``validate`` group is among them)."""
+        every = [n for n, m in enumerate(self.misses) if m * 10 > self.seen * _PER_VM]
+        if len(every) < 2:
+            return
+        try:
+            merged = merge([self.groups[n] for n in every])
+            self._add(merged, 0, remember=False)
+        except (RegoError, ValueError):
+            return  # the groups as they are still give the set's answer
+        for n in sorted(every, reverse=True):
+            for table in (self.groups, self.built, self.cache, self.misses):
+                del table[n + 1]
+        if not merged.main:  # the validate group stays first
+            at = next(n for n, g in enumerate(self.groups) if g.main)
+            for table in (self.groups, self.built, self.cache, self.misses):
+                table.insert(0, table.pop(at))
+
+    def _answer(
+        self, out: _Captured, n: int, value: Any, ascii_only: bool
+    ) -> tuple[bool | None, Any]:
+        """Group ``n``'s answer for the document: (True, its concerns as canonical JSON texts;
+        for the ``validate`` group also the rest of the object as JSON), (False, why it
+        failed) or (None, an output the engine printed that is not JSON)."""
+        g = self.groups[n]
+        cache = self.cache[n]
+        if cache is not None:
+            key = repr(_shape(value, g.tree, g.keys))
+            found = cache.get(key)
+            if found is not None:
+                return found
+        self.misses[n] += 1
+        part = project(value, g.tree, g.keys)
+        interp, bundle = self.built[n]
+        text = json.dumps(part, ensure_ascii=ascii_only)
+        ok, text = _run(out, interp, bundle, text, part, dumped=True)
+        if not ok:
+            found = (False, text)
+        elif text.strip() == "undefined":
+            found = (False, UNDEFINED if g.main else "concerns is undefined for this input")
+        else:
+            try:
+                parsed = json.loads(text)
+                x = (parsed[0] if isinstance(parsed, list) else parsed)["bindings"]["x"]
+                items = x["concerns"] if g.main else x
+                canon = [json.dumps(c, sort_keys=True, ensure_ascii=False) for c in items]
+                if g.main:
+                    rest = json.dumps({k: v for k, v in x.items() if k != "concerns"})
+                    found = (True, (rest, canon))
+                else:
+                    found = (True, canon)
+            except (ValueError, LookupError, TypeError, AttributeError):
+                found = (None, text)  # the parent says why it cannot be read
+        if cache is not None:
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            cache[key] = found
+        return found
+
+    def reply(self, out: _Captured, doc: str) -> str | dict[str, Any]:
+        """The validate document of one input, as the whole set gives it."""
+        self.seen += 1
+        if self.seen == self.learn:
+            self._learn()
+        value = json.loads(doc)
+        ascii_only = doc.isascii()  # the parts are written as the document was
+        rest, concerns = "{}", []
+        for n in range(len(self.groups)):
+            ok, found = self._answer(out, n, value, ascii_only)
+            if ok is None:
+                return '{"ok": true, "output": ' + found + "}"
+            if not ok:
+                return {"ok": False, "error": found}
+            if n == 0:
+                rest, concerns = found[0], list(found[1])
+            else:
+                concerns += found
+        items = ", ".join(dict.fromkeys(concerns))  # a set: one of each
+        head = rest[:-1] + ", " if rest != "{}" else "{"
+        return (
+            '{"ok": true, "output": {"bindings": {"x": ' + head + '"concerns": [' + items + "]}}}}"
+        )
+
+
+_ABSENT = object()
+
+
+def _shape(value: Any, tree: Tree | None, keys: frozenset[str] | None) -> Any:
+    """What ``project(value, tree, keys)`` keeps, as a nest of tuples: equal shapes, equal
+    projections (scalars are taken as they are, without building the projected objects)."""
+    if tree is None or type(value) is not dict:
+        return ("=", value)
+    out: list[Any] = []
+    for k, sub in tree.items():
+        if k not in value:
+            out.append(_ABSENT)
+            continue
+        x = value[k]
+        if sub and type(x) is dict:
+            out.append(_shape(x, sub, keys))
+        elif keys is not None and type(x) in (list, dict):
+            out.append(("=", cut_elements(x, keys)))
+        else:
+            out.append(("=", x))
+    return tuple(out)
+
+
+_FLUSH_EVERY = 0.005  # seconds a reply of a batch may wait in the buffer
+
+
 class Worker:
     def __init__(self) -> None:
         self.out = _Captured()
         self.interp: Any = None
         self.bundle: Any = None
+        self.split: _Split | None = None
+        self._lock = threading.Lock()
+        self._waiting = threading.Event()  # replies written and not yet flushed
+        threading.Thread(target=self._flusher, daemon=True).start()
 
-    def reply(self, msg: dict[str, Any] | str) -> None:
+    def reply(self, msg: dict[str, Any] | str, flush: bool = True) -> None:
         data = msg if isinstance(msg, str) else json.dumps(msg)
-        self.out.proto.write(data.encode() + b"\n")
-        self.out.proto.flush()
+        with self._lock:
+            self.out.proto.write(data.encode() + b"\n")
+            if flush:
+                self._waiting.clear()
+                self.out.proto.flush()
+            else:
+                self._waiting.set()
+
+    def _flush(self) -> None:
+        with self._lock:
+            self._waiting.clear()
+            self.out.proto.flush()
+
+    def _flusher(self) -> None:
+        """Replies of a batch are flushed every few milliseconds, not one by one (a write and a
+        wake-up of the parent per VM cost more than its verdict once most verdicts come from
+        the groups' memory). Regopy's calls release the GIL, so this runs while a rule loops:
+        the replies before a VM that overruns its deadline still reach the parent, and the
+        deadline falls on that VM."""
+        while self._waiting.wait():  # idle: no wake-ups
+            time.sleep(_FLUSH_EVERY)
+            self._flush()
 
     def _interpreter(self, modules: list[list[str]]) -> Any:
         interp = Interpreter()
@@ -121,7 +375,7 @@ class Worker:
 
     def build(self, req: dict[str, Any]) -> None:
         self.out.reset()
-        self.interp = self.bundle = None
+        self.interp = self.bundle = self.split = None
         try:
             interp = self._interpreter(req["modules"])
             bundle = interp.build(req["query"])
@@ -138,7 +392,21 @@ class Worker:
             self.reply({"ok": False, "error": _engine_error(self.out, str(exc))})
             return
         self.interp, self.bundle = interp, bundle
-        self.reply({"ok": True, "rules_version": version})
+        self.split = self._split(req)
+        self.reply({"ok": True, "rules_version": version, "split": self.split is not None})
+
+    def _split(self, req: dict[str, Any]) -> _Split | None:
+        """The set as groups when the parent allows it (a pure set) and the split is exact."""
+        if not req.get("split"):
+            return None
+        groups = split([(n, s) for n, s in req["modules"]], req["query"])
+        if not groups or len(groups) < 2:
+            return None
+        try:
+            return _Split(groups, int(req.get("learn") or _LEARN))
+        except (RegoError, ValueError):
+            self.out.reset()
+            return None
 
     def eval(self, req: dict[str, Any], stdin: BinaryIO) -> None:
         # regopy's Output parses the engine's JSON in Python and binding() prints it again; the
@@ -146,31 +414,26 @@ class Worker:
 
         # read the whole batch first: the parent writes it all before it reads a reply
         docs = [stdin.readline().decode() for _ in range(req["count"])]
+        reply = functools.partial(self.reply, flush=False)
         for doc in docs:
             self.out.reset()
             if self.bundle is None:
-                self.reply({"ok": False, "error": "no rule set built"})
+                reply({"ok": False, "error": "no rule set built"})
                 continue
             try:
-                if "\\" in doc or not set_input_fast(self.interp, json.loads(doc)):
-                    # regopy does not re-escape strings it was given as values, so a document
-                    # with escapes goes in as a term (half the speed, always right)
-                    self.interp.set_input_term(doc)
-                impl = c.rego_bundle_query(self.interp._impl, self.bundle._impl)
-                try:
-                    ok = c.rego_output_ok(impl)
-                    text = c.rego_output_string(impl) if ok else ""
-                finally:
-                    c.rego_free_output(impl)
+                if self.split is not None:
+                    reply(self.split.reply(self.out, doc))
+                    continue
+                ok, text = _run(self.out, self.interp, self.bundle, doc, json.loads(doc))
                 if not ok:
-                    err = _engine_error(self.out, "query failed", self.interp)
-                    self.reply({"ok": False, "error": err})
+                    reply({"ok": False, "error": text})
                 elif text.strip() == "undefined":
-                    self.reply({"ok": False, "error": "validate is undefined for this input"})
+                    reply({"ok": False, "error": UNDEFINED})
                 else:
-                    self.reply('{"ok": true, "output": ' + text + "}")
+                    reply('{"ok": true, "output": ' + text + "}")
             except Exception as exc:  # noqa: BLE001 - anything a rule does is a per-VM result
-                self.reply({"ok": False, "error": _engine_error(self.out, repr(exc))})
+                reply({"ok": False, "error": _engine_error(self.out, repr(exc))})
+        self._flush()  # the batch is done: its last replies go now
 
     def query(self, req: dict[str, Any]) -> None:
         self.out.reset()

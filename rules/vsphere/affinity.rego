@@ -5,6 +5,10 @@ import rego.v1
 # The fields this file reads, cut out of the VM document once (see INPUT.md, "Why projections").
 affinity_input := object.filter(input, ["cpuAffinity", "numaNodeAffinity", "id"])
 
+# The cluster's list, read here rather than through cluster.rego's cut: a file that reads only
+# the fields it needs lets the validation service evaluate the cluster's rules once per cluster.
+affinity_cluster_input := object.filter(input.host.cluster, ["hostAffinityVms"])
+
 concerns contains flag if {
 	count(affinity_input.cpuAffinity) > 0
 	flag := {
@@ -28,7 +32,7 @@ concerns contains flag if {
 # hostAffinityVms: the VMs of the cluster bound to hosts by a DRS VM-host rule.
 concerns contains flag if {
 	is_string(affinity_input.id)
-	some ref in cluster_input.hostAffinityVms
+	some ref in affinity_cluster_input.hostAffinityVms
 	ref.id == affinity_input.id
 	flag := {
 		"id": "vmware.host_affinity.detected",

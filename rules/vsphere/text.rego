@@ -9,8 +9,12 @@ import rego.v1
 # other built-ins in literal quotes. Assessments are therefore built with concat, and every
 # input string quoted in one goes through text_safe.
 
-# s with '"' and '\' replaced by '_' and control characters by spaces.
-text_safe(s) := regex.replace(regex.replace(s, "[\"\\\\]", "_"), "[[:cntrl:]]", " ") if {
+# s with '"' and '\' replaced by '_' and control characters by spaces. Most strings have none
+# of them: one match then costs less than the two replacements, which change nothing.
+text_safe(s) := s if {
+	is_string(s)
+	not regex.match(`[[:cntrl:]"\\]`, s)
+} else := regex.replace(regex.replace(s, "[\"\\\\]", "_"), "[[:cntrl:]]", " ") if {
 	is_string(s)
 } else := text_number(s) if {
 	is_number(s)
