@@ -379,11 +379,6 @@ class _DiskCopy:
         # overlaps the copy); chunk -> the record of what the target holds there
         self.inline_verify: DiskReader | None = None
         self.verified: dict[int, bytes] = {}
-        # a writer that can start writing a chunk to its disk at once (not waiting for the
-        # checkpoint's flush): the flush then has little left to wait for
-        self.start_writeback: Callable[[int, int], None] | None = getattr(
-            writer, "start_writeback", None
-        )
         self.buffers = threading.local()  # each worker's reused read buffers
         self.stop = threading.Event()  # tells workers not to start queued chunks
         self.failure: _ChunkError | None = None
@@ -893,8 +888,6 @@ class _DiskCopy:
             written += end - start
         if self.inline_verify is not None and written:
             self.verified[idx] = self._record(self._read_back(self.inline_verify, offset, length))
-        if written and self.start_writeback is not None:
-            self.start_writeback(offset, length)
         return idx, h, written
 
     def _copy_leaves(self, idx: int) -> tuple[int, bytes, int]:

@@ -177,15 +177,6 @@ class RawDiskWriter:
             view = view[n:]
             offset += n
 
-    def start_writeback(self, offset: int, length: int) -> None:
-        """Start writing ``[offset, offset + length)`` to the disk now, without waiting for it
-        (Linux starts writeback of a range's dirty pages on ``POSIX_FADV_DONTNEED``; only
-        clean pages are dropped from the cache), so the next ``flush`` waits for less."""
-        try:
-            os.posix_fadvise(self._fd, offset, length, os.POSIX_FADV_DONTNEED)
-        except (OSError, AttributeError):
-            pass  # an advice: where it is not taken, flush does all the work as before
-
     def flush(self) -> None:
         """Make everything written so far durable (fdatasync)."""
         try:
