@@ -1,7 +1,9 @@
-"""vSphere inventory in bulk: one PropertyCollector retrieval per object type, not a call per VM.
+"""vSphere inventory in bulk: PropertyCollector retrievals over whole-inventory views, not a call
+per VM.
 
-Each retrieval walks a ContainerView of the whole inventory and pages through
-RetrievePropertiesEx, so 1,000 VMs cost a handful of round trips. :mod:`plugins.vsphere.updates`
+A retrieval walks a ContainerView of the whole inventory and pages through RetrievePropertiesEx
+(asking for the next page while this one's records are built), so 1,000 VMs cost a handful of
+round trips; :func:`read_all` reads every kind in one. :mod:`plugins.vsphere.updates`
 keeps the same :class:`Snapshot` current with WaitForUpdatesEx instead of reading it again.
 Both read the answers with lxml into plain records (:mod:`plugins.vsphere.soapparse`): pyvmomi's
 deserializer was most of a 5,000-VM read's time.

@@ -5,7 +5,8 @@ through its checked ``__setattr__``: for a 5,000-VM inventory that was most of a
 time. The inventory's three calls (RetrievePropertiesEx, ContinueRetrievePropertiesEx,
 WaitForUpdatesEx) go instead through :func:`invoke`: pyvmomi serializes the request and lends
 its connection (its pool, TLS context and thumbprint check, session cookie); lxml parses the
-answer, and :class:`Parser` turns it into plain records, typed by pyvmomi's own tables:
+answer as it arrives from the socket (:func:`fetch`), and :class:`Parser` turns it into plain
+records, typed by pyvmomi's own tables:
 
 - a data object is a dict of its set fields plus ``_type`` (its WSDL name, ``VirtualDisk``);
   unset fields and empty arrays are absent;

@@ -527,3 +527,18 @@ def test_a_fault_on_a_later_page_is_raised_as_pyvmomi_raises_it(answers: Answers
     with pytest.raises(vmodl.fault.ManagedObjectNotFound):
         retrieve(collector, spec[0], page=1)
     assert len(answers.requests) == 2
+
+
+@pytest.mark.integration
+def test_read_all_in_one_retrieval_equals_one_retrieval_per_kind(si: Any) -> None:
+    """Every kind's table from the one view of all kinds is what its own view reads
+    (distributed port groups among the networks, no object in two tables)."""
+    from pyVmomi import vim
+
+    from plugins.vsphere.inventory import KINDS, Snapshot, collect
+
+    whole = read_all(si)
+    assert whole == Snapshot(**{k.field: collect(si, k) for k in KINDS})
+    assert len(whole.vms) == 6 and whole.hosts and whole.clusters and whole.folders
+    networks = [p["_obj"] for p in whole.networks.values()]
+    assert any(isinstance(n, vim.dvs.DistributedVirtualPortgroup) for n in networks)
