@@ -23,7 +23,6 @@ import ctypes
 import functools
 import json
 import os
-import re
 import sys
 import tempfile
 import threading
@@ -60,31 +59,28 @@ class _Captured:
 _INT64 = 1 << 63
 
 
-# the characters json.dumps writes as escapes (with ensure_ascii: every non-ASCII one too)
-_ESCAPED = re.compile(r'[\x00-\x1f"\\]')
-_ESCAPED_ASCII = re.compile(r'[\x00-\x1f"\\]|[^\x00-\x7f]')
-
-
-def set_input_fast(interp: Any, value: Any, escaped: str = "") -> bool:
+def set_input_fast(interp: Any, value: Any, escaped: bool = False) -> bool:
     """The input document built node by node with the C calls regopy's own ``set_input`` makes,
     dispatched on the exact type (a third cheaper than regopy's isinstance chain, which matters
     at 10,000 VMs a pass). False, with nothing set, for a value this does not handle.
 
-    With ``escaped`` ("utf-8" or "ascii": how the document's JSON text was written), each
-    string is given as the JSON text writes it, escapes and all: what ``set_input_term`` of that
-    text gives the engine (regopy keeps a term's strings as written, and prints them so),
-    without parsing the text again, which costs several times more."""
+    With ``escaped``, a string holding a character JSON must escape (``"``, ``\\``, a control
+    character) is given as ``json.dumps(s, ensure_ascii=False)`` writes it, the form rego-cpp
+    holds a module's literals in: ``input.p == "c:\\\\"`` then holds for the path ``c:\\``, as
+    in OPA, and the printed output stays JSON that decodes to the strings. Every other
+    character, non-ASCII ones included, is given as itself (counted, compared and printed as
+    OPA does), however the document's JSON text wrote it."""
     lib = c.rego
     new_str, obj_item = lib.regoInputString, lib.regoInputObjectItem
     p = c.rego_new_input()
     if escaped:
-        ascii_only = escaped == "ascii"
-        needs = (_ESCAPED_ASCII if ascii_only else _ESCAPED).search
 
         def text(s: str) -> bytes:
-            if needs(s) is None:
+            # cheaper than a regex search; a non-printable character JSON does not escape
+            # (U+00A0, U+007F) goes through json.dumps too, which leaves it as it is
+            if "\\" not in s and '"' not in s and s.isprintable():
                 return s.encode()
-            return json.dumps(s, ensure_ascii=ascii_only)[1:-1].encode()
+            return json.dumps(s, ensure_ascii=False)[1:-1].encode()
     else:
 
         def text(s: str) -> bytes:
@@ -116,7 +112,7 @@ def set_input_fast(interp: Any, value: Any, escaped: str = "") -> bool:
             raise ValueError(t)
 
     try:
-        add(value)
+        add(value)  # a string that is not UTF-8 (a lone surrogate) raises a ValueError too
     except ValueError:
         c.rego_free_input(p)
         return False
@@ -134,30 +130,28 @@ def _engine_error(out: _Captured, fallback: str, interp: Any = None) -> str:
     return text or fallback
 
 
-def set_input(interp: Any, doc: str, value: Any, dumped: bool = False) -> None:
-    """``doc`` (whose parsed value is ``value``) as the engine's input. regopy does not escape
-    strings it was given as values when it prints them, so a document with escapes goes in as
-    its JSON text writes them (always right, as a term would; ``dumped``: the text is known to
-    be ``json.dumps``'s, otherwise that is checked, and a text written otherwise goes in as a
-    term, at a third of the speed)."""
-    if "\\" not in doc:
-        if set_input_fast(interp, value):
-            return
-    else:
-        how = "ascii" if doc.isascii() else "utf-8"
-        if dumped or json.dumps(value, ensure_ascii=how == "ascii") == doc:
-            if set_input_fast(interp, value, how):
-                return
-    interp.set_input_term(doc)
+def set_input(interp: Any, doc: str, value: Any, escapes: bool | None = None) -> None:
+    """``doc`` (whose parsed value is ``value``) as the engine's input, each string in the one
+    form rego-cpp holds a literal in (``set_input_fast``), whether the text wrote a character
+    raw or as an escape (a ``\\u0022`` is a ``"``, a ``\\u00e9`` an ``é``). A text without a
+    backslash has no string that needs escaping (``escapes``: whether it has one, for a value
+    cut from it). A value the fast path cannot give (an integer past 64 bits, a lone
+    surrogate) goes in as a term."""
+    if escapes is None:
+        escapes = "\\" in doc
+    if set_input_fast(interp, value, escaped=escapes):
+        return
+    try:
+        interp.set_input_term(json.dumps(value, ensure_ascii=False))
+    except UnicodeEncodeError:
+        interp.set_input_term(json.dumps(value))
 
 
-def _run(
-    out: _Captured, interp: Any, bundle: Any, doc: str, value: Any, dumped: bool = False
-) -> tuple[bool, str]:
+def _run(out: _Captured, interp: Any, bundle: Any, value: Any, escapes: bool) -> tuple[bool, str]:
     """One built query on one document: (True, the engine's output text, or "undefined") or
     (False, why it failed)."""
     out.reset()
-    set_input(interp, doc, value, dumped)
+    set_input(interp, "", value, escapes)
     impl = c.rego_bundle_query(interp._impl, bundle._impl)
     try:
         ok = c.rego_output_ok(impl)
@@ -240,9 +234,7 @@ class _Split:
             for table in (self.groups, self.built, self.cache, self.misses):
                 table.insert(0, table.pop(at))
 
-    def _answer(
-        self, out: _Captured, n: int, value: Any, ascii_only: bool
-    ) -> tuple[bool | None, Any]:
+    def _answer(self, out: _Captured, n: int, value: Any, escapes: bool) -> tuple[bool | None, Any]:
         """Group ``n``'s answer for the document: (True, its concerns as canonical JSON texts;
         for the ``validate`` group also the rest of the object as JSON), (False, why it
         failed) or (None, an output the engine printed that is not JSON)."""
@@ -256,8 +248,7 @@ class _Split:
         self.misses[n] += 1
         part = project(value, g.tree, g.keys)
         interp, bundle = self.built[n]
-        text = json.dumps(part, ensure_ascii=ascii_only)
-        ok, text = _run(out, interp, bundle, text, part, dumped=True)
+        ok, text = _run(out, interp, bundle, part, escapes)
         if not ok:
             found = (False, text)
         elif text.strip() == "undefined":
@@ -287,10 +278,10 @@ class _Split:
         if self.seen == self.learn:
             self._learn()
         value = json.loads(doc)
-        ascii_only = doc.isascii()  # the parts are written as the document was
+        escapes = "\\" in doc  # without a backslash in the text no string needs escaping
         rest, concerns = "{}", []
         for n in range(len(self.groups)):
-            ok, found = self._answer(out, n, value, ascii_only)
+            ok, found = self._answer(out, n, value, escapes)
             if ok is None:
                 return '{"ok": true, "output": ' + found + "}"
             if not ok:
@@ -424,7 +415,7 @@ class Worker:
                 if self.split is not None:
                     reply(self.split.reply(self.out, doc))
                     continue
-                ok, text = _run(self.out, self.interp, self.bundle, doc, json.loads(doc))
+                ok, text = _run(self.out, self.interp, self.bundle, json.loads(doc), "\\" in doc)
                 if not ok:
                     reply({"ok": False, "error": text})
                 elif text.strip() == "undefined":
