@@ -251,6 +251,27 @@ def _warm_files(e, interval: float) -> dict[str, str]:
     return files
 
 
+def _engine_left_clean(e, app: str) -> None:
+    """After a warm migration: every backup ended, no checkpoint or dirty bitmap of ours, no
+    transfer open and no disk locked."""
+    assert {b.phase.value for b in e.vms[app].backups} == {"succeeded"}
+    assert e.vms[app].checkpoints == []
+    assert all(e.checkpoint_bitmaps(a.disk.id) == [] for a in e.vms[app].attachments)
+    assert e.open_transfers() == []
+    assert {d.disk.status.value for d in e.disks.values()} == {"ok"}
+
+
+def _final_images(e, app: str, folder: Path) -> list[bytes]:
+    """The guest-visible bytes of the VM's disks now, as qemu-img reads its images."""
+    from tests.support.ovirt_engine import logical
+
+    out = []
+    for i, a in enumerate(e.vms[app].attachments):
+        d = e.disks[a.disk.id]
+        out.append(logical(d.image, d.fmt, folder / f"final-{i}.raw"))
+    return out
+
+
 def _merge_cutover(ws) -> None:
     """The reviewer merges the cutover branch the reconciler proposed."""
     import git
@@ -311,7 +332,6 @@ def test_a_warm_ovirt_plan_copies_two_rounds_and_cuts_over_by_merge_leaving_no_c
     """Incremental backups: the initial copy from a full backup, two precopy rounds of the
     dirty extents the daemon reports, the cutover once the branch is merged; the target's
     disks equal the source's images, and no backup or checkpoint (dirty bitmap) is left."""
-    from tests.support.ovirt_engine import logical
     from tests.support.vsphere_repo import make_round_due
 
     e = world.engine
@@ -364,19 +384,10 @@ def test_a_warm_ovirt_plan_copies_two_rounds_and_cuts_over_by_merge_leaving_no_c
     assert warm["precopies"][-1].get("final") is True and len(warm["precopies"]) == 4
     assert 4096 <= warm["cutover"]["bytes"] <= MiB
 
-    # the source: off, no backup active, no checkpoint or dirty bitmap left, nothing locked
     assert e.vms[app].vm.status.value == "down"
-    assert {b.phase.value for b in e.vms[app].backups} == {"succeeded"}
-    assert e.vms[app].checkpoints == []
-    assert e.checkpoint_bitmaps(first) == e.checkpoint_bitmaps(second) == []
-    assert e.open_transfers() == []
-    assert {d.disk.status.value for d in e.disks.values()} == {"ok"}
-
-    # byte-identical to the images' final content (read by qemu-img)
+    _engine_left_clean(e, app)
     ns = ws.cluster / "rhv-vms"
-    for i, disk_id in enumerate((first, second)):
-        d = e.disks[disk_id]
-        expected = logical(d.image, d.fmt, tmp_path / f"final-{i}.raw")
+    for i, expected in enumerate(_final_images(e, app, tmp_path)):
         assert (ns / "disks" / f"app-disk-{i}.img").read_bytes() == expected, i
     manifest = YAML(typ="safe").load((ns / "virtualmachines" / "app.yaml").read_text())
     assert manifest["spec"]["runStrategy"] == "Always"  # the source ran
@@ -389,7 +400,6 @@ def test_a_warm_ovirt_plan_onto_a_cluster_copies_rounds_in_jobs_and_cuts_over_by
     backup the reconciler started (the Job only opens its image transfer), and the PVCs end
     byte-identical with no backup, checkpoint or transfer left on the engine."""
     from tests.support.cluster import TOKEN
-    from tests.support.ovirt_engine import logical
     from tests.support.vsphere_repo import make_round_due
 
     e = world.engine
@@ -434,13 +444,8 @@ def test_a_warm_ovirt_plan_onto_a_cluster_copies_rounds_in_jobs_and_cuts_over_by
     assert {r.returncode for r in jobs()} == {0}
 
     assert e.vms[app].vm.status.value == "down"
-    assert {b.phase.value for b in e.vms[app].backups} == {"succeeded"}
-    assert e.vms[app].checkpoints == []
-    assert e.checkpoint_bitmaps(first) == e.checkpoint_bitmaps(second) == []
-    assert e.open_transfers() == []
-    for i, disk_id in enumerate((first, second)):
-        d = e.disks[disk_id]
-        expected = logical(d.image, d.fmt, tmp_path / f"final-{i}.raw")
+    _engine_left_clean(e, app)
+    for i, expected in enumerate(_final_images(e, app, tmp_path)):
         pvc = kubelet.storage("rhv-vms", f"app-disk-{i}")
         img = pvc / "disk.img" if pvc.is_dir() else pvc.with_suffix(".raw")
         assert img.read_bytes()[: len(expected)] == expected, i
@@ -458,7 +463,6 @@ def test_a_reconciler_killed_mid_round_leaves_nothing_that_blocks_the_next_backu
     import subprocess
     import time
 
-    from tests.support.ovirt_engine import logical
     from tests.support.vsphere_repo import make_round_due
     from tests.support.workspace import CLI
 
@@ -517,15 +521,9 @@ def test_a_reconciler_killed_mid_round_leaves_nothing_that_blocks_the_next_backu
     _merge_cutover(ws)
     assert run()["phase"] == "Completed"
 
-    assert {b.phase.value for b in e.vms[app].backups} == {"succeeded"}
-    assert e.vms[app].checkpoints == []
-    assert e.checkpoint_bitmaps(first) == e.checkpoint_bitmaps(second) == []
-    assert e.open_transfers() == []
-    assert {d.disk.status.value for d in e.disks.values()} == {"ok"}
+    _engine_left_clean(e, app)
     ns = ws.cluster / "rhv-vms"
-    for i, disk_id in enumerate((first, second)):
-        d = e.disks[disk_id]
-        expected = logical(d.image, d.fmt, tmp_path / f"final-{i}.raw")
+    for i, expected in enumerate(_final_images(e, app, tmp_path)):
         assert (ns / "disks" / f"app-disk-{i}.img").read_bytes() == expected, i
 
 
