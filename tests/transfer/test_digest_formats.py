@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,13 +20,6 @@ KiB = 1024
 MiB = 1024 * KiB
 CS = 256 * KiB
 SIZE = 6 * MiB + 1000
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ProgressStore]:
-    s = ProgressStore(tmp_path / "progress.db")
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -101,13 +101,6 @@ class FailingWriter(RawDiskWriter):
         if offset == self.fail_offset:
             raise OSError(28, "No space left on device")
         super().write(offset, data)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ProgressStore]:
-    s = ProgressStore(tmp_path / "progress.db")
-    yield s
-    s.close()
 
 
 @pytest.fixture

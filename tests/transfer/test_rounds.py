@@ -13,7 +13,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -90,13 +89,6 @@ class LoggingWriter(RawDiskWriter):
         if self.fail_flush:
             raise OSError(5, "simulated target failure")
         super().flush()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ProgressStore]:
-    s = ProgressStore(tmp_path / "progress.db")
-    yield s
-    s.close()
 
 
 @pytest.fixture
