@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import socket
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,9 @@ def sha1_fingerprint(host: str, port: int = 443, timeout: float = 10.0) -> str:
     """A server certificate's SHA-1 in the MTV docs' format (``AA:BB:...``), read without
     trusting it: what ``openssl s_client | openssl x509 -fingerprint -sha1`` prints, for
     plugins that pin certificates (a vSphere Secret's ``thumbprint``)."""
+    import socket  # here: a transfer Job's process imports this module, never calls this
+    import ssl
+
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import logging.handlers
 import sys
 import time
 from collections.abc import Callable
@@ -148,6 +147,8 @@ def configure(fmt: str = TEXT) -> logging.Handler:
 
 def keep_in(state_dir: Path) -> logging.Handler:
     """Also write JSON lines to ``STATE_DIR/logs/reconciler.log`` (what ``gather`` reads)."""
+    import logging.handlers  # here: a transfer Job's process logs to its console only
+
     folder = state_dir / LOG_DIR
     folder.mkdir(parents=True, exist_ok=True)
     handler = logging.handlers.RotatingFileHandler(

@@ -887,7 +887,7 @@ class _DiskCopy:
                 raise _ChunkError(offset + start, end - start, "write", e) from e
             written += end - start
         if self.inline_verify is not None and written:
-            self.verified[idx] = self._record(self._read_back(self.inline_verify, offset, length))
+            self.verified[idx] = self._read_back_record(self.inline_verify, offset, length)
         return idx, h, written
 
     def _copy_leaves(self, idx: int) -> tuple[int, bytes, int]:
@@ -981,10 +981,21 @@ class _DiskCopy:
             buf[start:end] = self._read(self.reader, offset + start, end - start, "read")
         return bytes(buf)
 
-    def _read_back(self, reader: DiskReader, offset: int, length: int) -> bytes | bytearray:
-        """What the target holds at ``[offset, offset + length)``, read into this thread's
-        verify buffer."""
-        return self._read_into(reader, offset, length, "read of the target to verify", "verify")
+    def _read_back_record(self, reader: DiskReader, offset: int, length: int) -> bytes:
+        """The record of what the target holds at ``[offset, offset + length)``: hashed
+        where its pages lie when the target can map them (no copy), else read into this
+        thread's verify buffer."""
+        op = "read of the target to verify"
+        mapped = getattr(reader, "mapped", None)
+        if mapped is None:
+            return self._record(self._read_into(reader, offset, length, op, "verify"))
+        try:
+            with mapped(offset, length) as view:
+                if len(view) != length:
+                    raise OSError(f"short read: {len(view)} of {length} bytes")
+                return self._record(view)
+        except Exception as e:
+            raise _ChunkError(offset, length, op, e) from e
 
     def _read_into(
         self, reader: DiskReader, offset: int, length: int, op: str, slot: str
@@ -994,8 +1005,6 @@ class _DiskCopy:
         faults, no copy.  The buffer is valid until this thread reads into it again, which is
         after the chunk was written and hashed (writers copy or write what they are given)."""
         readinto = getattr(reader, "readinto", None)
-        if slot == "verify":  # a raw target: positional reads into the buffer
-            readinto = getattr(reader, "pread_into", readinto)
         if readinto is None or length != self.chunk_size:
             return self._read(reader, offset, length, op)
         buf = getattr(self.buffers, slot, None)

@@ -24,7 +24,10 @@ class DiskReader(Protocol):
     """Random-access reads of a disk's logical (guest-visible) content.
 
     ``read`` must be safe to call from several threads at once: the engine runs parallel
-    streams over one reader.
+    streams over one reader.  Two optional methods let the engine skip a copy per chunk:
+    ``readinto(offset, buf) -> int`` fills a buffer it reuses, and ``mapped(offset, length)``,
+    a context manager yielding a read-only view of the bytes where they lie (a raw target's
+    pages, which the engine hashes to verify what it wrote).
     """
 
     size: int

@@ -87,3 +87,25 @@ def test_writer_on_an_existing_device_like_file_that_is_too_small(tmp_path: Path
         pytest.skip("no /dev/zero")
     with pytest.raises(OSError):
         RawDiskWriter("/dev/zero", MiB)
+
+
+def test_mapped_views_equal_reads_anywhere_and_end_with_the_file(tmp_path: Path) -> None:
+    """What the engine hashes to verify a chunk (the target's pages, not a copy) is what
+    ``read`` returns: at page-unaligned offsets, over holes, short at the end of the disk."""
+    path = tmp_path / "t.img"
+    size = 3 * 1024 * 1024 + 777
+    w = RawDiskWriter(path, size)
+    data = os.urandom(300_000)
+    w.write(5000, data)
+    w.write(size - 10, b"0123456789")
+    w.close()
+    with RawDiskReader(path) as r:
+        spans = [(0, 1 << 20), (4999, 300_002), (123_457, 65_536), (size - 100, 4096)]
+        for offset, length in spans:
+            with r.mapped(offset, length) as view:
+                assert bytes(view) == r.read(offset, length)
+        with r.mapped(size, 10) as view:
+            assert len(view) == 0
+        with r.mapped(4999, 2) as view:
+            assert bytes(view) == b"\0" + data[:1]
+    # every mapping was released: the reader closed without "exported pointers exist"
