@@ -284,21 +284,32 @@ class InventoryCache:
 
     def _full_read(self, reason: str, started: float) -> Snapshot:
         """Set up new collectors, views and filters and read their initial state."""
+        from plugins.vsphere.soapparse import ask, streams
+
         self.close()
         content = self.si.RetrieveContent()
-        for shares in self._parts:
-            part = _Collector(content.propertyCollector.CreatePropertyCollector())
-            self._collectors.append(part)
-            for share in shares:
-                view = content.viewManager.CreateContainerView(
-                    content.rootFolder, [share.kind.vim_class()], True
-                )
-                self._views.append(view)
-                spec = view_spec(view, dataclasses.replace(share.kind, props=share.props))
-                flt = part.collector.CreateFilter(spec, partialUpdates=False)
-                self._filters.append(flt)
-                part.shares[flt._moId] = share
-        applied, versions, members, trips = self._drain(Snapshot())
+        streaming = self.lxml and streams(content.propertyCollector)
+        asked: dict[Any, int] = {}
+        try:
+            for i, shares in enumerate(self._parts):
+                part = _Collector(content.propertyCollector.CreatePropertyCollector())
+                self._collectors.append(part)
+                for share in shares:
+                    view = content.viewManager.CreateContainerView(
+                        content.rootFolder, [share.kind.vim_class()], True
+                    )
+                    self._views.append(view)
+                    spec = view_spec(view, dataclasses.replace(share.kind, props=share.props))
+                    flt = part.collector.CreateFilter(spec, partialUpdates=False)
+                    self._filters.append(flt)
+                    part.shares[flt._moId] = share
+                if streaming:  # vCenter prepares it while the next collector is set up
+                    asked[ask(part.collector, "WaitForUpdatesEx", "", self._options())] = i
+        except BaseException:
+            for call in asked:
+                call.cancel()
+            raise
+        applied, versions, members, trips = self._drain(Snapshot(), asked or None)
         self._reread(applied)
         self._snap = applied.snapshot
         self._commit(versions, members)
@@ -312,21 +323,27 @@ class InventoryCache:
             part.version = version
         self._members = members
 
-    def _drain(self, base: Snapshot) -> tuple[Applied, list[str], dict[str, set[str]], int]:
+    def _options(self) -> Any:
+        from pyVmomi import vmodl
+
+        return vmodl.query.PropertyCollector.WaitOptions(
+            maxWaitSeconds=0, maxObjectUpdates=self._max_object_updates
+        )
+
+    def _drain(
+        self, base: Snapshot, asked: dict[Any, int] | None = None
+    ) -> tuple[Applied, list[str], dict[str, set[str]], int]:
         """Every update since each collector's version, page after page while vCenter
         truncates them. The collectors are asked side by side (a call each, on connections
         of their own), so vCenter prepares their answers at once, and each answer is read
         and applied as it comes in while the others are still being prepared. Returns what
         was applied, the collectors' new versions, the split kinds' members and the round
         trips (the most any one collector needed: they travel at the same time). Objects
-        that one collector reported and another not (yet) are marked to be read again."""
-        from pyVmomi import vmodl
-
+        that one collector reported and another not (yet) are marked to be read again.
+        ``asked``: the first calls, already sent (call -> collector index)."""
         from plugins.vsphere.soapparse import ask, first_ready, invoke, receive, streams
 
-        options = vmodl.query.PropertyCollector.WaitOptions(
-            maxWaitSeconds=0, maxObjectUpdates=self._max_object_updates
-        )
+        options = self._options()
         members = {flt: set(objs) for flt, objs in self._members.items()}
         versions = [c.version for c in self._collectors]
         trips = [0] * len(self._collectors)
@@ -345,7 +362,7 @@ class InventoryCache:
                     if not update_set.get("truncated"):
                         break
             return self._finish(base, applied, versions, members, trips)
-        waiting = {
+        waiting = asked or {
             ask(c.collector, "WaitForUpdatesEx", c.version, options): i
             for i, c in enumerate(self._collectors)
         }
