@@ -6,7 +6,9 @@ time. The inventory's three calls (RetrievePropertiesEx, ContinueRetrievePropert
 WaitForUpdatesEx) go instead through :func:`invoke`: pyvmomi serializes the request and lends
 its connection (its pool, TLS context and thumbprint check, session cookie); lxml parses the
 answer as it arrives from the socket (:func:`fetch`), and :class:`Parser` turns it into plain
-records, typed by pyvmomi's own tables:
+records, typed by pyvmomi's own tables. :func:`ask` sends a call without waiting for its answer
+(:func:`receive` reads it), so calls to several collectors travel side by side on connections
+of their own while this thread reads whichever answer came first (:func:`first_ready`):
 
 - a data object is a dict of its set fields plus ``_type`` (its WSDL name, ``VirtualDisk``);
   unset fields and empty arrays are absent;
