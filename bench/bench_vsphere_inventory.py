@@ -24,15 +24,17 @@ full/incremental (>1: the first is slower), and whether the full read, ``read_al
 incremental results agree.
 
 Where a full read's time goes (5,000 VMs, 2 cores, nothing else under the benchmark lock, load
-about 1.5): govmomi's simulator builds each answer whole before its first byte, about 0.9 s for
+0.9-1.5): govmomi's simulator builds each answer whole before its first byte, about 0.9 s for
 one 46 MB answer; split, the two answers (29 MB of devices, 18 MB of the rest) are built at once
 and the first is in after 0.3-0.5 s, the other by the time the first is read. This process's
-CPU is then 2.0-2.5 s: lxml parses about 0.5 s (0.25-0.3 s per part), building the records
-1.2-1.5 s (most of it lxml handing Python each of the 1.1 million elements), freeing the parsed
-trees about 0.3 s, applying 0.1 s; setting the collectors up costs 0.05-0.15 s. Measured in
-turns in one run (6 pairs): split 2.97 s median (best 2.78), one collector 3.74 s (best 2.92),
-the split 1.23x faster per pair (median), with the same CPU here (2.5 s). The simulator leaks a
-listener per destroyed collector, so later runs of one benchmark are slower than the first.
+CPU is then 2.0-3.0 s (the machine's speed drifts that much): lxml parses about 0.5 s (0.15-0.3
+s per part), building the records 1.0-1.5 s (most of it lxml handing Python each of the 1.1
+million elements), freeing the parsed trees about 0.3 s, applying 0.1 s; setting the
+collectors up costs 0.05-0.15 s. Measured in turns in one process (medians, best in brackets):
+split 2.97 s (2.78) against one collector 3.74 s (2.92), 6 pairs; split 3.67 s (3.33) against
+the code before the split 4.24 s (3.65), 6 pairs, 1.13x per pair; with this benchmark, split
+3.1-3.9 s and one collector 3.9-4.6 s over four runs. The simulator leaks a listener per
+destroyed collector and slows down as a run goes on, so compare figures of one run only.
 
 Two things of govmomi 0.24's simulator (not of vCenter) shape (b): WaitForUpdatesEx with
 maxWaitSeconds=0 answers only at its next 250 ms tick, and for every queued object update (a
