@@ -2,7 +2,7 @@
 per VM.
 
 A retrieval walks a ContainerView of the whole inventory and pages through RetrievePropertiesEx
-(asking for the next page while this one's records are built), so 1,000 VMs cost a handful of
+(the next page asked for before this one's records are built), so 1,000 VMs cost a handful of
 round trips; :func:`read_all` reads every kind in one. :mod:`plugins.vsphere.updates`
 keeps the same :class:`Snapshot` current with WaitForUpdatesEx instead of reading it again.
 Both read the answers with lxml into plain records (:mod:`plugins.vsphere.soapparse`): pyvmomi's
@@ -12,7 +12,6 @@ deserializer was most of a 5,000-VM read's time.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,9 +152,11 @@ def pages(collector: Any, spec: Any, options: Any, lxml: bool = True) -> Iterato
     with each page's token).
 
     Read by lxml, the next page is asked for as soon as this one is parsed (its token is near
-    the top), on a thread of its own: vCenter prepares it and lxml parses it while this thread
-    builds the current page's records, instead of each waiting for the other."""
-    from plugins.vsphere.soapparse import fetch, invoke, streams
+    the top), without waiting for its answer: vCenter prepares it while this page's records
+    are built, and it is read afterwards. No thread reads it meanwhile: a thread feeding lxml
+    while this one builds records takes the GIL back at every piece of the answer, and the
+    two then run slower together than one after the other."""
+    from plugins.vsphere.soapparse import ask, fetch, invoke, receive, streams
 
     if not lxml or not streams(collector):
         res = invoke(collector, "RetrievePropertiesEx", [spec], options, lxml=lxml)
@@ -165,21 +166,21 @@ def pages(collector: Any, spec: Any, options: Any, lxml: bool = True) -> Iterato
                 return
             res = invoke(collector, "ContinueRetrievePropertiesEx", res["token"], lxml=lxml)
         return
-    with ThreadPoolExecutor(1, thread_name_prefix="vsphere-next-page") as ahead:
-        current = fetch(collector, "RetrievePropertiesEx", [spec], options)
+    current = fetch(collector, "RetrievePropertiesEx", [spec], options)
+    following = None
+    try:
         while True:
             token = current.text("token")
-            following = (
-                ahead.submit(fetch, collector, "ContinueRetrievePropertiesEx", token)
-                if token
-                else None
-            )
+            following = ask(collector, "ContinueRetrievePropertiesEx", token) if token else None
             res = current.records()
             if res is not None:
                 yield res
             if following is None:
                 return
-            current = following.result()
+            current, following = receive(following), None
+    finally:
+        if following is not None:  # a failed page or a caller that stopped reading
+            following.cancel()
 
 
 def collect(si: Any, kind: Kind, page: int = PAGE, lxml: bool = True) -> dict[str, dict]:

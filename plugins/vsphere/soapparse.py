@@ -6,7 +6,9 @@ time. The inventory's three calls (RetrievePropertiesEx, ContinueRetrievePropert
 WaitForUpdatesEx) go instead through :func:`invoke`: pyvmomi serializes the request and lends
 its connection (its pool, TLS context and thumbprint check, session cookie); lxml parses the
 answer as it arrives from the socket (:func:`fetch`), and :class:`Parser` turns it into plain
-records, typed by pyvmomi's own tables:
+records, typed by pyvmomi's own tables. :func:`ask` sends a call without waiting for its answer
+(:func:`receive` reads it), so calls to several collectors travel side by side on connections
+of their own while this thread reads whichever answer came first (:func:`first_ready`):
 
 - a data object is a dict of its set fields plus ``_type`` (its WSDL name, ``VirtualDisk``);
   unset fields and empty arrays are absent;
@@ -25,6 +27,7 @@ from __future__ import annotations
 import base64
 import gc
 import io
+import select
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -397,6 +400,31 @@ CHUNK = 1 << 18  # bytes handed to lxml at a time, at most: one read of the sock
 def _send(mo: Any, method: str, args: tuple[Any, ...]) -> tuple[Any, Any]:
     """Send one call over the stub's connection as pyvmomi would: the connection and the
     answer (its status and headers read, its body not yet)."""
+    return _response(ask(mo, method, *args))
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A call sent over one of the stub's connections whose answer has not been read: vCenter
+    works on it meanwhile, side by side with other pending calls on other connections."""
+
+    mo: Any
+    method: str
+    conn: Any
+
+    def fileno(self) -> int:
+        """The connection's socket, for ``select``: readable once the answer starts."""
+        return self.conn.sock.fileno()
+
+    def cancel(self) -> None:
+        """Give the call up: its connection, with an answer on the way, is closed, not
+        pooled."""
+        self.conn.close()
+
+
+def ask(mo: Any, method: str, *args: Any) -> Pending:
+    """Send ``method`` of ``mo`` over a connection of its stub's pool, as pyvmomi would, and
+    return without waiting for the answer (:func:`receive` reads it)."""
     stub = mo._stub
     info = type(mo)._GetMethodInfo(method)
     headers = {
@@ -415,6 +443,22 @@ def _send(mo: Any, method: str, args: tuple[Any, ...]) -> tuple[Any, Any]:
     conn = stub.GetConnection()
     try:
         conn.request("POST", stub.path, req, headers)
+    except (OSError, HTTPException):
+        _sick(stub, conn)
+        raise
+    return Pending(mo, method, conn)
+
+
+def first_ready(pending: list[Pending]) -> Pending:
+    """The pending call whose answer started arriving first (waits for one)."""
+    ready, _, _ = select.select(pending, [], [])
+    return ready[0]
+
+
+def _response(p: Pending) -> tuple[Any, Any]:
+    """A pending call's connection and answer: its status and headers read, its body not."""
+    stub, conn = p.mo._stub, p.conn
+    try:
         resp = conn.getresponse()
     except (OSError, HTTPException):
         _sick(stub, conn)
@@ -468,12 +512,18 @@ def call(mo: Any, method: str, *args: Any) -> Any:
 
 def fetch(mo: Any, method: str, *args: Any) -> Parsed:
     """Call ``method`` of ``mo`` over its pyvmomi stub's connection; lxml parses the answer
-    while it arrives, so the parse overlaps the server's sending instead of following it.
-    The records are built later, from the whole answer (a broken answer yields nothing); a
-    fault (HTTP 500) is raised as pyvmomi raises it."""
-    stub = mo._stub
-    result_type = type(mo)._GetMethodInfo(method).result
-    conn, resp = _send(mo, method, args)
+    while it arrives (:func:`receive`)."""
+    return receive(ask(mo, method, *args))
+
+
+def receive(p: Pending) -> Parsed:
+    """The answer to a call :func:`ask` sent, parsed by lxml while it arrives, so the parse
+    overlaps the server's sending instead of following it. The records are built later,
+    from the whole answer (a broken answer yields nothing); a fault (HTTP 500) is raised as
+    pyvmomi raises it."""
+    stub = p.mo._stub
+    result_type = type(p.mo)._GetMethodInfo(p.method).result
+    conn, resp = _response(p)
     if resp.status == 500:
         answer(stub, 500, _read_all(stub, conn, resp), result_type)  # raises the fault
     parser = _xml_parser()

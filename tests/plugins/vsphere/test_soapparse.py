@@ -20,7 +20,15 @@ import pytest
 
 from plugins.vsphere import session
 from plugins.vsphere.inventory import pages, read_all, retrieve
-from plugins.vsphere.soapparse import answer, invoke, parse_response, plain
+from plugins.vsphere.soapparse import (
+    answer,
+    ask,
+    first_ready,
+    invoke,
+    parse_response,
+    plain,
+    receive,
+)
 from plugins.vsphere.updates import InventoryCache
 from reconciler.sources import sha1_fingerprint
 from tests.support.vsphere import Simulator, start_simulator
@@ -542,3 +550,43 @@ def test_read_all_in_one_retrieval_equals_one_retrieval_per_kind(si: Any) -> Non
     assert len(whole.vms) == 6 and whole.hosts and whole.clusters and whole.folders
     networks = [p["_obj"] for p in whole.networks.values()]
     assert any(isinstance(n, vim.dvs.DistributedVirtualPortgroup) for n in networks)
+
+
+def test_a_caller_that_stops_reading_gives_the_asked_page_up(answers: Answers) -> None:
+    """The next page travels while the caller holds this one; a caller that stops there
+    leaves no half-read answer in the connection pool: the next call gets a clean one."""
+    from pyVmomi import vmodl
+
+    collector = collector_on(answers)
+    answers.replies += [
+        Reply(page("RetrievePropertiesEx", "t-1", "vm-1")),
+        Reply(page("ContinueRetrievePropertiesEx", None, "vm-2")),
+        Reply(page("RetrievePropertiesEx", None, "vm-3")),
+    ]
+    spec, _ = some_call()
+    options = vmodl.query.PropertyCollector.RetrieveOptions(maxObjects=1)
+    answered = pages(collector, spec[0], options)
+    next(answered)
+    assert answers.wait_for(2)
+    answered.close()
+    again = retrieve(collector, spec[0])
+    assert list(again) == ["vm-3"]
+
+
+def test_calls_asked_side_by_side_are_read_as_they_come(answers: Answers) -> None:
+    """Two calls in flight at once on two connections, each read when its answer is there;
+    both connections go back to the pool and carry the next call."""
+    collector = collector_on(answers)
+    answers.replies += [
+        Reply(page("RetrievePropertiesEx", None, f"vm-{i}"), (7, 1000)) for i in (1, 2, 3)
+    ]
+    waiting = [ask(collector, "RetrievePropertiesEx", *some_call()) for _ in range(2)]
+    assert answers.wait_for(2) and waiting[0].conn is not waiting[1].conn
+    read = []
+    while waiting:
+        call = first_ready(waiting)
+        waiting.remove(call)
+        read += [o["obj"]._moId for o in receive(call).records()["objects"]]
+    assert sorted(read) == ["vm-1", "vm-2"]
+    got = invoke(collector, "RetrievePropertiesEx", *some_call())
+    assert [o["obj"]._moId for o in got["objects"]] == ["vm-3"]

@@ -12,7 +12,14 @@ import pytest
 from plugins.vsphere import session
 from plugins.vsphere.inventory import KINDS, Snapshot, datacenter_of, read_all
 from plugins.vsphere.soapparse import plain
-from plugins.vsphere.updates import InventoryCache, apply_updates
+from plugins.vsphere.updates import (
+    HEAVY,
+    InventoryCache,
+    Share,
+    apply_updates,
+    incomplete,
+    parts,
+)
 from reconciler.sources import SourceError, sha1_fingerprint
 from tests.support.vsphere import Simulator, start_simulator
 
@@ -155,7 +162,7 @@ def test_a_pass_with_nothing_changed_changes_nothing(cache: InventoryCache) -> N
 
 def test_a_collector_the_server_forgot_means_a_full_read(si: Any, cache: InventoryCache) -> None:
     cache.snapshot()
-    for obj in [*cache._filters, cache._collector]:  # as if vCenter had dropped them
+    for obj in [*cache._filters, *(c.collector for c in cache._collectors)]:  # as if dropped
         obj.Destroy()
     snap = cache.snapshot()
     assert cache.last.full and cache.last.reason == "filter gone: vmodl.fault.ManagedObjectNotFound"
@@ -255,3 +262,104 @@ def test_every_kind_of_property_change_is_applied() -> None:
     # an element-wise change and a change to an object never seen are read again, not guessed
     assert set(applied.stale[KINDS[0]]) == {"vm-1", "vm-3"}
     assert base.vms["vm-1"]["name"] == "a" and "vm-2" in base.vms
+
+
+def test_the_split_cache_reads_what_one_collector_reads(si: Any) -> None:
+    """Two collectors (the VMs' devices, everything else) read the same records as one, in
+    full and after changes that touch both shares of a VM."""
+    from pyVmomi import vim
+
+    with InventoryCache(si) as split, InventoryCache(si, split=False) as whole:
+        first = split.snapshot()
+        assert first == whole.snapshot()
+        assert len(split._collectors) == 2 and len(whole._collectors) == 1
+        vm = first.vms[sorted(first.vms)[0]]["_obj"]
+        devices = len(first.vms[vm._moId]["config.hardware.device"])
+        nic = vim.vm.device.VirtualE1000(
+            key=-1,
+            backing=vim.vm.device.VirtualEthernetCard.NetworkBackingInfo(deviceName="VM Network"),
+        )
+        wait(vm.Rename_Task("split-renamed"))
+        add_nic = vim.vm.device.VirtualDeviceSpec(operation="add", device=nic)
+        wait(vm.ReconfigVM_Task(vim.vm.ConfigSpec(deviceChange=[add_nic])))
+        second = split.snapshot()
+        assert not split.last.full and split.last.changed == 1
+        assert split.last.round_trips == 1  # the two collectors' calls travel side by side
+        assert second.vms[vm._moId]["name"] == "split-renamed"
+        assert len(second.vms[vm._moId]["config.hardware.device"]) == devices + 1
+        assert second == whole.snapshot()
+
+
+def test_a_vm_created_and_destroyed_is_whole_in_the_split_cache(si: Any) -> None:
+    with InventoryCache(si) as cache:
+        first = cache.snapshot()
+        source = first.vms[sorted(first.vms)[0]]["_obj"]
+        from pyVmomi import vim
+
+        spec = vim.vm.CloneSpec(location=vim.vm.RelocateSpec(), powerOn=False)
+        clone = wait(source.CloneVM_Task(folder=source.parent, name="split-clone", spec=spec))
+        second = cache.snapshot()
+        record = second.vms[clone._moId]
+        assert record["name"] == "split-clone" and record["config.hardware.device"]
+        assert set(record) == set(second.vms[source._moId])  # both shares' properties
+        wait(clone.Destroy_Task())
+        assert clone._moId not in cache.snapshot().vms
+        assert project(cache.snapshot()) == project(read_all(si))
+
+
+def test_one_collector_forgotten_means_a_full_read_and_the_next_pass_works(si: Any) -> None:
+    """A fault on one collector's answer while the other's is on its way: that answer is
+    given up with its connection, the pass reads everything again, and later passes work."""
+    with InventoryCache(si) as cache:
+        cache.snapshot()
+        devices = cache._collectors[0]
+        for flt in devices.shares:
+            next(f for f in cache._filters if f._moId == flt).Destroy()
+        devices.collector.Destroy()
+        snap = cache.snapshot()
+        assert cache.last.full and cache.last.reason.startswith("filter gone")
+        assert project(snap) == project(read_all(si))
+        wait(next(iter(snap.vms.values()))["_obj"].Rename_Task("after-one-was-lost"))
+        assert vm_named(cache.snapshot(), "after-one-was-lost") is not None
+        assert not cache.last.full and cache.last.changed == 1
+
+
+def test_split_shares_merge_and_an_object_one_collector_missed_is_read_again() -> None:
+    """Each share's ``enter`` sets only its own properties; a VM that one collector reported
+    and the other not yet is marked to be read again whole, one both reported is not."""
+    from pyVmomi import vim, vmodl
+
+    pc = vmodl.query.PropertyCollector
+    (heavy,), (light, *_) = parts()
+    assert heavy.props == HEAVY and "name" in light.props and not heavy.whole
+    vm1, vm2 = vim.VirtualMachine("vm-1"), vim.VirtualMachine("vm-2")
+    members: dict[str, set[str]] = {}
+
+    def enter(flt: str, vm: Any, **props: Any) -> Any:
+        changes = [
+            pc.Change(name=n.replace("_", "."), op="assign", val=v) for n, v in props.items()
+        ]
+        update = pc.ObjectUpdate(kind="enter", obj=vm, changeSet=changes)
+        return plain(
+            pc.UpdateSet(
+                version="1", filterSet=[pc.FilterUpdate(filter=pc.Filter(flt), objectSet=[update])]
+            )
+        )
+
+    shares = {"f-heavy": heavy, "f-light": light}
+    dev = {
+        "config_hardware_device": vim.vm.device.VirtualDevice.Array(
+            [vim.vm.device.VirtualE1000(key=4000)]
+        )
+    }
+    applied = apply_updates(Snapshot(), shares, enter("f-light", vm1, name="a"), None, members)
+    applied = apply_updates(Snapshot(), shares, enter("f-heavy", vm1, **dev), applied, members)
+    applied = apply_updates(Snapshot(), shares, enter("f-light", vm2, name="b"), applied, members)
+    # vm-1's light share enters again (its name changed): the heavy share's devices stay
+    applied = apply_updates(Snapshot(), shares, enter("f-light", vm1, name="c"), applied, members)
+    record = applied.snapshot.vms["vm-1"]
+    assert record["name"] == "c" and record["config.hardware.device"][0]["key"] == 4000
+    assert members == {"f-heavy": {"vm-1"}, "f-light": {"vm-1", "vm-2"}}
+    incomplete(applied, [{"f-heavy": heavy}, {"f-light": light}], members)
+    assert set(applied.stale[KINDS[0]]) == {"vm-2"}
+    assert Share(KINDS[0], KINDS[0].props).whole
