@@ -229,9 +229,10 @@ class Parser:
 
     def value(self, el: Any, declared: Any, as_localized: bool = True) -> Any:
         """The record of ``el``, a value declared as ``declared``, resolved as pyvmomi's
-        deserializer does: its ``xsi:type`` wins (except for dynamic types and an array typed
-        as an array), an untyped element of an array-valued field is one item, and a fault
-        below the top is wrapped as a LocalizedMethodFault."""
+        deserializer does: its ``xsi:type`` wins (except for dynamic types, an array typed
+        as an array, and the leaves of scalar and reference fields, which have no subtypes),
+        an untyped element of an array-valued field is one item, and a fault below the top
+        is wrapped as a LocalizedMethodFault."""
         shape = self.kinds.get(declared)
         t, kind = shape if shape is not None else self._shape(declared)
         xsi = el.get(XSI_TYPE)
@@ -261,7 +262,10 @@ class Parser:
                 if f is _SKIP:
                     continue
                 attr, ptype, is_list, conv, localized = f
-                if conv is not None and c.get(XSI_TYPE) is None:
+                # a leaf of a scalar or reference field is read by its declared type, without
+                # looking for an ``xsi:type``: the WSDL gives those types no subtypes to name
+                # (a reference's class is its ``type``), and the lookup was a tenth of the walk
+                if conv is not None:
                     if conv is _REF:
                         v = self._ref(c)
                     else:
