@@ -48,7 +48,7 @@ Leaves of scalar and reference fields read without an ``xsi:type`` lookup (2026-
 nothing else running, load 0.2-1.2; the machine was faster then: pyvmomi's baseline took
 9.8-11.5 s, against 16.7 s at 22:17): split 1.96 s median (1.90-2.22 s over 5 runs; 1.55 s of
 CPU here), and 1.96 s again (``--runs 3``); the code before that change, run just before and
-after it, 2.31 s and 2.04 s (1.69-1.71 s of CPU): 9% less CPU. Split over pyvmomi's time is
+after it, 2.31 s and 2.04 s (1.69-1.71 s of CPU): 8-9% less CPU. Split over pyvmomi's time is
 0.18 in those runs; at the issue's own baseline (pyvmomi 12.4 s) that is 2.2 s, at 22:17's slow
 16.7 s about 3.0 s.
 
