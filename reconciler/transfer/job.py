@@ -32,6 +32,7 @@ from reconciler.progress.checkpoints import CheckpointStore
 from reconciler.progress.db import Database
 from reconciler.progress.lock import StateLock
 from reconciler.transfer import report
+from reconciler.transfer.digest import disk_digest_of_reader, format_of_digest
 from reconciler.transfer.engine import (
     CopyProgress,
     CopyResult,
@@ -201,10 +202,17 @@ def run(
             else:
                 reader = conn.open_disk(disk.vm_id, disk.disk_key)
             store = _checkpoint_store(checkpoints)
+            if not output.exists() and store.get_disk(disk_id) is not None:
+                # the checkpoints outlived the file they describe: resuming from them would
+                # report the zeros of a new empty file as the copied disk
+                store.reset_disk(disk_id)
+                _err(f"note {output} was not there: the recorded copy into it is forgotten")
             writer = RawDiskWriter(output, reader.size)
             verify_reader = RawDiskReader(output) if disk.verify else None
             if changed is not None:
                 base_reader = RawDiskReader(output)
+            elif verify_reader is not None:
+                _ensure_copy_still_held(store, disk_id, verify_reader, disk.streams)
             return copy(
                 disk,
                 reader,
@@ -259,6 +267,21 @@ def _checkpoint_store(path: Path) -> CheckpointStore:
     """The checkpoints alone (the same database a ProgressStore opens): a Job's process has
     no pipeline, validations or settings to keep, and their modules are start-up time."""
     return CheckpointStore(Database(path))
+
+
+def _ensure_copy_still_held(
+    store: CheckpointStore, disk_id: str, target: RawDiskReader, streams: int
+) -> None:
+    """A disk recorded as copied is read back before it is reported copied again: an output
+    written over since (the same file, other bytes) is copied afresh, not trusted."""
+    rec = store.get_disk(disk_id)
+    if rec is None or not rec.completed or not rec.target_digest or target.size < rec.size:
+        return
+    fmt = format_of_digest(rec.target_digest)
+    if disk_digest_of_reader(target, rec.chunk_size, streams, rec.size, fmt) == rec.target_digest:
+        return
+    store.reset_disk(disk_id)
+    _err(f"note {target.path} no longer holds the recorded copy: copying it afresh")
 
 
 def _is_device(path: Path) -> bool:

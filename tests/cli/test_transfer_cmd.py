@@ -243,3 +243,41 @@ def test_a_second_transfer_into_the_same_output_waits_for_the_first(ova, tmp_pat
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+@pytest.mark.parametrize("verify", [True, False], ids=["verified", "no-verify"])
+def test_an_output_removed_since_the_last_run_is_copied_again(
+    ova, tmp_path: Path, verify: bool
+) -> None:
+    """The checkpoints beside the output outlive it (``rm disk.img``): what they record was
+    written to a file that is gone, so the next run copies afresh, never reports the zeros of a
+    new empty file as the copied disk."""
+    out = tmp_path / "disk.img"
+    extra = () if verify else ("--no-verify",)
+    assert run(args(ova, out, *extra)).returncode == 0
+    out.unlink()
+    again = run(args(ova, out, *extra))
+    assert again.returncode == 0, again.stderr
+    assert f"note {out} was not there: the recorded copy into it is forgotten" in again.stderr
+    result = report.parse_outcome(again.stdout.splitlines()[-1]).result
+    assert result.resumed_chunks == 0 and result.bytes_written > 0
+    assert disk_digest_of_file(out) == ova[3]
+
+
+def test_a_copied_output_changed_since_is_verified_and_copied_again(ova, tmp_path: Path) -> None:
+    """A finished copy whose output was written over in place (same file, other bytes): a
+    verified run reads the output back before it says the disk is there, and copies afresh
+    when it no longer holds what was copied."""
+    out = tmp_path / "disk.img"
+    assert run(args(ova, out)).returncode == 0
+    with open(out, "r+b") as f:
+        f.seek(5 * MIB)
+        f.write(b"\xff" * 4096)
+    again = run(args(ova, out))
+    assert again.returncode == 0, again.stderr
+    assert "no longer holds the recorded copy" in again.stderr
+    result = report.parse_outcome(again.stdout.splitlines()[-1]).result
+    assert result.resumed_chunks == 0
+    assert disk_digest_of_file(out) == ova[3]
+    unchanged = report.parse_outcome(run(args(ova, out)).stdout.splitlines()[-1]).result
+    assert unchanged.resumed_chunks == unchanged.chunks_total  # read back, not copied again
