@@ -159,12 +159,36 @@ class Gunicorn:
             proc.wait(20)
 
 
-KEYSTONE_WSGI = """\
+# Both services run oslo.db on sqlite with 8 threads. oslo.db begins every transaction
+# DEFERRED: one that has read and then writes while another thread writes is refused at once
+# with "database is locked" (sqlite will not wait on a lock upgrade, it could deadlock), so the
+# URL's timeout never applies. Begun IMMEDIATE, a transaction waits for the write lock up to
+# that timeout instead. A class-level listener runs before oslo.db's engine-level one, which
+# then sees the transaction begun.
+SQLITE_BEGIN_IMMEDIATE = """\
+import sqlalchemy
+from sqlalchemy.engine import Engine
+
+
+@sqlalchemy.event.listens_for(Engine, "begin")
+def _begin_immediate(conn):
+    if conn.dialect.name == "sqlite" and "in_transaction" not in conn.info:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.info["in_transaction"] = True
+
+"""
+
+KEYSTONE_WSGI = (
+    SQLITE_BEGIN_IMMEDIATE
+    + """\
 import sys
 
 sys.argv = sys.argv[:1]  # keystone parses the command line: hide gunicorn's
 from keystone.wsgi.api import application  # noqa: E402,F401
 """
+)
+
+GLANCE_WSGI = SQLITE_BEGIN_IMMEDIATE + "from glance.wsgi.api import application  # noqa: F401\n"
 
 
 @dataclass
@@ -380,8 +404,13 @@ def start_cloud(folder: Path, log: Any = print) -> Cloud:
         kenv,
         folder / "keystone.log",
     )
+    (gdir / "glance_wsgi.py").write_text(GLANCE_WSGI)
     glance = Gunicorn(
-        "glance", gport, [str(python), "glance.wsgi.api:application"], genv, folder / "glance.log"
+        "glance",
+        gport,
+        [str(python), "--chdir", str(gdir), "glance_wsgi:application"],
+        genv,
+        folder / "glance.log",
     )
     cloud = Cloud(folder, tls, keystone, glance)
     try:
