@@ -103,6 +103,23 @@ single figures are noisy: the paired medians are what to read), ``--pairs 3``:
   (``-t writeback``, ``-t none``).  Against ``-t writeback`` ours is 1.13-1.23x: the rest is
   our start-up (about 0.08 s of CPU for this child, 0.17 s for the ``transfer`` command with
   its plugin) and 2.2x the CPU, of which hashing the source and the read-back is 0.05 s.
+
+  Main after the fix for a removed output (2026-12-04 00:50, ``--pairs 5``, nothing else
+  running, load average 0.5-2.3):
+                                   wall x  dur. x   cpu x  dur. x
+  ova-random        verify          0.88x   0.70x    0.95x   0.94x
+  ova-random        no-verify       0.81x   0.71x    0.93x   0.89x
+  ova-compressible  verify          0.69x   0.70x    0.82x   0.86x
+  ova-compressible  no-verify       0.76x   0.84x    1.01x   1.19x
+  raw               verify          2.79x   1.68x    2.45x   2.37x
+  raw               no-verify       2.32x   1.45x    1.96x   2.03x
+  Every output identical, allocated 400.0/400.0 MiB; both OVAs meet every goal again.  Raw
+  against ``-t writeback`` came out at 1.45-1.68x here, against 1.13-1.23x the evening before:
+  qemu-img's durable run took about 0.26-0.32 s in this window (our time over the ratio),
+  against 0.32-0.38 s the evening before.  Flushing
+  every 32 or 256 MiB instead of 64 MiB (7 paired runs each, against this code) changed
+  nothing beyond noise (256 MiB was slower: the flushes overlap the device's writes with the
+  copy).
 """
 
 from __future__ import annotations
