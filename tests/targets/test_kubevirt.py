@@ -395,6 +395,36 @@ def test_a_pvc_deleted_under_a_running_copy_is_noticed(target, kubelet, source, 
     assert target.disk_exists(claims[0])
 
 
+def test_a_block_pvc_made_anew_starts_without_the_old_checkpoints(
+    target, kubelet, source, tmp_path
+) -> None:
+    """A Block PVC deleted by hand leaves its ``-ckpt`` companion, whose records describe the
+    device that is gone: the PVC made anew goes without them, so its Job copies from the start
+    instead of resuming into a blank device."""
+    ref, vm, _ = source
+    claims = allocate(target, vm)
+    block = claims[1]
+    ckpt = f"/api/v1/namespaces/{NS}/persistentvolumeclaims/{block.name}-ckpt"
+    halt = threading.Event()
+
+    def on_progress(p) -> None:
+        if p.data_bytes_written > 0:
+            halt.set()
+
+    store = ProgressStore(tmp_path / "p.db")
+    with pytest.raises(TransferCanceled):  # stopped midway: its checkpoints stay
+        target.copy_disk(
+            request(vm, block, ref, store, halt=halt, on_progress=on_progress, max_mibps=1.0)
+        )
+    target.ensure_disk(block)  # the PVC is there: its checkpoints stay with it
+    assert target.api.get(ckpt) is not None
+    kubelet.delete_pvc_by_hand(NS, block.name)
+    assert target.api.get(ckpt) is not None  # the user deleted only the disk's PVC
+    target.ensure_disk(block)
+    assert target.disk_exists(block)
+    assert target.api.get(ckpt) is None  # the next Job makes it anew, empty
+
+
 def test_cleanup_and_delete_touch_only_what_carries_the_labels(
     target, cluster, source, tmp_path
 ) -> None:

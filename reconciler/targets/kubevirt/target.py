@@ -161,7 +161,12 @@ class KubevirtTarget:
         return claim.size if self.disk_exists(claim) else None
 
     def ensure_disk(self, claim: DiskClaim) -> None:
+        """The disk's PVC, made unless it is there. A PVC made anew (a first allocation, or one
+        deleted by hand) goes without a checkpoint PVC left from the one before it: its records
+        describe a device that is gone, and a Job resuming from them would skip chunks."""
         check_manifest(claim.manifest)
+        if not self.disk_exists(claim):
+            self.api.delete(f"{PVC_PATH.format(ns=claim.namespace)}/{checkpoint_name(claim)}")
         ensure_created(self.api, PVC_PATH.format(ns=claim.namespace), claim.name, claim.manifest)
 
     def release_disk(self, claim: DiskClaim) -> None:
