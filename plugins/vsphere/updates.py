@@ -95,14 +95,13 @@ class Applied:
 
 def apply_updates(
     base: Snapshot,
-    kinds: dict[str, Kind | Share],
+    shares: dict[str, Share],
     update_set: Any,
     into: Applied | None = None,
     members: dict[str, set[str]] | None = None,
 ) -> Applied:
     """Apply a ``WaitForUpdatesEx`` UpdateSet, a plain record (:mod:`plugins.vsphere.soapparse`;
-    ``kinds``: filter moid -> the kind it reads, or its :class:`Share` of a split kind), to
-    ``base``.
+    ``shares``: filter moid -> the :class:`Share` it reads), to ``base``.
 
     ``base`` is not modified: a changed kind gets a new dict and a changed object a new props
     dict, so a snapshot handed out earlier stays as it was. Pass ``into`` to go on applying
@@ -114,11 +113,9 @@ def apply_updates(
     copied = {k for k in KINDS if getattr(out.snapshot, k.field) is not getattr(base, k.field)}
     for fu in update_set.get("filterSet", ()):
         flt = fu["filter"]._moId
-        share = kinds.get(flt)
+        share = shares.get(flt)
         if share is None:
             continue
-        if isinstance(share, Kind):
-            share = Share(share, share.props)
         kind, owned = share.kind, share.props
         seen = None if share.whole or members is None else members.setdefault(flt, set())
         if kind not in copied:

@@ -212,7 +212,7 @@ def test_every_kind_of_property_change_is_applied() -> None:
 
     pc = vmodl.query.PropertyCollector
     vm = vim.VirtualMachine("vm-1")
-    kinds = {"filter-vms": KINDS[0]}
+    shares = {"filter-vms": Share(KINDS[0], KINDS[0].props)}
     base = Snapshot(
         vms={
             "vm-1": {"_obj": vm, "name": "a", "snapshot": "x", "guest.ipAddress": "10.0.0.1"},
@@ -250,7 +250,7 @@ def test_every_kind_of_property_change_is_applied() -> None:
             )
         ],
     )
-    applied = apply_updates(base, kinds, plain(updates))
+    applied = apply_updates(base, shares, plain(updates))
 
     assert applied.changed == {"vm-1", "vm-2", "vm-3"}
     assert applied.snapshot.vms["vm-1"] == {
