@@ -23,8 +23,16 @@ TAIL_LINES = 20
 _PROGRESS = re.compile(r"^\[\s*\d+\.\d\] (.*)$")  # virt-v2v's own, not the kernel's
 _CONVERTING = re.compile(r"Converting (.+) to run on KVM")
 _GCAPS = re.compile(r"^\s*gcaps_(\w+) = (.*)$")
-_ERROR = re.compile(r"^virt-v2v(?:-in-place)?: error: (.*)$")
+# anywhere in a line: virt-v2v's message and its appliance's debug output share the pipe, and
+# a debug write can land inside the message's line ("inspecvirt-v2v-in-place: error: ...")
+_ERROR = re.compile(r"virt-v2v(?:-in-place)?: error: (.*)$")
 _INSPECT = re.compile(r"^i_(\w+) = (.*)$")  # what inspection found (virt-v2v -v)
+
+
+def error_message(line: str) -> str:
+    """virt-v2v's own error message in a line of its output, or "" when the line has none."""
+    m = _ERROR.search(line)
+    return m.group(1) if m else ""
 
 
 class ConversionFailed(Exception):
@@ -138,8 +146,8 @@ def convert_in_place(
                 facts[m.group(1)] = m.group(2).strip()
             if m := _INSPECT.match(line):
                 inspected.setdefault(m.group(1), m.group(2).strip())
-            if m := _ERROR.match(line):
-                errors = m.group(1)
+            if message := error_message(line):
+                errors = message
             if "has virtio drivers installed" in line:
                 virtio_drivers = True
             if time.monotonic() - started > timeout:

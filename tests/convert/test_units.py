@@ -7,7 +7,7 @@ from pathlib import Path
 
 from reconciler.convert import kvm
 from reconciler.convert.domain import GuestDisk, GuestNic, GuestSpec, domain_xml
-from reconciler.convert.v2v import holds_os
+from reconciler.convert.v2v import error_message, holds_os
 
 
 def test_domain_xml_has_firmware_disks_in_order_and_nics() -> None:
@@ -112,3 +112,12 @@ def test_conversion_job_attaches_every_pvc_and_asks_for_kvm_when_offered() -> No
     [container] = software["spec"]["template"]["spec"]["containers"]
     assert KVM_RESOURCE not in container["resources"]["limits"]
     assert container["env"] == [{"name": "MTV_GITOPS_FORCE_TCG", "value": "1"}]
+
+
+def test_virt_v2v_error_is_found_inside_a_line_another_write_cut_into() -> None:
+    """Seen in a make test run: the appliance's debug output landed inside virt-v2v's message
+    line, and the VM's error said only "exited with 1"."""
+    line = "inspecvirt-v2v-in-place: error: inspection could not detect the source guest."
+    assert error_message(line) == "inspection could not detect the source guest."
+    assert error_message("virt-v2v: error: no space") == "no space"
+    assert error_message("libguestfs: trace: inspect_os") == ""
